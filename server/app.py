@@ -1,0 +1,127 @@
+"""The Starlette app factory: routes, middleware, error handlers, and the lifespan that
+starts the database, the job queue and (embedded mode) the in-process workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import BaseRoute
+
+import federation.routes
+import server.health
+import server.web.pages
+import server.wellknown
+from server.cors import PathCORSMiddleware
+from server.db import Database
+from server.errors import EXCEPTION_HANDLERS
+from server.queue.broker import JobQueue, make_broker
+from server.queue.kinds import LIGHT_QUEUES
+from server.queue.runner import JobRunner
+from server.services.accounts import instance_actor
+from server.settings import Settings
+from server.state import EaselState
+from server.urls import Urls
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppOptions:
+    """How much of the background machinery the app starts with itself."""
+
+    # Run dramatiq worker threads for the light queues in this process (embedded mode).
+    run_workers: bool = True
+    worker_threads: int = 4
+    # Re-send due jobs at start-up and when retries fall due.
+    run_reconciler: bool = True
+    # Command line of a child worker process to keep running (embedded protection).
+    child_worker: list[str] = field(default_factory=list)
+
+
+async def supervise_child(command: list[str], stop: asyncio.Event) -> None:
+    """Keep a child worker process running until ``stop``; restart it if it dies."""
+    delay = 1.0
+    while not stop.is_set():
+        process = await asyncio.create_subprocess_exec(*command)
+        log.info("started child worker (pid %s): %s", process.pid, " ".join(command))
+        waiter = asyncio.ensure_future(process.wait())
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if stop.is_set():
+            stopper.cancel()
+            if process.returncode is None:
+                process.terminate()
+                try:
+                    await asyncio.wait_for(waiter, timeout=15)
+                except TimeoutError:
+                    process.kill()
+                    await waiter
+            return
+        stopper.cancel()
+        log.error("child worker exited with %s; restarting in %.0f s", process.returncode, delay)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=delay)
+        except TimeoutError:
+            pass
+        delay = min(delay * 2, 60.0)
+
+
+def all_routes() -> list[BaseRoute]:
+    return [
+        *server.wellknown.routes,
+        *server.health.routes,
+        *federation.routes.routes,
+        *server.web.pages.routes,
+    ]
+
+
+def build_state(settings: Settings, db: Database | None = None) -> EaselState:
+    db = db or Database.from_settings(settings)
+    runner = JobRunner(db, settings)
+    queue = JobQueue(runner, make_broker(settings), consumed_queues=LIGHT_QUEUES)
+    return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings))
+
+
+def create_app(
+    settings: Settings, *, db: Database | None = None, options: AppOptions | None = None
+) -> Starlette:
+    options = options or AppOptions()
+    state = build_state(settings, db)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with state.db.session() as session:
+            await instance_actor(session, settings)
+        stop = asyncio.Event()
+        tasks: list[asyncio.Task[None]] = []
+        state.queue.bind_loop()
+        if options.run_workers and state.queue.in_process:
+            state.queue.start_worker(LIGHT_QUEUES, threads=options.worker_threads)
+        if options.run_reconciler and state.queue.in_process:
+            tasks.append(asyncio.create_task(state.queue.reconcile_forever(LIGHT_QUEUES, stop)))
+        if options.child_worker:
+            tasks.append(asyncio.create_task(supervise_child(options.child_worker, stop)))
+        try:
+            yield
+        finally:
+            stop.set()
+            for task in tasks:
+                await task
+            await state.queue.stop_worker()
+            await state.db.dispose()
+
+    app = Starlette(
+        routes=all_routes(),
+        middleware=[Middleware(PathCORSMiddleware)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.easel = state
+    return app

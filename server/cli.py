@@ -1,0 +1,92 @@
+"""The ``easel`` command: serve, migrate, worker, admin."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import server
+from server.queue.kinds import QUEUES
+from server.settings import SettingsError, load_settings
+
+
+def _queues(value: str) -> list[str]:
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in QUEUES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown queue(s): {', '.join(unknown) or value!r}; choose from {', '.join(QUEUES)}"
+        )
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="easel", description="Easel: a federated portfolio network")
+    parser.add_argument("--version", action="version", version=f"easel {server.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="apply migrations, then serve HTTP")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    worker = commands.add_parser("worker", help="run background jobs")
+    worker.add_argument("--queues", type=_queues, default=list(QUEUES),
+                        help=f"comma-separated, from: {', '.join(QUEUES)} (default: all)")
+    worker.add_argument("--threads", type=int, default=4)
+
+    admin = commands.add_parser("admin", help="instance administration")
+    admin_commands = admin.add_subparsers(dest="admin_command", required=True)
+    create = admin_commands.add_parser("create-user", help="create a confirmed, approved user")
+    create.add_argument("username")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password", required=True)
+    create.add_argument("--admin", action="store_true")
+
+    jobs = admin_commands.add_parser("jobs", help="list background jobs, or retry failed ones")
+    jobs.add_argument("--state", choices=["queued", "running", "done", "failed"], default=None)
+    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--retry", nargs="*", metavar="ID", default=None,
+                      help="requeue these failed jobs (all failed jobs when no id is given)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(f"easel: configuration error: {exc}", file=sys.stderr)
+        return 2
+    for name in settings.extra:
+        if not name.startswith("EASEL_TEST_"):
+            print(f"easel: warning: unknown setting {name} is ignored", file=sys.stderr)
+
+    from server import commands
+
+    try:
+        if args.command == "serve":
+            return commands.serve(settings, args.host, args.port)
+        if args.command == "migrate":
+            return asyncio.run(commands.migrate(settings))
+        if args.command == "worker":
+            return asyncio.run(commands.worker(settings, args.queues, args.threads))
+        if args.admin_command == "create-user":
+            return asyncio.run(commands.create_user(
+                settings, args.username, args.email, args.password, args.admin))
+        return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
+    except commands.CommandError as exc:
+        print(f"easel: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""The database engine and sessions, for SQLite (embedded) and PostgreSQL alike.
+
+SQLite runs in WAL mode with a busy timeout and foreign keys on, so the web process and
+the protection worker can share one file. This module never creates tables: the schema
+belongs to the alembic migrations (``server/migrate.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+from sqlalchemy.orm import Session
+
+from server.settings import Settings
+
+SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+
+def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    if url.startswith("sqlite"):
+        engine = create_async_engine(
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+class EaselSession(Session):
+    """A session that hands the jobs it enqueued to the queue once they are committed."""
+
+
+@event.listens_for(EaselSession, "after_commit")
+def _dispatch_committed_jobs(session: Session) -> None:
+    job_ids = session.info.pop("easel_job_ids", None)
+    dispatch = session.info.get("dispatch_jobs")
+    if job_ids and dispatch is not None:
+        dispatch(job_ids)
+
+
+@event.listens_for(EaselSession, "after_rollback")
+def _forget_rolled_back_jobs(session: Session) -> None:
+    session.info.pop("easel_job_ids", None)
+
+
+class Database:
+    """One engine and its session factory; sessions commit explicitly.
+
+    ``dispatch_jobs`` (set by the queue) is called with the ids of jobs a session added,
+    after that session commits; a lost call is harmless, the reconciler finds due rows.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        self.dispatch_jobs: Callable[[list[tuple[int, str]]], None] | None = None
+        self.sessions = async_sessionmaker(
+            self.engine, expire_on_commit=False, sync_session_class=EaselSession,
+            info={"dispatch_jobs": self._dispatch},
+        )
+
+    def _dispatch(self, job_ids: list[tuple[int, str]]) -> None:
+        if self.dispatch_jobs is not None:
+            self.dispatch_jobs(job_ids)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Database:
+        if settings.is_sqlite:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return cls(settings.effective_database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+    @asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        async with self.sessions() as session:
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,65 @@
+"""One place that turns errors into responses.
+
+API and federation paths answer ``{"error": "..."}`` with Mastodon's status codes; pages
+answer plain text. An unexpected exception is logged with its cause and answered with a
+500 that reveals nothing of it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+
+from server.services.errors import ServiceError
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/oauth/", "/.well-known/", "/nodeinfo/", "/users/", "/inbox", "/actor")
+
+
+class ApiError(HTTPException):
+    """Raise from an endpoint: ``raise ApiError(404, "Record not found")``."""
+
+    def __init__(self, status_code: int, message: str) -> None:
+        super().__init__(status_code=status_code, detail=message)
+
+
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(JSON_PREFIXES) or "json" in request.headers.get("accept", "")
+
+
+def error_response(request: Request, status_code: int, message: str) -> Response:
+    if _wants_json(request):
+        return JSONResponse({"error": message}, status_code=status_code)
+    return PlainTextResponse(message, status_code=status_code)
+
+
+async def http_exception_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else "Error"
+    if exc.status_code == 404 and message == "Not Found":
+        message = "Record not found"
+    response = error_response(request, exc.status_code, message)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def service_error_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(request, exc.status_code, exc.message)
+
+
+async def unexpected_error_handler(request: Request, exc: Exception) -> Response:
+    log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(request, 500, "Internal server error")
+
+
+EXCEPTION_HANDLERS = {
+    HTTPException: http_exception_handler,
+    ServiceError: service_error_handler,
+    Exception: unexpected_error_handler,
+}

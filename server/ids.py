@@ -1,0 +1,28 @@
+"""Snowflake-style ids: numeric, sortable by creation time, as Mastodon clients expect.
+
+An id is the creation time in milliseconds shifted left 16 bits, plus 16 random bits, so
+ids from several processes rarely collide and always sort by time. Remote objects get ids
+from their ``published`` time, which keeps timelines in the order the fediverse wrote them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+
+def new_id(at: datetime | None = None) -> int:
+    moment = at or datetime.now(UTC)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    millis = int(moment.timestamp() * 1000)
+    return (millis << 16) | secrets.randbits(16)
+
+
+def id_floor(at: datetime) -> int:
+    """The smallest id a row created at ``at`` can have (for time-based pagination)."""
+    return int(at.timestamp() * 1000) << 16
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,57 @@
+"""Actors, local and remote: one row per fediverse account Easel knows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from server.ids import new_id, utcnow
+from server.models.base import Base
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    # One account per (username, domain), case-insensitively: username_key is the
+    # lower-cased username. domain is "" for local accounts (NULL would escape the index).
+    __table_args__ = (UniqueConstraint("username_key", "domain"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(255))
+    username_key: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str] = mapped_column(String(255), default="", index=True)
+    # Person for people, Application for the instance actor, Service for bots.
+    actor_type: Mapped[str] = mapped_column(String(32), default="Person")
+    display_name: Mapped[str] = mapped_column(String(255), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    uri: Mapped[str] = mapped_column(String(2048), unique=True)
+    url: Mapped[str] = mapped_column(String(2048), default="")
+    inbox_url: Mapped[str] = mapped_column(String(2048), default="")
+    outbox_url: Mapped[str] = mapped_column(String(2048), default="")
+    shared_inbox_url: Mapped[str] = mapped_column(String(2048), default="")
+    followers_url: Mapped[str] = mapped_column(String(2048), default="")
+    following_url: Mapped[str] = mapped_column(String(2048), default="")
+    featured_url: Mapped[str] = mapped_column(String(2048), default="")
+    public_key_id: Mapped[str] = mapped_column(String(2048), default="")
+    public_key_pem: Mapped[str] = mapped_column(Text, default="")
+    # Only local actors have one; it never leaves the server.
+    private_key_pem: Mapped[str | None] = mapped_column(Text, default=None)
+    locked: Mapped[bool] = mapped_column(Boolean, default=False)
+    discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
+    indexable: Mapped[bool] = mapped_column(Boolean, default=False)
+    bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    user: Mapped[User | None] = relationship(back_populates="account", uselist=False)
+
+    @property
+    def is_local(self) -> bool:
+        return self.domain == ""
+
+    def acct(self) -> str:
+        return self.username if self.is_local else f"{self.username}@{self.domain}"
+
+
+from server.models.user import User  # noqa: E402

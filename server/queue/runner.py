@@ -1,0 +1,236 @@
+"""Claiming and running job rows; the part of the queue that does not know dramatiq.
+
+A claim is one conditional UPDATE (due, and unchanged since we read it), so two workers
+never run the same attempt. A handler's session is committed in the same transaction
+that marks its job done, and only if the claim still holds: an attempt whose worker
+stalled past its time limit, and was taken over, commits nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from server.db import Database
+from server.ids import utcnow
+from server.models import Job, JobState
+from server.queue.kinds import KINDS, JobKind
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_LENGTH = 4000
+# How long a polling worker waits when nothing is due (new rows from other processes).
+POLL_INTERVAL = 1.0
+
+
+@dataclass
+class JobContext:
+    """What a handler gets: its job (as claimed), a session, and the instance settings."""
+
+    job: Job
+    session: AsyncSession
+    settings: Settings
+    db: Database
+
+    async def report_progress(self, progress: float) -> None:
+        """Record progress (0..1) at once, in its own short transaction."""
+        progress = min(max(progress, 0.0), 1.0)
+        async with self.db.session() as session:
+            await session.execute(
+                update(Job)
+                .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
+                .values(progress=progress)
+            )
+            await session.commit()
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    return or_(
+        and_(Job.state == JobState.QUEUED, Job.next_try_at <= now),
+        and_(Job.state == JobState.RUNNING, Job.locked_until < now),
+    )
+
+
+class JobRunner:
+    def __init__(
+        self,
+        db: Database,
+        settings: Settings,
+        *,
+        kinds: dict[str, JobKind] | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.kinds = KINDS if kinds is None else kinds
+        self.clock = clock
+        # Set by the queue: tell the broker about a retry (job id, queue, delay).
+        self.on_retry: Callable[[int, str, timedelta], None] | None = None
+
+    async def claim(self, job_id: int) -> tuple[Job, JobKind] | None:
+        """Take job ``job_id`` if it is due and of a kind this process runs."""
+        now = self.clock()
+        async with self.db.session() as session:
+            job = await session.get(Job, job_id)
+            if job is None:
+                return None
+            kind = self.kinds.get(job.kind)
+            if kind is None:
+                return None
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job_id, Job.attempts == job.attempts, _due(now))
+                .values(
+                    state=JobState.RUNNING,
+                    attempts=Job.attempts + 1,
+                    locked_until=now + kind.time_limit,
+                    updated_at=now,
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return None
+            await session.commit()
+            await session.refresh(job)
+            return job, kind
+
+    async def run(self, job_id: int) -> str:
+        """Run job ``job_id`` once if it is due; return what happened."""
+        claimed = await self.claim(job_id)
+        if claimed is None:
+            return "skipped"
+        return await self._execute(*claimed)
+
+    async def _execute(self, job: Job, kind: JobKind) -> str:
+        try:
+            async with self.db.session() as session:
+                context = JobContext(job=job, session=session, settings=self.settings, db=self.db)
+                await asyncio.wait_for(kind.handler(context), kind.time_limit.total_seconds())
+                finished = await session.execute(
+                    update(Job)
+                    .where(Job.id == job.id, Job.state == JobState.RUNNING,
+                           Job.attempts == job.attempts)
+                    .values(state=JobState.DONE, progress=1.0, locked_until=None,
+                            finished_at=self.clock(), last_error=None)
+                    .execution_options(synchronize_session=False)
+                )
+                if finished.rowcount != 1:  # type: ignore[attr-defined]
+                    # Our claim expired and another worker took the job over.
+                    await session.rollback()
+                    log.warning("job %s (%s): claim lost, effects discarded", job.id, job.kind)
+                    return "lost"
+                await session.commit()
+                return "done"
+        except Exception as exc:  # a handler's failure is recorded, never propagated
+            return await self._record_failure(job, kind, exc)
+
+    async def _record_failure(self, job: Job, kind: JobKind, exc: BaseException) -> str:
+        now = self.clock()
+        if isinstance(exc, TimeoutError):
+            error = f"time limit of {kind.time_limit} exceeded"
+        else:
+            error = "".join(traceback.format_exception_only(exc)).strip()
+        log.warning("job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempts, error)
+        give_up = job.attempts >= kind.max_attempts
+        delay = kind.retry_delay(job.attempts)
+        values: dict[str, object] = {
+            "last_error": error[:MAX_ERROR_LENGTH],
+            "locked_until": None,
+            "updated_at": now,
+        }
+        if give_up:
+            values.update(state=JobState.FAILED, finished_at=now)
+        else:
+            values.update(state=JobState.QUEUED, next_try_at=now + delay)
+        async with self.db.session() as session:
+            result = await session.execute(
+                update(Job)
+                .where(Job.id == job.id, Job.state == JobState.RUNNING,
+                       Job.attempts == job.attempts)
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            await session.commit()
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return "lost"
+        if give_up:
+            return "failed"
+        if self.on_retry is not None:
+            self.on_retry(job.id, job.queue, delay)
+        return "retry"
+
+    async def due_jobs(self, queues: Sequence[str], limit: int = 1000) -> list[tuple[int, str]]:
+        """Jobs of known kinds in ``queues`` that are due now, oldest first."""
+        now = self.clock()
+        async with self.db.session() as session:
+            rows = await session.execute(
+                select(Job.id, Job.queue)
+                .where(Job.queue.in_(queues), Job.kind.in_(list(self.kinds)), _due(now))
+                .order_by(Job.next_try_at, Job.id)
+                .limit(limit)
+            )
+            return [(row.id, row.queue) for row in rows]
+
+    async def next_due_at(self, queues: Sequence[str]) -> datetime | None:
+        """When the earliest not-yet-due job in ``queues`` becomes due (retry or lease end)."""
+        now = self.clock()
+        async with self.db.session() as session:
+            queued = await session.scalar(
+                select(Job.next_try_at)
+                .where(Job.queue.in_(queues), Job.state == JobState.QUEUED,
+                       Job.next_try_at > now)
+                .order_by(Job.next_try_at).limit(1)
+            )
+            running = await session.scalar(
+                select(Job.locked_until)
+                .where(Job.queue.in_(queues), Job.state == JobState.RUNNING,
+                       Job.locked_until >= now)
+                .order_by(Job.locked_until).limit(1)
+            )
+        times = [t for t in (queued, running) if t is not None]
+        return min(times) if times else None
+
+    async def run_due(self, queues: Sequence[str]) -> int:
+        """Run every due job in ``queues`` until none is due; return how many ran.
+
+        The synchronous drain: what a polling worker does in a loop, and what tests call.
+        """
+        ran = 0
+        while True:
+            due = await self.due_jobs(queues, limit=50)
+            if not due:
+                return ran
+            progressed = False
+            for job_id, _queue in due:
+                if await self.run(job_id) != "skipped":
+                    ran += 1
+                    progressed = True
+            if not progressed:
+                return ran
+
+    async def poll(self, queues: Sequence[str], stop: asyncio.Event) -> None:
+        """Run due jobs until ``stop`` is set: the worker loop when there is no broker."""
+        while not stop.is_set():
+            try:
+                await self.run_due(queues)
+                wait = POLL_INTERVAL
+                next_at = await self.next_due_at(queues)
+                if next_at is not None:
+                    wait = min(wait, max((next_at - self.clock()).total_seconds(), 0.05))
+            except Exception:  # the database may be briefly unavailable; keep going
+                log.exception("job poll failed")
+                wait = POLL_INTERVAL * 5
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=wait)
+            except TimeoutError:
+                pass

@@ -1,0 +1,183 @@
+"""Instance settings, read once from ``EASEL_*`` environment variables and ``.env``.
+
+Every setting is validated when the process starts, so a typo stops ``easel serve`` with a
+message naming the variable instead of surfacing later as a strange failure. This module
+must never read the environment anywhere but in :func:`load_settings`; everything else gets
+a :class:`Settings` passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
+
+REGISTRATION_MODES = ("open", "approval", "closed")
+AI_UPLOAD_POLICIES = ("reject", "label", "allow")
+
+_DOMAIN_RE = re.compile(
+    r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?::(?P<port>[0-9]{1,5}))?$"
+)
+
+
+class SettingsError(ValueError):
+    """A setting has a value Easel cannot run with; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    domain: str = "localhost:8080"
+    scheme: str = "https"
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+    broker_url: str = ""
+    vae_paths: tuple[Path, ...] = ()
+    allow_private_addresses: bool = False
+    registrations: str = "approval"
+    ai_uploads: str = "reject"
+    rate_limits: bool = True
+    authorized_fetch: bool = False
+    title: str = "Easel"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"{self.scheme}://{self.domain}"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'easel.sqlite3').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    def with_changes(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean: use true/false, 1/0, yes/no or on/off")
+
+
+def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    value = raw.strip().lower()
+    if value not in choices:
+        raise SettingsError(f"{name}={raw!r} must be one of: {', '.join(choices)}")
+    return value
+
+
+def _domain(raw: str) -> str:
+    value = raw.strip().lower()
+    match = _DOMAIN_RE.match(value)
+    if not match or (match.group("port") and not 0 < int(match.group("port")) < 65536):
+        raise SettingsError(
+            f"EASEL_DOMAIN={raw!r} must be a host name with an optional port, "
+            "like 'art.example' or 'localhost:8080' (no scheme, no path)"
+        )
+    return value
+
+
+def _database_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    for plain, driver in (("postgresql://", "postgresql+asyncpg://"),
+                          ("postgres://", "postgresql+asyncpg://")):
+        if value.startswith(plain):
+            value = driver + value[len(plain):]
+    if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        raise SettingsError(
+            f"EASEL_DATABASE_URL={raw!r} is not supported: use postgresql://… "
+            "(or postgresql+asyncpg://…) or sqlite+aiosqlite:///path"
+        )
+    return value
+
+
+def _broker_url(raw: str) -> str:
+    value = raw.strip()
+    if value and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
+        raise SettingsError(
+            f"EASEL_BROKER_URL={raw!r} is not supported: use redis://host:port/db or amqp://…"
+        )
+    return value
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
+    values: dict[str, str] = {}
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("export "):
+            line = line[len("export "):].lstrip()
+        name, sep, value = line.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError(f"{path}:{number}: expected NAME=value")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Build :class:`Settings` from the environment (which wins) and an optional ``.env``."""
+    env: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        env.update(read_dotenv(dotenv))
+    env.update(os.environ if environ is None else environ)
+
+    def get(name: str, default: str = "") -> str:
+        return env.get(name, default)
+
+    scheme = _choice("EASEL_SCHEME", get("EASEL_SCHEME", "https"), ("https", "http"))
+    data_dir = Path(get("EASEL_DATA_DIR", "./data") or "./data").expanduser()
+    vae_raw = get("EASEL_VAE_PATH").strip()
+    vae_paths = tuple(Path(p).expanduser() for p in vae_raw.split(os.pathsep) if p.strip())
+    for path in vae_paths:
+        if not path.exists():
+            raise SettingsError(f"EASEL_VAE_PATH: {path} does not exist (models load only from local paths)")
+
+    known = {
+        "EASEL_DOMAIN", "EASEL_SCHEME", "EASEL_DATA_DIR", "EASEL_DATABASE_URL",
+        "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
+        "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
+        "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE",
+    }
+    return Settings(
+        domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
+        scheme=scheme,
+        data_dir=data_dir,
+        database_url=_database_url(get("EASEL_DATABASE_URL")),
+        broker_url=_broker_url(get("EASEL_BROKER_URL")),
+        vae_paths=vae_paths,
+        allow_private_addresses=parse_bool(
+            "EASEL_ALLOW_PRIVATE_ADDRESSES", get("EASEL_ALLOW_PRIVATE_ADDRESSES", "false")
+        ),
+        registrations=_choice(
+            "EASEL_REGISTRATIONS", get("EASEL_REGISTRATIONS", "approval"), REGISTRATION_MODES
+        ),
+        ai_uploads=_choice("EASEL_AI_UPLOADS", get("EASEL_AI_UPLOADS", "reject"), AI_UPLOAD_POLICIES),
+        rate_limits=parse_bool("EASEL_RATE_LIMITS", get("EASEL_RATE_LIMITS", "on")),
+        authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
+        title=get("EASEL_TITLE", "Easel").strip() or "Easel",
+        extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
+    )

@@ -1,0 +1,50 @@
+"""Where local things live: every id and link Easel publishes is built here.
+
+ActivityPub ids are permanent, so these paths never change once an instance federates.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from server.settings import Settings
+
+INSTANCE_ACTOR_PATH = "/actor"
+
+
+class Urls:
+    def __init__(self, settings: Settings) -> None:
+        self.base = settings.base_url
+        self.domain = settings.domain
+
+    def actor(self, username: str) -> str:
+        return f"{self.base}/users/{quote(username)}"
+
+    def profile(self, username: str) -> str:
+        return f"{self.base}/@{quote(username)}"
+
+    def inbox(self, username: str) -> str:
+        return self.actor(username) + "/inbox"
+
+    def outbox(self, username: str) -> str:
+        return self.actor(username) + "/outbox"
+
+    def followers(self, username: str) -> str:
+        return self.actor(username) + "/followers"
+
+    def following(self, username: str) -> str:
+        return self.actor(username) + "/following"
+
+    def featured(self, username: str) -> str:
+        return self.actor(username) + "/collections/featured"
+
+    def key_id(self, actor_uri: str) -> str:
+        return actor_uri + "#main-key"
+
+    @property
+    def shared_inbox(self) -> str:
+        return f"{self.base}/inbox"
+
+    @property
+    def instance_actor(self) -> str:
+        return self.base + INSTANCE_ACTOR_PATH

@@ -1,0 +1,1 @@
+"""HTML pages for people: profiles now, portfolios and the upload form later."""

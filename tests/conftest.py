@@ -1,0 +1,182 @@
+"""Shared fixtures: settings, a migrated database per test, the app and its client, users.
+
+The backends come from the environment, so the same suite runs on each:
+``EASEL_TEST_DATABASE_URL`` (PostgreSQL; default: a SQLite file per test) and
+``EASEL_TEST_BROKER_URL`` (Redis; default: dramatiq's in-process broker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from server.app import AppOptions, create_app
+from server.db import Database
+from server.migrate import upgrade
+from server.models import Base, User
+from server.services.accounts import create_user
+from server.settings import Settings
+
+TEST_DATABASE_URL = os.environ.get("EASEL_TEST_DATABASE_URL", "")
+TEST_BROKER_URL = os.environ.get("EASEL_TEST_BROKER_URL", "")
+DOMAIN = "easel.test"
+
+
+def _migrate(url: str) -> None:
+    async def run() -> None:
+        db = Database(url)
+        try:
+            await upgrade(db.engine)
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file, copied for each test (migrating per test is slow)."""
+    path = tmp_path_factory.mktemp("template") / "easel.sqlite3"
+    _migrate(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_migrated() -> str:
+    _migrate(TEST_DATABASE_URL)
+    return TEST_DATABASE_URL
+
+
+@pytest.fixture
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if TEST_DATABASE_URL:
+        url: str = request.getfixturevalue("postgres_migrated")
+        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+        async def truncate() -> None:
+            db = Database(url)
+            try:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            finally:
+                await db.dispose()
+
+        asyncio.run(truncate())
+        return url
+    template: Path = request.getfixturevalue("sqlite_template")
+    path = tmp_path / "data" / "easel.sqlite3"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(template, path)
+    return f"sqlite+aiosqlite:///{path}"
+
+
+@pytest.fixture
+def broker_url() -> Iterator[str]:
+    if TEST_BROKER_URL:
+        import redis
+
+        client = redis.Redis.from_url(TEST_BROKER_URL)
+        client.flushdb()
+        yield TEST_BROKER_URL
+        client.flushdb()
+        client.close()
+    else:
+        yield ""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, broker_url: str) -> Settings:
+    return Settings(
+        domain=DOMAIN,
+        scheme="https",
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        broker_url=broker_url,
+        rate_limits=False,
+        allow_private_addresses=True,
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[Database]:
+    database = Database.from_settings(settings)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[object]:
+    application = create_app(settings, options=AppOptions(worker_threads=2))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url=f"https://{DOMAIN}") as http:
+        yield http
+
+
+@pytest.fixture
+async def alice(db: Database, settings: Settings) -> User:
+    async with db.session() as session:
+        return await create_user(session, settings, username="alice",
+                                 email="alice@example.com", password="correct horse battery")
+
+
+@pytest.fixture
+async def bob(db: Database, settings: Settings) -> User:
+    async with db.session() as session:
+        return await create_user(session, settings, username="bob",
+                                 email="bob@example.com", password="another good password")
+
+
+@pytest.fixture
+async def app_with_port(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client for an instance whose domain carries a port, with a user ``dora``."""
+    ported = settings.with_changes(domain="localhost:8443")
+    application = create_app(ported, options=AppOptions(run_workers=False))
+    async with application.router.lifespan_context(application):
+        async with application.state.easel.db.session() as session:
+            await create_user(session, ported, username="dora", email="dora@example.com",
+                              password="yet another password")
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="https://localhost:8443") as http:
+            yield http
+
+
+class KeyPool:
+    """Real RSA-2048 key pairs, generated once per test session and handed out in order.
+
+    Within a test every account gets a different key; across tests the same keys are
+    reused, which saves a key generation per account.
+    """
+
+    def __init__(self) -> None:
+        self.keys: list[tuple[str, str]] = []
+        self.next = 0
+
+    def take(self) -> tuple[str, str]:
+        from server.services.keys import generate_key_pair
+
+        while len(self.keys) <= self.next:
+            self.keys.append(generate_key_pair())
+        self.next += 1
+        return self.keys[self.next - 1]
+
+
+_KEY_POOL = KeyPool()
+
+
+@pytest.fixture(autouse=True)
+def reuse_generated_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    _KEY_POOL.next = 0
+    monkeypatch.setattr("server.services.accounts.generate_key_pair", _KEY_POOL.take)

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from server.settings import SettingsError, load_settings
+
+
+def load(env: dict[str, str], dotenv: Path | None = None):
+    return load_settings(env, dotenv=dotenv)
+
+
+def test_defaults_follow_the_design_table() -> None:
+    settings = load({})
+    assert settings.domain == "localhost:8080"
+    assert settings.scheme == "https"
+    assert settings.data_dir == Path("./data")
+    assert settings.effective_database_url.startswith("sqlite+aiosqlite:///")
+    assert settings.effective_database_url.endswith("/data/easel.sqlite3")
+    assert settings.broker_url == ""
+    assert settings.vae_paths == ()
+    assert settings.allow_private_addresses is False
+    assert settings.registrations == "approval"
+    assert settings.ai_uploads == "reject"
+    assert settings.rate_limits is True
+    assert settings.authorized_fetch is False
+    assert settings.base_url == "https://localhost:8080"
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("true", True), ("1", True), ("yes", True), ("on", True), ("ON", True),
+    ("false", False), ("0", False), ("no", False), ("off", False), (" Off ", False),
+])
+def test_booleans_accept_every_documented_spelling(raw: str, expected: bool) -> None:
+    assert load({"EASEL_AUTHORIZED_FETCH": raw}).authorized_fetch is expected
+    assert load({"EASEL_RATE_LIMITS": raw}).rate_limits is expected
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"EASEL_RATE_LIMITS": "maybe"}, "EASEL_RATE_LIMITS='maybe' is not a boolean"),
+    ({"EASEL_SCHEME": "ftp"}, "EASEL_SCHEME='ftp' must be one of: https, http"),
+    ({"EASEL_REGISTRATIONS": "sometimes"}, "EASEL_REGISTRATIONS='sometimes' must be one of"),
+    ({"EASEL_AI_UPLOADS": "yes"}, "EASEL_AI_UPLOADS='yes' must be one of: reject, label, allow"),
+    ({"EASEL_DOMAIN": "https://art.example"}, "EASEL_DOMAIN='https://art.example'"),
+    ({"EASEL_DOMAIN": "art.example/path"}, "EASEL_DOMAIN="),
+    ({"EASEL_DOMAIN": "art.example:99999"}, "EASEL_DOMAIN="),
+    ({"EASEL_DATABASE_URL": "mysql://x"}, "EASEL_DATABASE_URL='mysql://x' is not supported"),
+    ({"EASEL_BROKER_URL": "kafka://x"}, "EASEL_BROKER_URL='kafka://x' is not supported"),
+    ({"EASEL_VAE_PATH": "/nonexistent/vae"}, "EASEL_VAE_PATH: /nonexistent/vae does not exist"),
+])
+def test_bad_values_are_refused_with_a_message_naming_the_variable(
+    env: dict[str, str], message: str
+) -> None:
+    with pytest.raises(SettingsError) as error:
+        load(env)
+    assert message in str(error.value)
+
+
+def test_domain_keeps_its_port_and_is_lower_cased() -> None:
+    assert load({"EASEL_DOMAIN": "Art.Example:8443"}).domain == "art.example:8443"
+
+
+def test_plain_postgres_urls_get_the_async_driver() -> None:
+    settings = load({"EASEL_DATABASE_URL": "postgresql://u:p@db/easel"})
+    assert settings.database_url == "postgresql+asyncpg://u:p@db/easel"
+    assert not settings.is_sqlite
+
+
+def test_vae_paths_are_split_on_the_path_separator(tmp_path: Path) -> None:
+    first, second = tmp_path / "sd15", tmp_path / "sdxl.safetensors"
+    first.mkdir()
+    second.write_bytes(b"")
+    settings = load({"EASEL_VAE_PATH": f"{first}:{second}"})
+    assert settings.vae_paths == (first, second)
+
+
+def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text(
+        "# instance\nEASEL_DOMAIN=art.example\nexport EASEL_TITLE='Art Club'\n"
+        'EASEL_REGISTRATIONS="open"\n'
+    )
+    settings = load({"EASEL_REGISTRATIONS": "closed"}, dotenv=dotenv)
+    assert settings.domain == "art.example"
+    assert settings.title == "Art Club"
+    assert settings.registrations == "closed"
+
+
+def test_a_malformed_dotenv_line_is_reported_with_its_line_number(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("EASEL_DOMAIN=art.example\nthis is not a setting\n")
+    with pytest.raises(SettingsError, match=r"\.env:2: expected NAME=value"):
+        load({}, dotenv=dotenv)
+
+
+def test_unknown_easel_variables_are_kept_aside_for_a_warning() -> None:
+    assert load({"EASEL_DOMIAN": "typo.example"}).extra == {"EASEL_DOMIAN": "typo.example"}
