@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from server.db import Database
+from server.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from server.ids import utcnow
 from server.models import Job, JobState
 from server.queue.kinds import KINDS, JobKind
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 MAX_ERROR_LENGTH = 4000
 # How long a polling worker waits when nothing is due (new rows from other processes).
 POLL_INTERVAL = 1.0
+PROGRESS_BUSY_TIMEOUT_MS = 200
 
 
 @dataclass
@@ -42,15 +44,30 @@ class JobContext:
     db: Database
 
     async def report_progress(self, progress: float) -> None:
-        """Record progress (0..1) at once, in its own short transaction."""
+        """Record progress (0..1) at once, in its own short transaction; best effort.
+
+        Report progress before writing the job's effects: on SQLite a handler whose own
+        session already holds the write lock would wait on itself, so there the update
+        gives up after a short wait (and is logged) instead of failing the job.
+        """
         progress = min(max(progress, 0.0), 1.0)
-        async with self.db.session() as session:
-            await session.execute(
-                update(Job)
-                .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
-                .values(progress=progress)
-            )
-            await session.commit()
+        statement = (
+            update(Job)
+            .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
+            .values(progress=progress)
+        )
+        try:
+            async with self.db.engine.connect() as conn:
+                if self.db.is_sqlite:
+                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={PROGRESS_BUSY_TIMEOUT_MS}")
+                try:
+                    await conn.execute(statement)
+                    await conn.commit()
+                finally:
+                    if self.db.is_sqlite:
+                        await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        except OperationalError as exc:
+            log.info("job %s: progress %.2f not recorded: %s", self.job.id, progress, exc.orig)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:

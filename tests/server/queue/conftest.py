@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import text
+
+from server.db import Database
+from tests.server.queue.kinds_for_tests import create_effects_table
+
+
+@pytest.fixture
+async def effects_table(db: Database) -> AsyncIterator[None]:
+    """The scratch table the test job kinds write to; gone after the test (it is not
+    part of Easel's schema, which the migration test checks)."""
+    await create_effects_table(db)
+    yield
+    async with db.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE test_effects"))

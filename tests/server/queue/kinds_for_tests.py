@@ -1,0 +1,83 @@
+"""Job kinds that exist only in tests, to exercise the queue machinery itself.
+
+Their effect is a row in ``test_effects``, a scratch table the tests create; it is written
+in the job's own session, so it commits exactly when the job is marked done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import text
+
+from server.db import Database
+from server.queue.kinds import job_kind
+from server.queue.runner import JobContext
+
+CREATE_EFFECTS = (
+    "CREATE TABLE IF NOT EXISTS test_effects (ref VARCHAR(1024) NOT NULL, attempt INTEGER NOT NULL)"
+)
+
+
+async def create_effects_table(db: Database) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(text(CREATE_EFFECTS))
+        await conn.execute(text("DELETE FROM test_effects"))
+
+
+async def effects(db: Database, ref: str) -> list[int]:
+    async with db.engine.connect() as conn:
+        rows = await conn.execute(
+            text("SELECT attempt FROM test_effects WHERE ref = :ref ORDER BY attempt"), {"ref": ref})
+        return [row[0] for row in rows]
+
+
+async def record_effect(context: JobContext) -> None:
+    await context.session.execute(
+        text("INSERT INTO test_effects (ref, attempt) VALUES (:ref, :attempt)"),
+        {"ref": context.job.ref, "attempt": context.job.attempts},
+    )
+
+
+@job_kind("test.record")
+async def record(context: JobContext) -> None:
+    await record_effect(context)
+
+
+@job_kind("test.flaky", retry_base=timedelta(0), max_attempts=5)
+async def flaky(context: JobContext) -> None:
+    """Reports progress, writes its effect, then fails on the first N attempts (ref "N:name")."""
+    await context.report_progress(0.5)
+    await record_effect(context)
+    failures = int(context.job.ref.split(":", 1)[0])
+    if context.job.attempts <= failures:
+        raise RuntimeError(f"flaky failure on attempt {context.job.attempts}")
+
+
+@job_kind("test.hangs", time_limit=timedelta(milliseconds=200), max_attempts=1)
+async def hangs(context: JobContext) -> None:
+    await record_effect(context)
+    await asyncio.Event().wait()
+
+
+@job_kind("test.taken_over")
+async def taken_over(context: JobContext) -> None:
+    """Another worker takes the job over (as when this one stalled past its time limit)
+    while this attempt is still writing its effect."""
+    async with context.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE jobs SET attempts = attempts + 1 WHERE id = :id"),
+                           {"id": context.job.id})
+    await record_effect(context)
+
+
+@job_kind("test.crash", time_limit=timedelta(seconds=4))
+async def crash(context: JobContext) -> None:
+    """On its first attempt, says so in the file named by its ref and then hangs (until
+    the test kills the worker). Later attempts complete."""
+    await record_effect(context)
+    await context.session.flush()
+    if context.job.attempts == 1:
+        Path(context.job.ref).write_text("started")
+        await asyncio.Event().wait()
