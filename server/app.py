@@ -115,6 +115,7 @@ def create_app(
             for task in tasks:
                 await task
             await state.queue.stop_worker()
+            state.queue.close()
             await state.db.dispose()
 
     app = Starlette(

@@ -17,9 +17,8 @@ def _queues(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",") if name.strip()]
     unknown = [name for name in names if name not in QUEUES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown queue(s): {', '.join(unknown) or value!r}; choose from {', '.join(QUEUES)}"
-        )
+        named = ", ".join(unknown) if unknown else repr(value)
+        raise argparse.ArgumentTypeError(f"unknown queue(s): {named}; choose from {', '.join(QUEUES)}")
     return names
 
 

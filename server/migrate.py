@@ -51,3 +51,39 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; a no-op when it is already there."""
     async with engine.begin() as conn:
         await conn.run_sync(_upgrade, revision)
+
+
+async def _new_revision(message: str) -> None:
+    """Autogenerate the next revision against a scratch SQLite database at head."""
+    import tempfile
+
+    from alembic.script import ScriptDirectory
+
+    from server.db import make_engine
+
+    script = ScriptDirectory.from_config(alembic_config())
+    head = script.get_current_head()
+    rev_id = f"{int(head or 0) + 1:04d}"
+    with tempfile.TemporaryDirectory() as scratch:
+        engine = make_engine(f"sqlite+aiosqlite:///{scratch}/scratch.sqlite3")
+        try:
+            await upgrade(engine)
+
+            def generate(connection: Connection) -> None:
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+
+            async with engine.begin() as conn:
+                await conn.run_sync(generate)
+        finally:
+            await engine.dispose()
+
+
+if __name__ == "__main__":
+    import asyncio
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit('usage: python -m server.migrate "what changed"  (writes the next revision)')
+    asyncio.run(_new_revision(sys.argv[1]))

@@ -43,6 +43,7 @@ async def run_worker(
                 await queue.reconcile_forever(queues, stop)
             finally:
                 await queue.stop_worker()
+                queue.close()
         else:
             log.info("worker polling the database for %s", ", ".join(queues))
             await asyncio.gather(*(runner.poll(queues, stop) for _ in range(max(threads, 1))))

@@ -104,6 +104,14 @@ class JobQueue:
             worker, self.worker = self.worker, None
             await asyncio.to_thread(worker.stop)
 
+    def close(self) -> None:
+        """Close the broker's connections (after stop_worker)."""
+        self.broker.close()
+        client = getattr(self.broker, "client", None)
+        if client is not None:  # dramatiq's RedisBroker leaves its pool open
+            client.close()
+            client.connection_pool.disconnect()
+
     async def reconcile(self, queues: Sequence[str]) -> datetime | None:
         """Send every due job again; return when the next one falls due."""
         due = await self.runner.due_jobs(queues)
