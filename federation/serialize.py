@@ -10,6 +10,7 @@ from typing import Any
 
 from federation.content_types import AS2_CONTEXT, SECURITY_CONTEXT
 from server.models import Account
+from server.urls import Urls
 
 EASEL_NS = "https://easel.social/ns#"
 
@@ -25,7 +26,7 @@ INLINE_CONTEXT: dict[str, Any] = {
 ACTOR_CONTEXT: list[Any] = [AS2_CONTEXT, SECURITY_CONTEXT, INLINE_CONTEXT]
 
 
-def account_to_actor(account: Account) -> dict[str, Any]:
+def account_to_actor(account: Account, urls: Urls) -> dict[str, Any]:
     """A local account as its actor document (Person, or Application for the instance)."""
     actor: dict[str, Any] = {
         "@context": ACTOR_CONTEXT,
@@ -42,6 +43,7 @@ def account_to_actor(account: Account) -> dict[str, Any]:
         "indexable": account.indexable,
         "published": account.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endpoints": {"sharedInbox": account.shared_inbox_url},
+        "icon": {"type": "Image", "mediaType": "image/png", "url": urls.default_avatar},
         "publicKey": {
             "id": account.public_key_id,
             "owner": account.uri,

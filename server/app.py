@@ -9,10 +9,12 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
 
 import federation.routes
 import server.health
@@ -73,8 +75,12 @@ async def supervise_child(command: list[str], stop: asyncio.Event) -> None:
         delay = min(delay * 2, 60.0)
 
 
+STATIC_DIR = Path(__file__).parent / "web" / "static"
+
+
 def all_routes() -> list[BaseRoute]:
     return [
+        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *server.wellknown.routes,
         *server.health.routes,
         *federation.routes.routes,

@@ -41,6 +41,17 @@ class Urls:
     def key_id(self, actor_uri: str) -> str:
         return actor_uri + "#main-key"
 
+    def static(self, name: str) -> str:
+        return f"{self.base}/static/{name}"
+
+    @property
+    def default_avatar(self) -> str:
+        return self.static("avatar.png")
+
+    @property
+    def default_header(self) -> str:
+        return self.static("header.png")
+
     @property
     def shared_inbox(self) -> str:
         return f"{self.base}/inbox"

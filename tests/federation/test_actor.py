@@ -40,6 +40,8 @@ async def test_the_actor_document_carries_everything_servers_read(
     assert actor["featured"] == base + "/collections/featured"
     assert actor["endpoints"] == {"sharedInbox": "https://easel.test/inbox"}
     assert actor["url"] == "https://easel.test/@alice"
+    assert actor["icon"] == {"type": "Image", "mediaType": "image/png",
+                             "url": "https://easel.test/static/avatar.png"}
     assert actor["manuallyApprovesFollowers"] is False
     assert actor["discoverable"] is True
     assert actor["indexable"] is False
@@ -96,3 +98,10 @@ async def test_the_instance_actor_is_an_application(client: httpx.AsyncClient) -
     assert actor["id"] == "https://easel.test/actor"
     assert actor["preferredUsername"] == "easel.test"
     assert actor["publicKey"]["id"] == "https://easel.test/actor#main-key"
+
+
+async def test_the_default_avatar_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/static/avatar.png")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "image/png"
+    assert response.content.startswith(b"\x89PNG")
