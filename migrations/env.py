@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from alembic import context
 from sqlalchemy.engine import Connection
@@ -12,7 +12,7 @@ from server.models import Base, UTCDateTime
 target_metadata = Base.metadata
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: Any) -> str | Literal[False]:
     """Write model-only column types as the plain types they store, so revisions never
     import the models (which keep changing after the revision is written)."""
     if type_ == "type" and isinstance(obj, UTCDateTime):

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Boolean, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.ids import new_id, utcnow
@@ -41,6 +42,18 @@ class Account(Base):
     discoverable: Mapped[bool] = mapped_column(Boolean, default=True)
     indexable: Mapped[bool] = mapped_column(Boolean, default=False)
     bot: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Storage keys of the processed (public) avatar and header; None: the default image.
+    avatar_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    header_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    avatar_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    header_remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # Profile metadata: [{"name": ..., "value": ..., "verified_at": ...}], at most 4.
+    fields: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Counters kept by the services that change them.
+    statuses_count: Mapped[int] = mapped_column(Integer, default=0)
+    followers_count: Mapped[int] = mapped_column(Integer, default=0)
+    following_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_status_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

@@ -46,3 +46,27 @@ async def test_sqlite_runs_in_wal_mode_with_a_busy_timeout(tmp_path) -> None:  #
             assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar() == 1
     finally:
         await db.dispose()
+
+
+async def test_upgrading_keeps_existing_rows(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Each revision after the first upgrades a database that already holds data."""
+    from sqlalchemy import text
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}")
+    try:
+        await upgrade(db.engine, "0001")
+        async with db.engine.begin() as conn:
+            await conn.execute(text(
+                "INSERT INTO accounts (id, username, username_key, domain, actor_type, display_name,"
+                " note, uri, url, inbox_url, outbox_url, shared_inbox_url, followers_url,"
+                " following_url, featured_url, public_key_id, public_key_pem, locked, discoverable,"
+                " indexable, bot, created_at, updated_at) VALUES (1, 'old', 'old', '', 'Person', '',"
+                " '', 'https://x/users/old', '', '', '', '', '', '', '', '', '', 0, 1, 0, 0,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"))
+        await upgrade(db.engine)
+        async with db.engine.connect() as conn:
+            row = (await conn.execute(text(
+                "SELECT username, statuses_count, fields FROM accounts WHERE id = 1"))).one()
+        assert tuple(row) == ("old", 0, "[]")
+    finally:
+        await db.dispose()
