@@ -17,9 +17,20 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 import federation.routes
+import server.api.accounts
+import server.api.apps
+import server.api.instance
+import server.api.media
+import server.api.notifications
+import server.api.oauth
+import server.api.registrations
+import server.api.search
+import server.api.statuses
+import server.api.timelines
 import server.health
 import server.web.pages
 import server.wellknown
+from server.api.middleware import RateLimitMiddleware, TrailingSlashMiddleware
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -29,6 +40,7 @@ from server.queue.runner import JobRunner
 from server.services.accounts import instance_actor
 from server.settings import Settings
 from server.state import EaselState
+from server.storage import LocalStorage
 from server.urls import Urls
 
 log = logging.getLogger(__name__)
@@ -83,6 +95,16 @@ def all_routes() -> list[BaseRoute]:
         Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
         *server.wellknown.routes,
         *server.health.routes,
+        *server.api.apps.routes,
+        *server.api.oauth.routes,
+        *server.api.registrations.routes,
+        *server.api.instance.routes,
+        *server.api.accounts.routes,
+        *server.api.statuses.routes,
+        *server.api.media.routes,
+        *server.api.timelines.routes,
+        *server.api.notifications.routes,
+        *server.api.search.routes,
         *federation.routes.routes,
         *server.web.pages.routes,
     ]
@@ -92,7 +114,9 @@ def build_state(settings: Settings, db: Database | None = None) -> EaselState:
     db = db or Database.from_settings(settings)
     runner = JobRunner(db, settings)
     queue = JobQueue(runner, make_broker(settings), consumed_queues=LIGHT_QUEUES)
-    return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings))
+    storage = LocalStorage(settings.data_dir / "media", settings.base_url)
+    return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings),
+                      storage=storage)
 
 
 def create_app(
@@ -124,9 +148,12 @@ def create_app(
             state.queue.close()
             await state.db.dispose()
 
+    middleware = [Middleware(PathCORSMiddleware), Middleware(TrailingSlashMiddleware)]
+    if settings.rate_limits:
+        middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit))
     app = Starlette(
         routes=all_routes(),
-        middleware=[Middleware(PathCORSMiddleware)],
+        middleware=middleware,
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -43,6 +43,8 @@ class Settings:
     registrations: str = "approval"
     ai_uploads: str = "reject"
     rate_limits: bool = True
+    # Client API requests per access token (or address) per 5 minutes.
+    api_rate_limit: int = 300
     authorized_fetch: bool = False
     title: str = "Easel"
     extra: Mapping[str, str] = field(default_factory=dict)
@@ -117,6 +119,16 @@ def _broker_url(raw: str) -> str:
     return value
 
 
+def _positive_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 1:
+        raise SettingsError(f"{name}={raw!r} must be at least 1")
+    return value
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -160,7 +172,7 @@ def load_settings(
         "EASEL_DOMAIN", "EASEL_SCHEME", "EASEL_DATA_DIR", "EASEL_DATABASE_URL",
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
-        "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE",
+        "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT",
     }
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
@@ -179,5 +191,6 @@ def load_settings(
         rate_limits=parse_bool("EASEL_RATE_LIMITS", get("EASEL_RATE_LIMITS", "on")),
         authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
+        api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
         extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
     )

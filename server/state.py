@@ -10,6 +10,7 @@ from server.db import Database
 from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
 from server.settings import Settings
+from server.storage import LocalStorage
 from server.urls import Urls
 
 
@@ -20,6 +21,7 @@ class EaselState:
     runner: JobRunner
     queue: JobQueue
     urls: Urls
+    storage: LocalStorage
 
 
 def easel(request: Request) -> EaselState:

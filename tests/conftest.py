@@ -180,3 +180,49 @@ _KEY_POOL = KeyPool()
 def reuse_generated_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     _KEY_POOL.next = 0
     monkeypatch.setattr("server.services.accounts.generate_key_pair", _KEY_POOL.take)
+
+
+# ------------------------------------------------------------------ client API helpers
+
+DEFAULT_TEST_SCOPES = "read write follow push"
+
+
+async def make_token(db: Database, user: User | None, scopes: str = DEFAULT_TEST_SCOPES) -> str:
+    """An app and an access token for ``user`` (None: a client_credentials token), as the
+    OAuth flow would leave them; returns the plaintext token."""
+    import secrets
+
+    from server.api.auth import token_digest
+    from server.models import OAuthApplication, OAuthToken
+
+    token = secrets.token_urlsafe(32)
+    async with db.session() as session:
+        app = OAuthApplication(name="Test client", website="https://client.example",
+                               redirect_uris="urn:ietf:wg:oauth:2.0:oob", scopes=scopes,
+                               client_id=secrets.token_urlsafe(24),
+                               client_secret=secrets.token_urlsafe(24))
+        session.add(app)
+        await session.flush()
+        session.add(OAuthToken(token_digest=token_digest(token), application_id=app.id,
+                               user_id=user.id if user else None, scopes=scopes))
+        await session.commit()
+    return token
+
+
+def authorized(client: httpx.AsyncClient, token: str) -> httpx.AsyncClient:
+    """A client sharing ``client``'s transport that sends ``token``."""
+    return httpx.AsyncClient(transport=client._transport, base_url=client.base_url,
+                             headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+async def alice_api(client: httpx.AsyncClient, db: Database, alice: User) -> AsyncIterator[httpx.AsyncClient]:
+    """Alice's app client, authorised with read, write, follow and push."""
+    async with authorized(client, await make_token(db, alice)) as http:
+        yield http
+
+
+@pytest.fixture
+async def bob_api(client: httpx.AsyncClient, db: Database, bob: User) -> AsyncIterator[httpx.AsyncClient]:
+    async with authorized(client, await make_token(db, bob)) as http:
+        yield http

@@ -1,0 +1,110 @@
+"""Bearer-token authentication and scope checks for API endpoints."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from starlette.requests import Request
+
+from server.api.scopes import grants
+from server.errors import ApiError
+from server.ids import utcnow
+from server.models import Account, OAuthApplication, OAuthToken, User
+from server.state import easel
+
+# last_used_at is written at most this often per token (it would be a write per request).
+TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Auth:
+    token: OAuthToken
+    application: OAuthApplication
+    scopes: list[str]
+    user: User | None
+    account: Account | None
+
+    def require_user(self) -> tuple[User, Account]:
+        if self.user is None or self.account is None:
+            raise ApiError(422, "This method requires an authenticated user")
+        return self.user, self.account
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # Mastodon also accepts ?access_token= (used by streaming and some clients).
+    return request.query_params.get("access_token") or None
+
+
+async def authenticate(request: Request) -> Auth | None:
+    """The request's token, if it presents a valid one; ApiError 401 if it presents a bad one."""
+    cached = request.scope.get("easel.auth")
+    if cached is not None:
+        return cached
+    token = _bearer(request)
+    if token is None:
+        return None
+    state = easel(request)
+    async with state.db.session() as session:
+        found = await session.scalar(
+            select(OAuthToken).where(OAuthToken.token_digest == token_digest(token),
+                                     OAuthToken.revoked_at.is_(None)))
+        if found is None:
+            raise ApiError(401, "The access token is invalid")
+        user = found.user
+        account = None
+        if user is not None:
+            if user.disabled:
+                raise ApiError(403, "Your login is currently disabled")
+            if user.confirmed_at is None:
+                raise ApiError(403, "Your login is missing a confirmed e-mail address")
+            if not user.approved:
+                raise ApiError(403, "Your login is currently pending approval")
+            account = await session.get(Account, user.account_id)
+        now = utcnow()
+        if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
+            await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
+                                  .values(last_used_at=now))
+            if user is not None:
+                await session.execute(update(User).where(User.id == user.id)
+                                      .values(last_active_at=now))
+            await session.commit()
+    auth = Auth(token=found, application=found.application, scopes=found.scopes.split(),
+                user=user, account=account)
+    request.scope["easel.auth"] = auth
+    return auth
+
+
+async def require(request: Request, scope: str, *, user: bool = True) -> Auth:
+    """A valid token with ``scope`` (and, by default, a user behind it), or 401/403/422."""
+    auth = await authenticate(request)
+    if auth is None:
+        raise ApiError(401, "The access token is invalid")
+    if not grants(auth.scopes, scope):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    if user:
+        auth.require_user()
+    return auth
+
+
+async def optional(request: Request, scope: str) -> Auth | None:
+    """For public endpoints: the viewer if a valid token with ``scope`` is presented."""
+    auth = await authenticate(request)
+    if auth is not None and not grants(auth.scopes, scope):
+        raise ApiError(403, "This action is outside the authorized scopes")
+    return auth
+
+
+async def viewer(request: Request, scope: str) -> Account | None:
+    auth = await optional(request, scope)
+    return auth.account if auth is not None else None

@@ -1,0 +1,91 @@
+"""ASGI middleware for the client API: trailing slashes and rate limits.
+
+Both pass every non-API request straight through.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import OrderedDict
+
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+API_PREFIXES = ("/api/", "/oauth/")
+
+
+class TrailingSlashMiddleware:
+    """``/api/v1/statuses/`` is ``/api/v1/statuses``: clients send both, and a redirect
+    would turn a POST into a GET for some of them."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            path: str = scope["path"]
+            if path.startswith(API_PREFIXES) and len(path) > 1 and path.endswith("/"):
+                scope = dict(scope)
+                scope["path"] = path.rstrip("/")
+                if scope.get("raw_path"):
+                    scope["raw_path"] = scope["raw_path"].rstrip(b"/")
+        await self.app(scope, receive, send)
+
+
+class RateLimitMiddleware:
+    """A fixed-window limit per access token (or client address), like Mastodon's
+    300 requests per 5 minutes, with ``X-RateLimit-*`` headers on every API response.
+
+    Counters live in this process; with several web processes each keeps its own.
+    """
+
+    def __init__(self, app: ASGIApp, *, limit: int = 300, window: float = 300.0,
+                 max_clients: int = 100_000) -> None:
+        self.app = app
+        self.limit = limit
+        self.window = window
+        self.max_clients = max_clients
+        self.counters: OrderedDict[str, tuple[float, int]] = OrderedDict()
+
+    def _client_key(self, scope: Scope) -> str:
+        headers = Headers(scope=scope)
+        authorization = headers.get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            return "token:" + authorization[7:].strip()[:128]
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        now = time.time()
+        key = self._client_key(scope)
+        window_start, count = self.counters.get(key, (now, 0))
+        if now - window_start >= self.window:
+            window_start, count = now, 0
+        count += 1
+        self.counters[key] = (window_start, count)
+        self.counters.move_to_end(key)
+        while len(self.counters) > self.max_clients:
+            self.counters.popitem(last=False)
+        reset = window_start + self.window
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(self.limit - count, 0)),
+            "X-RateLimit-Reset": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(reset)),
+        }
+        if count > self.limit:
+            response = JSONResponse({"error": "Too many requests"}, status_code=429,
+                                    headers={**headers, "Retry-After": str(math.ceil(reset - now))})
+            await response(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                MutableHeaders(scope=message).update(headers)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
