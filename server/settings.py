@@ -47,6 +47,8 @@ class Settings:
     api_rate_limit: int = 300
     authorized_fetch: bool = False
     title: str = "Easel"
+    # Signs login cookies and CSRF tokens; empty: a random key kept in the data dir.
+    secret_key: str = field(default="", repr=False)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -129,6 +131,19 @@ def _positive_int(name: str, raw: str) -> int:
     return value
 
 
+MIN_SECRET_KEY_LENGTH = 32
+
+
+def _secret_key(raw: str) -> str:
+    value = raw.strip()
+    if value and len(value) < MIN_SECRET_KEY_LENGTH:
+        raise SettingsError(
+            f"EASEL_SECRET_KEY is too short: use at least {MIN_SECRET_KEY_LENGTH} random characters "
+            "(e.g. the output of `openssl rand -hex 32`), or leave it unset"
+        )
+    return value
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -172,7 +187,7 @@ def load_settings(
         "EASEL_DOMAIN", "EASEL_SCHEME", "EASEL_DATA_DIR", "EASEL_DATABASE_URL",
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
-        "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT",
+        "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
     }
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
@@ -192,5 +207,6 @@ def load_settings(
         authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
+        secret_key=_secret_key(get("EASEL_SECRET_KEY")),
         extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
     )

@@ -1,0 +1,135 @@
+"""Self-registration through the client API (POST /api/v1/accounts), per the instance's mode.
+
+``open``: the new user is confirmed and approved and the returned token works at once.
+``approval``: the user waits for an admin; the token is returned now and starts working
+once they are approved (until then the API answers 403 "pending approval").
+``closed``: nobody may register.
+
+Easel sends no e-mail, so a registered address is not confirmed by mail; approval mode is
+the instance's gate. Every field is checked before anything is written, and all errors
+are reported together, in Mastodon's ``details`` shape, so an app can mark each field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Account, OAuthApplication, User
+from server.services.accounts import create_user, validate_email, validate_password, validate_username
+from server.services.errors import ServiceError, ValidationFailed
+from server.services.oauth import IssuedToken, issue_token
+from server.settings import Settings
+
+# Mastodon's limit on the "why do you want to join?" text (UserInviteRequest).
+MAX_REASON_LENGTH = 420
+LOCALE_RE = re.compile(r"\A[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,2}\Z")
+FIELD_LABELS = {"username": "Username", "email": "Email", "password": "Password",
+                "agreement": "Agreement", "locale": "Locale", "reason": "Reason"}
+# Mastodon's error codes for registration details, by the end of the description.
+ERROR_CODES = (
+    ("can't be blank", "ERR_BLANK"),
+    ("has already been taken", "ERR_TAKEN"),
+    ("is reserved", "ERR_RESERVED"),
+    ("must be accepted", "ERR_ACCEPTED"),
+    ("is not included in the list", "ERR_INCLUSION"),
+    ("is too long", "ERR_TOO_LONG"),
+    ("is too short", "ERR_TOO_SHORT"),
+)
+
+
+class RegistrationsClosed(ServiceError):
+    status_code = 403
+
+    def __init__(self) -> None:
+        super().__init__("Registrations are closed", 403)
+
+
+class RegistrationInvalid(ValidationFailed):
+    """A 422 with every field's errors: ``details = {field: [{"error", "description"}]}``."""
+
+    def __init__(self, errors: dict[str, list[str]]) -> None:
+        self.details = {
+            field: [{"error": error_code(text), "description": text} for text in texts]
+            for field, texts in errors.items()
+        }
+        super().__init__(", ".join(f"{FIELD_LABELS.get(field, field.capitalize())} {text}"
+                                   for field, texts in errors.items() for text in texts))
+
+
+def error_code(description: str) -> str:
+    for ending, code in ERROR_CODES:
+        if ending in description:
+            return code
+    return "ERR_INVALID"
+
+
+def _description(field: str, error: ValidationFailed) -> str:
+    """"Validation failed: Username is reserved" → "is reserved"."""
+    text = error.message.removeprefix("Validation failed: ")
+    label = FIELD_LABELS[field] + " "
+    return text[len(label):] if text.startswith(label) else text
+
+
+async def register(
+    session: AsyncSession,
+    settings: Settings,
+    app: OAuthApplication,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    agreement: bool,
+    locale: str | None,
+    reason: str | None,
+) -> IssuedToken:
+    """Create the user per ``settings.registrations`` and a token for ``app`` with the app's
+    scopes; RegistrationsClosed or RegistrationInvalid (nothing written) otherwise."""
+    if settings.registrations == "closed":
+        raise RegistrationsClosed()
+    errors: dict[str, list[str]] = {}
+
+    def check(field: str, validate: Callable[[], object]) -> None:
+        try:
+            validate()
+        except ValidationFailed as error:
+            errors.setdefault(field, []).append(_description(field, error))
+
+    username = username.strip()
+    email = email.strip()
+    check("username", lambda: validate_username(username))
+    check("email", lambda: validate_email(email))
+    if not password:
+        errors.setdefault("password", []).append("can't be blank")
+    else:
+        check("password", lambda: validate_password(password))
+    if not agreement:
+        errors.setdefault("agreement", []).append("must be accepted")
+    locale = (locale or "").strip() or "en"
+    if not LOCALE_RE.match(locale):
+        errors.setdefault("locale", []).append("is not included in the list")
+    reason = (reason or "").strip()
+    if len(reason) > MAX_REASON_LENGTH:
+        errors.setdefault("reason", []).append(
+            f"is too long (maximum is {MAX_REASON_LENGTH} characters)")
+    if "username" not in errors and await session.scalar(select(Account.id).where(
+            Account.username_key == username.lower(), Account.domain == "")) is not None:
+        errors.setdefault("username", []).append("has already been taken")
+    if "email" not in errors and await session.scalar(
+            select(User.id).where(User.email == email.lower())) is not None:
+        errors.setdefault("email", []).append("has already been taken")
+    if errors:
+        raise RegistrationInvalid({field: errors[field] for field in FIELD_LABELS if field in errors})
+
+    try:
+        user = await create_user(session, settings, username=username, email=email, password=password,
+                                 confirmed=True, approved=settings.registrations == "open")
+    except ValidationFailed as error:  # a concurrent registration took the name or e-mail
+        raise RegistrationInvalid({"username": [_description("username", error)]}) from None
+    user.locale = locale.replace("_", "-")
+    user.reason = reason
+    # Committed together with the token.
+    return await issue_token(session, app, user, app.scopes.split())
