@@ -28,6 +28,7 @@ import server.api.search
 import server.api.statuses
 import server.api.timelines
 import server.health
+import server.web.media_files
 import server.web.pages
 import server.wellknown
 from server.api.middleware import RateLimitMiddleware, TrailingSlashMiddleware
@@ -106,6 +107,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.notifications.routes,
         *server.api.search.routes,
         *federation.routes.routes,
+        *server.web.media_files.routes,
         *server.web.pages.routes,
     ]
 

@@ -1,7 +1,123 @@
-"""media endpoints (being written)."""
+"""Media endpoints: upload (v1 and v2), show, update, and the owner's private original.
+
+Thin: auth → parse → one service call → serialise. The upload's declared Content-Type is
+never trusted (the service sniffs the bytes); the body is read only up to the size limit.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
 
-routes: list[BaseRoute] = []
+from server.api.auth import require
+from server.api.entities import EntityContext, media_to_entity
+from server.api.params import Params, parse_id
+from server.errors import ApiError
+from server.limits import IMAGE_SIZE_LIMIT
+from server.models import MediaAttachment, MediaState
+from server.services import media as media_service
+from server.state import easel
+
+MEGABYTE = 1024 * 1024
+TOO_LARGE = f"Validation failed: File file size must be less than {IMAGE_SIZE_LIMIT // MEGABYTE} MB"
+
+
+async def _read_upload(params: Params) -> bytes:
+    upload = params.get_file("file")
+    if upload is None:
+        raise ApiError(422, "Validation failed: File can't be blank")
+    if upload.size is not None and upload.size > IMAGE_SIZE_LIMIT:
+        raise ApiError(422, TOO_LARGE)
+    data = await upload.read(IMAGE_SIZE_LIMIT + 1)
+    if len(data) > IMAGE_SIZE_LIMIT:
+        raise ApiError(422, TOO_LARGE)
+    if not data:
+        raise ApiError(422, "Validation failed: File can't be blank")
+    return data
+
+
+def _entity_response(request: Request, media: MediaAttachment, status_code: int) -> JSONResponse:
+    return JSONResponse(media_to_entity(media, EntityContext.of(easel(request))), status_code=status_code)
+
+
+async def _upload(request: Request) -> MediaAttachment:
+    auth = await require(request, "write:media")
+    _user, account = auth.require_user()
+    try:  # the multipart temp files are closed here: Params leaves them to the request
+        params = await Params.from_request(request)
+        data = await _read_upload(params)
+        description = params.get_str("description")
+        focus = params.get_str("focus")
+    finally:
+        await request.close()
+    state = easel(request)
+    async with state.db.session() as session:
+        return await media_service.create_media(session, state, account, data,
+                                                description=description, focus=focus)
+
+
+async def upload_v2(request: Request) -> Response:
+    media = await _upload(request)
+    return _entity_response(request, media, 200 if media.state == MediaState.READY else 202)
+
+
+async def upload_v1(request: Request) -> Response:
+    """Mastodon's v1 answers 200 even while processing (with ``url: null``)."""
+    return _entity_response(request, await _upload(request), 200)
+
+
+def _shown(request: Request, media: MediaAttachment) -> Response:
+    if media.state == MediaState.FAILED:
+        raise ApiError(422, media.processing_error or "Error processing thumbnail for uploaded media")
+    return _entity_response(request, media, 206 if media.state == MediaState.PROCESSING else 200)
+
+
+async def show(request: Request) -> Response:
+    auth = await require(request, "write:media")
+    _user, account = auth.require_user()
+    media_id = parse_id(request.path_params["id"])
+    async with easel(request).db.session() as session:
+        media = await media_service.get_own_media(session, account, media_id)
+    return _shown(request, media)
+
+
+async def update(request: Request) -> Response:
+    auth = await require(request, "write:media")
+    _user, account = auth.require_user()
+    media_id = parse_id(request.path_params["id"])
+    try:
+        params = await Params.from_request(request)
+        description = params.get_str("description")
+        focus = params.get_str("focus")
+    finally:
+        await request.close()
+    async with easel(request).db.session() as session:
+        media = await media_service.update_media(session, account, media_id,
+                                                 description=description, focus=focus)
+    return _entity_response(request, media, 206 if media.state == MediaState.PROCESSING else 200)
+
+
+async def original(request: Request) -> Response:
+    """The uploaded original, to its owner only; never cached anywhere."""
+    auth = await require(request, "read:statuses")
+    _user, account = auth.require_user()
+    media_id = parse_id(request.path_params["id"])
+    state = easel(request)
+    async with state.db.session() as session:
+        data, content_type = await media_service.read_original(state.storage, session, account, media_id)
+    return Response(data, media_type=content_type, headers={
+        "Cache-Control": "private, no-store",
+        "X-Robots-Tag": "noai, noimageai",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Disposition": "inline",
+    })
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v2/media", upload_v2, methods=["POST"]),
+    Route("/api/v1/media", upload_v1, methods=["POST"]),
+    Route("/api/v1/media/{id}", show, methods=["GET"]),
+    Route("/api/v1/media/{id}", update, methods=["PUT"]),
+    Route("/api/v1/easel/media/{id}/original", original, methods=["GET"]),
+]

@@ -58,7 +58,7 @@ def job_kind(name: str, *, queue: str = "default", **options: object) -> Callabl
 
 
 # Modules that declare job kinds; every process that runs jobs imports them all.
-JOB_MODULES: tuple[str, ...] = ()
+JOB_MODULES: tuple[str, ...] = ("protect.jobs",)
 
 
 def load_job_modules() -> dict[str, JobKind]:

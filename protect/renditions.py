@@ -1,0 +1,123 @@
+"""The public files made from a normalised image: full, small (display) and thumbnail
+renditions, their blurhash and Mastodon's ``meta`` sizes.
+
+Renditions are encoded from pixels only, so they carry no EXIF, GPS or XMP of the
+upload (the opt-out XMP is attached by a later step, deliberately). Opaque images become
+JPEG (what every fediverse server can show); images with transparency become WebP.
+Never imports torch.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import blurhash
+from PIL import Image
+
+from server.limits import FULL_MAX_EDGE, SMALL_MAX_PIXELS, THUMB_MAX_EDGE
+
+BLURHASH_COMPONENTS = (4, 4)  # Mastodon's
+BLURHASH_SAMPLE_EDGE = 32     # the hash is a blur: a tiny sample gives the same result
+
+
+@dataclass(frozen=True)
+class Rendition:
+    name: str  # "full", "small" or "thumb"
+    data: bytes
+    content_type: str
+    extension: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class RenditionSet:
+    full: Rendition
+    small: Rendition
+    thumb: Rendition
+    blurhash: str
+    meta: dict[str, Any]
+
+    def all(self) -> tuple[Rendition, Rendition, Rendition]:
+        return (self.full, self.small, self.thumb)
+
+
+def fit_edge(size: tuple[int, int], max_edge: int) -> tuple[int, int]:
+    """``size`` scaled down (never up) so its longest edge is at most ``max_edge``."""
+    width, height = size
+    longest = max(width, height)
+    if longest <= max_edge:
+        return size
+    scale = max_edge / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def fit_pixels(size: tuple[int, int], max_pixels: int) -> tuple[int, int]:
+    """``size`` scaled down (never up) to at most ``max_pixels`` pixels, aspect kept."""
+    width, height = size
+    if width * height <= max_pixels:
+        return size
+    scale = math.sqrt(max_pixels / (width * height))
+    new_width, new_height = max(1, math.floor(width * scale)), max(1, math.floor(height * scale))
+    return new_width, new_height
+
+
+def resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    if image.size == size:
+        return image
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def encode(image: Image.Image, name: str, *, quality: int = 88) -> Rendition:
+    """Encode pixels only: no ``exif``, ``icc_profile`` or ``xmp`` is ever passed."""
+    buffer = io.BytesIO()
+    if image.mode == "RGBA":
+        image.save(buffer, "WEBP", quality=quality, method=4)
+        content_type, extension = "image/webp", "webp"
+    else:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        rgb.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True)
+        content_type, extension = "image/jpeg", "jpg"
+    return Rendition(name=name, data=buffer.getvalue(), content_type=content_type,
+                     extension=extension, width=image.width, height=image.height)
+
+
+def compute_blurhash(image: Image.Image) -> str:
+    sample = resized(image, fit_edge(image.size, BLURHASH_SAMPLE_EDGE))
+    if sample.mode == "RGBA":  # transparency shows as white, as most clients draw it
+        background = Image.new("RGB", sample.size, (255, 255, 255))
+        background.paste(sample, mask=sample.getchannel("A"))
+        sample = background
+    elif sample.mode != "RGB":
+        sample = sample.convert("RGB")
+    raw, width = sample.tobytes(), sample.width
+    rows = [[list(raw[offset:offset + 3]) for offset in range(row * width * 3, (row + 1) * width * 3, 3)]
+            for row in range(sample.height)]
+    x_components, y_components = BLURHASH_COMPONENTS
+    result: str = blurhash.encode(rows, components_x=x_components, components_y=y_components)
+    return result
+
+
+def size_meta(width: int, height: int) -> dict[str, Any]:
+    """One entry of Mastodon's ``meta``: ``{"width", "height", "size": "WxH", "aspect"}``."""
+    return {"width": width, "height": height, "size": f"{width}x{height}", "aspect": width / height}
+
+
+def make_renditions(image: Image.Image) -> RenditionSet:
+    """Full (longest edge ≤ FULL_MAX_EDGE), small (≈ SMALL_MAX_PIXELS) and thumbnail
+    (longest edge ≤ THUMB_MAX_EDGE) from a normalised RGB/RGBA image."""
+    full_image = resized(image, fit_edge(image.size, FULL_MAX_EDGE))
+    small_image = resized(full_image, fit_pixels(full_image.size, SMALL_MAX_PIXELS))
+    thumb_image = resized(small_image, fit_edge(small_image.size, THUMB_MAX_EDGE))
+    full = encode(full_image, "full", quality=90)
+    small = encode(small_image, "small", quality=85)
+    thumb = encode(thumb_image, "thumb", quality=80)
+    meta = {
+        "original": size_meta(full.width, full.height),
+        "small": size_meta(small.width, small.height),
+    }
+    return RenditionSet(full=full, small=small, thumb=thumb, blurhash=compute_blurhash(thumb_image),
+                        meta=meta)
