@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
-from server.models import Account, User
-from server.services.errors import ValidationFailed
+from server.models import Account, Follow, MediaAttachment, Status, StatusTag, Tag, User
+from server.services.errors import NotFound, ValidationFailed
 from server.services.keys import generate_key_pair
 from server.services.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, hash_password
+from server.services.text import normalize_tag
 from server.settings import Settings
 from server.urls import Urls
 
@@ -166,3 +168,128 @@ async def instance_actor(session: AsyncSession, settings: Settings) -> Account:
             raise
         return existing
     return actor
+
+
+# ------------------------------------------------------- reading accounts (client API)
+
+def listed_accounts() -> ColumnElement[bool]:
+    """A WHERE clause on ``Account``: the accounts the API shows anyone.
+
+    Remote accounts, and local ones whose login is confirmed and approved (as Mastodon's
+    ``without_unapproved``); never the instance actor, which is no one's profile.
+    """
+    ready_login = exists().where(User.account_id == Account.id, User.approved.is_(True),
+                                 User.confirmed_at.is_not(None))
+    return and_(Account.actor_type != "Application", or_(Account.domain != "", ready_login))
+
+
+async def find_account(session: AsyncSession, account_id: int) -> Account:
+    """The listed account with this id, or NotFound ("Record not found")."""
+    account = await session.scalar(select(Account).where(Account.id == account_id,
+                                                         listed_accounts()))
+    if account is None:
+        raise NotFound("Record not found")
+    return account
+
+
+async def find_accounts(session: AsyncSession, account_ids: list[int]) -> list[Account]:
+    """The listed accounts among ``account_ids``, in that order, each once; unknown ids
+    are left out."""
+    if not account_ids:
+        return []
+    found = {a.id: a for a in await session.scalars(
+        select(Account).where(Account.id.in_(set(account_ids)), listed_accounts()))}
+    ordered: dict[int, Account] = {}
+    for account_id in account_ids:
+        if account_id in found:
+            ordered.setdefault(account_id, found[account_id])
+    return list(ordered.values())
+
+
+def _split_acct(acct: str, local_domain: str) -> tuple[str, str | None]:
+    """``@name@host`` → (name, domain): "" for this server, None when no domain is given."""
+    text = acct.strip()
+    if text.lower().startswith("acct:"):
+        text = text[5:]
+    text = text.lstrip("@")
+    username, _, domain = text.partition("@")
+    if not domain:
+        return username, None
+    domain = domain.strip().lower()
+    return username, "" if domain == local_domain.lower() else domain
+
+
+async def lookup_account(session: AsyncSession, acct: str, *, local_domain: str) -> Account:
+    """The account named ``acct`` ("alice", "@alice", "alice@<our domain>", or a remote
+    one Easel already knows); never asks another server. NotFound otherwise."""
+    username, domain = _split_acct(acct, local_domain)
+    if not username:
+        raise NotFound("Record not found")
+    account = await session.scalar(select(Account).where(
+        Account.username_key == username.lower(), Account.domain == (domain or ""),
+        listed_accounts()))
+    if account is None:
+        raise NotFound("Record not found")
+    return account
+
+
+async def search_accounts(
+    session: AsyncSession, q: str, *, viewer: Account | None, limit: int = 40, offset: int = 0,
+    following: bool = False, local_domain: str = "",
+) -> list[Account]:
+    """Accounts Easel knows whose username (or display name, or a word of it) starts with
+    ``q``; ``q`` may be ``@name@domain`` (our own domain, passed as ``local_domain``,
+    means local). ``following`` keeps only accounts ``viewer`` follows. Exact username
+    matches come first, then the most followed. Never asks another server (no ``resolve``).
+    """
+    username, domain = _split_acct(q, local_domain)
+    username = username.strip().lower()
+    if not username or (following and viewer is None):
+        return []
+    query = select(Account).where(listed_accounts())
+    if domain is not None:
+        query = query.where(Account.domain == domain,
+                            Account.username_key.startswith(username, autoescape=True))
+    else:
+        display = func.lower(Account.display_name)
+        query = query.where(or_(
+            Account.username_key.startswith(username, autoescape=True),
+            display.startswith(username, autoescape=True),
+            display.contains(" " + username, autoescape=True),
+        ))
+    if following and viewer is not None:
+        query = query.where(exists().where(Follow.account_id == viewer.id,
+                                           Follow.target_account_id == Account.id))
+    query = query.order_by(case((Account.username_key == username, 0), else_=1),
+                           Account.followers_count.desc(), Account.username_key, Account.id)
+    return list(await session.scalars(query.offset(max(offset, 0)).limit(max(limit, 1))))
+
+
+def normalize_tag_name(name: str) -> str:
+    """A hashtag as a client may write it ("#Art", "art") in the form ``Tag.name`` stores."""
+    return normalize_tag(name.strip().lstrip("#"))
+
+
+def account_statuses_query(
+    account: Account, visibility: ColumnElement[bool], *, only_media: bool = False,
+    exclude_replies: bool = False, exclude_reblogs: bool = False, tagged: str | None = None,
+) -> Select[Any]:
+    """The statuses on ``account``'s profile that pass ``visibility`` (from
+    ``visibility.visible_to(viewer)``), for the API to page by ``Status.id``.
+
+    As Mastodon: ``exclude_replies`` keeps replies to oneself (threads), ``only_media``
+    keeps statuses with attachments (so no boosts), ``tagged`` one hashtag.
+    """
+    query = select(Status).where(Status.account_id == account.id, visibility)
+    if only_media:
+        query = query.where(exists().where(MediaAttachment.status_id == Status.id))
+    if exclude_replies:
+        query = query.where(or_(Status.in_reply_to_id.is_(None),
+                                Status.in_reply_to_account_id == Status.account_id))
+    if exclude_reblogs:
+        query = query.where(Status.reblog_of_id.is_(None))
+    if tagged is not None:
+        query = query.where(exists().where(
+            StatusTag.status_id == Status.id, StatusTag.tag_id == Tag.id,
+            Tag.name == normalize_tag_name(tagged)))
+    return query
