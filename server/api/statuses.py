@@ -1,7 +1,219 @@
-"""statuses endpoints (being written)."""
+"""Mastodon's statuses API: post, read, delete, thread context, favourite, boost, bookmark.
+
+Each endpoint authenticates, parses, makes one service call (``server.services.statuses``)
+and serialises with ``server.api.entities``; the rules live in the service.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Awaitable, Callable, Sequence
 
-routes: list[BaseRoute] = []
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from server.api.auth import optional, require, viewer
+from server.api.entities import (
+    EntityContext,
+    account_to_entity,
+    status_to_entity,
+    statuses_to_entities,
+)
+from server.api.pagination import Page, link_header
+from server.api.params import Params, parse_id
+from server.errors import ApiError
+from server.models import Account, Status
+from server.services import statuses as service
+from server.state import easel
+
+# GET /api/v1/statuses?id[]=… answers at most this many (Mastodon's limit).
+MAX_STATUSES_BY_ID = 20
+
+
+def _optional_id(params: Params, name: str) -> int | None:
+    raw = params.get_str(name)
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if not raw.isdigit() or len(raw) > 19:
+        raise ApiError(404, "Record not found")  # Mastodon: Status.find fails
+    return int(raw)
+
+
+async def create_status(request: Request) -> Response:
+    auth = await require(request, "write:statuses")
+    _user, account = auth.require_user()
+    try:
+        params = await Params.from_request(request)
+    finally:
+        await request.close()  # a multipart body's file parts, if a client sent any
+    text = params.get_str("status")
+    media_ids = params.get_ids("media_ids")
+    sensitive = params.get_bool("sensitive")
+    spoiler_text = params.get_str("spoiler_text")
+    visibility = params.get_str("visibility")
+    in_reply_to_id = _optional_id(params, "in_reply_to_id")
+    language = params.get_str("language")
+    if params.has("poll") or any(name.startswith("poll[") for name in params.values):
+        raise ApiError(422, "Validation failed: Polls are not supported on this server")
+    if params.get_str("scheduled_at"):
+        raise ApiError(422, "Validation failed: Scheduled statuses are not supported on this server")
+    state = easel(request)
+    async with state.db.session() as session:
+        status = await service.create_status(
+            session, state.settings, account, auth.application.id,
+            text=text, media_ids=media_ids, sensitive=sensitive, spoiler_text=spoiler_text,
+            visibility=visibility, in_reply_to_id=in_reply_to_id, language=language,
+            idempotency_key=request.headers.get("idempotency-key"))
+        entity = await status_to_entity(session, status, EntityContext.of(state), account)
+    return JSONResponse(entity)
+
+
+async def get_status(request: Request) -> Response:
+    status_id = parse_id(request.path_params["id"])
+    account = await viewer(request, "read:statuses")
+    state = easel(request)
+    async with state.db.session() as session:
+        status = await service.visible_status(session, account, status_id)
+        entity = await status_to_entity(session, status, EntityContext.of(state), account)
+    return JSONResponse(entity)
+
+
+async def get_statuses(request: Request) -> Response:
+    account = await viewer(request, "read:statuses")
+    params = await Params.from_request(request)
+    ids = list(dict.fromkeys(params.get_ids("id")))[:MAX_STATUSES_BY_ID]
+    state = easel(request)
+    async with state.db.session() as session:
+        statuses = await service.visible_statuses(session, account, ids)
+        entities = await statuses_to_entities(session, statuses, EntityContext.of(state), account)
+    return JSONResponse(entities)
+
+
+async def delete_status(request: Request) -> Response:
+    auth = await require(request, "write:statuses")
+    _user, account = auth.require_user()
+    status_id = parse_id(request.path_params["id"])
+    state = easel(request)
+    async with state.db.session() as session:
+        status = await service.own_status(session, account, status_id)
+        # The entity (with its source text and media) is what a client redrafts from.
+        entity = await status_to_entity(session, status, EntityContext.of(state), account)
+        entity["text"] = status.text
+        await service.delete_status(session, status)
+    return JSONResponse(entity)
+
+
+async def status_context(request: Request) -> Response:
+    status_id = parse_id(request.path_params["id"])
+    account = await viewer(request, "read:statuses")
+    state = easel(request)
+    ctx = EntityContext.of(state)
+    async with state.db.session() as session:
+        thread = await service.context(session, account, status_id)
+        entities = await statuses_to_entities(
+            session, [*thread.ancestors, *thread.descendants], ctx, account)
+    split = len(thread.ancestors)
+    return JSONResponse({"ancestors": entities[:split], "descendants": entities[split:]})
+
+
+async def status_source(request: Request) -> Response:
+    auth = await require(request, "read:statuses")
+    _user, account = auth.require_user()
+    status_id = parse_id(request.path_params["id"])
+    async with easel(request).db.session() as session:
+        status = await service.status_source(session, account, status_id)
+    return JSONResponse({"id": str(status.id), "text": status.text,
+                         "spoiler_text": status.spoiler_text})
+
+
+StatusAction = Callable[[AsyncSession, Account, int], Awaitable[Status]]
+
+
+def _action(scope: str, action: StatusAction) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint for one of the idempotent actions on a status (favourite, bookmark…):
+    it answers with the status acted on."""
+
+    async def endpoint(request: Request) -> Response:
+        auth = await require(request, scope)
+        _user, account = auth.require_user()
+        status_id = parse_id(request.path_params["id"])
+        state = easel(request)
+        async with state.db.session() as session:
+            status = await action(session, account, status_id)
+            entity = await status_to_entity(session, status, EntityContext.of(state), account)
+        return JSONResponse(entity)
+
+    endpoint.__name__ = action.__name__
+    return endpoint
+
+
+async def reblog_status(request: Request) -> Response:
+    auth = await require(request, "write:statuses")
+    _user, account = auth.require_user()
+    status_id = parse_id(request.path_params["id"])
+    try:
+        params = await Params.from_request(request)
+    finally:
+        await request.close()
+    visibility = params.get_str("visibility")
+    state = easel(request)
+    async with state.db.session() as session:
+        boost = await service.reblog(session, state.settings, account, status_id, visibility)
+        entity = await status_to_entity(session, boost, EntityContext.of(state), account)
+    return JSONResponse(entity)
+
+
+def _accounts_page(request: Request, rows: Sequence[tuple[int, Account]], page: Page,
+                   ctx: EntityContext) -> Response:
+    response = JSONResponse([account_to_entity(account, ctx) for _cursor, account in rows])
+    link = link_header(request, [cursor for cursor, _account in rows], page)
+    if link:
+        response.headers["Link"] = link
+    return response
+
+
+async def favourited_by(request: Request) -> Response:
+    status_id = parse_id(request.path_params["id"])
+    auth = await optional(request, "read:accounts")
+    account = auth.account if auth is not None else None
+    page = Page.from_params(await Params.from_request(request))
+    state = easel(request)
+    async with state.db.session() as session:
+        rows = await service.favourited_by(session, account, status_id, page)
+    return _accounts_page(request, rows, page, EntityContext.of(state))
+
+
+async def reblogged_by(request: Request) -> Response:
+    status_id = parse_id(request.path_params["id"])
+    auth = await optional(request, "read:accounts")
+    account = auth.account if auth is not None else None
+    page = Page.from_params(await Params.from_request(request))
+    state = easel(request)
+    async with state.db.session() as session:
+        rows = await service.reblogged_by(session, account, status_id, page)
+    return _accounts_page(request, rows, page, EntityContext.of(state))
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/statuses", create_status, methods=["POST"]),
+    Route("/api/v1/statuses", get_statuses, methods=["GET"]),
+    Route("/api/v1/statuses/{id}", get_status, methods=["GET"]),
+    Route("/api/v1/statuses/{id}", delete_status, methods=["DELETE"]),
+    Route("/api/v1/statuses/{id}/context", status_context, methods=["GET"]),
+    Route("/api/v1/statuses/{id}/source", status_source, methods=["GET"]),
+    Route("/api/v1/statuses/{id}/favourite", _action("write:favourites", service.favourite),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unfavourite", _action("write:favourites", service.unfavourite),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/bookmark", _action("write:bookmarks", service.bookmark),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unbookmark", _action("write:bookmarks", service.unbookmark),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/reblog", reblog_status, methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unreblog", _action("write:statuses", service.unreblog),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/favourited_by", favourited_by, methods=["GET"]),
+    Route("/api/v1/statuses/{id}/reblogged_by", reblogged_by, methods=["GET"]),
+]

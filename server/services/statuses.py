@@ -1,0 +1,673 @@
+"""Posting statuses and acting on them: create, publish, delete, favourite, boost, bookmark.
+
+Every use case here validates first and writes second, in one transaction it commits
+itself, so bad input is refused with nothing written. Publishing — counters, mention and
+"new post" notifications — happens in exactly one place, ``publish_if_ready``: a status
+whose media are still in the protect pipeline is created unpublished (its author sees it,
+nobody else does), and the media job calls ``publish_if_ready`` when the last image is
+ready. Federation comes later: each place that will enqueue a ``federate`` job after its
+commit is marked ``# federate:``. This module never imports ``federation``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from server import limits
+from server.ids import new_id, utcnow
+from server.models import (
+    VISIBILITIES,
+    Account,
+    Bookmark,
+    Favourite,
+    Follow,
+    IdempotencyKey,
+    MediaAttachment,
+    MediaState,
+    Mention,
+    Status,
+    StatusTag,
+    Tag,
+    User,
+)
+from server.services.errors import NotFound, ServiceError, ValidationFailed
+from server.services.notifications import notify
+from server.services.text import (
+    countable_length,
+    extract_hashtags,
+    extract_mentions,
+    local_domain_of,
+    mention_key,
+    normalize_tag,
+    render_status,
+)
+from server.services.visibility import visible_to
+from server.settings import Settings
+
+IDEMPOTENCY_WINDOW = timedelta(hours=1)
+# How far /context walks up and down a thread (Mastodon's limits).
+ANCESTORS_LIMIT = 40
+DESCENDANTS_LIMIT = 4096
+ANONYMOUS_DESCENDANTS_LIMIT = 60
+# Visibilities a boost may have (a boost is never direct).
+REBLOG_VISIBILITIES = ("public", "unlisted", "private")
+AUDIO_OR_VIDEO = ("video", "gifv", "audio")
+
+# ISO 639-1, the codes Mastodon clients send as a status's language.
+ISO_639_1 = frozenset("""
+aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv
+cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr
+ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw
+ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv
+ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr
+ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi
+yo za zh zu
+""".split())
+_LANGUAGE_RE = re.compile(r"\A([a-z]{2})(?:[-_]([a-z]{2}|[a-z]{4}))?\Z", re.IGNORECASE)
+
+
+# ------------------------------------------------------------------------- helpers
+
+def _insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
+                              conflict: list[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite, PostgreSQL)."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+
+async def _inserted(session: AsyncSession, model: Any, values: dict[str, Any],
+                    conflict: list[str]) -> bool:
+    """Insert a row unless one with the same ``conflict`` columns exists; True if inserted.
+    NotFound if a row it refers to has just been deleted (a concurrent delete)."""
+    try:
+        result: Any = await session.execute(
+            _insert_ignoring_conflict(session, model, values, conflict))
+    except IntegrityError:
+        await session.rollback()
+        raise NotFound("Record not found") from None
+    return bool(result.rowcount)
+
+
+def status_uri(settings: Settings, username: str, status_id: int) -> str:
+    return f"{settings.base_url}/users/{username}/statuses/{status_id}"
+
+
+def status_url(settings: Settings, username: str, status_id: int) -> str:
+    return f"{settings.base_url}/@{username}/{status_id}"
+
+
+def normalize_language(language: str | None) -> str | None:
+    """An ISO 639-1 code (optionally with a region or script: ``pt-BR``, ``sr-Latn``);
+    None for none given; ValidationFailed for anything else."""
+    if language is None or not language.strip():
+        return None
+    match = _LANGUAGE_RE.match(language.strip())
+    if match is None or match.group(1).lower() not in ISO_639_1:
+        raise ValidationFailed("Language is not a valid ISO 639-1 code")
+    base, sub = match.group(1).lower(), match.group(2)
+    if sub is None:
+        return base
+    return f"{base}-{sub.upper() if len(sub) == 2 else sub.title()}"
+
+
+async def _status_or_404(session: AsyncSession, status_id: int) -> Status:
+    status = await session.get(Status, status_id)
+    if status is None:
+        raise NotFound("Record not found")
+    return status
+
+
+async def visible_status(session: AsyncSession, viewer: Account | None, status_id: int) -> Status:
+    """The status ``viewer`` may see, or NotFound (Mastodon answers 404 for both)."""
+    status = await session.scalar(select(Status).where(Status.id == status_id, visible_to(viewer)))
+    if status is None:
+        raise NotFound("Record not found")
+    return status
+
+
+async def _visible_original(session: AsyncSession, viewer: Account, status_id: int) -> Status:
+    """The visible status, or the status a visible boost boosts (actions act on the original)."""
+    status = await visible_status(session, viewer, status_id)
+    if status.reblog_of_id is not None:
+        status = await visible_status(session, viewer, status.reblog_of_id)
+    return status
+
+
+async def visible_statuses(session: AsyncSession, viewer: Account | None,
+                           ids: Sequence[int]) -> list[Status]:
+    """The statuses among ``ids`` that ``viewer`` may see, in the order asked for."""
+    if not ids:
+        return []
+    found = {s.id: s for s in await session.scalars(
+        select(Status).where(Status.id.in_(set(ids)), visible_to(viewer)))}
+    seen: set[int] = set()
+    result = []
+    for status_id in ids:
+        if status_id in found and status_id not in seen:
+            seen.add(status_id)
+            result.append(found[status_id])
+    return result
+
+
+async def own_status(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """One of ``account``'s own statuses (or boosts), or NotFound."""
+    status = await session.scalar(
+        select(Status).where(Status.id == status_id, Status.account_id == account.id))
+    if status is None:
+        raise NotFound("Record not found")
+    return status
+
+
+async def _mentioned_accounts(session: AsyncSession, settings: Settings,
+                              mentions: list[tuple[str, str | None]]) -> list[Account]:
+    """The known accounts among ``mentions`` (local ones, and remote ones already stored)."""
+    local_domain = local_domain_of(settings.base_url)
+    keys = {mention_key(username, domain, local_domain) for username, domain in mentions}
+    if not keys:
+        return []
+    conditions = [and_(Account.username_key == username, Account.domain == domain)
+                  for username, domain in keys]
+    # federate: resolve unknown remote mentions through WebFinger here.
+    return list(await session.scalars(select(Account).where(
+        or_(*conditions), Account.actor_type != "Application").order_by(Account.id)))
+
+
+async def _tags_for(session: AsyncSession, names: list[str]) -> list[Tag]:
+    """Tag rows for these hashtags (display spellings), created if new. Concurrent posts
+    may create the same tag: the insert ignores the conflict and the row is read back."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.setdefault(normalize_tag(name), name)
+    if not wanted:
+        return []
+    existing = {t.name for t in await session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    for name, display in wanted.items():
+        if name not in existing:
+            await session.execute(_insert_ignoring_conflict(
+                session, Tag, {"id": new_id(), "name": name, "display_name": display,
+                               "created_at": utcnow()}, ["name"]))
+    return list(await session.scalars(select(Tag).where(Tag.name.in_(wanted))))
+
+
+# ------------------------------------------------------------------------- create
+
+async def create_status(
+    session: AsyncSession,
+    settings: Settings,
+    account: Account,
+    application_id: int | None,
+    *,
+    text: str | None = None,
+    media_ids: Sequence[int] = (),
+    sensitive: bool | None = None,
+    spoiler_text: str | None = None,
+    visibility: str | None = None,
+    in_reply_to_id: int | None = None,
+    language: str | None = None,
+    idempotency_key: str | None = None,
+) -> Status:
+    """Post a status for ``account``, committed. Published at once unless some of its media
+    are still processing. Raises ServiceError (422/404) with nothing written on bad input."""
+    text = (text or "").strip()
+    spoiler_text = (spoiler_text or "").strip()
+    key = _idempotency_key(idempotency_key)
+    if key is not None:
+        earlier = await _idempotent_status(session, account, key)
+        if earlier is not None:
+            return earlier
+
+    unique_media_ids = list(dict.fromkeys(media_ids))
+    if len(unique_media_ids) > limits.MAX_MEDIA_ATTACHMENTS:
+        raise ServiceError(f"Cannot attach more than {limits.MAX_MEDIA_ATTACHMENTS} files")
+    if not text and not unique_media_ids:
+        raise ValidationFailed("Text can't be blank")
+    length = (countable_length(text, limits.CHARACTERS_RESERVED_PER_URL)
+              + countable_length(spoiler_text, limits.CHARACTERS_RESERVED_PER_URL))
+    if length > limits.MAX_STATUS_CHARACTERS:
+        raise ValidationFailed(f"Text character limit of {limits.MAX_STATUS_CHARACTERS} exceeded")
+
+    user = await session.scalar(select(User).where(User.account_id == account.id))
+    if visibility is None or visibility == "":
+        visibility = user.default_privacy if user is not None else "public"
+    if visibility not in VISIBILITIES:
+        raise ValidationFailed("Visibility is not included in the list")
+    language = normalize_language(language) or (user.default_language if user else None)
+    if sensitive is None:
+        sensitive = user.default_sensitive if user is not None else False
+    sensitive = sensitive or bool(spoiler_text)
+
+    parent: Status | None = None
+    if in_reply_to_id is not None:
+        parent = await visible_status(session, account, in_reply_to_id)
+        if parent.reblog_of_id is not None:
+            parent = await visible_status(session, account, parent.reblog_of_id)
+
+    media = await _media_to_attach(session, account, unique_media_ids)
+
+    mentioned = await _mentioned_accounts(session, settings, extract_mentions(text))
+    try:
+        status = await _insert_status(
+            session, settings, account, application_id, text=text, spoiler_text=spoiler_text,
+            visibility=visibility, sensitive=sensitive, language=language, parent=parent,
+            media=media, mentioned=mentioned, key=key)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        # The same Idempotency-Key was used by a concurrent request that committed first.
+        if key is not None:
+            earlier = await _idempotent_status(session, account, key)
+            if earlier is not None:
+                return earlier
+        # Otherwise a row it refers to (the parent, a mentioned account) was deleted meanwhile.
+        raise NotFound("Record not found") from None
+    # federate: if status.published, enqueue Create(Note) for status.id.
+    return status
+
+
+async def _insert_status(
+    session: AsyncSession, settings: Settings, account: Account, application_id: int | None, *,
+    text: str, spoiler_text: str, visibility: str, sensitive: bool, language: str | None,
+    parent: Status | None, media: list[MediaAttachment], mentioned: list[Account],
+    key: str | None,
+) -> Status:
+    """Write a validated status with its mentions, tags, media and idempotency key, and
+    publish it if it can be (not committed)."""
+    status_id = new_id()
+    status = Status(
+        id=status_id, account_id=account.id,
+        uri=status_uri(settings, account.username, status_id),
+        url=status_url(settings, account.username, status_id),
+        text=text, content=render_status(text, mentioned, settings.base_url),
+        spoiler_text=spoiler_text, visibility=visibility, sensitive=sensitive,
+        language=language,
+        in_reply_to_id=parent.id if parent else None,
+        in_reply_to_account_id=parent.account_id if parent else None,
+        application_id=application_id, local=True, published=False, created_at=utcnow(),
+    )
+    session.add(status)
+    await session.flush()
+    for mentioned_account in mentioned:
+        session.add(Mention(status_id=status.id, account_id=mentioned_account.id))
+    for tag in await _tags_for(session, extract_hashtags(text)):
+        session.add(StatusTag(status_id=status.id, tag_id=tag.id))
+    if media:
+        # Claim the media only if still unattached: a concurrent post cannot take them too.
+        claimed: Any = await session.execute(
+            update(MediaAttachment)
+            .where(MediaAttachment.id.in_([m.id for m in media]),
+                   MediaAttachment.account_id == account.id,
+                   MediaAttachment.status_id.is_(None))
+            .values(status_id=status.id)
+            .execution_options(synchronize_session=False))
+        if claimed.rowcount != len(media):
+            await session.rollback()
+            raise ServiceError(_media_not_found([m.id for m in media]))
+    if key is not None:
+        # An expired use of the key frees it; a live one makes this insert conflict.
+        await session.execute(delete(IdempotencyKey).where(
+            IdempotencyKey.account_id == account.id, IdempotencyKey.key == key,
+            IdempotencyKey.created_at <= utcnow() - IDEMPOTENCY_WINDOW))
+        session.add(IdempotencyKey(account_id=account.id, key=key, status_id=status.id,
+                                   created_at=utcnow()))
+    await session.flush()
+    await publish_if_ready(session, status.id)
+    return status
+
+
+def _idempotency_key(raw: str | None) -> str | None:
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    return raw if len(raw) <= 255 else hashlib.sha256(raw.encode("utf-8")).hexdigest()
+
+
+async def _idempotent_status(session: AsyncSession, account: Account, key: str) -> Status | None:
+    status: Status | None = await session.scalar(
+        select(Status).join(IdempotencyKey, IdempotencyKey.status_id == Status.id).where(
+            IdempotencyKey.account_id == account.id, IdempotencyKey.key == key,
+            IdempotencyKey.created_at > utcnow() - IDEMPOTENCY_WINDOW))
+    return status
+
+
+def _media_not_found(ids: Sequence[int]) -> str:
+    return f"Media {', '.join(str(i) for i in ids)} not found or already attached to another post"
+
+
+async def _media_to_attach(session: AsyncSession, account: Account,
+                           media_ids: list[int]) -> list[MediaAttachment]:
+    if not media_ids:
+        return []
+    found = {m.id: m for m in await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.id.in_(media_ids), MediaAttachment.account_id == account.id,
+        MediaAttachment.status_id.is_(None), MediaAttachment.purpose == "attachment"))}
+    missing = [i for i in media_ids if i not in found]
+    if missing:
+        raise ServiceError(_media_not_found(missing))
+    media = [found[i] for i in media_ids]
+    if len(media) > 1 and any(m.type in AUDIO_OR_VIDEO for m in media):
+        raise ServiceError("Cannot attach a video to a post that already contains images")
+    return media
+
+
+# ------------------------------------------------------------------------ publish
+
+async def publish_if_ready(session: AsyncSession, status_id: int) -> bool:
+    """Publish an unpublished status once all its media are ready; True if it did now.
+
+    Runs inside the caller's transaction and never commits (the media job calls it when
+    it marks media ready). The status row is locked first, so two media finishing at once
+    cannot both miss — or both do — the publishing. Side effects, here and nowhere else:
+    the author's statuses_count and last_status_at, the parent's replies_count, a boost's
+    reblogs_count, and the "mention", "status" and "reblog" notifications.
+    """
+    status = await session.scalar(
+        select(Status).where(Status.id == status_id).with_for_update()
+        .execution_options(populate_existing=True))
+    if status is None or status.published:
+        return False
+    not_ready = await session.scalar(select(func.count()).select_from(MediaAttachment).where(
+        MediaAttachment.status_id == status_id, MediaAttachment.state != MediaState.READY.value))
+    if not_ready:
+        return False
+    now = utcnow()
+    changed: Any = await session.execute(
+        update(Status).where(Status.id == status_id, Status.published.is_(False))
+        .values(published=True, published_at=now).execution_options(synchronize_session=False))
+    if not changed.rowcount:
+        return False
+    status.published = True
+    status.published_at = now
+
+    await session.execute(update(Account).where(Account.id == status.account_id).values(
+        statuses_count=Account.statuses_count + 1, last_status_at=now))
+    if status.in_reply_to_id is not None:
+        await session.execute(update(Status).where(Status.id == status.in_reply_to_id).values(
+            replies_count=Status.replies_count + 1))
+    author = await session.get(Account, status.account_id)
+    assert author is not None
+
+    if status.reblog_of_id is not None:
+        await session.execute(update(Status).where(Status.id == status.reblog_of_id).values(
+            reblogs_count=Status.reblogs_count + 1))
+        original = await session.get(Status, status.reblog_of_id)
+        if original is not None:
+            original_author = await session.get(Account, original.account_id)
+            if original_author is not None:
+                await notify(session, original_author, "reblog", author, original.id)
+        # federate: enqueue Announce for status.id.
+        return True
+
+    for mentioned in await session.scalars(select(Account).join(
+            Mention, Mention.account_id == Account.id).where(Mention.status_id == status.id)):
+        await notify(session, mentioned, "mention", author, status.id)
+    # Mastodon notifies subscribers ("notify" on the follow) of posts that reach their home
+    # feed: not direct messages, and not replies to other people.
+    replies_to_other = (status.in_reply_to_account_id is not None
+                        and status.in_reply_to_account_id != status.account_id)
+    if status.visibility != "direct" and not replies_to_other:
+        for follower in await session.scalars(select(Account).join(
+                Follow, Follow.account_id == Account.id).where(
+                Follow.target_account_id == status.account_id, Follow.notify.is_(True))):
+            await notify(session, follower, "status", author, status.id)
+    # federate: enqueue Create(Note) for status.id (the media job commits this).
+    return True
+
+
+# ------------------------------------------------------------------------- delete
+
+async def delete_status(session: AsyncSession, status: Status) -> None:
+    """Delete one of an account's statuses (or boosts), committed, keeping every counter
+    right. Its media are detached, not deleted, so the author can redraft with them;
+    favourites, bookmarks, mentions, tags and notifications go with it (foreign keys)."""
+    # Lock the row, so a concurrent publish or delete sees the final state.
+    await session.execute(update(Status).where(Status.id == status.id)
+                          .values(replies_count=Status.replies_count))
+    current = await session.scalar(select(Status).where(Status.id == status.id)
+                                   .execution_options(populate_existing=True))
+    if current is None:
+        return
+    if current.published:
+        await _decrement(session, Account, current.account_id, Account.statuses_count)
+        if current.in_reply_to_id is not None:
+            await _decrement(session, Status, current.in_reply_to_id, Status.replies_count)
+        if current.reblog_of_id is not None:
+            await _decrement(session, Status, current.reblog_of_id, Status.reblogs_count)
+    # Its boosts go with it; each booster's count goes down.
+    boosts: dict[int, int] = defaultdict(int)
+    for booster_id, published in (await session.execute(
+            select(Status.account_id, Status.published).where(
+                Status.reblog_of_id == current.id))).all():
+        if published:
+            boosts[booster_id] += 1
+    for booster_id, count in boosts.items():
+        await _decrement(session, Account, booster_id, Account.statuses_count, count)
+    await session.execute(delete(Status).where(Status.reblog_of_id == current.id))
+    await session.execute(update(MediaAttachment).where(MediaAttachment.status_id == current.id)
+                          .values(status_id=None).execution_options(synchronize_session=False))
+    await session.execute(delete(Status).where(Status.id == current.id)
+                          .execution_options(synchronize_session=False))
+    await session.commit()
+    # federate: enqueue Delete (Tombstone), or Undo(Announce) for a boost, for current.uri.
+
+
+async def _decrement(session: AsyncSession, model: Any, row_id: int,
+                     column: InstrumentedAttribute[int], amount: int = 1) -> None:
+    """One UPDATE that lowers a counter by ``amount``, never below zero."""
+    await session.execute(update(model).where(model.id == row_id).values(
+        {column: case((column > amount, column - amount), else_=0)}))
+
+
+# ---------------------------------------------------------------- favourite, bookmark
+
+async def favourite(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Favourite a visible status (idempotent), committed; notifies its author once."""
+    status = await _visible_original(session, account, status_id)
+    if await _inserted(session, Favourite, {"id": new_id(), "account_id": account.id,
+                                            "status_id": status.id, "created_at": utcnow()},
+                       ["account_id", "status_id"]):
+        await session.execute(update(Status).where(Status.id == status.id).values(
+            favourites_count=Status.favourites_count + 1))
+        author = await session.get(Account, status.account_id)
+        if author is not None:
+            await notify(session, author, "favourite", account, status.id)
+    await session.commit()
+    # federate: enqueue Like for the favourite (when one was inserted).
+    await session.refresh(status)
+    return status
+
+
+async def unfavourite(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Take a favourite back (idempotent), committed. A favourited status can be
+    unfavourited even if its author has since hidden it from the viewer."""
+    status = await _status_or_404(session, status_id)
+    if status.reblog_of_id is not None:
+        status = await _status_or_404(session, status.reblog_of_id)
+    removed: Any = await session.execute(delete(Favourite).where(
+        Favourite.account_id == account.id, Favourite.status_id == status.id))
+    if removed.rowcount:
+        await _decrement(session, Status, status.id, Status.favourites_count)
+    else:
+        await visible_status(session, account, status.id)
+    await session.commit()
+    # federate: enqueue Undo(Like) when one was removed.
+    await session.refresh(status)
+    return status
+
+
+async def bookmark(session: AsyncSession, account: Account, status_id: int) -> Status:
+    status = await _visible_original(session, account, status_id)
+    await _inserted(session, Bookmark, {"id": new_id(), "account_id": account.id,
+                                        "status_id": status.id, "created_at": utcnow()},
+                    ["account_id", "status_id"])
+    await session.commit()
+    return status
+
+
+async def unbookmark(session: AsyncSession, account: Account, status_id: int) -> Status:
+    status = await _status_or_404(session, status_id)
+    if status.reblog_of_id is not None:
+        status = await _status_or_404(session, status.reblog_of_id)
+    removed: Any = await session.execute(delete(Bookmark).where(
+        Bookmark.account_id == account.id, Bookmark.status_id == status.id))
+    if not removed.rowcount:
+        await visible_status(session, account, status.id)
+    await session.commit()
+    return status
+
+
+# ----------------------------------------------------------------------- boosts
+
+async def reblog(session: AsyncSession, settings: Settings, account: Account, status_id: int,
+                 visibility: str | None = None) -> Status:
+    """Boost a visible status (idempotent: an existing boost is returned), committed.
+    Returns the boost. Direct statuses and other people's private ones cannot be boosted
+    (403, as Mastodon); a boost of one's own private status stays private."""
+    original = await _visible_original(session, account, status_id)
+    if visibility is not None and visibility != "" and visibility not in REBLOG_VISIBILITIES:
+        raise ValidationFailed("Visibility is not included in the list")
+    owned = original.account_id == account.id
+    if original.visibility == "direct" or (original.visibility == "private" and not owned):
+        raise ServiceError("This action is not allowed", 403)
+    if not original.published:
+        raise ValidationFailed("Status is not published yet")
+    # Lock the original's row: two boosts at once must not both insert.
+    await session.execute(update(Status).where(Status.id == original.id)
+                          .values(reblogs_count=Status.reblogs_count))
+    existing = await session.scalar(select(Status).where(
+        Status.account_id == account.id, Status.reblog_of_id == original.id))
+    if existing is not None:
+        await session.commit()
+        return existing
+    if original.visibility == "private":
+        visibility = "private"
+    elif not visibility:
+        user = await session.scalar(select(User).where(User.account_id == account.id))
+        default = user.default_privacy if user is not None else "public"
+        visibility = default if default in REBLOG_VISIBILITIES else "public"
+    boost_id = new_id()
+    boost = Status(
+        id=boost_id, account_id=account.id,
+        uri=status_uri(settings, account.username, boost_id) + "/activity",
+        url=status_url(settings, account.username, boost_id),
+        reblog_of_id=original.id, visibility=visibility, local=True, published=False,
+        created_at=utcnow())
+    session.add(boost)
+    try:
+        await session.flush()
+    except IntegrityError:  # the original was deleted meanwhile
+        await session.rollback()
+        raise NotFound("Record not found") from None
+    await publish_if_ready(session, boost.id)
+    await session.commit()
+    return boost
+
+
+async def unreblog(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Undo the account's boost of a status (idempotent), committed; returns the original."""
+    original = await _status_or_404(session, status_id)
+    if original.reblog_of_id is not None:
+        original = await _status_or_404(session, original.reblog_of_id)
+    boost = await session.scalar(select(Status).where(
+        Status.account_id == account.id, Status.reblog_of_id == original.id))
+    if boost is None:
+        return await visible_status(session, account, original.id)
+    await delete_status(session, boost)
+    await session.refresh(original)
+    return original
+
+
+# ------------------------------------------------------------------------- reading
+
+class PageLike(Protocol):
+    """What the API's pagination offers (``server.api.pagination.Page``)."""
+
+    def apply(self, query: Any, column: InstrumentedAttribute[int]) -> Any: ...
+
+    def arrange(self, rows: Sequence[Any]) -> list[Any]: ...
+
+
+async def favourited_by(session: AsyncSession, viewer: Account | None, status_id: int,
+                        page: PageLike) -> list[tuple[int, Account]]:
+    """(favourite id, account) of a visible status's favouriters, newest first."""
+    status = await visible_status(session, viewer, status_id)
+    query = select(Favourite.id, Account).join(Account, Account.id == Favourite.account_id) \
+        .where(Favourite.status_id == status.id)
+    rows = (await session.execute(page.apply(query, Favourite.id))).all()
+    return [(row[0], row[1]) for row in page.arrange(rows)]
+
+
+async def reblogged_by(session: AsyncSession, viewer: Account | None, status_id: int,
+                       page: PageLike) -> list[tuple[int, Account]]:
+    """(boost id, account) of the boosts of a visible status the viewer may see."""
+    status = await visible_status(session, viewer, status_id)
+    query = select(Status.id, Account).join(Account, Account.id == Status.account_id) \
+        .where(Status.reblog_of_id == status.id, visible_to(viewer))
+    rows = (await session.execute(page.apply(query, Status.id))).all()
+    return [(row[0], row[1]) for row in page.arrange(rows)]
+
+
+@dataclass
+class Context:
+    ancestors: list[Status]
+    descendants: list[Status]
+
+
+async def context(session: AsyncSession, viewer: Account | None, status_id: int) -> Context:
+    """A visible status's thread: ancestors oldest first, descendants in reading order
+    (depth first, oldest reply first), each filtered by what ``viewer`` may see."""
+    status = await visible_status(session, viewer, status_id)
+
+    ancestor_ids: list[int] = []
+    parent_id = status.in_reply_to_id
+    while parent_id is not None and len(ancestor_ids) < ANCESTORS_LIMIT \
+            and parent_id not in ancestor_ids:
+        ancestor_ids.append(parent_id)
+        parent_id = await session.scalar(select(Status.in_reply_to_id).where(Status.id == parent_id))
+    ancestor_ids.reverse()
+
+    limit = DESCENDANTS_LIMIT if viewer is not None else ANONYMOUS_DESCENDANTS_LIMIT
+    children: dict[int, list[int]] = defaultdict(list)
+    frontier = [status.id]
+    seen = {status.id}
+    total = 0
+    while frontier and total < limit:
+        rows = (await session.execute(
+            select(Status.id, Status.in_reply_to_id).where(Status.in_reply_to_id.in_(frontier))
+            .order_by(Status.id))).all()
+        frontier = []
+        for child_id, parent in rows:
+            if child_id in seen or parent is None:
+                continue
+            seen.add(child_id)
+            children[parent].append(child_id)
+            frontier.append(child_id)
+            total += 1
+    descendant_ids: list[int] = []
+    stack = list(reversed(children[status.id]))
+    while stack:
+        current = stack.pop()
+        descendant_ids.append(current)
+        stack.extend(reversed(children.get(current, [])))
+
+    ancestors = await visible_statuses(session, viewer, ancestor_ids)
+    descendants = await visible_statuses(session, viewer, descendant_ids[:limit])
+    return Context(ancestors, descendants)
+
+
+async def status_source(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """The author's own status, for GET /source (others: NotFound)."""
+    return await own_status(session, account, status_id)
