@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
@@ -64,7 +64,8 @@ def link_header(request: Request, cursors: Sequence[int], page: Page) -> str | N
     cursor values (newest first) are ``cursors``; None for an empty page."""
     if not cursors:
         return None
-    base = easel(request).settings.base_url + request.url.path
+    # The path is decoded (a hashtag may be any letter); a header must be Latin-1 / ASCII.
+    base = easel(request).settings.base_url + quote(request.url.path)
     keep = [(k, v) for k, v in request.query_params.multi_items()
             if k not in ("max_id", "since_id", "min_id", "limit")]
     keep.append(("limit", str(page.limit)))

@@ -1,7 +1,68 @@
-"""search endpoints (being written)."""
+"""``GET /api/v2/search``: accounts, hashtags and statuses for a query (Mastodon 4.2).
+
+Thin endpoint: auth (optional, ``read:search``) → parse → ``services.search.search`` →
+entities. Input rules are Mastodon's: ``q`` is required (400); without a token, ``offset``
+and ``resolve=true`` are refused with 401, as Mastodon's controller does. With a token,
+``resolve`` is accepted and ignored: nothing is fetched from other servers until
+federation exists (a local URL or URI is always looked up, resolve or not).
+``exclude_unreviewed`` is accepted and ignored too: Easel has no hashtag review yet.
+A ``limit`` or ``offset`` that is not a number is a 422 naming the parameter.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
 
-routes: list[BaseRoute] = []
+from server.api.auth import optional
+from server.api.entities import EntityContext, account_to_entity, statuses_to_entities, tag_to_entity
+from server.api.params import Params
+from server.errors import ApiError
+from server.services.search import SearchQuery, search
+from server.state import easel
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 40
+
+
+async def search_v2(request: Request) -> JSONResponse:
+    auth = await optional(request, "read:search")
+    viewer = auth.account if auth is not None else None
+    params = await Params.from_request(request)
+    q = params.get_str("q", max_length=2048)
+    if q is None or not q.strip():
+        raise ApiError(400, "param is missing or the value is empty: q")
+    resolve = bool(params.get_bool("resolve", False))
+    if viewer is None:
+        if params.get_str("offset"):
+            raise ApiError(401, "Search queries pagination is not supported without authentication")
+        if resolve:
+            raise ApiError(401, "Search queries that resolve remote resources are not supported "
+                                "without authentication")
+    limit = params.get_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT) or DEFAULT_LIMIT
+    offset = params.get_int("offset", 0, minimum=0) or 0
+    following = bool(params.get_bool("following", False))
+    params.get_bool("exclude_unreviewed", False)  # validated, then ignored (no tag review yet)
+    # resolve=true would fetch remote accounts and statuses; that arrives with federation.
+    raw_account = (params.get_str("account_id") or "").strip()
+    account_ok = raw_account.isdigit() and len(raw_account) <= 19
+    kind = (params.get_str("type") or "").strip() or None
+    query = SearchQuery(q=q, type=kind, limit=limit, offset=offset, following=following,
+                        account_id=int(raw_account) if account_ok else None,
+                        account_id_invalid=bool(raw_account) and not account_ok)
+    state = easel(request)
+    ctx = EntityContext.of(state)
+    async with state.db.session() as session:
+        found = await search(session, query, viewer=viewer, urls=state.urls)
+        statuses = await statuses_to_entities(session, found.statuses, ctx, viewer)
+    return JSONResponse({
+        "accounts": [account_to_entity(a, ctx) for a in found.accounts],
+        "statuses": statuses,
+        "hashtags": [tag_to_entity(t, ctx) for t in found.hashtags],
+    })
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v2/search", search_v2, methods=["GET"]),
+]

@@ -1,7 +1,103 @@
-"""timelines endpoints (being written)."""
+"""Timelines and the viewer's status lists: ``/api/v1/timelines/home``, ``/public``,
+``/tag/:hashtag``, ``/api/v1/bookmarks`` and ``/api/v1/favourites``.
+
+Thin endpoints: auth → parse → one ``services.timelines`` call → entities, with the
+``Link`` header clients page with. Timelines page by status id; bookmarks and favourites
+by the bookmark's or favourite's id (so they list in the order things were saved), as
+Mastodon does. Membership and visibility rules live in the service, never here.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from collections.abc import Sequence
 
-routes: list[BaseRoute] = []
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from server.api.auth import optional, require
+from server.api.entities import EntityContext, statuses_to_entities
+from server.api.pagination import Page, link_header
+from server.api.params import Params
+from server.models import Account, Status
+from server.services import timelines
+from server.state import easel
+
+
+async def _statuses_response(
+    request: Request, statuses: Sequence[Status], cursors: Sequence[int], page: Page,
+    viewer: Account | None,
+) -> JSONResponse:
+    state = easel(request)
+    async with state.db.session() as session:
+        body = await statuses_to_entities(session, statuses, EntityContext.of(state), viewer)
+    response = JSONResponse(body)
+    link = link_header(request, cursors, page)
+    if link is not None:
+        response.headers["Link"] = link
+    return response
+
+
+async def home(request: Request) -> JSONResponse:
+    auth = await require(request, "read:statuses")
+    _, viewer = auth.require_user()
+    page = Page.from_params(await Params.from_request(request))
+    async with easel(request).db.session() as session:
+        statuses = await timelines.home_timeline(session, viewer, page)
+    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+
+
+async def public(request: Request) -> JSONResponse:
+    auth = await optional(request, "read:statuses")
+    viewer = auth.account if auth is not None else None
+    params = await Params.from_request(request)
+    page = Page.from_params(params)
+    async with easel(request).db.session() as session:
+        statuses = await timelines.public_timeline(
+            session, page, local=bool(params.get_bool("local", False)),
+            remote=bool(params.get_bool("remote", False)),
+            only_media=bool(params.get_bool("only_media", False)))
+    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+
+
+async def tag(request: Request) -> JSONResponse:
+    auth = await optional(request, "read:statuses")
+    viewer = auth.account if auth is not None else None
+    params = await Params.from_request(request)
+    page = Page.from_params(params)
+    async with easel(request).db.session() as session:
+        statuses = await timelines.tag_timeline(
+            session, page, request.path_params["hashtag"],
+            any_=params.get_list("any"), all_=params.get_list("all"),
+            none=params.get_list("none"),
+            local=bool(params.get_bool("local", False)),
+            remote=bool(params.get_bool("remote", False)),
+            only_media=bool(params.get_bool("only_media", False)))
+    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+
+
+async def bookmarks(request: Request) -> JSONResponse:
+    auth = await require(request, "read:bookmarks")
+    _, viewer = auth.require_user()
+    page = Page.from_params(await Params.from_request(request))
+    async with easel(request).db.session() as session:
+        rows = await timelines.bookmarked_statuses(session, viewer, page)
+    return await _statuses_response(request, [s for _, s in rows], [c for c, _ in rows], page, viewer)
+
+
+async def favourites(request: Request) -> JSONResponse:
+    auth = await require(request, "read:favourites")
+    _, viewer = auth.require_user()
+    page = Page.from_params(await Params.from_request(request))
+    async with easel(request).db.session() as session:
+        rows = await timelines.favourited_statuses(session, viewer, page)
+    return await _statuses_response(request, [s for _, s in rows], [c for c, _ in rows], page, viewer)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/timelines/home", home, methods=["GET"]),
+    Route("/api/v1/timelines/public", public, methods=["GET"]),
+    Route("/api/v1/timelines/tag/{hashtag}", tag, methods=["GET"]),
+    Route("/api/v1/bookmarks", bookmarks, methods=["GET"]),
+    Route("/api/v1/favourites", favourites, methods=["GET"]),
+]

@@ -1,0 +1,255 @@
+"""The lists a viewer reads: home, public and hashtag timelines, notifications, bookmarks
+and favourites.
+
+Each function builds one query that already applies ``visibility.visible_to`` (so a page is
+never short because rows were dropped after the fact) and hands it to the caller's page
+(``server.api.pagination.Page``, passed in as a ``Paging`` so services never import the API
+layer). Membership rules follow Mastodon 4.2 (``FeedManager#filter_from_home``,
+``PublicFeed``, ``TagFeed``, ``Notification.browserable``). This module only reads: it
+never writes, except ``clear_notifications``/``dismiss_notification``, which commit.
+
+Only local data exists for now; remote statuses arrive with federation and will pass
+through the same queries (``Status.local`` tells them apart).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar, cast
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, not_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from server.models import (
+    NOTIFICATION_TYPES,
+    Account,
+    Bookmark,
+    Favourite,
+    Follow,
+    MediaAttachment,
+    Notification,
+    Status,
+    StatusTag,
+    Tag,
+)
+from server.services.errors import NotFound
+from server.services.text import normalize_tag
+from server.services.visibility import visible_to
+
+T = TypeVar("T")
+
+# Mastodon's TagFeed::LIMIT_PER_MODE: at most this many extra tags in any[], all[], none[].
+TAGS_PER_MODE = 4
+
+
+class Paging(Protocol):
+    """What a service needs from a page (``server.api.pagination.Page`` is one)."""
+
+    def apply(self, query: Select[Any], column: InstrumentedAttribute[int]) -> Select[Any]: ...
+
+    def arrange(self, rows: Sequence[T]) -> list[T]: ...
+
+
+def tag_name(raw: str) -> str:
+    """What a client sends as a hashtag ("Ink", "#ink", "ｉｎｋ") as ``Tag.name``."""
+    return normalize_tag(raw.strip().lstrip("#"))
+
+
+# ------------------------------------------------------------------------ shared clauses
+
+def original_visible_to(viewer: Account | None) -> ColumnElement[bool]:
+    """A boost is shown only if its original is visible too (an original that went private
+    or unpublished must not leak through an older boost)."""
+    originals = select(Status.id).where(visible_to(viewer)).correlate(None)
+    return or_(Status.reblog_of_id.is_(None), Status.reblog_of_id.in_(originals))
+
+
+def is_reply() -> ColumnElement[bool]:
+    return or_(Status.in_reply_to_id.is_not(None), Status.in_reply_to_account_id.is_not(None))
+
+
+def has_media() -> ColumnElement[bool]:
+    return exists().where(MediaAttachment.status_id == Status.id)
+
+
+def where_local_or_remote(query: Select[Any], *, local: bool, remote: bool) -> Select[Any]:
+    if local:
+        query = query.where(Status.local.is_(True))
+    if remote:
+        query = query.where(Status.local.is_(False))
+    return query
+
+
+async def _statuses(session: AsyncSession, query: Select[Any], page: Paging) -> list[Status]:
+    rows = list(await session.scalars(page.apply(query, Status.id)))
+    return page.arrange(rows)
+
+
+# ------------------------------------------------------------------------------ timelines
+
+async def home_timeline(session: AsyncSession, viewer: Account, page: Paging) -> list[Status]:
+    """The viewer's own statuses and those of the accounts they follow, newest first.
+
+    As Mastodon: boosts by a followed account unless that follow has ``show_reblogs``
+    false; replies only when they answer the viewer, the author themself (threads), or an
+    account the viewer follows. The viewer's own statuses are never filtered (unpublished
+    ones included: they are the author's to see).
+    """
+    followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+    hiding_reblogs = select(Follow.target_account_id).where(
+        Follow.account_id == viewer.id, Follow.show_reblogs.is_(False))
+    reply_allowed = or_(
+        not_(is_reply()),
+        Status.in_reply_to_account_id == viewer.id,
+        Status.in_reply_to_account_id == Status.account_id,
+        Status.in_reply_to_account_id.in_(followed),
+    )
+    boost_allowed = or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(hiding_reblogs))
+    query = select(Status).where(
+        or_(Status.account_id == viewer.id, Status.account_id.in_(followed)),
+        visible_to(viewer),
+        original_visible_to(viewer),
+        or_(Status.account_id == viewer.id, and_(reply_allowed, boost_allowed)),
+    )
+    return await _statuses(session, query, page)
+
+
+def _public_statuses() -> Select[Any]:
+    """Published ``public`` statuses (not unlisted, never boosts: boosts carry no tags and
+    Mastodon leaves them out of public timelines)."""
+    return select(Status).where(
+        Status.published.is_(True), Status.visibility == "public", Status.reblog_of_id.is_(None))
+
+
+async def public_timeline(
+    session: AsyncSession, page: Paging, *, local: bool = False, remote: bool = False,
+    only_media: bool = False,
+) -> list[Status]:
+    """Mastodon's public timeline: public statuses, no boosts, and no replies except an
+    author's replies to themself (``Status.without_replies``)."""
+    query = _public_statuses().where(or_(
+        not_(is_reply()), Status.in_reply_to_account_id == Status.account_id))
+    query = where_local_or_remote(query, local=local, remote=remote)
+    if only_media:
+        query = query.where(has_media())
+    return await _statuses(session, query, page)
+
+
+async def tag_timeline(
+    session: AsyncSession, page: Paging, tag: str, *, any_: Sequence[str] = (),
+    all_: Sequence[str] = (), none: Sequence[str] = (), local: bool = False,
+    remote: bool = False, only_media: bool = False,
+) -> list[Status]:
+    """Public statuses tagged ``tag`` or any of ``any_``, with every tag of ``all_`` and
+    none of ``none`` (Mastodon's TagFeed; replies included). Names are normalised here."""
+    names = {tag_name(n) for n in (tag, *any_[:TAGS_PER_MODE])} - {""}
+    wanted_all = {tag_name(n) for n in all_[:TAGS_PER_MODE]} - {""}
+    unwanted = {tag_name(n) for n in none[:TAGS_PER_MODE]} - {""}
+    main = tag_name(tag)
+    looked_up = names | wanted_all | unwanted
+    ids = {name: tag_id for tag_id, name in (await session.execute(
+        select(Tag.id, Tag.name).where(Tag.name.in_(looked_up)))).all()} if looked_up else {}
+    if main not in ids or any(name not in ids for name in wanted_all):
+        return []
+
+    def tagged(tag_ids: Sequence[int]) -> ColumnElement[bool]:
+        return exists().where(StatusTag.status_id == Status.id, StatusTag.tag_id.in_(tag_ids))
+
+    query = _public_statuses().where(tagged([ids[n] for n in names if n in ids]))
+    for name in wanted_all:
+        query = query.where(tagged([ids[name]]))
+    unwanted_ids = [ids[n] for n in unwanted if n in ids]
+    if unwanted_ids:
+        query = query.where(not_(tagged(unwanted_ids)))
+    query = where_local_or_remote(query, local=local, remote=remote)
+    if only_media:
+        query = query.where(has_media())
+    return await _statuses(session, query, page)
+
+
+# -------------------------------------------------------------------- bookmarks, favourites
+
+async def _saved(
+    session: AsyncSession, query: Select[Any, Status], cursor: InstrumentedAttribute[int],
+    page: Paging,
+) -> list[tuple[int, Status]]:
+    # Page.apply is typed for one-column selects; the row shape is (cursor, Status).
+    result = await session.execute(page.apply(cast(Select[Any], query), cursor))
+    return page.arrange([(int(row[0]), row[1]) for row in result.all()])
+
+
+async def bookmarked_statuses(
+    session: AsyncSession, viewer: Account, page: Paging
+) -> list[tuple[int, Status]]:
+    """(bookmark id, status), most recently bookmarked first; the bookmark id is the cursor."""
+    query = (select(Bookmark.id, Status).join(Status, Status.id == Bookmark.status_id)
+             .where(Bookmark.account_id == viewer.id, visible_to(viewer)))
+    return await _saved(session, query, Bookmark.id, page)
+
+
+async def favourited_statuses(
+    session: AsyncSession, viewer: Account, page: Paging
+) -> list[tuple[int, Status]]:
+    """(favourite id, status), most recently favourited first; the favourite id is the cursor."""
+    query = (select(Favourite.id, Status).join(Status, Status.id == Favourite.status_id)
+             .where(Favourite.account_id == viewer.id, visible_to(viewer)))
+    return await _saved(session, query, Favourite.id, page)
+
+
+# -------------------------------------------------------------------------- notifications
+
+def _own_visible_notifications(viewer: Account) -> Select[Any]:
+    """The viewer's notifications, less those about a status they can no longer see."""
+    seen = select(Status.id).where(visible_to(viewer))
+    return select(Notification).where(
+        Notification.account_id == viewer.id,
+        or_(Notification.status_id.is_(None), Notification.status_id.in_(seen)),
+    )
+
+
+async def list_notifications(
+    session: AsyncSession, viewer: Account, page: Paging, *, types: Sequence[str] = (),
+    exclude_types: Sequence[str] = (), from_account_id: int | None = None,
+    from_nobody: bool = False,
+) -> list[Notification]:
+    """As Mastodon's ``Notification.browserable``: ``types`` narrows to the known types
+    listed (only unknown ones: nothing), ``exclude_types`` removes, ``from_account_id``
+    keeps one sender (``from_nobody``: a sender id that cannot exist, so nothing)."""
+    wanted = [t for t in NOTIFICATION_TYPES if t in types] if types else list(NOTIFICATION_TYPES)
+    wanted = [t for t in wanted if t not in exclude_types]
+    query = _own_visible_notifications(viewer)
+    if len(wanted) != len(NOTIFICATION_TYPES):
+        query = query.where(Notification.type.in_(wanted) if wanted else false())
+    if from_nobody:
+        query = query.where(false())
+    elif from_account_id is not None:
+        query = query.where(Notification.from_account_id == from_account_id)
+    rows = list(await session.scalars(page.apply(query, Notification.id)))
+    return page.arrange(rows)
+
+
+async def get_notification(session: AsyncSession, viewer: Account, notification_id: int) -> Notification:
+    """One of the viewer's notifications; NotFound for anyone else's (or a hidden one)."""
+    found = await session.scalar(
+        _own_visible_notifications(viewer).where(Notification.id == notification_id))
+    if found is None:
+        raise NotFound("Record not found")
+    return found
+
+
+async def dismiss_notification(session: AsyncSession, viewer: Account, notification_id: int) -> None:
+    """Delete one of the viewer's notifications (committed); NotFound for anyone else's."""
+    found = await session.scalar(select(true()).where(
+        Notification.id == notification_id, Notification.account_id == viewer.id))
+    if not found:
+        raise NotFound("Record not found")
+    await session.execute(delete(Notification).where(
+        Notification.id == notification_id, Notification.account_id == viewer.id))
+    await session.commit()
+
+
+async def clear_notifications(session: AsyncSession, viewer: Account) -> None:
+    """Delete all of the viewer's notifications (committed)."""
+    await session.execute(delete(Notification).where(Notification.account_id == viewer.id))
+    await session.commit()
