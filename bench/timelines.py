@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import text
 
-from server.api.auth import token_digest
 from server.db import Database
 from server.ids import new_id
 from server.migrate import upgrade
@@ -49,6 +48,7 @@ from server.models import (
     Status,
 )
 from server.services.accounts import create_user
+from server.services.tokens import token_digest
 from server.settings import Settings
 
 PUBLIC_TARGET_RPS = 500.0

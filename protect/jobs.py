@@ -24,16 +24,11 @@ from server.models import MediaAttachment, MediaState, ProtectionState
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 from server.settings import Settings
-from server.storage import LocalStorage, StorageError, new_key
+from server.storage import StorageError, media_storage, new_key
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
-
-
-def media_storage(settings: Settings) -> LocalStorage:
-    """The storage the web process uses (server.app.build_state builds the same)."""
-    return LocalStorage(settings.data_dir / "media", settings.base_url)
 
 
 def unprotected_reason(settings: Settings) -> str:

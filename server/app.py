@@ -31,17 +31,22 @@ import server.health
 import server.web.media_files
 import server.web.pages
 import server.wellknown
-from server.api.middleware import RateLimitMiddleware, TrailingSlashMiddleware
+from server.api.middleware import (
+    BodyLimitMiddleware,
+    CloseUploadsMiddleware,
+    RateLimitMiddleware,
+    TrailingSlashMiddleware,
+)
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.queue.broker import JobQueue, make_broker
-from server.queue.kinds import LIGHT_QUEUES
+from server.queue.kinds import LIGHT_QUEUES, load_job_modules
 from server.queue.runner import JobRunner
 from server.services.accounts import instance_actor
 from server.settings import Settings
 from server.state import EaselState
-from server.storage import LocalStorage
+from server.storage import media_storage
 from server.urls import Urls
 
 log = logging.getLogger(__name__)
@@ -116,7 +121,7 @@ def build_state(settings: Settings, db: Database | None = None) -> EaselState:
     db = db or Database.from_settings(settings)
     runner = JobRunner(db, settings)
     queue = JobQueue(runner, make_broker(settings), consumed_queues=LIGHT_QUEUES)
-    storage = LocalStorage(settings.data_dir / "media", settings.base_url)
+    storage = media_storage(settings)
     return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings),
                       storage=storage)
 
@@ -125,6 +130,7 @@ def create_app(
     settings: Settings, *, db: Database | None = None, options: AppOptions | None = None
 ) -> Starlette:
     options = options or AppOptions()
+    load_job_modules()  # job kinds this process may enqueue or run
     state = build_state(settings, db)
 
     @asynccontextmanager
@@ -153,6 +159,7 @@ def create_app(
     middleware = [Middleware(PathCORSMiddleware), Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit))
+    middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]
     app = Starlette(
         routes=all_routes(),
         middleware=middleware,

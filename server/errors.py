@@ -17,7 +17,8 @@ from server.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
 
-JSON_PREFIXES = ("/api/", "/oauth/", "/.well-known/", "/nodeinfo/", "/users/", "/inbox", "/actor")
+JSON_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke", "/.well-known/", "/nodeinfo/", "/users/",
+                 "/inbox", "/actor")
 
 
 class ApiError(HTTPException):

@@ -14,7 +14,10 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from server.settings import Settings
 
 _KEY_RE = re.compile(r"\A[a-z0-9_]+(/[a-z0-9_]+)*\.[a-z0-9]+\Z")
 
@@ -41,6 +44,11 @@ class Storage(Protocol):
     async def delete(self, key: str, *, private: bool = False) -> None: ...
     async def exists(self, key: str, *, private: bool = False) -> bool: ...
     def public_url(self, key: str) -> str: ...
+
+
+def media_storage(settings: Settings) -> LocalStorage:
+    """The instance's media storage; every process (web, workers) builds it the same way."""
+    return LocalStorage(settings.data_dir / "media", settings.base_url)
 
 
 class LocalStorage:

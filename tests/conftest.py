@@ -192,8 +192,8 @@ async def make_token(db: Database, user: User | None, scopes: str = DEFAULT_TEST
     OAuth flow would leave them; returns the plaintext token."""
     import secrets
 
-    from server.api.auth import token_digest
     from server.models import OAuthApplication, OAuthToken
+    from server.services.tokens import token_digest
 
     token = secrets.token_urlsafe(32)
     async with db.session() as session:

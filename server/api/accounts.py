@@ -99,26 +99,23 @@ async def _read_image(params: Params, name: str) -> bytes | None:
 async def update_credentials(request: Request) -> JSONResponse:
     auth = await require(request, "write:accounts")
     user, account = auth.require_user()
-    try:  # Params leaves multipart temp files to the request: closed here, whatever happens
-        params = await Params.from_request(request)
-        changes = ProfileChanges(
-            display_name=params.get_str("display_name"),
-            note=params.get_str("note"),
-            locked=params.get_bool("locked"),
-            bot=params.get_bool("bot"),
-            discoverable=params.get_bool("discoverable"),
-            indexable=params.get_bool("indexable"),
-            fields=_profile_fields(params),
-            privacy=params.get_str("source[privacy]"),
-            sensitive=params.get_bool("source[sensitive]"),
-            language=params.get_str("source[language]"),
-            avatar=await _read_image(params, "avatar"),
-            header=await _read_image(params, "header"),
-        )
-        # Checked, but Easel has no column for it yet: collections are always shown.
-        params.get_bool("hide_collections")
-    finally:
-        await request.close()
+    params = await Params.from_request(request)
+    changes = ProfileChanges(
+        display_name=params.get_str("display_name"),
+        note=params.get_str("note"),
+        locked=params.get_bool("locked"),
+        bot=params.get_bool("bot"),
+        discoverable=params.get_bool("discoverable"),
+        indexable=params.get_bool("indexable"),
+        fields=_profile_fields(params),
+        privacy=params.get_str("source[privacy]"),
+        sensitive=params.get_bool("source[sensitive]"),
+        language=params.get_str("source[language]"),
+        avatar=await _read_image(params, "avatar"),
+        header=await _read_image(params, "header"),
+    )
+    # Checked, but Easel has no column for it yet: collections are always shown.
+    params.get_bool("hide_collections")
     state = easel(request)
     async with state.db.session() as session:
         account, user = await update_profile(session, state.storage, account.id, user.id, changes)

@@ -2,25 +2,21 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
 from starlette.requests import Request
 
-from server.api.scopes import grants
 from server.errors import ApiError
 from server.ids import utcnow
 from server.models import Account, OAuthApplication, OAuthToken, User
+from server.services.scopes import grants
+from server.services.tokens import token_digest
 from server.state import easel
 
 # last_used_at is written at most this often per token (it would be a write per request).
 TOUCH_INTERVAL = timedelta(minutes=5)
-
-
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 @dataclass

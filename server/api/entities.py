@@ -145,7 +145,8 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
         "id": str(media.id),
         "type": media.type,
         "url": storage.public_url(media.file_key) if ready and media.file_key else None,
-        "preview_url": storage.public_url(media.thumb_key) if ready and media.thumb_key else None,
+        # Mastodon's preview is its "small" style, which meta["small"] describes.
+        "preview_url": storage.public_url(media.small_key) if ready and media.small_key else None,
         "remote_url": media.remote_url,
         "preview_remote_url": None,
         "text_url": None,

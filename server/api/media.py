@@ -44,13 +44,10 @@ def _entity_response(request: Request, media: MediaAttachment, status_code: int)
 async def _upload(request: Request) -> MediaAttachment:
     auth = await require(request, "write:media")
     _user, account = auth.require_user()
-    try:  # the multipart temp files are closed here: Params leaves them to the request
-        params = await Params.from_request(request)
-        data = await _read_upload(params)
-        description = params.get_str("description")
-        focus = params.get_str("focus")
-    finally:
-        await request.close()
+    params = await Params.from_request(request)
+    data = await _read_upload(params)
+    description = params.get_str("description")
+    focus = params.get_str("focus")
     state = easel(request)
     async with state.db.session() as session:
         return await media_service.create_media(session, state, account, data,
@@ -86,12 +83,9 @@ async def update(request: Request) -> Response:
     auth = await require(request, "write:media")
     _user, account = auth.require_user()
     media_id = parse_id(request.path_params["id"])
-    try:
-        params = await Params.from_request(request)
-        description = params.get_str("description")
-        focus = params.get_str("focus")
-    finally:
-        await request.close()
+    params = await Params.from_request(request)
+    description = params.get_str("description")
+    focus = params.get_str("focus")
     async with easel(request).db.session() as session:
         media = await media_service.update_media(session, account, media_id,
                                                  description=description, focus=focus)

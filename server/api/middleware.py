@@ -1,6 +1,5 @@
-"""ASGI middleware for the client API: trailing slashes and rate limits.
-
-Both pass every non-API request straight through.
+"""ASGI middleware for the client API: trailing slashes, body limits, upload clean-up and
+rate limits. Each passes every request it has no business with straight through.
 """
 
 from __future__ import annotations
@@ -13,7 +12,71 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.limits import IMAGE_SIZE_LIMIT, PROFILE_IMAGE_SIZE_LIMIT
+
 API_PREFIXES = ("/api/", "/oauth/")
+OPEN_FORMS_KEY = "easel.open_forms"
+
+# The largest request body the API reads: uploads (an image, or an avatar and a header)
+# get room for the file plus multipart overhead; everything else is small.
+UPLOAD_PATHS = ("/api/v1/media", "/api/v2/media", "/api/v1/accounts/update_credentials")
+UPLOAD_BODY_LIMIT = max(IMAGE_SIZE_LIMIT, 2 * PROFILE_IMAGE_SIZE_LIMIT) + 1024 * 1024
+BODY_LIMIT = 1024 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past its limit while it was being read."""
+
+
+class BodyLimitMiddleware:
+    """Refuse API request bodies over their limit before reading them (Content-Length), or
+    as soon as a streamed body passes it, so an oversized upload never fills the disk."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        limit = UPLOAD_BODY_LIMIT if scope["path"].startswith(UPLOAD_PATHS) else BODY_LIMIT
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            response = JSONResponse(
+                {"error": f"Request body is too large (the limit is {limit // (1024 * 1024)} MB)"},
+                status_code=413)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(
+                        f"Request body is too large (the limit is {limit // (1024 * 1024)} MB)")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class CloseUploadsMiddleware:
+    """Close the temporary files of every form an endpoint parsed, after the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            for form in scope.pop(OPEN_FORMS_KEY, []):
+                await form.close()
 
 
 class TrailingSlashMiddleware:

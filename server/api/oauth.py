@@ -23,12 +23,12 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api.params import TRUE_WORDS, Params
-from server.api.scopes import ALL_SCOPES
 from server.errors import ApiError
 from server.models import Account, User
 from server.secrets import keyed_digest, secret_key, sign, unsign
 from server.services import oauth
 from server.services.oauth import AuthorizationRequest, AuthorizationRequestError, OAuthError
+from server.services.scopes import ALL_SCOPES
 from server.state import EaselState, easel
 from server.web.pages import templates
 

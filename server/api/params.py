@@ -15,6 +15,7 @@ from typing import Any
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
+from server.api.middleware import OPEN_FORMS_KEY, BodyTooLarge
 from server.errors import ApiError
 
 TRUE_WORDS = {"true", "1", "on", "yes", "t"}
@@ -68,8 +69,13 @@ class Params:
             elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 try:
                     form = await request.form(max_files=16, max_fields=1000)
+                except BodyTooLarge as exc:
+                    raise ApiError(413, str(exc)) from None
                 except Exception as exc:  # malformed multipart, too many parts
                     raise ApiError(400, f"Malformed form body: {exc}") from None
+                # Uploaded parts are temporary files: CloseUploadsMiddleware closes them
+                # once the response is sent.
+                request.scope.setdefault(OPEN_FORMS_KEY, []).append(form)
                 for key, item in form.multi_items():
                     values.setdefault(key, []).append(item)
         return cls(values)
@@ -78,8 +84,13 @@ class Params:
         return name in self.values
 
     def raw(self, name: str) -> Any:
+        """The single value of ``name``; a list where one value belongs is an error."""
         items = self.values.get(name)
-        return items[-1] if items else None
+        if not items:
+            return None
+        if len(items) > 1 and not isinstance(items[0], str | UploadFile):
+            raise ApiError(422, f"Validation failed: {name} must be a single value")
+        return items[-1]
 
     def get_str(self, name: str, default: str | None = None, *, max_length: int | None = None) -> str | None:
         value = self.raw(name)
@@ -177,7 +188,13 @@ class Params:
             rest = key[len(prefix):]
             index, _, tail = rest.partition("]")
             field = tail.strip("[]")
-            if field:
+            if not field:
+                continue
+            if index == "":
+                # name[][field]=a&name[][field]=b: the n-th value belongs to the n-th entry.
+                for position, item in enumerate(items):
+                    groups.setdefault(str(position), {})[field] = item
+            else:
                 groups.setdefault(index, {})[field] = items[-1]
         def order(key: str) -> tuple[int, str]:
             return (int(key), "") if key.isdigit() else (1 << 30, key)

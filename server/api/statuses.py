@@ -44,10 +44,7 @@ def _optional_id(params: Params, name: str) -> int | None:
 async def create_status(request: Request) -> Response:
     auth = await require(request, "write:statuses")
     _user, account = auth.require_user()
-    try:
-        params = await Params.from_request(request)
-    finally:
-        await request.close()  # a multipart body's file parts, if a client sent any
+    params = await Params.from_request(request)
     text = params.get_str("status")
     media_ids = params.get_ids("media_ids")
     sensitive = params.get_bool("sensitive")
@@ -153,10 +150,7 @@ async def reblog_status(request: Request) -> Response:
     auth = await require(request, "write:statuses")
     _user, account = auth.require_user()
     status_id = parse_id(request.path_params["id"])
-    try:
-        params = await Params.from_request(request)
-    finally:
-        await request.close()
+    params = await Params.from_request(request)
     visibility = params.get_str("visibility")
     state = easel(request)
     async with state.db.session() as session:

@@ -18,6 +18,8 @@ class Status(Base):
     __table_args__ = (
         Index("ix_statuses_account_timeline", "account_id", "id"),
         Index("ix_statuses_public_timeline", "published", "visibility", "id"),
+        # One boost per account and status (NULLs, i.e. non-boosts, are all distinct).
+        UniqueConstraint("account_id", "reblog_of_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
@@ -40,8 +42,9 @@ class Status(Base):
     application_id: Mapped[int | None] = mapped_column(
         ForeignKey("oauth_applications.id", ondelete="SET NULL"), default=None)
     local: Mapped[bool] = mapped_column(Boolean, default=True)
-    # False while any of its media is still being processed: visible to its author only,
-    # not in timelines, not federated. published_at is when it went out.
+    # False while any of its media is still being processed: visible to its author only
+    # (who sees it everywhere as usual), to nobody else, not federated. published_at is
+    # when it went out.
     published: Mapped[bool] = mapped_column(Boolean, default=True)
     published_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -25,12 +25,12 @@ from urllib.parse import urlsplit
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.api.auth import token_digest
-from server.api.scopes import ScopeError, parse_scopes, subset
 from server.ids import utcnow
 from server.models import OAuthApplication, OAuthAuthorizationCode, OAuthToken, User
 from server.services.errors import ValidationFailed
 from server.services.passwords import hash_password, verify_password
+from server.services.scopes import ScopeError, parse_scopes, subset
+from server.services.tokens import token_digest
 
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 DEFAULT_SCOPE = "read"

@@ -13,11 +13,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from server.api.auth import require
-from server.api.scopes import ScopeError, grants, parse_scopes
 from server.app import create_app
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
 from server.models import User
+from server.services.scopes import ScopeError, grants, parse_scopes
 from server.settings import Settings
 from tests.conftest import make_token
 

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from sqlalchemy import func, select, update
 
-from server.api.scopes import ALL_SCOPES
 from server.db import Database
 from server.ids import utcnow
 from server.models import OAuthApplication, OAuthAuthorizationCode, OAuthToken, User
 from server.services.oauth import s256_challenge
 from server.services.passwords import hash_password
+from server.services.scopes import ALL_SCOPES
 from tests.conftest import authorized
 
 REDIRECT = "https://client.example/callback"

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from server.app import AppOptions, create_app
+from server.settings import Settings
+
+
+@pytest.fixture
+async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings.with_changes(rate_limits=True, api_rate_limit=3),
+                     options=AppOptions(run_workers=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="https://easel.test") as client:
+            yield client
+
+
+async def test_api_responses_carry_rate_limit_headers_and_429_past_the_limit(
+    limited: httpx.AsyncClient,
+) -> None:
+    seen = []
+    for _ in range(3):
+        response = await limited.get("/api/v1/instance")
+        assert response.status_code == 200
+        seen.append(int(response.headers["x-ratelimit-remaining"]))
+        assert response.headers["x-ratelimit-limit"] == "3"
+        assert response.headers["x-ratelimit-reset"].endswith("Z")
+    assert seen == [2, 1, 0]
+    refused = await limited.get("/api/v1/instance")
+    assert refused.status_code == 429
+    assert refused.json() == {"error": "Too many requests"}
+    assert int(refused.headers["retry-after"]) > 0
+    # Pages and federation are not rate-limited by this middleware.
+    assert "x-ratelimit-limit" not in (await limited.get("/.well-known/nodeinfo")).headers
+
+
+async def test_routes_answer_with_or_without_a_trailing_slash(client: httpx.AsyncClient) -> None:
+    plain = await client.get("/api/v1/instance")
+    slashed = await client.get("/api/v1/instance/")
+    assert plain.status_code == slashed.status_code == 200
+    assert plain.json()["uri"] == slashed.json()["uri"]
+
+
+async def test_browser_clients_get_cors_on_the_api(client: httpx.AsyncClient) -> None:
+    preflight = await client.options("/api/v1/timelines/public", headers={
+        "Origin": "https://elk.zone", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 204
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    response = await client.get("/api/v1/timelines/public", headers={"Origin": "https://elk.zone"})
+    assert response.headers["access-control-allow-origin"] == "*"
+    assert "Link" in response.headers["access-control-expose-headers"]
