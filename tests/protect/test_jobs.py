@@ -3,16 +3,13 @@ protection, failures recorded for the owner, statuses published when their media
 
 from __future__ import annotations
 
-import sys
-import types
-
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.applications import Starlette
 
 from protect.jobs import protect_media
-from server.models import Job, JobState, MediaAttachment, MediaState, ProtectionState, Status, User
+from server.models import Job, JobState, MediaState, ProtectionState
 from server.queue.jobs import enqueue
 from server.storage import LocalStorage, StorageError
 from tests.protect import images
@@ -89,34 +86,27 @@ async def test_storage_trouble_is_retried(app: Starlette, alice_api: httpx.Async
         assert job is not None and job.state == JobState.QUEUED and "shared disk" in (job.last_error or "")
 
 
-async def test_a_waiting_status_is_offered_for_publishing(
-        app: Starlette, alice_api: httpx.AsyncClient, alice: User,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    calls: list[int] = []
-
-    async def publish_if_ready(session: object, status_id: int) -> bool:
-        calls.append(status_id)
-        return True
-
-    module = sys.modules.get("server.services.statuses")
-    if module is None:  # not written yet: stand in for it
-        module = types.ModuleType("server.services.statuses")
-        monkeypatch.setitem(sys.modules, "server.services.statuses", module)
-    monkeypatch.setattr(module, "publish_if_ready", publish_if_ready, raising=False)
-
+async def test_a_status_waits_for_its_media_and_is_published_when_they_are_ready(
+        app: Starlette, client: httpx.AsyncClient, alice_api: httpx.AsyncClient,
+        bob_api: httpx.AsyncClient) -> None:
+    """Upload → post at once (media still processing) → hidden from others, no notification
+    yet → the protect job finishes → published, visible, and @bob is notified."""
     media_id = (await upload(alice_api, images.jpeg())).json()["id"]
-    async with app.state.easel.db.session() as session:
-        status = Status(account_id=alice.account_id, uri="https://easel.test/s/1", published=False)
-        session.add(status)
-        await session.flush()
-        media = await session.get(MediaAttachment, int(media_id))
-        assert media is not None
-        media.status_id = status.id
-        await session.commit()
-        status_id = status.id
-    await run_protect(app)
-    assert calls == [status_id]
-    async with app.state.easel.db.session() as session:
-        ready = await session.scalar(select(func.count()).select_from(MediaAttachment)
-                                     .where(MediaAttachment.state == MediaState.READY))
-        assert ready == 1
+    posted = await alice_api.post("/api/v1/statuses", json={
+        "status": "New painting for @bob #oil", "media_ids": [media_id]})
+    assert posted.status_code == 200
+    status = posted.json()
+    assert status["media_attachments"][0]["url"] is None  # still processing
+    assert (await alice_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 200
+    assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 404
+    assert (await client.get("/api/v1/timelines/public")).json() == []
+    assert (await bob_api.get("/api/v1/notifications")).json() == []
+
+    assert await run_protect(app) == 1
+
+    seen = await bob_api.get(f"/api/v1/statuses/{status['id']}")
+    assert seen.status_code == 200
+    assert seen.json()["media_attachments"][0]["url"].startswith("https://easel.test/system/")
+    assert [s["id"] for s in (await client.get("/api/v1/timelines/public")).json()] == [status["id"]]
+    notifications = (await bob_api.get("/api/v1/notifications")).json()
+    assert [(n["type"], n["status"]["id"]) for n in notifications] == [("mention", status["id"])]
