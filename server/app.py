@@ -35,6 +35,7 @@ from server.api.middleware import (
     BodyLimitMiddleware,
     CloseUploadsMiddleware,
     RateLimitMiddleware,
+    RejectNulMiddleware,
     TrailingSlashMiddleware,
 )
 from server.cors import PathCORSMiddleware
@@ -48,6 +49,7 @@ from server.settings import Settings
 from server.state import EaselState
 from server.storage import media_storage
 from server.urls import Urls
+from server.web.optout import OptOutHeaders
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def all_routes() -> list[BaseRoute]:
     return [
-        Mount("/static", app=StaticFiles(directory=STATIC_DIR), name="static"),
+        Mount("/static", app=OptOutHeaders(StaticFiles(directory=STATIC_DIR)), name="static"),
         *server.wellknown.routes,
         *server.health.routes,
         *server.api.apps.routes,
@@ -156,7 +158,8 @@ def create_app(
             state.queue.close()
             await state.db.dispose()
 
-    middleware = [Middleware(PathCORSMiddleware), Middleware(TrailingSlashMiddleware)]
+    middleware = [Middleware(RejectNulMiddleware), Middleware(PathCORSMiddleware),
+                  Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit))
     middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]

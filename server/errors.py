@@ -21,6 +21,10 @@ JSON_PREFIXES = ("/api/", "/oauth/token", "/oauth/revoke", "/.well-known/", "/no
                  "/inbox", "/actor")
 
 
+class BodyTooLarge(Exception):
+    """The request body grew past its limit while it was being read (413)."""
+
+
 class ApiError(HTTPException):
     """Raise from an endpoint: ``raise ApiError(404, "Record not found")``."""
 
@@ -59,7 +63,12 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(request, 500, "Internal server error")
 
 
+async def body_too_large_handler(request: Request, exc: Exception) -> Response:
+    return error_response(request, 413, str(exc) or "Request body is too large")
+
+
 EXCEPTION_HANDLERS = {
+    BodyTooLarge: body_too_large_handler,
     HTTPException: http_exception_handler,
     ServiceError: service_error_handler,
     Exception: unexpected_error_handler,

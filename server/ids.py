@@ -7,6 +7,7 @@ from their ``published`` time, which keeps timelines in the order the fediverse 
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import UTC, datetime
 
@@ -22,6 +23,21 @@ def new_id(at: datetime | None = None) -> int:
 def id_floor(at: datetime) -> int:
     """The smallest id a row created at ``at`` can have (for time-based pagination)."""
     return int(at.timestamp() * 1000) << 16
+
+
+MAX_ID = 2**63 - 1
+_ID_RE = re.compile(r"\A[0-9]{1,19}\Z")
+
+
+def parse_id(raw: str | None) -> int | None:
+    """An id a client sent (ASCII digits, within a 64-bit column), or None."""
+    if raw is None:
+        return None
+    raw = raw.strip()
+    if not _ID_RE.match(raw):
+        return None
+    value = int(raw)
+    return value if value <= MAX_ID else None
 
 
 def utcnow() -> datetime:

@@ -31,7 +31,10 @@ def _username_for_resource(state: EaselState, resource: str) -> str:
     """The local username a WebFinger ``resource`` names; ApiError 400/404 otherwise."""
     resource = resource.strip()
     if resource.startswith(("http://", "https://")):
-        parts = urlsplit(resource)
+        try:
+            parts = urlsplit(resource)
+        except ValueError:
+            raise ApiError(400, "Bad resource: not a valid URL") from None
         if parts.netloc.lower() != state.settings.domain:
             raise ApiError(404, "Record not found")
         path = unquote(parts.path).rstrip("/")

@@ -163,7 +163,7 @@ async def search_accounts(request: Request) -> JSONResponse:
     params = await Params.from_request(request)
     q = params.get_str("q") or ""
     limit = params.get_int("limit", 40, minimum=1, maximum=80) or 40
-    offset = params.get_int("offset", 0, minimum=0) or 0
+    offset = params.get_int("offset", 0, minimum=0, maximum=10_000) or 0
     following = bool(params.get_bool("following", False))
     params.get_bool("resolve")  # checked; Easel never asks other servers from here
     state = easel(request)

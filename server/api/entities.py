@@ -6,6 +6,7 @@ because every timeline goes through here.
 
 from __future__ import annotations
 
+import html
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from server.models import (
     Tag,
     User,
 )
-from server.services.text import plain_to_html
+from server.services.text import linkify_line, plain_to_html
 from server.state import EaselState
 from server.storage import LocalStorage
 from server.urls import Urls
@@ -67,6 +68,18 @@ def account_note_html(account: Account) -> str:
     return plain_to_html(account.note) if account.is_local else account.note
 
 
+def fields_to_entities(account: Account) -> list[Entity]:
+    """Profile fields as Mastodon shows them: HTML values (links made, everything else
+    escaped) and escaped names. Remote fields are stored already sanitised."""
+    fields = []
+    for field in account.fields or []:
+        name, value = str(field.get("name", "")), str(field.get("value", ""))
+        if account.is_local:
+            name, value = html.escape(name, quote=False), linkify_line(value)
+        fields.append({"name": name, "value": value, "verified_at": field.get("verified_at")})
+    return fields
+
+
 def account_to_entity(account: Account, ctx: EntityContext) -> Entity:
     urls, storage = ctx.urls, ctx.storage
     avatar = (storage.public_url(account.avatar_key) if account.avatar_key
@@ -99,11 +112,7 @@ def account_to_entity(account: Account, ctx: EntityContext) -> Entity:
         "noindex": not account.indexable,
         "emojis": [],
         "roles": [],
-        "fields": [
-            {"name": field.get("name", ""), "value": field.get("value", ""),
-             "verified_at": field.get("verified_at")}
-            for field in (account.fields or [])
-        ],
+        "fields": fields_to_entities(account),
     }
 
 

@@ -18,6 +18,7 @@ from server.limits import IMAGE_SIZE_LIMIT
 from server.models import MediaAttachment, MediaState
 from server.services import media as media_service
 from server.state import easel
+from server.web.optout import OPT_OUT_HEADERS
 
 MEGABYTE = 1024 * 1024
 TOO_LARGE = f"Validation failed: File file size must be less than {IMAGE_SIZE_LIMIT // MEGABYTE} MB"
@@ -102,7 +103,7 @@ async def original(request: Request) -> Response:
         data, content_type = await media_service.read_original(state.storage, session, account, media_id)
     return Response(data, media_type=content_type, headers={
         "Cache-Control": "private, no-store",
-        "X-Robots-Tag": "noai, noimageai",
+        **OPT_OUT_HEADERS,
         "X-Content-Type-Options": "nosniff",
         "Content-Disposition": "inline",
     })

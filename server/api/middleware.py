@@ -12,6 +12,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.errors import BodyTooLarge
 from server.limits import IMAGE_SIZE_LIMIT, PROFILE_IMAGE_SIZE_LIMIT
 
 API_PREFIXES = ("/api/", "/oauth/")
@@ -22,10 +23,6 @@ OPEN_FORMS_KEY = "easel.open_forms"
 UPLOAD_PATHS = ("/api/v1/media", "/api/v2/media", "/api/v1/accounts/update_credentials")
 UPLOAD_BODY_LIMIT = max(IMAGE_SIZE_LIMIT, 2 * PROFILE_IMAGE_SIZE_LIMIT) + 1024 * 1024
 BODY_LIMIT = 1024 * 1024
-
-
-class BodyTooLarge(Exception):
-    """The request body grew past its limit while it was being read."""
 
 
 class BodyLimitMiddleware:
@@ -79,6 +76,24 @@ class CloseUploadsMiddleware:
                 await form.close()
 
 
+class RejectNulMiddleware:
+    """No identifier, name or query Easel accepts contains a NUL character, and PostgreSQL
+    cannot store one: refuse it at the door (400) rather than fail deep inside (500)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and (
+            "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"")
+            or b"%00" in scope.get("raw_path", b"")
+        ):
+            response = JSONResponse({"error": "Bad request: NUL character in the URL"}, status_code=400)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 class TrailingSlashMiddleware:
     """``/api/v1/statuses/`` is ``/api/v1/statuses``: clients send both, and a redirect
     would turn a POST into a GET for some of them."""
@@ -97,9 +112,16 @@ class TrailingSlashMiddleware:
         await self.app(scope, receive, send)
 
 
+# Sign-in and sign-up attempts per address per window (argon2 makes each one costly).
+AUTH_PATHS = ("/oauth/token", "/oauth/authorize/login", "/api/v1/accounts")
+AUTH_LIMIT = 25
+
+
 class RateLimitMiddleware:
-    """A fixed-window limit per access token (or client address), like Mastodon's
-    300 requests per 5 minutes, with ``X-RateLimit-*`` headers on every API response.
+    """Fixed-window limits, like Mastodon's: 300 requests per 5 minutes per access token,
+    5× that per client address whatever token it presents (an unverified token must not
+    open a fresh bucket), and 25 sign-in or sign-up attempts per address. Every API
+    response carries ``X-RateLimit-*`` for the tightest bucket it counted against.
 
     Counters live in this process; with several web processes each keeps its own.
     """
@@ -112,20 +134,7 @@ class RateLimitMiddleware:
         self.max_clients = max_clients
         self.counters: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
-    def _client_key(self, scope: Scope) -> str:
-        headers = Headers(scope=scope)
-        authorization = headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
-            return "token:" + authorization[7:].strip()[:128]
-        client = scope.get("client")
-        return "ip:" + (client[0] if client else "unknown")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
-            await self.app(scope, receive, send)
-            return
-        now = time.time()
-        key = self._client_key(scope)
+    def _count(self, key: str, now: float) -> tuple[int, float]:
         window_start, count = self.counters.get(key, (now, 0))
         if now - window_start >= self.window:
             window_start, count = now, 0
@@ -134,13 +143,40 @@ class RateLimitMiddleware:
         self.counters.move_to_end(key)
         while len(self.counters) > self.max_clients:
             self.counters.popitem(last=False)
-        reset = window_start + self.window
+        return count, window_start + self.window
+
+    def _buckets(self, scope: Scope) -> list[tuple[str, int]]:
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        buckets = [(f"ip:{address}", self.limit * 5)]
+        authorization = Headers(scope=scope).get("authorization", "")
+        if authorization.lower().startswith("bearer "):
+            buckets.append((f"token:{authorization[7:].strip()[:128]}", self.limit))
+        if scope["method"] == "POST" and scope["path"] in AUTH_PATHS:
+            buckets.append((f"auth:{address}", AUTH_LIMIT))
+        return buckets
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+            await self.app(scope, receive, send)
+            return
+        now = time.time()
+        tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset)
+        exceeded = False
+        for key, limit in self._buckets(scope):
+            count, reset = self._count(key, now)
+            remaining = limit - count
+            exceeded = exceeded or remaining < 0
+            if tightest is None or remaining < tightest[0]:
+                tightest = (remaining, limit, reset)
+        assert tightest is not None
+        remaining, limit, reset = tightest
         headers = {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(max(self.limit - count, 0)),
+            "X-RateLimit-Limit": str(limit),
+            "X-RateLimit-Remaining": str(max(remaining, 0)),
             "X-RateLimit-Reset": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(reset)),
         }
-        if count > self.limit:
+        if exceeded:
             response = JSONResponse({"error": "Too many requests"}, status_code=429,
                                     headers={**headers, "Retry-After": str(math.ceil(reset - now))})
             await response(scope, receive, send)

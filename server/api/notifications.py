@@ -18,6 +18,7 @@ from server.api.entities import EntityContext, notifications_to_entities
 from server.api.pagination import Page, link_header
 from server.api.params import Params, parse_id
 from server.errors import ApiError
+from server.ids import parse_id as parse_db_id
 from server.services import timelines
 from server.state import easel
 
@@ -33,7 +34,7 @@ async def index(request: Request) -> JSONResponse:
     page = Page.from_params(params, default=DEFAULT_LIMIT, maximum=MAX_LIMIT)
     raw_sender = (params.get_str("account_id") or "").strip()
     # A sender id that is not a number matches no notification (Mastodon: an empty list).
-    sender_ok = raw_sender.isdigit() and len(raw_sender) <= 19
+    sender_ok = parse_db_id(raw_sender) is not None
     state = easel(request)
     async with state.db.session() as session:
         found = await timelines.list_notifications(

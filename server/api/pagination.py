@@ -17,6 +17,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import Request
 
 from server.api.params import Params
+from server.ids import parse_id
 from server.state import easel
 
 T = TypeVar("T")
@@ -35,9 +36,8 @@ class Page:
             raw = params.get_str(name)
             if raw is None or not raw.strip():
                 return None
-            raw = raw.strip()
             # Mastodon ignores cursors it cannot read rather than failing the request.
-            return int(raw) if raw.isdigit() and len(raw) <= 19 else None
+            return parse_id(raw)
 
         limit = params.get_int("limit", default, minimum=1, maximum=maximum) or default
         return cls(cursor("max_id"), cursor("since_id"), cursor("min_id"), limit)

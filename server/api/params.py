@@ -10,13 +10,16 @@ the client sent. Wrong types are a 422 with a message naming the parameter, neve
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
-from server.api.middleware import OPEN_FORMS_KEY, BodyTooLarge
-from server.errors import ApiError
+from server.api.middleware import OPEN_FORMS_KEY
+from server.errors import ApiError, BodyTooLarge
+from server.ids import MAX_ID
+from server.ids import parse_id as parse_db_id
 
 TRUE_WORDS = {"true", "1", "on", "yes", "t"}
 FALSE_WORDS = {"false", "0", "off", "no", "f", ""}
@@ -61,7 +64,7 @@ class Params:
                 if body.strip():
                     try:
                         data = json.loads(body)
-                    except (ValueError, UnicodeDecodeError):
+                    except (ValueError, UnicodeDecodeError, RecursionError):
                         raise ApiError(400, "Malformed JSON body") from None
                     if not isinstance(data, dict):
                         raise ApiError(400, "The JSON body must be an object")
@@ -101,6 +104,8 @@ class Params:
         if isinstance(value, bool):
             value = "true" if value else "false"
         text = str(value)
+        if "\x00" in text:
+            raise ApiError(422, f"Validation failed: {name} contains a NUL character")
         if max_length is not None and len(text) > max_length:
             raise ApiError(422, f"Validation failed: {name} is too long (maximum is {max_length} characters)")
         return text
@@ -117,7 +122,7 @@ class Params:
             return default
         if isinstance(value, bool):
             return value
-        if isinstance(value, int | float):
+        if isinstance(value, int) and not isinstance(value, float) and value in (0, 1):
             return bool(value)
         word = str(value).strip().lower() if not isinstance(value, UploadFile) else "?"
         if word in TRUE_WORDS:
@@ -133,10 +138,12 @@ class Params:
             return default
         if isinstance(value, bool) or isinstance(value, UploadFile):
             raise ApiError(422, f"Validation failed: {name} must be a number")
-        try:
-            number = int(str(value).strip())
-        except ValueError:
-            raise ApiError(422, f"Validation failed: {name} must be a number") from None
+        text = str(value).strip()
+        if not re.fullmatch(r"-?[0-9]{1,19}", text):
+            raise ApiError(422, f"Validation failed: {name} must be a number")
+        number = int(text)
+        if abs(number) > MAX_ID:
+            raise ApiError(422, f"Validation failed: {name} is out of range")
         if minimum is not None and number < minimum:
             number = minimum
         if maximum is not None and number > maximum:
@@ -165,9 +172,10 @@ class Params:
     def get_ids(self, name: str) -> list[int]:
         ids = []
         for item in self.get_list(name):
-            if not item.strip().isdigit():
+            value = parse_db_id(item)
+            if value is None:
                 raise ApiError(422, f"Validation failed: {name} must contain ids")
-            ids.append(int(item))
+            ids.append(value)
         return ids
 
     def get_file(self, name: str) -> UploadFile | None:
@@ -203,6 +211,7 @@ class Params:
 
 def parse_id(raw: str, what: str = "Record") -> int:
     """A path id; anything but digits is simply not found, as in Mastodon."""
-    if not raw.isdigit() or len(raw) > 19:
+    value = parse_db_id(raw)
+    if value is None:
         raise ApiError(404, "Record not found")
-    return int(raw)
+    return value

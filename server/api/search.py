@@ -19,10 +19,13 @@ from server.api.auth import optional
 from server.api.entities import EntityContext, account_to_entity, statuses_to_entities, tag_to_entity
 from server.api.params import Params
 from server.errors import ApiError
+from server.ids import parse_id
 from server.services.search import SearchQuery, search
 from server.state import easel
 
 DEFAULT_LIMIT = 20
+# The deepest a search may page (offsets are cheap to ask for, expensive to answer).
+MAX_OFFSET = 10_000
 MAX_LIMIT = 40
 
 
@@ -41,12 +44,12 @@ async def search_v2(request: Request) -> JSONResponse:
             raise ApiError(401, "Search queries that resolve remote resources are not supported "
                                 "without authentication")
     limit = params.get_int("limit", DEFAULT_LIMIT, minimum=1, maximum=MAX_LIMIT) or DEFAULT_LIMIT
-    offset = params.get_int("offset", 0, minimum=0) or 0
+    offset = params.get_int("offset", 0, minimum=0, maximum=MAX_OFFSET) or 0
     following = bool(params.get_bool("following", False))
     params.get_bool("exclude_unreviewed", False)  # validated, then ignored (no tag review yet)
     # resolve=true would fetch remote accounts and statuses; that arrives with federation.
     raw_account = (params.get_str("account_id") or "").strip()
-    account_ok = raw_account.isdigit() and len(raw_account) <= 19
+    account_ok = parse_id(raw_account) is not None
     kind = (params.get_str("type") or "").strip() or None
     query = SearchQuery(q=q, type=kind, limit=limit, offset=offset, following=following,
                         account_id=int(raw_account) if account_ok else None,

@@ -23,6 +23,7 @@ from server.api.entities import (
 from server.api.pagination import Page, link_header
 from server.api.params import Params, parse_id
 from server.errors import ApiError
+from server.ids import parse_id as parse_db_id
 from server.models import Account, Status
 from server.services import statuses as service
 from server.state import easel
@@ -35,10 +36,10 @@ def _optional_id(params: Params, name: str) -> int | None:
     raw = params.get_str(name)
     if raw is None or not raw.strip():
         return None
-    raw = raw.strip()
-    if not raw.isdigit() or len(raw) > 19:
+    value = parse_db_id(raw)
+    if value is None:
         raise ApiError(404, "Record not found")  # Mastodon: Status.find fails
-    return int(raw)
+    return value
 
 
 async def create_status(request: Request) -> Response:

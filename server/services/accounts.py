@@ -88,11 +88,12 @@ def local_account(settings: Settings, username: str, *, actor_type: str = "Perso
 
 
 async def find_local_account(session: AsyncSession, username: str) -> Account | None:
+    """A local account anyone may see (approved, confirmed, not disabled), by username."""
     return await session.scalar(
         select(Account).where(
             Account.username_key == username.lower(),
             Account.domain == "",
-            Account.actor_type != "Application",
+            listed_accounts(),
         )
     )
 
@@ -108,6 +109,8 @@ async def create_user(
     confirmed: bool = True,
     approved: bool = True,
     allow_reserved: bool = False,
+    locale: str = "en",
+    reason: str = "",
 ) -> User:
     """Create a local account and its login, committed; raise ValidationFailed on bad input."""
     validate_username(username, allow_reserved=allow_reserved)
@@ -129,6 +132,8 @@ async def create_user(
         confirmed_at=utcnow() if confirmed else None,
         approved=approved,
         admin=admin,
+        locale=locale,
+        reason=reason,
     )
     session.add_all([account, user])
     try:
@@ -179,7 +184,7 @@ def listed_accounts() -> ColumnElement[bool]:
     ``without_unapproved``); never the instance actor, which is no one's profile.
     """
     ready_login = exists().where(User.account_id == Account.id, User.approved.is_(True),
-                                 User.confirmed_at.is_not(None))
+                                 User.confirmed_at.is_not(None), User.disabled.is_(False))
     return and_(Account.actor_type != "Application", or_(Account.domain != "", ready_login))
 
 

@@ -26,7 +26,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
-from server.models import OAuthApplication, OAuthAuthorizationCode, OAuthToken, User
+from server.models import Account, OAuthApplication, OAuthAuthorizationCode, OAuthToken, User
 from server.services.errors import ValidationFailed
 from server.services.passwords import hash_password, verify_password
 from server.services.scopes import ScopeError, parse_scopes, subset
@@ -142,7 +142,10 @@ def _validate_website(website: str) -> str:
         return ""
     if len(website) > MAX_APP_WEBSITE:
         raise ValidationFailed(f"Application website is too long (maximum is {MAX_APP_WEBSITE} characters)")
-    parts = urlsplit(website)
+    try:
+        parts = urlsplit(website)
+    except ValueError:
+        raise ValidationFailed("Application website is invalid") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname or any(
             ch.isspace() for ch in website):
         raise ValidationFailed("Application website is invalid")
@@ -231,19 +234,17 @@ def _timing_dummy_hash() -> str:
 
 
 async def find_user_by_login(session: AsyncSession, login: str) -> User | None:
-    """A local user by email or by username (the password grant accepts both, as Mastodon)."""
-    from server.services.accounts import find_local_account
-
+    """A local user by email or by username (the password grant accepts both, as Mastodon),
+    whatever their standing: the caller decides what a pending or disabled user may do."""
     login = login.strip()
     if not login:
         return None
     if "@" in login.lstrip("@"):
         user: User | None = await session.scalar(select(User).where(User.email == login.lower()))
         return user
-    account = await find_local_account(session, login.lstrip("@"))
-    if account is None:
-        return None
-    return await session.scalar(select(User).where(User.account_id == account.id))
+    return await session.scalar(
+        select(User).join(Account, Account.id == User.account_id)
+        .where(Account.username_key == login.lstrip("@").lower(), Account.domain == ""))
 
 
 async def authenticate_user(session: AsyncSession, login: str | None, password: str | None) -> User | None:

@@ -26,6 +26,7 @@ from server.settings import Settings
 
 # Mastodon's limit on the "why do you want to join?" text (UserInviteRequest).
 MAX_REASON_LENGTH = 420
+MAX_LOCALE_LENGTH = 16  # users.locale
 LOCALE_RE = re.compile(r"\A[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,2}\Z")
 FIELD_LABELS = {"username": "Username", "email": "Email", "password": "Password",
                 "agreement": "Agreement", "locale": "Locale", "reason": "Reason"}
@@ -109,7 +110,7 @@ async def register(
     if not agreement:
         errors.setdefault("agreement", []).append("must be accepted")
     locale = (locale or "").strip() or "en"
-    if not LOCALE_RE.match(locale):
+    if len(locale) > MAX_LOCALE_LENGTH or not LOCALE_RE.match(locale):
         errors.setdefault("locale", []).append("is not included in the list")
     reason = (reason or "").strip()
     if len(reason) > MAX_REASON_LENGTH:
@@ -126,10 +127,8 @@ async def register(
 
     try:
         user = await create_user(session, settings, username=username, email=email, password=password,
-                                 confirmed=True, approved=settings.registrations == "open")
+                                 confirmed=True, approved=settings.registrations == "open",
+                                 locale=locale.replace("_", "-"), reason=reason)
     except ValidationFailed as error:  # a concurrent registration took the name or e-mail
         raise RegistrationInvalid({"username": [_description("username", error)]}) from None
-    user.locale = locale.replace("_", "-")
-    user.reason = reason
-    # Committed together with the token.
     return await issue_token(session, app, user, app.scopes.split())

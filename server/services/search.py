@@ -25,7 +25,8 @@ from urllib.parse import unquote, urlsplit
 from sqlalchemy import ColumnElement, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Account, Bookmark, Favourite, Mention, Status, Tag
+from server.ids import parse_id
+from server.models import Account, Bookmark, Favourite, Mention, Status, StatusTag, Tag
 from server.services.accounts import listed_accounts, search_accounts
 from server.services.timelines import tag_name
 from server.services.visibility import visible_to
@@ -33,7 +34,7 @@ from server.urls import Urls
 
 SEARCH_TYPES = ("accounts", "hashtags", "statuses")
 # Local status web URLs are /@name/{id}; ActivityPub ids /users/{name}/statuses/{id}.
-_STATUS_PATH_RE = re.compile(r"\A/(?:@([^/]+)|users/([^/]+)/statuses)/(\d{1,19})/?\Z")
+_STATUS_PATH_RE = re.compile(r"\A/(?:@([^/]+)|users/([^/]+)/statuses)/([0-9]{1,19})/?\Z")
 
 
 @dataclass
@@ -83,14 +84,17 @@ async def find_local_by_url(
         Status.local.is_(True), or_(Status.uri == q, Status.url == q), visible_to(viewer)))
     if status is not None:
         return status
-    parts = urlsplit(q)
+    try:
+        parts = urlsplit(q)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL of ours
+        return None
     if f"{parts.scheme}://{parts.netloc}".lower() == urls.base.lower():
         match = _STATUS_PATH_RE.match(unquote(parts.path))
         if match:
             username = match.group(1) or match.group(2)
             status = await session.scalar(
                 select(Status).join(Account, Account.id == Status.account_id).where(
-                    Status.id == int(match.group(3)), Status.local.is_(True),
+                    Status.id == (parse_id(match.group(3)) or 0), Status.local.is_(True),
                     Account.username_key == username.lower(), Account.domain == "",
                     visible_to(viewer)))
             if status is not None:
@@ -102,11 +106,16 @@ async def find_local_by_url(
 # --------------------------------------------------------------------------- hashtags
 
 async def search_hashtags(session: AsyncSession, q: str, *, limit: int, offset: int) -> list[Tag]:
-    """Tags whose name starts with ``q`` (normalised, ``#`` dropped), shortest first."""
+    """Tags whose name starts with ``q`` (normalised, ``#`` dropped), shortest first —
+    only tags some published public or unlisted status uses, so a tag written only in a
+    draft or a private message is not revealed by its name."""
     term = tag_name(q)
     if not term:
         return []
-    query = (select(Tag).where(Tag.name.like(f"{_like_pattern(term)}%", escape="\\"))
+    in_public_use = exists().where(
+        StatusTag.tag_id == Tag.id, Status.id == StatusTag.status_id, Status.published.is_(True),
+        Status.visibility.in_(("public", "unlisted")))
+    query = (select(Tag).where(Tag.name.like(f"{_like_pattern(term)}%", escape="\\"), in_public_use)
              .order_by(func.length(Tag.name), Tag.name).limit(limit).offset(offset))
     return list(await session.scalars(query))
 

@@ -15,8 +15,8 @@ from starlette.routing import BaseRoute, Route
 
 from server.state import easel
 from server.storage import StorageError, check_key
+from server.web.optout import NO_AI
 
-NO_AI = "noai, noimageai"
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
     "jpeg": "image/jpeg",

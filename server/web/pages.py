@@ -13,6 +13,7 @@ from federation.content_types import accepts_activity_json
 from server.errors import ApiError
 from server.services.accounts import find_local_account
 from server.state import easel
+from server.web.optout import OPT_OUT_HEADERS
 
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
@@ -31,7 +32,7 @@ async def profile_page(request: Request) -> Response:
         "profile.html",
         {"account": account, "handle": f"{account.username}@{state.settings.domain}",
          "title": state.settings.title},
-        headers={"Vary": "Accept", "X-Robots-Tag": "noai, noimageai"},
+        headers={"Vary": "Accept", **OPT_OUT_HEADERS},
     )
 
 

@@ -176,8 +176,9 @@ async def test_a_form_update_changes_the_profile_and_posting_defaults(
     assert body["note"].startswith("<p>Painter.<br><a href=\"https://alice.example\"")
     flags = (body["locked"], body["bot"], body["discoverable"], body["indexable"])
     assert flags == (True, False, False, True)
-    assert [(f["name"], f["value"]) for f in body["fields"]] == [
+    assert [(f["name"], f["value"]) for f in body["source"]["fields"]] == [
         ("Portfolio", "https://a.example"), ("Medium", "oil")]
+    assert body["fields"][0]["value"].startswith('<a href="https://a.example"')  # shown as HTML
     assert body["source"]["privacy"] == "unlisted"
     assert body["source"]["sensitive"] is True
     assert body["source"]["language"] == "fr"

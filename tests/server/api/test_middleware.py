@@ -23,17 +23,20 @@ async def test_api_responses_carry_rate_limit_headers_and_429_past_the_limit(
     limited: httpx.AsyncClient,
 ) -> None:
     seen = []
+    token = {"Authorization": "Bearer some-token"}
     for _ in range(3):
-        response = await limited.get("/api/v1/instance")
+        response = await limited.get("/api/v1/instance", headers=token)
         assert response.status_code == 200
         seen.append(int(response.headers["x-ratelimit-remaining"]))
         assert response.headers["x-ratelimit-limit"] == "3"
         assert response.headers["x-ratelimit-reset"].endswith("Z")
     assert seen == [2, 1, 0]
-    refused = await limited.get("/api/v1/instance")
+    refused = await limited.get("/api/v1/instance", headers=token)
     assert refused.status_code == 429
     assert refused.json() == {"error": "Too many requests"}
     assert int(refused.headers["retry-after"]) > 0
+    anonymous = await limited.get("/api/v1/instance")  # the address has room left
+    assert anonymous.status_code == 200 and anonymous.headers["x-ratelimit-limit"] == "15"
     # Pages and federation are not rate-limited by this middleware.
     assert "x-ratelimit-limit" not in (await limited.get("/.well-known/nodeinfo")).headers
 
@@ -55,3 +58,25 @@ async def test_browser_clients_get_cors_on_the_api(client: httpx.AsyncClient) ->
     response = await client.get("/api/v1/timelines/public", headers={"Origin": "https://elk.zone"})
     assert response.headers["access-control-allow-origin"] == "*"
     assert "Link" in response.headers["access-control-expose-headers"]
+
+
+async def test_inventing_tokens_does_not_escape_the_limit(limited: httpx.AsyncClient) -> None:
+    """Each request with a fresh made-up token still counts against the address."""
+    statuses = []
+    for n in range(17):  # the address may make 5 × 3 = 15 requests
+        response = await limited.get("/api/v1/instance", headers={"Authorization": f"Bearer made-up-{n}"})
+        statuses.append(response.status_code)
+    assert statuses[:15] == [200] * 15
+    assert statuses[15:] == [429, 429]
+
+
+async def test_sign_in_attempts_are_limited_per_address(limited: httpx.AsyncClient) -> None:
+    codes = []
+    for n in range(27):
+        response = await limited.post("/oauth/token", data={
+            "grant_type": "password", "client_id": "x", "client_secret": "y",
+            "username": "alice", "password": f"guess {n}"},
+            headers={"Authorization": f"Bearer made-up-{n}"})
+        codes.append(response.status_code)
+    assert 429 not in codes[:15]
+    assert codes[-1] == 429

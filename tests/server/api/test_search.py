@@ -66,10 +66,11 @@ async def test_following_keeps_the_accounts_the_viewer_follows(
 
 
 async def test_hashtags_are_found_by_prefix_shortest_first(
-    make: Factory, client: httpx.AsyncClient
+    make: Factory, client: httpx.AsyncClient, alice: User
 ) -> None:
-    for name in ("Watercolour", "water", "waterfall", "ink"):
-        await make.tag(name)
+    await make.status(alice.account, "studies", tags=("Watercolour", "water", "waterfall", "ink"))
+    await make.status(alice.account, "draft", tags=("waterproof",), published=False)
+    await make.status(alice.account, "secret", tags=("watergate",), visibility="direct")
     body = await search(client, "#Water")
     assert [tag["name"] for tag in body["hashtags"]] == ["water", "waterfall", "Watercolour"]
     assert body["hashtags"][0]["url"] == "https://easel.test/tags/water"
@@ -155,8 +156,8 @@ async def test_type_fills_only_its_list_and_offset_pages_it(
     make: Factory, alice_api: httpx.AsyncClient, alice: User
 ) -> None:
     await make.user("inky")
-    await make.tag("inktober")
-    posts = [await make.status(alice.account, f"ink drawing {n}") for n in range(3)]
+    posts = [await make.status(alice.account, f"ink drawing {n}", tags=("inktober",) if n == 0 else ())
+             for n in range(3)]
 
     everything = await search(alice_api, "ink")
     assert names(everything) == ["inky"]
