@@ -6,12 +6,20 @@ from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
 from server.models.oauth import OAuthApplication, OAuthAuthorizationCode, OAuthToken
 from server.models.social import NOTIFICATION_TYPES, Bookmark, Favourite, Follow, FollowRequest, Notification
-from server.models.status import VISIBILITIES, IdempotencyKey, Mention, Status, StatusTag, Tag
+from server.models.status import (
+    VISIBILITIES,
+    IdempotencyKey,
+    Mention,
+    Status,
+    StatusAlias,
+    StatusTag,
+    Tag,
+)
 from server.models.user import User
 
 __all__ = [
     "JOB_TRANSITIONS", "NOTIFICATION_TYPES", "VISIBILITIES", "Account", "Base", "Bookmark", "Favourite",
     "Follow", "FollowRequest", "IdempotencyKey", "Job", "JobState", "MediaAttachment", "MediaState",
     "Mention", "Notification", "OAuthApplication", "OAuthAuthorizationCode", "OAuthToken",
-    "ProtectionState", "Status", "StatusTag", "Tag", "UTCDateTime", "User",
+    "ProtectionState", "Status", "StatusAlias", "StatusTag", "Tag", "UTCDateTime", "User",
 ]

@@ -83,6 +83,22 @@ class StatusTag(Base):
         ForeignKey("tags.id", ondelete="CASCADE"), primary_key=True, index=True)
 
 
+class StatusAlias(Base):
+    """The id a status had before it was published.
+
+    A status that waits for its media gets a new id when it is published, so that it sorts
+    (and pages, with ``since_id``) as of when people can first see it; its author's client
+    may still ask for it by the old id, which this table resolves.
+    """
+
+    __tablename__ = "status_aliases"
+
+    old_id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    status_id: Mapped[int] = mapped_column(
+        ForeignKey("statuses.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class IdempotencyKey(Base):
     """``Idempotency-Key`` of a status creation: the same key within an hour returns the
     same status instead of posting twice."""

@@ -16,10 +16,10 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, delete, func, or_, select, update
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
@@ -38,7 +38,9 @@ from server.models import (
     MediaAttachment,
     MediaState,
     Mention,
+    Notification,
     Status,
+    StatusAlias,
     StatusTag,
     Tag,
     User,
@@ -124,8 +126,15 @@ def normalize_language(language: str | None) -> str | None:
     return f"{base}-{sub.upper() if len(sub) == 2 else sub.title()}"
 
 
+async def current_id(session: AsyncSession, status_id: int) -> int:
+    """The id a status has now: a status published after waiting for its media was given
+    a new id then (see ``_renumber``); its old id still finds it."""
+    moved = await session.scalar(select(StatusAlias.status_id).where(StatusAlias.old_id == status_id))
+    return moved if moved is not None else status_id
+
+
 async def _status_or_404(session: AsyncSession, status_id: int) -> Status:
-    status = await session.get(Status, status_id)
+    status = await session.get(Status, await current_id(session, status_id))
     if status is None:
         raise NotFound("Record not found")
     return status
@@ -133,6 +142,7 @@ async def _status_or_404(session: AsyncSession, status_id: int) -> Status:
 
 async def visible_status(session: AsyncSession, viewer: Account | None, status_id: int) -> Status:
     """The status ``viewer`` may see, or NotFound (Mastodon answers 404 for both)."""
+    status_id = await current_id(session, status_id)
     status = await session.scalar(select(Status).where(Status.id == status_id, visible_to(viewer)))
     if status is None:
         raise NotFound("Record not found")
@@ -165,6 +175,7 @@ async def visible_statuses(session: AsyncSession, viewer: Account | None,
 
 async def own_status(session: AsyncSession, account: Account, status_id: int) -> Status:
     """One of ``account``'s own statuses (or boosts), or NotFound."""
+    status_id = await current_id(session, status_id)
     status = await session.scalar(
         select(Status).where(Status.id == status_id, Status.account_id == account.id))
     if status is None:
@@ -324,7 +335,7 @@ async def _insert_status(
         session.add(IdempotencyKey(account_id=account.id, key=key, status_id=status.id,
                                    created_at=utcnow()))
     await session.flush()
-    await publish_if_ready(session, status.id)
+    await publish_if_ready(session, status.id, renumber=False)
     return status
 
 
@@ -365,7 +376,50 @@ async def _media_to_attach(session: AsyncSession, account: Account,
 
 # ------------------------------------------------------------------------ publish
 
-async def publish_if_ready(session: AsyncSession, status_id: int) -> bool:
+# Rows that point at a status by id, moved along when a status is renumbered.
+_STATUS_REFERENCES: tuple[tuple[Any, str], ...] = (
+    (Mention, "status_id"), (StatusTag, "status_id"), (MediaAttachment, "status_id"),
+    (Favourite, "status_id"), (Bookmark, "status_id"), (IdempotencyKey, "status_id"),
+    (Notification, "status_id"), (StatusAlias, "status_id"),
+    (Status, "in_reply_to_id"), (Status, "reblog_of_id"),
+)
+
+
+async def _renumber(session: AsyncSession, status: Status, now: datetime) -> Status:
+    """Give a status that waited for its media a new id as of ``now``, so it enters
+    timelines (and ``since_id`` polling) when it becomes visible, not when it was drafted.
+
+    The row is copied under the new id, everything that referred to the old id is moved
+    over, the old row is deleted, and the old id is kept as an alias. Nobody but its author
+    has seen it yet, and it has not been federated, so its uri can change too.
+    """
+    old_id, new = status.id, new_id(now)
+    values = {column.key: getattr(status, column.key) for column in Status.__mapper__.columns}
+    suffix = f"/{old_id}"
+    values.update(
+        id=new, created_at=now,
+        uri=(status.uri[: -len(suffix)] + f"/{new}") if status.uri.endswith(suffix) else status.uri,
+        url=(status.url[: -len(suffix)] + f"/{new}") if status.url.endswith(suffix) else status.url,
+    )
+    # The uri is unique: free it before the copy is inserted.
+    await session.execute(update(Status).where(Status.id == old_id)
+                          .values(uri=f"{status.uri}#renumbered")
+                          .execution_options(synchronize_session=False))
+    await session.execute(insert(Status).values(**values))
+    for model, column in _STATUS_REFERENCES:
+        await session.execute(update(model).where(getattr(model, column) == old_id)
+                              .values({column: new}).execution_options(synchronize_session=False))
+    await session.execute(delete(Status).where(Status.id == old_id)
+                          .execution_options(synchronize_session=False))
+    session.add(StatusAlias(old_id=old_id, status_id=new))
+    await session.flush()
+    session.expunge(status)
+    renumbered = await session.get(Status, new, populate_existing=True)
+    assert renumbered is not None
+    return renumbered
+
+
+async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: bool = True) -> bool:
     """Publish an unpublished status once all its media are ready; True if it did now.
 
     Runs inside the caller's transaction and never commits (the media job calls it when
@@ -391,6 +445,8 @@ async def publish_if_ready(session: AsyncSession, status_id: int) -> bool:
         return False
     status.published = True
     status.published_at = now
+    if renumber:
+        status = await _renumber(session, status, now)
 
     await session.execute(update(Account).where(Account.id == status.account_id).values(
         statuses_count=Account.statuses_count + 1, last_status_at=now))
@@ -571,7 +627,7 @@ async def reblog(session: AsyncSession, settings: Settings, account: Account, st
     except IntegrityError:  # the original was deleted meanwhile
         await session.rollback()
         raise NotFound("Record not found") from None
-    await publish_if_ready(session, boost.id)
+    await publish_if_ready(session, boost.id, renumber=False)
     await session.commit()
     return boost
 

@@ -104,9 +104,43 @@ async def test_a_status_waits_for_its_media_and_is_published_when_they_are_ready
 
     assert await run_protect(app) == 1
 
-    seen = await bob_api.get(f"/api/v1/statuses/{status['id']}")
+    seen = await bob_api.get(f"/api/v1/statuses/{status['id']}")  # the old id still finds it
     assert seen.status_code == 200
+    published_id = seen.json()["id"]  # renumbered as of its publication
     assert seen.json()["media_attachments"][0]["url"].startswith("https://easel.test/system/")
-    assert [s["id"] for s in (await client.get("/api/v1/timelines/public")).json()] == [status["id"]]
+    assert [s["id"] for s in (await client.get("/api/v1/timelines/public")).json()] == [published_id]
     notifications = (await bob_api.get("/api/v1/notifications")).json()
-    assert [(n["type"], n["status"]["id"]) for n in notifications] == [("mention", status["id"])]
+    assert [(n["type"], n["status"]["id"]) for n in notifications] == [("mention", published_id)]
+
+
+async def test_a_status_published_late_sorts_as_of_its_publication(
+        app: Starlette, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient) -> None:
+    """Clients poll with since_id: a work that waited for its media must come after the
+    posts made meanwhile, and its author's old id must still find it."""
+    alice_id = (await alice_api.get("/api/v1/accounts/verify_credentials")).json()["id"]
+    assert (await bob_api.post(f"/api/v1/accounts/{alice_id}/follow")).status_code == 200
+    media_id = (await upload(alice_api, images.jpeg())).json()["id"]
+    waiting = (await alice_api.post("/api/v1/statuses", json={
+        "status": "the work #ink", "media_ids": [media_id]})).json()
+    quick = (await alice_api.post("/api/v1/statuses", json={"status": "a quick note"})).json()
+    await alice_api.post(f"/api/v1/statuses/{waiting['id']}/favourite")
+    await alice_api.post(f"/api/v1/statuses/{waiting['id']}/bookmark")
+    home = (await bob_api.get("/api/v1/timelines/home")).json()
+    assert [s["id"] for s in home] == [quick["id"]]
+
+    await run_protect(app)
+
+    newer = (await bob_api.get("/api/v1/timelines/home", params={"since_id": quick["id"]})).json()
+    assert len(newer) == 1 and "the work" in newer[0]["content"]
+    published = newer[0]
+    assert int(published["id"]) > int(quick["id"])
+    assert published["uri"].endswith(f"/statuses/{published['id']}")
+    assert len(published["media_attachments"]) == 1
+    by_old_id = await alice_api.get(f"/api/v1/statuses/{waiting['id']}")
+    assert by_old_id.status_code == 200 and by_old_id.json()["id"] == published["id"]
+    assert by_old_id.json()["favourited"] is True and by_old_id.json()["bookmarked"] is True
+    tagged = (await bob_api.get("/api/v1/timelines/tag/ink")).json()
+    assert [s["id"] for s in tagged] == [published["id"]]
+    deleted = await alice_api.delete(f"/api/v1/statuses/{waiting['id']}")
+    assert deleted.status_code == 200
+    assert (await alice_api.get(f"/api/v1/statuses/{published['id']}")).status_code == 404
