@@ -26,14 +26,14 @@ async def actor_document(request: Request) -> Response:
         raise ApiError(404, "Record not found")
     if not accepts_activity_json(request):
         return RedirectResponse(account.url, status_code=302)
-    return ActivityJSONResponse(account_to_actor(account, state.urls), headers={"Vary": "Accept"})
+    return ActivityJSONResponse(account_to_actor(account, state.urls, state.storage), headers={"Vary": "Accept"})
 
 
 async def instance_actor_document(request: Request) -> Response:
     state = easel(request)
     async with state.db.session() as session:
         actor = await instance_actor(session, state.settings)
-    return ActivityJSONResponse(account_to_actor(actor, state.urls))
+    return ActivityJSONResponse(account_to_actor(actor, state.urls, state.storage))
 
 
 routes: list[BaseRoute] = [

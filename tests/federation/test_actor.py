@@ -105,3 +105,20 @@ async def test_the_default_avatar_is_served(client: httpx.AsyncClient) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "image/png"
     assert response.content.startswith(b"\x89PNG")
+
+
+async def test_an_uploaded_avatar_is_the_actor_icon(client: httpx.AsyncClient, alice_api: httpx.AsyncClient,
+                                                    alice: User) -> None:
+    import io
+
+    from PIL import Image
+
+    png = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 30, 30)).save(png, "PNG")
+    response = await alice_api.patch("/api/v1/accounts/update_credentials",
+                                     files={"avatar": ("a.png", png.getvalue(), "image/png")})
+    assert response.status_code == 200
+    avatar = response.json()["avatar"]
+    actor = (await client.get("/users/alice", headers={"Accept": "application/activity+json"})).json()
+    assert actor["icon"]["url"] == avatar
+    assert avatar.startswith("https://easel.test/system/")
