@@ -26,7 +26,8 @@ async def actor_document(request: Request) -> Response:
         raise ApiError(404, "Record not found")
     if not accepts_activity_json(request):
         return RedirectResponse(account.url, status_code=302)
-    return ActivityJSONResponse(account_to_actor(account, state.urls, state.storage), headers={"Vary": "Accept"})
+    return ActivityJSONResponse(account_to_actor(account, state.urls, state.storage),
+                                headers={"Vary": "Accept"})
 
 
 async def instance_actor_document(request: Request) -> Response:
