@@ -45,6 +45,8 @@ class Settings:
     rate_limits: bool = True
     # Client API requests per access token (or address) per 5 minutes.
     api_rate_limit: int = 300
+    # How long anonymous public/hashtag timeline responses are reused (0: never).
+    public_cache_seconds: float = 1.0
     authorized_fetch: bool = False
     title: str = "Easel"
     # Signs login cookies and CSRF tokens; empty: a random key kept in the data dir.
@@ -144,6 +146,16 @@ def _secret_key(raw: str) -> str:
     return value
 
 
+def _seconds(name: str, raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of seconds") from None
+    if not 0 <= value <= 3600:
+        raise SettingsError(f"{name}={raw!r} must be between 0 and 3600")
+    return value
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -188,6 +200,7 @@ def load_settings(
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
+        "EASEL_PUBLIC_CACHE_SECONDS",
     }
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
@@ -207,6 +220,8 @@ def load_settings(
         authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
+        public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",
+                                      get("EASEL_PUBLIC_CACHE_SECONDS", "1")),
         secret_key=_secret_key(get("EASEL_SECRET_KEY")),
         extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
     )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from server.api.cache import AnonymousCache
 from server.db import Database
 from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
@@ -22,6 +23,10 @@ class EaselState:
     queue: JobQueue
     urls: Urls
     storage: LocalStorage
+    anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
+
+    def __post_init__(self) -> None:
+        self.anonymous_cache.ttl = self.settings.public_cache_seconds
 
 
 def easel(request: Request) -> EaselState:

@@ -101,6 +101,7 @@ def settings(tmp_path: Path, database_url: str, broker_url: str) -> Settings:
         broker_url=broker_url,
         rate_limits=False,
         allow_private_addresses=True,
+        public_cache_seconds=0,
     )
 
 

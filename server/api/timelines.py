@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api.auth import optional, require
@@ -47,9 +47,12 @@ async def home(request: Request) -> JSONResponse:
     return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
 
 
-async def public(request: Request) -> JSONResponse:
+async def public(request: Request) -> Response:
     auth = await optional(request, "read:statuses")
     viewer = auth.account if auth is not None else None
+    cache = easel(request).anonymous_cache
+    if viewer is None and (cached := cache.get(request)) is not None:
+        return cached
     params = await Params.from_request(request)
     page = Page.from_params(params)
     async with easel(request).db.session() as session:
@@ -57,12 +60,18 @@ async def public(request: Request) -> JSONResponse:
             session, page, local=bool(params.get_bool("local", False)),
             remote=bool(params.get_bool("remote", False)),
             only_media=bool(params.get_bool("only_media", False)))
-    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    if viewer is None:
+        cache.put(request, response)
+    return response
 
 
-async def tag(request: Request) -> JSONResponse:
+async def tag(request: Request) -> Response:
     auth = await optional(request, "read:statuses")
     viewer = auth.account if auth is not None else None
+    cache = easel(request).anonymous_cache
+    if viewer is None and (cached := cache.get(request)) is not None:
+        return cached
     params = await Params.from_request(request)
     page = Page.from_params(params)
     async with easel(request).db.session() as session:
@@ -73,7 +82,10 @@ async def tag(request: Request) -> JSONResponse:
             local=bool(params.get_bool("local", False)),
             remote=bool(params.get_bool("remote", False)),
             only_media=bool(params.get_bool("only_media", False)))
-    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    if viewer is None:
+        cache.put(request, response)
+    return response
 
 
 async def bookmarks(request: Request) -> JSONResponse:

@@ -530,3 +530,25 @@ async def test_a_non_ascii_tag_pages_with_working_links(
     first = await client.get("/api/v1/timelines/tag/水彩", params={"limit": "1"})
     assert links(first)["next"].startswith(f"{BASE}/api/v1/timelines/tag/%E6%B0%B4%E5%BD%A9?")
     assert await follow_links(client, first, "next") == [[str(newer.id)], [str(older.id)]]
+
+
+async def test_anonymous_public_timelines_are_cached_briefly_and_signed_in_ones_never(
+    settings: Settings, alice: User, db: Database
+) -> None:
+    from server.app import AppOptions, create_app
+    from tests.conftest import authorized, make_token
+
+    app = create_app(settings.with_changes(public_cache_seconds=60), options=AppOptions(run_workers=False))
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="https://easel.test") as anonymous:
+            async with authorized(anonymous, await make_token(db, alice)) as alice_api:
+                assert (await anonymous.get("/api/v1/timelines/public")).json() == []
+                posted = (await alice_api.post("/api/v1/statuses", json={"status": "fresh"})).json()
+                # The anonymous answer is reused for the cache's lifetime …
+                assert (await anonymous.get("/api/v1/timelines/public")).json() == []
+                # … a different query is a different entry, and a signed-in viewer sees it now.
+                assert [s["id"] for s in (await anonymous.get(
+                    "/api/v1/timelines/public?limit=5")).json()] == [posted["id"]]
+                assert [s["id"] for s in (await alice_api.get(
+                    "/api/v1/timelines/public")).json()] == [posted["id"]]
