@@ -5,8 +5,8 @@
 Seeds 40 statuses with one ready image each (rows written directly, as the pipeline would
 leave them), starts `easel serve` on a loopback port, then drives the public timeline
 (anonymous, which the 1-second anonymous cache serves, and signed in, which is never
-cached) and the home timeline with `wrk` (Debian package `wrk`; a second process, so the load generator does not
-share the server's interpreter). Prints requests per second, p99 latency and the web
+cached) and the home timeline with `wrk` (Debian package `wrk`; a second process, so the
+load generator does not share the server's interpreter). Prints requests per second, p99 latency and the web
 process's RSS afterwards, each with its ratio to the target:
   public timeline ≥ 500 req/s on 2 cores; web process ≤ 150 MB RSS without torch.
 PostgreSQL: set EASEL_BENCH_DATABASE_URL (or run `eval "$(bash .ci/services.sh)"`, whose

@@ -9,7 +9,7 @@ Mastodon does. Membership and visibility rules live in the service, never here.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -47,45 +47,51 @@ async def home(request: Request) -> JSONResponse:
     return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
 
 
-async def public(request: Request) -> Response:
-    auth = await optional(request, "read:statuses")
-    viewer = auth.account if auth is not None else None
+async def _anonymous_cached(
+    request: Request, viewer: Account | None,
+    build: Callable[[Params], Awaitable[tuple[Sequence[Status], Page]]],
+) -> Response:
+    """Answer from the anonymous cache when there is no viewer; fill it when it missed."""
     cache = easel(request).anonymous_cache
     if viewer is None and (cached := cache.get(request)) is not None:
         return cached
     params = await Params.from_request(request)
-    page = Page.from_params(params)
-    async with easel(request).db.session() as session:
-        statuses = await timelines.public_timeline(
-            session, page, local=bool(params.get_bool("local", False)),
-            remote=bool(params.get_bool("remote", False)),
-            only_media=bool(params.get_bool("only_media", False)))
+    statuses, page = await build(params)
     response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
     if viewer is None:
         cache.put(request, response)
     return response
+
+
+async def public(request: Request) -> Response:
+    auth = await optional(request, "read:statuses")
+
+    async def build(params: Params) -> tuple[Sequence[Status], Page]:
+        page = Page.from_params(params)
+        async with easel(request).db.session() as session:
+            return await timelines.public_timeline(
+                session, page, local=bool(params.get_bool("local", False)),
+                remote=bool(params.get_bool("remote", False)),
+                only_media=bool(params.get_bool("only_media", False))), page
+
+    return await _anonymous_cached(request, auth.account if auth else None, build)
 
 
 async def tag(request: Request) -> Response:
     auth = await optional(request, "read:statuses")
-    viewer = auth.account if auth is not None else None
-    cache = easel(request).anonymous_cache
-    if viewer is None and (cached := cache.get(request)) is not None:
-        return cached
-    params = await Params.from_request(request)
-    page = Page.from_params(params)
-    async with easel(request).db.session() as session:
-        statuses = await timelines.tag_timeline(
-            session, page, request.path_params["hashtag"],
-            any_=params.get_list("any"), all_=params.get_list("all"),
-            none=params.get_list("none"),
-            local=bool(params.get_bool("local", False)),
-            remote=bool(params.get_bool("remote", False)),
-            only_media=bool(params.get_bool("only_media", False)))
-    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
-    if viewer is None:
-        cache.put(request, response)
-    return response
+
+    async def build(params: Params) -> tuple[Sequence[Status], Page]:
+        page = Page.from_params(params)
+        async with easel(request).db.session() as session:
+            return await timelines.tag_timeline(
+                session, page, request.path_params["hashtag"],
+                any_=params.get_list("any"), all_=params.get_list("all"),
+                none=params.get_list("none"),
+                local=bool(params.get_bool("local", False)),
+                remote=bool(params.get_bool("remote", False)),
+                only_media=bool(params.get_bool("only_media", False))), page
+
+    return await _anonymous_cached(request, auth.account if auth else None, build)
 
 
 async def bookmarks(request: Request) -> JSONResponse:

@@ -30,6 +30,7 @@ from server.limits import (
 from server.models import Account, User
 from server.services.errors import NotFound, ValidationFailed
 from server.services.follows import authorize_all_follow_requests
+from server.services.languages import ISO_639_1
 from server.services.text import countable_length
 from server.storage import LocalStorage
 
@@ -38,16 +39,6 @@ log = logging.getLogger(__name__)
 # The posting defaults a profile may choose (``direct`` is not a default, as in Mastodon).
 DEFAULT_PRIVACIES = ("public", "unlisted", "private")
 
-# ISO 639-1: the codes a default posting language may take.
-ISO_639_1 = frozenset("""
-aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv
-cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr
-ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw
-ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv
-ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr
-ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi
-yo za zh zu
-""".split())
 
 
 @dataclass

@@ -12,7 +12,6 @@ commit is marked ``# federate:``. This module never imports ``federation``.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from server.models import (
     User,
 )
 from server.services.errors import NotFound, ServiceError, ValidationFailed
+from server.services.languages import normalize_language
 from server.services.notifications import notify
 from server.services.text import (
     countable_length,
@@ -68,17 +68,6 @@ ANONYMOUS_DESCENDANTS_LIMIT = 60
 REBLOG_VISIBILITIES = ("public", "unlisted", "private")
 AUDIO_OR_VIDEO = ("video", "gifv", "audio")
 
-# ISO 639-1, the codes Mastodon clients send as a status's language.
-ISO_639_1 = frozenset("""
-aa ab ae af ak am an ar as av ay az ba be bg bh bi bm bn bo br bs ca ce ch co cr cs cu cv
-cy da de dv dz ee el en eo es et eu fa ff fi fj fo fr fy ga gd gl gn gu gv ha he hi ho hr
-ht hu hy hz ia id ie ig ii ik io is it iu ja jv ka kg ki kj kk kl km kn ko kr ks ku kv kw
-ky la lb lg li ln lo lt lu lv mg mh mi mk ml mn mr ms mt my na nb nd ne ng nl nn no nr nv
-ny oc oj om or os pa pi pl ps pt qu rm rn ro ru rw sa sc sd se sg si sk sl sm sn so sq sr
-ss st su sv sw ta te tg th ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi
-yo za zh zu
-""".split())
-_LANGUAGE_RE = re.compile(r"\A([a-z]{2})(?:[-_]([a-z]{2}|[a-z]{4}))?\Z", re.IGNORECASE)
 
 
 # ------------------------------------------------------------------------- helpers
@@ -110,20 +99,6 @@ def status_uri(settings: Settings, username: str, status_id: int) -> str:
 
 def status_url(settings: Settings, username: str, status_id: int) -> str:
     return f"{settings.base_url}/@{username}/{status_id}"
-
-
-def normalize_language(language: str | None) -> str | None:
-    """An ISO 639-1 code (optionally with a region or script: ``pt-BR``, ``sr-Latn``);
-    None for none given; ValidationFailed for anything else."""
-    if language is None or not language.strip():
-        return None
-    match = _LANGUAGE_RE.match(language.strip())
-    if match is None or match.group(1).lower() not in ISO_639_1:
-        raise ValidationFailed("Language is not a valid ISO 639-1 code")
-    base, sub = match.group(1).lower(), match.group(2)
-    if sub is None:
-        return base
-    return f"{base}-{sub.upper() if len(sub) == 2 else sub.title()}"
 
 
 async def current_id(session: AsyncSession, status_id: int) -> int:
