@@ -246,6 +246,14 @@ async def statuses_to_entities(
         reblogged = {i for i in await session.scalars(select(Status.reblog_of_id).where(
             Status.account_id == viewer.id, Status.reblog_of_id.in_(all_ids))) if i is not None}
 
+    account_entities: dict[int, Entity] = {}  # a timeline often repeats its authors
+
+    def author(account_id: int) -> Entity:
+        entity = account_entities.get(account_id)
+        if entity is None:
+            entity = account_entities[account_id] = account_to_entity(accounts[account_id], ctx)
+        return entity
+
     def one(status: Status) -> Entity:
         app = apps.get(status.application_id) if status.application_id else None
         return {
@@ -254,7 +262,7 @@ async def statuses_to_entities(
             "url": status.url or None,
             "created_at": iso(status.created_at),
             "edited_at": iso(status.edited_at),
-            "account": account_to_entity(accounts[status.account_id], ctx),
+            "account": author(status.account_id),
             "in_reply_to_id": str(status.in_reply_to_id) if status.in_reply_to_id else None,
             "in_reply_to_account_id": (str(status.in_reply_to_account_id)
                                        if status.in_reply_to_account_id else None),
