@@ -227,3 +227,16 @@ async def alice_api(client: httpx.AsyncClient, db: Database, alice: User) -> Asy
 async def bob_api(client: httpx.AsyncClient, db: Database, bob: User) -> AsyncIterator[httpx.AsyncClient]:
     async with authorized(client, await make_token(db, bob)) as http:
         yield http
+
+
+@pytest.fixture
+async def carol(db: Database, settings: Settings) -> User:
+    async with db.session() as session:
+        return await create_user(session, settings, username="carol",
+                                 email="carol@example.com", password="a third password")
+
+
+@pytest.fixture
+async def carol_api(client: httpx.AsyncClient, db: Database, carol: User) -> AsyncIterator[httpx.AsyncClient]:
+    async with authorized(client, await make_token(db, carol)) as http:
+        yield http

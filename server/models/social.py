@@ -12,32 +12,27 @@ from server.ids import new_id, utcnow
 from server.models.base import Base
 
 
-class Follow(Base):
+class _FollowFields:
+    """What a follow and a follow request both record: who, whom, and the options asked for."""
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    target_account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    show_reblogs: Mapped[bool] = mapped_column(Boolean, default=True)
+    notify: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Follow(_FollowFields, Base):
     __tablename__ = "follows"
     __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    target_account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
-    show_reblogs: Mapped[bool] = mapped_column(Boolean, default=True)
-    notify: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
-
-class FollowRequest(Base):
+class FollowRequest(_FollowFields, Base):
     __tablename__ = "follow_requests"
     __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
-
-    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
-    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
-    target_account_id: Mapped[int] = mapped_column(
-        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
-    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
-    show_reblogs: Mapped[bool] = mapped_column(Boolean, default=True)
-    notify: Mapped[bool] = mapped_column(Boolean, default=False)
-    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Favourite(Base):

@@ -4,7 +4,6 @@ follow requests, relationships and account search, as Mastodon clients use them.
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -31,19 +30,6 @@ from server.settings import Settings
 from tests.conftest import authorized, make_token
 
 # --------------------------------------------------------------------------- fixtures
-
-
-@pytest.fixture
-async def carol(db: Database, settings: Settings) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username="carol",
-                                 email="carol@example.com", password="carol's password here")
-
-
-@pytest.fixture
-async def carol_api(client: httpx.AsyncClient, db: Database, carol: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with authorized(client, await make_token(db, carol)) as http:
-        yield http
 
 
 async def scoped(client: httpx.AsyncClient, db: Database, user: User | None,

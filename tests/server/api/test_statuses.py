@@ -5,7 +5,6 @@ refusals for bad input that leave nothing written."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -33,19 +32,6 @@ from server.settings import Settings
 from tests.conftest import authorized, make_token
 
 WATCHED = (Status, Mention, Tag, StatusTag, IdempotencyKey, Notification, Favourite, Bookmark)
-
-
-@pytest.fixture
-async def carol(db: Database, settings: Settings) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username="carol",
-                                 email="carol@example.com", password="a third password")
-
-
-@pytest.fixture
-async def carol_api(client: httpx.AsyncClient, db: Database, carol: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with authorized(client, await make_token(db, carol)) as http:
-        yield http
 
 
 async def post(api: httpx.AsyncClient, **data: Any) -> dict[str, Any]:

@@ -10,16 +10,9 @@ from sqlalchemy import func, select, update
 from server.db import Database
 from server.models import Account, Follow, FollowRequest, Notification, User
 from server.services import follows
-from server.services.accounts import create_user, instance_actor
+from server.services.accounts import instance_actor
 from server.services.errors import NotFound, ServiceError
 from server.settings import Settings
-
-
-@pytest.fixture
-async def carol(db: Database, settings: Settings) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username="carol",
-                                 email="carol@example.com", password="carol's password here")
 
 
 async def account(db: Database, user: User) -> Account:

@@ -27,19 +27,11 @@ from server.models import (
     User,
 )
 from server.services import statuses
-from server.services.accounts import create_user
 from server.services.errors import NotFound, ServiceError
 from server.services.visibility import can_see
 from server.settings import Settings
 
 WATCHED = (Status, Mention, Tag, StatusTag, IdempotencyKey, Notification, Favourite, Bookmark)
-
-
-@pytest.fixture
-async def carol(db: Database, settings: Settings) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username="carol",
-                                 email="carol@example.com", password="a third password")
 
 
 async def post(db: Database, settings: Settings, user: User, **options: Any) -> Status:
