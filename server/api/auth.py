@@ -52,13 +52,17 @@ async def authenticate(request: Request) -> Auth | None:
         return None
     state = easel(request)
     async with state.db.session() as session:
-        found = await session.scalar(
-            select(OAuthToken).where(OAuthToken.token_digest == token_digest(token),
-                                     OAuthToken.revoked_at.is_(None)))
-        if found is None:
+        # One query: the token, its app and user (joined by the model), and the account.
+        row = (await session.execute(
+            select(OAuthToken, Account)
+            .outerjoin(Account, Account.id == select(User.account_id).where(
+                User.id == OAuthToken.user_id).scalar_subquery())
+            .where(OAuthToken.token_digest == token_digest(token), OAuthToken.revoked_at.is_(None))
+        )).first()
+        if row is None:
             raise ApiError(401, "The access token is invalid")
+        found, account = row
         user = found.user
-        account = None
         if user is not None:
             if user.disabled:
                 raise ApiError(403, "Your login is currently disabled")
@@ -66,7 +70,6 @@ async def authenticate(request: Request) -> Auth | None:
                 raise ApiError(403, "Your login is missing a confirmed e-mail address")
             if not user.approved:
                 raise ApiError(403, "Your login is currently pending approval")
-            account = await session.get(Account, user.account_id)
         now = utcnow()
         if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
             await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
