@@ -1,43 +1,280 @@
-"""ActivityPub documents served to other servers: actors (and, later, inboxes, collections)."""
+"""ActivityPub documents served to other servers: actors, their collections, their statuses.
+
+Each endpoint is thin: find the local account (``find_local_account`` hides unapproved
+and disabled ones: 404), check the fetch's signature when ``EASEL_AUTHORIZED_FETCH`` is
+on, ask :mod:`federation.collections` for the document, and answer it as
+``application/activity+json`` with ``Vary: Accept``.
+
+**Authorized fetch.** With ``settings.authorized_fetch``, every GET of an actor, a
+collection or a status object must carry a valid HTTP signature (draft-cavage or RFC 9421,
+:func:`federation.signatures.verify_request`), the key looked up through the app's
+:class:`federation.actors.ActorFetcher`; on ``BadSignature`` the key is refetched once
+(rotation). Unsigned: 401 ``{"error": "Request not signed"}``; a bad signature: 401 with
+the reason. As in Mastodon, the instance actor (``/actor``) stays public, so that servers
+in the same mode can fetch the key that signs our own fetches; WebFinger and NodeInfo are
+public too (they are not served here). A browser asking for a page is redirected without
+a signature check: only AS2 documents are protected.
+
+The app's ``ActorFetcher`` is built on first use and kept on ``app.state`` (tests put
+their own there with :func:`install_actor_fetcher`). It cannot be closed at shutdown
+without touching the app's lifespan, so its client keeps no idle connections: nothing is
+left open when the app stops, at the price of one new connection per key fetch (key
+fetches are rare; keys are cached in ``accounts``).
+
+This module never serves a private, direct or unpublished status (even to a signed
+fetcher: showing those to an authorised follower or mentioned actor is future work), and
+never fetches anything except a signer's key.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from federation import collections
+from federation.actors import ActorError, ActorFetcher
 from federation.content_types import ACTIVITY_JSON, accepts_activity_json
+from federation.http import safe_client
 from federation.serialize import account_to_actor
+from federation.signatures import BadSignature, SignatureError, VerifiedSignature, verify_request
 from server.errors import ApiError
+from server.models import Account, Status
 from server.services.accounts import find_local_account, instance_actor
 from server.state import easel
+
+VARY = {"Vary": "Accept"}
+# The app's fetcher: no idle connections to close at shutdown (see the module docstring).
+FETCHER_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=0)
+Endpoint = Callable[[Request], Awaitable[Response]]
 
 
 class ActivityJSONResponse(JSONResponse):
     media_type = ACTIVITY_JSON
 
 
-async def actor_document(request: Request) -> Response:
-    state = easel(request)
-    username = request.path_params["username"]
-    async with state.db.session() as session:
-        account = await find_local_account(session, username)
+def _activity(document: dict[str, Any]) -> Response:
+    return ActivityJSONResponse(document, headers=VARY)
+
+
+# ------------------------------------------------------------------- authorized fetch
+
+def install_actor_fetcher(app: Any, fetcher: ActorFetcher) -> None:
+    """Make ``fetcher`` the one the app uses to look signers' keys up."""
+    app.state.actor_fetcher = fetcher
+
+
+def app_actor_fetcher(request: Request) -> ActorFetcher:
+    """The app's ActorFetcher, built on first use (db, settings, a safe client)."""
+    fetcher: ActorFetcher | None = getattr(request.app.state, "actor_fetcher", None)
+    if fetcher is None:
+        state = easel(request)
+        fetcher = ActorFetcher(state.db, state.settings,
+                               safe_client(state.settings, limits=FETCHER_LIMITS))
+        install_actor_fetcher(request.app, fetcher)
+    return fetcher
+
+
+def _request_target(request: Request) -> str:
+    """The path and query as received (``raw_path`` may carry the query: some servers
+    and httpx's ASGI transport put it there)."""
+    raw = request.scope.get("raw_path")
+    path = raw.split(b"?", 1)[0].decode("latin-1") if raw else request.url.path
+    query = request.scope.get("query_string", b"")
+    return f"{path}?{query.decode('latin-1')}" if query else path
+
+
+async def verify_fetch_signature(request: Request, fetcher: ActorFetcher) -> VerifiedSignature:
+    """Verify the request's signature with keys from ``fetcher``, refetching the key once
+    when the signature does not verify with the cached one. Raises SignatureError or
+    ActorError (the signer's server is gone or unreachable)."""
+    settings = easel(request).settings
+    body = await request.body()
+
+    async def verify(key_lookup: Callable[[str], Awaitable[str | None]]) -> VerifiedSignature:
+        return await verify_request(method=request.method, target=_request_target(request),
+                                    headers=request.headers, body=body, key_lookup=key_lookup,
+                                    clock=fetcher.clock, scheme=settings.scheme)
+
+    try:
+        return await verify(fetcher.key_for)
+    except BadSignature:
+        return await verify(fetcher.refresh_key)
+
+
+async def _refused_fetch(request: Request) -> Response | None:
+    """None when the fetch may be answered; else the 401 to send. With authorized fetch
+    off, everything is public."""
+    if not easel(request).settings.authorized_fetch:
+        return None
+    if "signature" not in request.headers and "signature-input" not in request.headers:
+        return JSONResponse({"error": "Request not signed"}, status_code=401, headers=VARY)
+    try:
+        request.state.signature = await verify_fetch_signature(request, app_actor_fetcher(request))
+    except SignatureError as exc:
+        return JSONResponse({"error": str(exc) or exc.reason}, status_code=401, headers=VARY)
+    except ActorError as exc:
+        return JSONResponse({"error": f"Could not retrieve the signer's key: {exc}"},
+                            status_code=401, headers=VARY)
+    return None
+
+
+def signed_fetch(endpoint: Endpoint) -> Endpoint:
+    """``endpoint`` behind the authorized-fetch check (for endpoints that only serve AS2)."""
+    async def checked(request: Request) -> Response:
+        refused = await _refused_fetch(request)
+        return refused if refused is not None else await endpoint(request)
+
+    checked.__name__ = endpoint.__name__
+    checked.__doc__ = endpoint.__doc__
+    return checked
+
+
+# ------------------------------------------------------------------------- endpoints
+
+async def _account_or_404(request: Request) -> Account:
+    async with easel(request).db.session() as session:
+        account = await find_local_account(session, request.path_params["username"])
     if account is None:
         raise ApiError(404, "Record not found")
+    return account
+
+
+def _cursor(request: Request, name: str) -> int | None:
+    value = request.query_params.get(name)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, f"{name} must be an integer") from None
+
+
+def _wants_page(request: Request) -> bool:
+    return "page" in request.query_params or "max_id" in request.query_params
+
+
+async def actor_document(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
     if not accepts_activity_json(request):
-        return RedirectResponse(account.url, status_code=302)
-    return ActivityJSONResponse(account_to_actor(account, state.urls, state.storage),
-                                headers={"Vary": "Accept"})
+        return RedirectResponse(account.url, status_code=302, headers=VARY)
+    refused = await _refused_fetch(request)
+    if refused is not None:
+        return refused
+    return _activity(account_to_actor(account, state.urls, state.storage))
 
 
 async def instance_actor_document(request: Request) -> Response:
+    # Never behind authorized fetch: others need its key to verify our signed fetches.
     state = easel(request)
     async with state.db.session() as session:
         actor = await instance_actor(session, state.settings)
     return ActivityJSONResponse(account_to_actor(actor, state.urls, state.storage))
 
 
+@signed_fetch
+async def outbox(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
+    async with state.db.session() as session:
+        if _wants_page(request):
+            document = await collections.outbox_page(
+                session, account, state.urls, state.storage, max_id=_cursor(request, "max_id"))
+        else:
+            document = await collections.outbox_collection(session, account, state.urls)
+    return _activity(document)
+
+
+@signed_fetch
+async def followers(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
+    if not _wants_page(request):
+        return _activity(collections.followers_collection(account, state.urls))
+    async with state.db.session() as session:
+        document = await collections.followers_page(session, account, state.urls,
+                                                    max_id=_cursor(request, "max_id"))
+    return _activity(document)
+
+
+@signed_fetch
+async def following(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
+    if not _wants_page(request):
+        return _activity(collections.following_collection(account, state.urls))
+    async with state.db.session() as session:
+        document = await collections.following_page(session, account, state.urls,
+                                                    max_id=_cursor(request, "max_id"))
+    return _activity(document)
+
+
+@signed_fetch
+async def featured(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
+    return _activity(collections.featured_collection(account, state.urls))
+
+
+def _status_id(request: Request) -> int:
+    try:
+        return int(request.path_params["id"])
+    except ValueError:
+        raise ApiError(404, "Record not found") from None
+
+
+async def status_object(request: Request) -> Response:
+    """A public or unlisted status as its Note (a browser is sent to its page; a boost
+    to the original). Private and direct statuses answer 404 even to signed fetches."""
+    state = easel(request)
+    account = await _account_or_404(request)
+    async with state.db.session() as session:
+        status = await collections.shared_status(session, account, _status_id(request))
+        if status is None:
+            raise ApiError(404, "Record not found")
+        wants_document = accepts_activity_json(request)
+        if wants_document:
+            refused = await _refused_fetch(request)
+            if refused is not None:
+                return refused
+        if status.reblog_of_id is not None:
+            original = await session.get(Status, status.reblog_of_id)
+            if original is None:
+                raise ApiError(404, "Record not found")
+            target = original.uri if wants_document else (original.url or original.uri)
+            return RedirectResponse(target, status_code=302, headers=VARY)
+        if not wants_document:
+            return RedirectResponse(status.url or status.uri, status_code=302, headers=VARY)
+        note = await collections.status_note(session, account, status, state.urls, state.storage)
+    return _activity(note)
+
+
+@signed_fetch
+async def status_activity(request: Request) -> Response:
+    """The Create of a status, or the Announce of a boost."""
+    state = easel(request)
+    account = await _account_or_404(request)
+    async with state.db.session() as session:
+        status = await collections.shared_status(session, account, _status_id(request))
+        activity = None if status is None else await collections.status_activity(
+            session, account, status, state.urls, state.storage)
+    if activity is None:
+        raise ApiError(404, "Record not found")
+    return _activity(activity)
+
+
 routes: list[BaseRoute] = [
     Route("/users/{username}", actor_document, methods=["GET", "HEAD"]),
+    Route("/users/{username}/outbox", outbox, methods=["GET", "HEAD"]),
+    Route("/users/{username}/followers", followers, methods=["GET", "HEAD"]),
+    Route("/users/{username}/following", following, methods=["GET", "HEAD"]),
+    Route("/users/{username}/collections/featured", featured, methods=["GET", "HEAD"]),
+    Route("/users/{username}/statuses/{id}", status_object, methods=["GET", "HEAD"]),
+    Route("/users/{username}/statuses/{id}/activity", status_activity, methods=["GET", "HEAD"]),
     Route("/actor", instance_actor_document, methods=["GET", "HEAD"]),
 ]

@@ -338,8 +338,9 @@ def like_activity(id: str, actor_uri: str, object_uri: str) -> Document:
 
 def announce_activity(boost: Status, booster: Account, original_uri: str,
                       original_author_uri: str, urls: Urls) -> Document:
-    """``Announce`` of a boost: id is the boost's uri + ``/activity``; public boosts go to
-    the public, unlisted ones to the booster's followers; the original author is cc'd."""
+    """``Announce`` of a boost: its id is the boost's uri (which, as in Mastodon, already
+    ends in ``/activity``); public boosts go to the public, unlisted ones to the booster's
+    followers; the original author is cc'd."""
     followers = _followers_url(booster, urls)
     if boost.visibility == "unlisted":
         to, cc = [followers], _unique([PUBLIC, original_author_uri])
@@ -347,7 +348,7 @@ def announce_activity(boost: Status, booster: Account, original_uri: str,
         to, cc = [PUBLIC], _unique([original_author_uri, followers])
     return {
         "@context": context(),
-        "id": f"{boost.uri}/activity",
+        "id": boost.uri,
         "type": "Announce",
         "actor": booster.uri,
         "published": rfc3339(boost.published_at or boost.created_at),

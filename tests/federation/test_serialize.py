@@ -318,7 +318,7 @@ def test_like_follow_block(alice: Account) -> None:
 
 
 def test_announce_of_public_and_unlisted_boosts(alice: Account, urls: Urls) -> None:
-    boost = status("public", uri=f"{ALICE}/statuses/7190000000000000009", content="")
+    boost = status("public", uri=f"{ALICE}/statuses/7190000000000000009/activity", content="")
     announce = announce_activity(boost, alice, "https://remote.example/notes/1", BOB, urls)
     assert announce["id"] == f"{ALICE}/statuses/7190000000000000009/activity"
     assert (announce["type"], announce["actor"], announce["object"]) == (
