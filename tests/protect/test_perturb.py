@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+import numpy as np
 import torch
 from diffusers import AutoencoderKL, AutoencoderTiny
 from PIL import Image
