@@ -15,11 +15,9 @@ in the same mode can fetch the key that signs our own fetches; WebFinger and Nod
 public too (they are not served here). A browser asking for a page is redirected without
 a signature check: only AS2 documents are protected.
 
-The app's ``ActorFetcher`` is built on first use and kept on ``app.state`` (tests put
-their own there with :func:`install_actor_fetcher`). It cannot be closed at shutdown
-without touching the app's lifespan, so its client keeps no idle connections: nothing is
-left open when the app stops, at the price of one new connection per key fetch (key
-fetches are rare; keys are cached in ``accounts``).
+The ``ActorFetcher`` is the process's :class:`federation.context.FederationContext` one
+(tests put their own there with :func:`install_actor_fetcher`); its client keeps no idle
+connections (key fetches are rare; keys are cached in ``accounts``).
 
 This module never serves a private, direct or unpublished status (even to a signed
 fetcher: showing those to an authorised follower or mentioned actor is future work), and
@@ -31,7 +29,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -39,7 +36,7 @@ from starlette.routing import BaseRoute, Route
 from federation import collections
 from federation.actors import ActorError, ActorFetcher
 from federation.content_types import ACTIVITY_JSON, accepts_activity_json
-from federation.http import safe_client
+from federation.context import federation_context
 from federation.serialize import account_to_actor
 from federation.signatures import BadSignature, SignatureError, VerifiedSignature, verify_request
 from server.errors import ApiError
@@ -49,7 +46,6 @@ from server.state import easel
 
 VARY = {"Vary": "Accept"}
 # The app's fetcher: no idle connections to close at shutdown (see the module docstring).
-FETCHER_LIMITS = httpx.Limits(max_connections=20, max_keepalive_connections=0)
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -65,18 +61,14 @@ def _activity(document: dict[str, Any]) -> Response:
 
 def install_actor_fetcher(app: Any, fetcher: ActorFetcher) -> None:
     """Make ``fetcher`` the one the app uses to look signers' keys up."""
-    app.state.actor_fetcher = fetcher
+    state = app.state.easel
+    federation_context(state.settings, state.db).fetcher = fetcher
 
 
 def app_actor_fetcher(request: Request) -> ActorFetcher:
-    """The app's ActorFetcher, built on first use (db, settings, a safe client)."""
-    fetcher: ActorFetcher | None = getattr(request.app.state, "actor_fetcher", None)
-    if fetcher is None:
-        state = easel(request)
-        fetcher = ActorFetcher(state.db, state.settings,
-                               safe_client(state.settings, limits=FETCHER_LIMITS))
-        install_actor_fetcher(request.app, fetcher)
-    return fetcher
+    """The process's ActorFetcher (its federation context's)."""
+    state = easel(request)
+    return federation_context(state.settings, state.db).fetcher
 
 
 def _request_target(request: Request) -> str:

@@ -31,6 +31,7 @@ import server.health
 import server.web.media_files
 import server.web.pages
 import server.wellknown
+from federation.context import close_federation_context
 from server.api.middleware import (
     BodyLimitMiddleware,
     CloseUploadsMiddleware,
@@ -156,6 +157,7 @@ def create_app(
                 await task
             await state.queue.stop_worker()
             state.queue.close()
+            await close_federation_context(state.db)
             await state.db.dispose()
 
     middleware = [Middleware(RejectNulMiddleware), Middleware(PathCORSMiddleware),

@@ -2,6 +2,17 @@
 
 from server.models.account import Account
 from server.models.base import Base, UTCDateTime
+from server.models.federation import (
+    Activity,
+    Delivery,
+    DomainBlock,
+    DomainBlockSeverity,
+    InboxItem,
+    InboxOutcome,
+    Instance,
+    Report,
+    Tombstone,
+)
 from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
 from server.models.oauth import OAuthApplication, OAuthAuthorizationCode, OAuthToken
@@ -18,8 +29,39 @@ from server.models.status import (
 from server.models.user import User
 
 __all__ = [
-    "JOB_TRANSITIONS", "NOTIFICATION_TYPES", "VISIBILITIES", "Account", "Base", "Bookmark", "Favourite",
-    "Follow", "FollowRequest", "IdempotencyKey", "Job", "JobState", "MediaAttachment", "MediaState",
-    "Mention", "Notification", "OAuthApplication", "OAuthAuthorizationCode", "OAuthToken",
-    "ProtectionState", "Status", "StatusAlias", "StatusTag", "Tag", "UTCDateTime", "User",
+    "JOB_TRANSITIONS",
+    "NOTIFICATION_TYPES",
+    "VISIBILITIES",
+    "Account",
+    "Activity",
+    "Base",
+    "Bookmark",
+    "Delivery",
+    "DomainBlock",
+    "DomainBlockSeverity",
+    "Favourite",
+    "Follow",
+    "FollowRequest",
+    "IdempotencyKey",
+    "InboxItem",
+    "InboxOutcome",
+    "Instance",
+    "Job",
+    "JobState",
+    "MediaAttachment",
+    "MediaState",
+    "Mention",
+    "Notification",
+    "OAuthApplication",
+    "OAuthAuthorizationCode",
+    "OAuthToken",
+    "ProtectionState",
+    "Report",
+    "Status",
+    "StatusAlias",
+    "StatusTag",
+    "Tag",
+    "Tombstone",
+    "UTCDateTime",
+    "User",
 ]

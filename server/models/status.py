@@ -37,6 +37,8 @@ class Status(Base):
         ForeignKey("statuses.id", ondelete="SET NULL"), index=True, default=None)
     in_reply_to_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+    # A remote reply's inReplyTo when its parent could not be fetched (yet).
+    in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), default=None)
     reblog_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("statuses.id", ondelete="CASCADE"), index=True, default=None)
     application_id: Mapped[int | None] = mapped_column(

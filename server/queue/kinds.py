@@ -58,7 +58,7 @@ def job_kind(name: str, *, queue: str = "default", **options: object) -> Callabl
 
 
 # Modules that declare job kinds; every process that runs jobs imports them all.
-JOB_MODULES: tuple[str, ...] = ("protect.jobs",)
+JOB_MODULES: tuple[str, ...] = ("protect.jobs", "federation.jobs")
 
 
 def load_job_modules() -> dict[str, JobKind]:
@@ -67,3 +67,14 @@ def load_job_modules() -> dict[str, JobKind]:
     for module in JOB_MODULES:
         importlib.import_module(module)
     return KINDS
+
+
+def kind_named(name: str) -> JobKind:
+    """The kind registered as ``name``, for code that may not import its module (services
+    enqueue federation jobs by name: they never import ``federation``)."""
+    kind = KINDS.get(name)
+    if kind is None:
+        kind = load_job_modules().get(name)
+    if kind is None:
+        raise LookupError(f"no job kind named {name!r}")
+    return kind
