@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -37,10 +38,10 @@ from federation import collections
 from federation.actors import ActorError, ActorFetcher
 from federation.content_types import ACTIVITY_JSON, accepts_activity_json
 from federation.context import federation_context
-from federation.serialize import account_to_actor
+from federation.serialize import account_to_actor, tombstone
 from federation.signatures import BadSignature, SignatureError, VerifiedSignature, verify_request
 from server.errors import ApiError
-from server.models import Account, Status
+from server.models import Account, Status, Tombstone
 from server.services.accounts import find_local_account, instance_actor
 from server.state import easel
 
@@ -222,12 +223,16 @@ def _status_id(request: Request) -> int:
 
 async def status_object(request: Request) -> Response:
     """A public or unlisted status as its Note (a browser is sent to its page; a boost
-    to the original). Private and direct statuses answer 404 even to signed fetches."""
+    to the original). Private and direct statuses answer 404 even to signed fetches; a
+    deleted one answers 410 with its Tombstone."""
     state = easel(request)
     account = await _account_or_404(request)
     async with state.db.session() as session:
         status = await collections.shared_status(session, account, _status_id(request))
         if status is None:
+            uri = f"{state.urls.actor(account.username)}/statuses/{request.path_params['id']}"
+            if await session.scalar(select(Tombstone.id).where(Tombstone.uri == uri)):
+                return ActivityJSONResponse(tombstone(uri), status_code=410, headers=VARY)
             raise ApiError(404, "Record not found")
         wants_document = accepts_activity_json(request)
         if wants_document:

@@ -1,4 +1,4 @@
-"""Following between local accounts: follows, follow requests, and the counters they keep.
+"""Following: follows, follow requests, and the counters they keep, locally and across servers.
 
 Why it exists: ``followers_count``/``following_count`` are denormalised on ``Account`` and
 must never drift, however often (or concurrently) a client repeats follow, unfollow,
@@ -8,27 +8,43 @@ and removed with ``DELETE … RETURNING``, and a counter moves only when that st
 touched a row, by one ``UPDATE … SET n = n ± 1`` in the same transaction (never read,
 add, write back).
 
-What it must never do: pretend to federate. Following an account on another server needs
-a Follow activity and its Accept, which arrive with federation; until then such a follow
-is refused with an honest error instead of a local row that no remote server knows of.
+Across servers: following a remote account makes a follow *request* (its uri the id of
+the Follow activity recorded for federation) that becomes a follow only when the remote
+account's ``Accept`` arrives (:func:`accept_follow`); until then the relationship shows
+``requested``. Unfollowing it records an ``Undo`` of that Follow. A remote account's Follow
+of a local one (:func:`remote_follow`) is accepted at once or becomes a request, and every
+answer to a remote requester (authorize, reject) is recorded as an ``Accept``/``Reject``
+naming the remote Follow's id. The functions the inbox handlers call (:func:`remote_follow`,
+:func:`accept_follow`, :func:`reject_follow`, :func:`remove_follow`, :func:`sever`) work in
+the caller's transaction and never commit: the inbox job commits them with its outcome.
+
+What it must never do: show a remote follow as established before its Accept, or record
+an activity for a remote actor (``record_activity`` does nothing for those).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, case, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.ids import new_id
 from server.models import Account, Follow, FollowRequest, Notification
 from server.services.accounts import find_account, listed_accounts
 from server.services.errors import NotFound, ServiceError
 from server.services.notifications import notify as add_notification
+from server.services.outbox import record_activity
 
 SELF_FOLLOW_ERROR = "Following your own account is not allowed"
-REMOTE_FOLLOW_ERROR = "Following accounts on other servers is not supported yet"
 NOT_ALLOWED_ERROR = "This action is not allowed"
+
+# What remote_follow did.
+FOLLOWED = "followed"
+REQUESTED = "requested"
+ALREADY = "already"
+REJECTED = "rejected"
 
 
 # ----------------------------------------------------------------------- building blocks
@@ -49,14 +65,22 @@ def _pair(model: type[Follow] | type[FollowRequest], source_id: int,
     return (model.account_id == source_id) & (model.target_account_id == target_id)
 
 
+class Removed(NamedTuple):
+    """What a deleted follow or request carried."""
+
+    show_reblogs: bool
+    notify: bool
+    uri: str | None
+
+
 async def _delete_once(session: AsyncSession, model: type[Follow] | type[FollowRequest],
-                       source_id: int, target_id: int) -> tuple[bool, bool] | None:
-    """Delete the pair's follow or request; its (show_reblogs, notify) if this call did."""
+                       source_id: int, target_id: int) -> Removed | None:
+    """Delete the pair's follow or request; what it carried if this call did."""
     row = (await session.execute(
         delete(model).where(_pair(model, source_id, target_id))
-        .returning(model.show_reblogs, model.notify)
+        .returning(model.show_reblogs, model.notify, model.uri)
         .execution_options(synchronize_session=False))).first()
-    return (bool(row[0]), bool(row[1])) if row is not None else None
+    return Removed(bool(row[0]), bool(row[1]), row[2]) if row is not None else None
 
 
 async def _move_counters(session: AsyncSession, source_id: int, target_id: int, delta: int) -> None:
@@ -101,17 +125,49 @@ async def _exists(session: AsyncSession, model: type[Follow] | type[FollowReques
     return await session.scalar(select(model.id).where(_pair(model, source_id, target_id))) is not None
 
 
-async def _authorize(session: AsyncSession, target_id: int, requester_id: int) -> bool:
-    """Turn a pending request into a follow (no commit); False if there was none."""
-    options = await _delete_once(session, FollowRequest, requester_id, target_id)
-    if options is None:
+async def _answer(session: AsyncSession, target: Account, requester: Account, type_: str,
+                  follow_uri: str | None) -> None:
+    """Record ``target``'s Accept or Reject of ``requester``'s Follow ``follow_uri`` (only
+    when ``target`` is local and ``requester`` remote: local pairs need no message)."""
+    if requester.is_local or not follow_uri:
+        return
+    await record_activity(session, target, type_, object_uri=follow_uri, object_type="Follow",
+                          requester_id=requester.id, follow_uri=follow_uri)
+
+
+async def _authorize(session: AsyncSession, target: Account, requester: Account) -> bool:
+    """Turn a pending request into a follow (no commit); False if there was none. A local
+    account accepting a remote requester records the Accept."""
+    removed = await _delete_once(session, FollowRequest, requester.id, target.id)
+    if removed is None:
         return False
-    await _forget_notification(session, target_id, requester_id, "follow_request")
-    reblogs, notify = options
-    if await _insert_once(session, Follow, account_id=requester_id, target_account_id=target_id,
-                          show_reblogs=reblogs, notify=notify):
-        await _move_counters(session, requester_id, target_id, +1)
+    await _forget_notification(session, target.id, requester.id, "follow_request")
+    if await _insert_once(session, Follow, account_id=requester.id, target_account_id=target.id,
+                          show_reblogs=removed.show_reblogs, notify=removed.notify,
+                          uri=removed.uri):
+        await _move_counters(session, requester.id, target.id, +1)
+    await _answer(session, target, requester, "Accept", removed.uri)
     return True
+
+
+async def _unfollow_pair(session: AsyncSession, source_id: int, target_id: int) -> list[Removed]:
+    """Remove the pair's follow (counters down) and request, with their notifications."""
+    removed = []
+    follow_row = await _delete_once(session, Follow, source_id, target_id)
+    if follow_row is not None:
+        await _move_counters(session, source_id, target_id, -1)
+        await _forget_notification(session, target_id, source_id, "follow")
+        removed.append(follow_row)
+    request_row = await _delete_once(session, FollowRequest, source_id, target_id)
+    if request_row is not None:
+        await _forget_notification(session, target_id, source_id, "follow_request")
+        removed.append(request_row)
+    return removed
+
+
+def follow_activity_uri(source: Account, request_id: int) -> str:
+    """The id of a local account's Follow of a remote one."""
+    return f"{source.uri}#follows/{request_id}"
 
 
 # ------------------------------------------------------------------------------ use cases
@@ -119,9 +175,6 @@ async def _authorize(session: AsyncSession, target_id: int, requester_id: int) -
 def _check_followable(source: Account, target: Account) -> None:
     if target.id == source.id:
         raise ServiceError(SELF_FOLLOW_ERROR, 403)
-    if not target.is_local:
-        # Federation is not there yet: refuse rather than keep a follow no one else knows.
-        raise ServiceError(REMOTE_FOLLOW_ERROR, 422)
     if target.actor_type == "Application":  # the instance actor
         raise ServiceError(NOT_ALLOWED_ERROR, 403)
 
@@ -130,8 +183,10 @@ async def follow(session: AsyncSession, source: Account, target_id: int, *,
                  reblogs: bool | None = None, notify: bool | None = None) -> Account:
     """``source`` follows the account ``target_id`` (a request if it is locked); committed.
 
-    Following again, or asking again while a request is pending, only changes the
-    ``reblogs``/``notify`` options that are given. Returns the target.
+    A remote account is always asked (a request, and a Follow recorded for federation);
+    its Accept turns the request into a follow. Following again, or asking again while a
+    request is pending, only changes the ``reblogs``/``notify`` options that are given.
+    Returns the target.
     """
     target = await find_account(session, target_id)
     _check_followable(source, target)
@@ -143,7 +198,15 @@ async def follow(session: AsyncSession, source: Account, target_id: int, *,
     values = {"account_id": source.id, "target_account_id": target.id,
               "show_reblogs": True if reblogs is None else reblogs,
               "notify": False if notify is None else notify}
-    if target.locked:
+    if not target.is_local:
+        request_id = new_id()
+        uri = follow_activity_uri(source, request_id)
+        if await _insert_once(session, FollowRequest, id=request_id, uri=uri, **values):
+            await record_activity(session, source, "Follow", object_uri=target.uri, uri=uri,
+                                  object_type="Person", target_id=target.id)
+        else:  # a concurrent call asked first
+            await _set_options(session, FollowRequest, source.id, target.id, reblogs, notify)
+    elif target.locked:
         if await _insert_once(session, FollowRequest, **values):
             await add_notification(session, target, "follow_request", source)
         else:  # a concurrent call asked first
@@ -160,14 +223,15 @@ async def follow(session: AsyncSession, source: Account, target_id: int, *,
 async def unfollow(session: AsyncSession, source: Account, target_id: int) -> Account:
     """Stop following ``target_id``, or withdraw a pending request; committed. Returns the target.
 
-    Unfollowing an account one does not follow changes nothing (as in Mastodon).
+    Unfollowing an account one does not follow changes nothing (as in Mastodon). Leaving
+    a remote account records the Undo of the Follow that was sent.
     """
     target = await find_account(session, target_id)
-    if await _delete_once(session, Follow, source.id, target.id) is not None:
-        await _move_counters(session, source.id, target.id, -1)
-        await _forget_notification(session, target.id, source.id, "follow")
-    if await _delete_once(session, FollowRequest, source.id, target.id) is not None:
-        await _forget_notification(session, target.id, source.id, "follow_request")
+    removed = await _unfollow_pair(session, source.id, target.id)
+    if not target.is_local:
+        for uri in dict.fromkeys(row.uri for row in removed if row.uri):
+            await record_activity(session, source, "Undo", object_uri=uri, uri=f"{uri}/undo",
+                                  object_type="Follow", target_id=target.id, follow_uri=uri)
     await session.commit()
     return target
 
@@ -177,7 +241,7 @@ async def authorize_follow_request(session: AsyncSession, target: Account,
     """``target`` accepts the pending request of ``requester_id``; committed. Returns the
     requester. NotFound if there is no such account or no such request."""
     requester = await find_account(session, requester_id)
-    if not await _authorize(session, target.id, requester.id):
+    if not await _authorize(session, target, requester):
         raise NotFound("Record not found")
     await session.commit()
     return requester
@@ -188,9 +252,11 @@ async def reject_follow_request(session: AsyncSession, target: Account,
     """``target`` declines the pending request of ``requester_id``; committed. Returns the
     requester. NotFound if there is no such account or no such request."""
     requester = await find_account(session, requester_id)
-    if await _delete_once(session, FollowRequest, requester.id, target.id) is None:
+    removed = await _delete_once(session, FollowRequest, requester.id, target.id)
+    if removed is None:
         raise NotFound("Record not found")
     await _forget_notification(session, target.id, requester.id, "follow_request")
+    await _answer(session, target, requester, "Reject", removed.uri)
     await session.commit()
     return requester
 
@@ -198,17 +264,84 @@ async def reject_follow_request(session: AsyncSession, target: Account,
 async def authorize_all_follow_requests(session: AsyncSession, target_id: int) -> int:
     """Accept every pending request to ``target_id`` (an account that was just unlocked),
     in the caller's transaction (not committed). Returns how many were accepted."""
-    requester_ids = list(await session.scalars(
-        select(FollowRequest.account_id).where(FollowRequest.target_account_id == target_id)))
+    target = await session.get(Account, target_id)
+    if target is None:
+        return 0
+    requesters = list(await session.scalars(
+        select(Account).join(FollowRequest, FollowRequest.account_id == Account.id)
+        .where(FollowRequest.target_account_id == target_id)))
     accepted = 0
-    for requester_id in requester_ids:
-        accepted += await _authorize(session, target_id, requester_id)
+    for requester in requesters:
+        accepted += await _authorize(session, target, requester)
     return accepted
 
 
 async def count_follow_requests(session: AsyncSession, target_id: int) -> int:
     return await session.scalar(select(func.count()).select_from(FollowRequest).where(
         FollowRequest.target_account_id == target_id)) or 0
+
+
+# ------------------------------------------------------------- inbound (other servers)
+# Called by the inbox handlers, in the inbox job's transaction: none of these commits.
+
+async def remote_follow(session: AsyncSession, source: Account, target: Account, *,
+                        uri: str) -> str:
+    """Remote ``source`` asks to follow local ``target`` with the Follow ``uri``.
+
+    Unlocked: followed, notified (``follow``) and an Accept recorded — ``"followed"``.
+    Locked: a request keeping ``uri``, notified (``follow_request``) — ``"requested"``.
+    Already following: the Accept is sent again (the remote side may have lost it) —
+    ``"already"``. The instance actor, a remote target or a local source: a Reject is
+    recorded where it can be — ``"rejected"``. Not committed.
+    """
+    if source.is_local or not target.is_local or target.actor_type == "Application":
+        await _answer(session, target, source, "Reject", uri)  # nothing if target is remote
+        return REJECTED
+    if await _exists(session, Follow, source.id, target.id):
+        await session.execute(update(Follow).where(_pair(Follow, source.id, target.id))
+                              .values(uri=uri).execution_options(synchronize_session=False))
+        await _answer(session, target, source, "Accept", uri)
+        return ALREADY
+    if target.locked:
+        if await _insert_once(session, FollowRequest, account_id=source.id,
+                              target_account_id=target.id, uri=uri):
+            await add_notification(session, target, "follow_request", source)
+        else:  # asked again: the newest Follow is the one to answer
+            await session.execute(update(FollowRequest)
+                                  .where(_pair(FollowRequest, source.id, target.id))
+                                  .values(uri=uri).execution_options(synchronize_session=False))
+        return REQUESTED
+    if await _insert_once(session, Follow, account_id=source.id, target_account_id=target.id,
+                          uri=uri):
+        await _move_counters(session, source.id, target.id, +1)
+        await add_notification(session, target, "follow", source)
+    await _answer(session, target, source, "Accept", uri)
+    return FOLLOWED
+
+
+async def accept_follow(session: AsyncSession, source: Account, target: Account) -> bool:
+    """Remote ``target`` accepted local ``source``'s follow request: it becomes a follow
+    (counters move). False when there was no request. Not committed."""
+    return await _authorize(session, target, source)
+
+
+async def reject_follow(session: AsyncSession, source: Account, target: Account) -> bool:
+    """Remote ``target`` rejected local ``source``: the request (or an established follow:
+    a Reject after an Accept ends it) is removed. False when there was none. Not committed."""
+    return bool(await _unfollow_pair(session, source.id, target.id))
+
+
+async def remove_follow(session: AsyncSession, source: Account, target: Account) -> bool:
+    """Remote ``source`` undid its Follow of local ``target``: the follow and any pending
+    request go, with their notifications. False when there was none. Not committed."""
+    return bool(await _unfollow_pair(session, source.id, target.id))
+
+
+async def sever(session: AsyncSession, a: Account, b: Account) -> None:
+    """``a`` and ``b`` no longer follow (or ask to follow) each other, either way (an
+    inbound Block). Nothing is sent. Not committed."""
+    await _unfollow_pair(session, a.id, b.id)
+    await _unfollow_pair(session, b.id, a.id)
 
 
 # --------------------------------------------------------------------------------- lists

@@ -6,6 +6,10 @@ validated first (collecting every error, as Mastodon's "Validation failed: a, b"
 then the new images are processed and stored, then the rows change in one transaction;
 the replaced image files are deleted only after that commit, and the new ones if it fails.
 
+A change to what other servers show (name, note, fields, images, locked, bot,
+discoverable, indexable) is recorded as an ``Update`` of the actor, in the same transaction,
+for federation to send to the account's followers.
+
 What it must never do: store an image it has not re-encoded (``process_profile_image``
 does that), or write anything when one value is bad.
 """
@@ -31,6 +35,7 @@ from server.models import Account, User
 from server.services.errors import NotFound, ValidationFailed
 from server.services.follows import authorize_all_follow_requests
 from server.services.languages import ISO_639_1
+from server.services.outbox import record_activity
 from server.services.text import countable_length
 from server.storage import LocalStorage
 
@@ -141,6 +146,13 @@ async def _delete_files(storage: LocalStorage, keys: Any) -> None:
                 log.warning("could not delete profile image %s", key, exc_info=True)
 
 
+def _changes_actor(changes: ProfileChanges, new_keys: dict[str, str]) -> bool:
+    """Whether the change shows in the actor document (posting defaults do not)."""
+    return bool(new_keys) or any(value is not None for value in (
+        changes.display_name, changes.note, changes.locked, changes.bot, changes.discoverable,
+        changes.indexable, changes.fields))
+
+
 async def update_profile(session: AsyncSession, storage: LocalStorage, account_id: int,
                          user_id: int, changes: ProfileChanges) -> tuple[Account, User]:
     """Apply ``changes`` to the account and its login, all or nothing; committed.
@@ -183,6 +195,9 @@ async def update_profile(session: AsyncSession, storage: LocalStorage, account_i
             user.default_language = changes.language or None
         if was_locked and not account.locked:
             await authorize_all_follow_requests(session, account.id)
+        if _changes_actor(changes, new_keys):
+            await record_activity(session, account, "Update", object_uri=account.uri,
+                                  object_type="Person")
         await session.commit()
     except BaseException:
         await session.rollback()

@@ -5,8 +5,11 @@ itself, so bad input is refused with nothing written. Publishing — counters, m
 "new post" notifications — happens in exactly one place, ``publish_if_ready``: a status
 whose media are still in the protect pipeline is created unpublished (its author sees it,
 nobody else does), and the media job calls ``publish_if_ready`` when the last image is
-ready. Federation comes later: each place that will enqueue a ``federate`` job after its
-commit is marked ``# federate:``. This module never imports ``federation``.
+ready. Each change other servers should hear about is recorded, in the same transaction,
+with :func:`server.services.outbox.record_activity` (a no-op for remote actors, so the
+inbound handlers use the same functions): Create and Announce when published, Delete (with
+its audience captured) or Undo(Announce) when deleted, Like and Undo(Like). This module
+never imports ``federation``.
 """
 
 from __future__ import annotations
@@ -42,11 +45,13 @@ from server.models import (
     StatusAlias,
     StatusTag,
     Tag,
+    Tombstone,
     User,
 )
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
+from server.services.outbox import record_activity
 from server.services.text import (
     countable_length,
     extract_hashtags,
@@ -260,7 +265,6 @@ async def create_status(
                 return earlier
         # Otherwise a row it refers to (the parent, a mentioned account) was deleted meanwhile.
         raise NotFound("Record not found") from None
-    # federate: if status.published, enqueue Create(Note) for status.id.
     return status
 
 
@@ -439,7 +443,9 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
             original_author = await session.get(Account, original.account_id)
             if original_author is not None:
                 await notify(session, original_author, "reblog", author, original.id)
-        # federate: enqueue Announce for status.id.
+            # The Announce's id is the boost's uri (which ends in /activity).
+            await record_activity(session, author, "Announce", object_uri=original.uri,
+                                  uri=status.uri, object_type="Note", status_id=status.id)
         return True
 
     for mentioned in await session.scalars(select(Account).join(
@@ -454,8 +460,14 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
                 Follow, Follow.account_id == Account.id).where(
                 Follow.target_account_id == status.account_id, Follow.notify.is_(True))):
             await notify(session, follower, "status", author, status.id)
-    # federate: enqueue Create(Note) for status.id (the media job commits this).
+    await record_activity(session, author, "Create", object_uri=status.uri,
+                          uri=create_uri(status.uri), object_type="Note", status_id=status.id)
     return True
+
+
+def create_uri(status_uri: str) -> str:
+    """The id of a status's Create (served at ``…/statuses/{id}/activity``)."""
+    return f"{status_uri}/activity"
 
 
 # ------------------------------------------------------------------------- delete
@@ -471,6 +483,7 @@ async def delete_status(session: AsyncSession, status: Status) -> None:
                                    .execution_options(populate_existing=True))
     if current is None:
         return
+    await _record_deletion(session, current)
     if current.published:
         await _decrement(session, Account, current.account_id, Account.statuses_count)
         if current.in_reply_to_id is not None:
@@ -492,7 +505,38 @@ async def delete_status(session: AsyncSession, status: Status) -> None:
     await session.execute(delete(Status).where(Status.id == current.id)
                           .execution_options(synchronize_session=False))
     await session.commit()
-    # federate: enqueue Delete (Tombstone), or Undo(Announce) for a boost, for current.uri.
+
+
+async def _record_deletion(session: AsyncSession, status: Status) -> None:
+    """Before a local status's rows go: its Tombstone, and the Delete (or, for a boost,
+    the Undo of its Announce) with the audience it had, which the job can no longer read.
+    Nothing is recorded for a status that was never published (never federated)."""
+    if not status.local:
+        return
+    author = await session.get(Account, status.account_id)
+    if author is None:
+        return
+    if status.reblog_of_id is not None:
+        original = await session.get(Status, status.reblog_of_id)
+        if status.published and original is not None:
+            published = status.published_at or status.created_at
+            await record_activity(
+                session, author, "Undo", object_uri=original.uri, uri=f"{status.uri}/undo",
+                object_type="Announce", boost_uri=status.uri, visibility=status.visibility,
+                original_visibility=original.visibility,
+                original_author_id=original.account_id, published_at=published.isoformat())
+        return
+    await session.execute(_insert_ignoring_conflict(
+        session, Tombstone, {"id": new_id(), "uri": status.uri, "account_id": author.id,
+                             "created_at": utcnow()}, ["uri"]))
+    if not status.published:
+        return
+    mentioned = list(await session.scalars(
+        select(Mention.account_id).where(Mention.status_id == status.id)))
+    await record_activity(
+        session, author, "Delete", object_uri=status.uri, uri=f"{status.uri}#delete",
+        object_type="Note", visibility=status.visibility, mentioned_ids=mentioned,
+        parent_author_id=status.in_reply_to_account_id)
 
 
 async def _decrement(session: AsyncSession, model: Any, row_id: int,
@@ -504,19 +548,27 @@ async def _decrement(session: AsyncSession, model: Any, row_id: int,
 
 # ---------------------------------------------------------------- favourite, bookmark
 
-async def favourite(session: AsyncSession, account: Account, status_id: int) -> Status:
-    """Favourite a visible status (idempotent), committed; notifies its author once."""
+async def favourite(session: AsyncSession, account: Account, status_id: int, *,
+                    uri: str | None = None) -> Status:
+    """Favourite a visible status (idempotent), committed; notifies its author once.
+
+    A local account's favourite is federated as a Like whose id is stored on the row; a
+    remote account's (an inbound Like) keeps ``uri``, the remote activity's id."""
     status = await _visible_original(session, account, status_id)
-    if await _inserted(session, Favourite, {"id": new_id(), "account_id": account.id,
-                                            "status_id": status.id, "created_at": utcnow()},
+    favourite_id = new_id()
+    like_uri = like_activity_uri(account, favourite_id) if account.is_local else uri
+    if await _inserted(session, Favourite, {"id": favourite_id, "account_id": account.id,
+                                            "status_id": status.id, "uri": like_uri,
+                                            "created_at": utcnow()},
                        ["account_id", "status_id"]):
         await session.execute(update(Status).where(Status.id == status.id).values(
             favourites_count=Status.favourites_count + 1))
         author = await session.get(Account, status.account_id)
         if author is not None:
             await notify(session, author, "favourite", account, status.id)
+        await record_activity(session, account, "Like", object_uri=status.uri, uri=like_uri,
+                              object_type="Note", status_id=status.id)
     await session.commit()
-    # federate: enqueue Like for the favourite (when one was inserted).
     await session.refresh(status)
     return status
 
@@ -527,16 +579,25 @@ async def unfavourite(session: AsyncSession, account: Account, status_id: int) -
     status = await _status_or_404(session, status_id)
     if status.reblog_of_id is not None:
         status = await _status_or_404(session, status.reblog_of_id)
-    removed: Any = await session.execute(delete(Favourite).where(
-        Favourite.account_id == account.id, Favourite.status_id == status.id))
-    if removed.rowcount:
+    removed = (await session.execute(delete(Favourite).where(
+        Favourite.account_id == account.id, Favourite.status_id == status.id)
+        .returning(Favourite.uri).execution_options(synchronize_session=False))).first()
+    if removed is not None:
         await _decrement(session, Status, status.id, Status.favourites_count)
+        if removed.uri:  # a favourite made before federation was never sent
+            await record_activity(session, account, "Undo", object_uri=status.uri,
+                                  uri=f"{removed.uri}/undo", object_type="Like",
+                                  like_uri=removed.uri, author_id=status.account_id)
     else:
         await visible_status(session, account, status.id)
     await session.commit()
-    # federate: enqueue Undo(Like) when one was removed.
     await session.refresh(status)
     return status
+
+
+def like_activity_uri(account: Account, favourite_id: int) -> str:
+    """The id of a local favourite's Like (Mastodon's ``…/users/alice#likes/123``)."""
+    return f"{account.uri}#likes/{favourite_id}"
 
 
 async def bookmark(session: AsyncSession, account: Account, status_id: int) -> Status:
@@ -563,10 +624,15 @@ async def unbookmark(session: AsyncSession, account: Account, status_id: int) ->
 # ----------------------------------------------------------------------- boosts
 
 async def reblog(session: AsyncSession, settings: Settings, account: Account, status_id: int,
-                 visibility: str | None = None) -> Status:
+                 visibility: str | None = None, *, uri: str | None = None) -> Status:
     """Boost a visible status (idempotent: an existing boost is returned), committed.
     Returns the boost. Direct statuses and other people's private ones cannot be boosted
-    (403, as Mastodon); a boost of one's own private status stays private."""
+    (403, as Mastodon); a boost of one's own private status stays private.
+
+    A local boost's uri is its Announce's id (``…/statuses/{id}/activity``); a remote
+    account's boost (an inbound Announce) takes ``uri``, the Announce's id."""
+    if not account.is_local and not uri:
+        raise ValidationFailed("A remote boost needs the Announce's id")
     original = await _visible_original(session, account, status_id)
     if visibility is not None and visibility != "" and visibility not in REBLOG_VISIBILITIES:
         raise ValidationFailed("Visibility is not included in the list")
@@ -590,12 +656,16 @@ async def reblog(session: AsyncSession, settings: Settings, account: Account, st
         default = user.default_privacy if user is not None else "public"
         visibility = default if default in REBLOG_VISIBILITIES else "public"
     boost_id = new_id()
+    if account.is_local:
+        boost_uri = status_uri(settings, account.username, boost_id) + "/activity"
+        boost_url = status_url(settings, account.username, boost_id)
+    else:
+        assert uri is not None
+        boost_uri = boost_url = uri
     boost = Status(
-        id=boost_id, account_id=account.id,
-        uri=status_uri(settings, account.username, boost_id) + "/activity",
-        url=status_url(settings, account.username, boost_id),
-        reblog_of_id=original.id, visibility=visibility, local=True, published=False,
-        created_at=utcnow())
+        id=boost_id, account_id=account.id, uri=boost_uri, url=boost_url,
+        reblog_of_id=original.id, visibility=visibility, local=account.is_local,
+        published=False, created_at=utcnow())
     session.add(boost)
     try:
         await session.flush()

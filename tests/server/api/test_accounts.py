@@ -576,9 +576,10 @@ async def test_follow_endpoints_refuse_bad_input_and_write_nothing(
     assert yourself.status_code == 403
     assert yourself.json() == {"error": "Following your own account is not allowed"}
     remote = await remote_account(db)
-    refused = await alice_api.post(f"/api/v1/accounts/{remote.id}/follow")
-    assert refused.status_code == 422
-    assert refused.json() == {"error": "Following accounts on other servers is not supported yet"}
+    asked = await alice_api.post(f"/api/v1/accounts/{remote.id}/follow")
+    assert asked.status_code == 200  # a remote follow is a request until its Accept arrives
+    assert asked.json()["requested"] is True and asked.json()["following"] is False
+    await alice_api.post(f"/api/v1/accounts/{remote.id}/unfollow")
     for bad in ("12345", "abc"):
         assert (await alice_api.post(f"/api/v1/accounts/{bad}/follow")).status_code == 404
         assert (await alice_api.post(f"/api/v1/accounts/{bad}/unfollow")).status_code == 404
