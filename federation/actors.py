@@ -392,6 +392,7 @@ class ActorFetcher:
         account.header_remote_url = actor.header_url
         account.fields = [{"name": f.name, "value": f.value, "verified_at": None}
                           for f in actor.fields]
+        account.also_known_as = list(actor.also_known_as)  # an inbound Move checks it
         account.updated_at = self.clock()  # the time of this fetch
 
     # ------------------------------------------------------------------ keys
