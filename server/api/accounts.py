@@ -20,6 +20,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from federation.context import federation_context
+from federation.search import remote_handle, resolve_handle
 from server.api.auth import optional, require, viewer
 from server.api.entities import (
     EntityContext,
@@ -165,12 +167,19 @@ async def search_accounts(request: Request) -> JSONResponse:
     limit = params.get_int("limit", 40, minimum=1, maximum=80) or 40
     offset = params.get_int("offset", 0, minimum=0, maximum=10_000) or 0
     following = bool(params.get_bool("following", False))
-    params.get_bool("resolve")  # checked; Easel never asks other servers from here
+    resolve = bool(params.get_bool("resolve", False))
     state = easel(request)
     async with state.db.session() as session:
+        resolved = None
+        handle = remote_handle(q.strip(), state.settings.domain) if resolve and offset == 0 else None
+        if handle is not None:
+            fed = federation_context(state.settings, state.db)
+            resolved = await resolve_handle(fed, session, handle)
         accounts = await account_service.search_accounts(
             session, q, viewer=me, limit=limit, offset=offset, following=following,
             local_domain=state.settings.domain)
+        if resolved is not None and not following:
+            accounts = [resolved, *(a for a in accounts if a.id != resolved.id)][:limit]
     ctx = EntityContext.of(state)
     return _json([account_to_entity(a, ctx) for a in accounts])
 

@@ -150,12 +150,16 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
     storage = ctx.storage
     meta: dict[str, Any] = {k: v for k, v in (media.meta or {}).items() if k in ("original", "small")}
     meta["focus"] = {"x": media.focus_x, "y": media.focus_y}
+    # A remote status's media are referenced, not stored (federation.notes): its URL is
+    # the origin's, for the full image and the preview alike.
+    referenced = media.remote_url if ready and not media.file_key else None
     return {
         "id": str(media.id),
         "type": media.type,
-        "url": storage.public_url(media.file_key) if ready and media.file_key else None,
+        "url": storage.public_url(media.file_key) if ready and media.file_key else referenced,
         # Mastodon's preview is its "small" style, which meta["small"] describes.
-        "preview_url": storage.public_url(media.small_key) if ready and media.small_key else None,
+        "preview_url": (storage.public_url(media.small_key) if ready and media.small_key
+                        else referenced),
         "remote_url": media.remote_url,
         "preview_remote_url": None,
         "text_url": None,

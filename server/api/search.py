@@ -3,8 +3,10 @@
 Thin endpoint: auth (optional, ``read:search``) → parse → ``services.search.search`` →
 entities. Input rules are Mastodon's: ``q`` is required (400); without a token, ``offset``
 and ``resolve=true`` are refused with 401, as Mastodon's controller does. With a token,
-``resolve`` is accepted and ignored: nothing is fetched from other servers until
-federation exists (a local URL or URI is always looked up, resolve or not).
+``resolve=true`` first asks ``federation.search.resolve_query`` about a handle
+(``user@host[:port]``) or a URL of another server: a URL then answers exactly what it
+names (the account or status, or nothing — never an error), a handle's account is put
+first in the usual local results. A local URL or URI is always looked up, resolve or not.
 ``exclude_unreviewed`` is accepted and ignored too: Easel has no hashtag review yet.
 A ``limit`` or ``offset`` that is not a number is a 422 naming the parameter.
 """
@@ -15,12 +17,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from federation.context import federation_context
+from federation.search import NOT_HANDLED, is_url, resolve_query
 from server.api.auth import optional
 from server.api.entities import EntityContext, account_to_entity, statuses_to_entities, tag_to_entity
 from server.api.params import Params
 from server.errors import ApiError
 from server.ids import parse_id
-from server.services.search import SearchQuery, search
+from server.models import Account, Status
+from server.services.search import SearchQuery, SearchResults, search
 from server.state import easel
 
 DEFAULT_LIMIT = 20
@@ -47,7 +52,6 @@ async def search_v2(request: Request) -> JSONResponse:
     offset = params.get_int("offset", 0, minimum=0, maximum=MAX_OFFSET) or 0
     following = bool(params.get_bool("following", False))
     params.get_bool("exclude_unreviewed", False)  # validated, then ignored (no tag review yet)
-    # resolve=true would fetch remote accounts and statuses; that arrives with federation.
     raw_account = (params.get_str("account_id") or "").strip()
     account_ok = parse_id(raw_account) is not None
     kind = (params.get_str("type") or "").strip() or None
@@ -57,13 +61,38 @@ async def search_v2(request: Request) -> JSONResponse:
     state = easel(request)
     ctx = EntityContext.of(state)
     async with state.db.session() as session:
-        found = await search(session, query, viewer=viewer, urls=state.urls)
+        if resolve and viewer is not None and offset == 0:
+            fed = federation_context(state.settings, state.db)
+            resolution = await resolve_query(fed, session, q, viewer=viewer)
+        else:
+            resolution = NOT_HANDLED
+        if resolution.handled and is_url(q.strip()):
+            found = _exactly(resolution.found, kind, offset)
+        else:
+            found = await search(session, query, viewer=viewer, urls=state.urls)
+            if isinstance(resolution.found, Account) and not following \
+                    and kind in (None, "accounts"):
+                others = [a for a in found.accounts if a.id != resolution.found.id]
+                found.accounts = [resolution.found, *others][:limit]
         statuses = await statuses_to_entities(session, found.statuses, ctx, viewer)
     return JSONResponse({
         "accounts": [account_to_entity(a, ctx) for a in found.accounts],
         "statuses": statuses,
         "hashtags": [tag_to_entity(t, ctx) for t in found.hashtags],
     })
+
+
+def _exactly(resource: Account | Status | None, kind: str | None, offset: int) -> SearchResults:
+    """A remote URL with ``resolve``: the one thing it names, when the ``type`` asked
+    for allows it (Mastodon's ``url_resource_results``), else nothing."""
+    results = SearchResults()
+    if offset > 0:
+        return results
+    if isinstance(resource, Status) and kind in (None, "statuses"):
+        results.statuses = [resource]
+    elif isinstance(resource, Account) and kind in (None, "accounts"):
+        results.accounts = [resource]
+    return results
 
 
 routes: list[BaseRoute] = [

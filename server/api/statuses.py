@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from federation.context import federation_context
+from federation.mentions import resolve_unknown_mentions
 from server.api.auth import optional, require, viewer
 from server.api.entities import (
     EntityContext,
@@ -58,6 +60,8 @@ async def create_status(request: Request) -> Response:
     if params.get_str("scheduled_at"):
         raise ApiError(422, "Validation failed: Scheduled statuses are not supported on this server")
     state = easel(request)
+    # Unknown @user@host mentions are looked up first (bounded), so the service links them.
+    await resolve_unknown_mentions(federation_context(state.settings, state.db), text)
     async with state.db.session() as session:
         status = await service.create_status(
             session, state.settings, account, auth.application.id,

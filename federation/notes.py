@@ -1,0 +1,606 @@
+"""Remote statuses: a Note from another server → a ``Status`` row, kept right afterwards.
+
+Why it exists: an inbound ``Create``/``Update``/``Delete``, a reply whose parent is
+unknown, a boost of an unknown post and search with ``resolve=true`` all end in "this
+Note, as a status Easel shows". This module is that one conversion and its rules:
+
+* :func:`store_note` — a Note dict whose origin the caller has already trusted (embedded in
+  an activity its author signed, or fetched from its origin) → a created or updated
+  ``Status``: ``local=False``, its ``uri``/``url``, sanitised content (``federation.parse``
+  sanitises; a title of an Article/Page/Video is put in front), content warning,
+  sensitivity, language, visibility from ``to``/``cc`` and the author's followers
+  collection, ``created_at`` = ``published`` (never in the future) and a Snowflake id from
+  it, so timelines keep the order the fediverse wrote them in. ``attributedTo`` must be the
+  author and the note's id on the author's origin. Replies are linked to a known parent;
+  an unknown parent is fetched (at most :data:`MAX_REPLY_DEPTH` levels up), else its uri is
+  kept in ``in_reply_to_uri``. Hashtags become ``Tag``/``StatusTag`` rows like local ones;
+  mentions become ``Mention`` rows for accounts Easel already knows (never fetched here),
+  local accounts addressed in ``to``/``cc`` are mentioned silently (direct messages), and
+  local accounts get their ``mention`` notification once. Counters (the author's
+  ``statuses_count``/``last_status_at``, the parent's ``replies_count``) move once, on
+  creation. A replayed Note changes nothing; a Note whose uri has a ``Tombstone`` is never
+  recreated.
+* Updates (the same function, for a uri already stored): only by the same author;
+  content, warning, sensitivity, language, attachments, hashtags and mentions are replaced
+  and ``edited_at`` set — only when something changed, and never by a stale ``updated``.
+* :func:`resolve_status` — a known status by uri or url, else fetched from its origin
+  (:mod:`federation.objects`, origin rule), its author fetched (:class:`ActorFetcher`), and
+  stored.
+* :func:`delete_remote_status` — only by its author; counters go down, its boosts and
+  notifications go, media rows go, and a ``Tombstone`` stays.
+
+**Remote media are referenced, not downloaded.** Each attachment becomes a
+``MediaAttachment`` row (state ``ready``, ``remote_url`` = the attachment's URL, type from
+its media type, ``description`` = alt text, blurhash, width/height in ``meta``, focal point)
+in the Note's order, with no stored file: clients load the image from its origin, as
+they would from the author's server. Easel therefore never stores, transcodes or serves
+other servers' images (nothing of theirs passes through the protect pipeline, and no
+remote file can fill the disk); the cost is that a viewer's client contacts the origin.
+For a domain blocked with ``reject_media`` no media row is made at all: the attachments
+are appended to the content as plain links (their alt text as the link text), so readers
+can still follow them to the origin, and no client loads them inline.
+
+Errors::
+
+    NoteError (.uri)
+    ├── NoteUnavailable  a fetch failed in a way that may pass (network, 5xx): retry later
+    └── NoteRefused      never usable (.reason): invalid, not a note, wrong author or
+                         origin, own or suspended domain, deleted (tombstone), not found
+
+Storing requires no fetch except the reply parent's, and all fetching (the parent, its
+author) happens before this module writes anything in the caller's session, so a SQLite
+writer lock is never held across network I/O of its own. This module never trusts a
+document's claims about another origin, never stores unsanitised HTML, never downloads
+media, never writes local statuses, never commits (the caller does), and rolls the
+caller's session back only when a concurrent store of the same uri made it unusable.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import and_, case, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from federation.actors import ActorError, ActorUnavailable
+from federation.context import FederationContext
+from federation.domains import domain_policy
+from federation.objects import (
+    ObjectError,
+    ObjectRefused,
+    ObjectUnavailable,
+    fetch_object,
+    is_own,
+)
+from federation.parse import (
+    NOTE_TYPES,
+    ParseError,
+    RemoteAttachment,
+    RemoteNote,
+    first_id,
+    parse_note,
+    same_origin,
+)
+from federation.sanitize import sanitize_html
+from server.ids import new_id, utcnow
+from server.models import (
+    Account,
+    Follow,
+    MediaAttachment,
+    MediaState,
+    Mention,
+    Notification,
+    Status,
+    StatusTag,
+    Tombstone,
+)
+from server.models.media import ProtectionState
+from server.services.errors import ValidationFailed
+from server.services.languages import normalize_language
+from server.services.notifications import notify
+from server.services.statuses import _tags_for
+
+# How many levels of unknown reply parents one stored note may fetch.
+MAX_REPLY_DEPTH = 3
+
+
+# ------------------------------------------------------------------------------ errors
+
+class NoteError(Exception):
+    """The note at ``uri`` could not be had or stored."""
+
+    def __init__(self, message: str, *, uri: str) -> None:
+        super().__init__(message)
+        self.uri = uri
+
+
+class NoteUnavailable(NoteError):
+    """A failure that may pass (its origin or its author's server is unreachable)."""
+
+
+class NoteRefused(NoteError):
+    """The note may never be stored as asked; ``reason`` is a short stable code."""
+
+    def __init__(self, message: str, *, uri: str, reason: str) -> None:
+        super().__init__(message, uri=uri)
+        self.reason = reason
+
+
+# ----------------------------------------------------------------------------- lookups
+
+async def find_status_by_uri(session: AsyncSession, uri: str) -> Status | None:
+    """The status whose ``uri`` is ``uri`` (ours or a known remote one), else one whose
+    ``url`` is ``uri`` — a local status, or a remote one whose url is on its uri's origin
+    (a note cannot claim another server's web address)."""
+    if not uri:
+        return None
+    candidates = list(await session.scalars(
+        select(Status).where(or_(Status.uri == uri, Status.url == uri)).limit(8)))
+    for status in candidates:
+        if status.uri == uri:
+            return status
+    for status in candidates:
+        if status.local or same_origin(status.url, status.uri):
+            return status
+    return None
+
+
+async def _stored(session: AsyncSession, uri: str) -> Status | None:
+    return await session.scalar(select(Status).where(Status.uri == uri))
+
+
+async def is_tombstoned(session: AsyncSession, uri: str) -> bool:
+    return await session.scalar(select(Tombstone.id).where(Tombstone.uri == uri)) is not None
+
+
+async def is_relevant_locally(session: AsyncSession, note: RemoteNote, author: Account) -> bool:
+    """Mastodon's ``related_to_local_activity?`` for an inbound Create: some local account
+    follows the author, the note replies to a local status or to one by an account a
+    local account follows, or it addresses (mentions, to, cc) a local account."""
+    local_follower = await session.scalar(
+        select(Follow.id).join(Account, Account.id == Follow.account_id).where(
+            Follow.target_account_id == author.id, Account.domain == "").limit(1))
+    if local_follower is not None:
+        return True
+    if note.in_reply_to:
+        parent = await find_status_by_uri(session, note.in_reply_to)
+        if parent is not None:
+            if parent.local:
+                return True
+            followed = await session.scalar(
+                select(Follow.id).join(Account, Account.id == Follow.account_id).where(
+                    Follow.target_account_id == parent.account_id, Account.domain == "")
+                .limit(1))
+            if followed is not None:
+                return True
+    addressed = {m.href for m in note.mentions} | set(note.to) | set(note.cc)
+    if addressed:
+        local = await session.scalar(select(Account.id).where(
+            Account.domain == "", or_(Account.uri.in_(addressed), Account.url.in_(addressed)))
+            .limit(1))
+        if local is not None:
+            return True
+    return False
+
+
+# ------------------------------------------------------------------------------ public
+
+async def resolve_status(fed: FederationContext, session: AsyncSession, uri: str) -> Status:
+    """The known status at ``uri`` (by uri or url), else fetched from its origin, its
+    author fetched, and stored (not committed). Raises NoteUnavailable or NoteRefused."""
+    return await _resolve(fed, session, uri, depth=0)
+
+
+async def store_note(fed: FederationContext, session: AsyncSession, document: dict[str, Any],
+                     *, author: Account) -> Status:
+    """Create, or update, the remote status for ``document`` by ``author`` (not
+    committed). The caller vouches for the document's origin; the attribution and origin
+    of the note itself are checked here. Raises NoteRefused (or NoteUnavailable)."""
+    return await _store(fed, session, document, author=author, depth=0)
+
+
+async def store_fetched_note(fed: FederationContext, session: AsyncSession,
+                             document: dict[str, Any]) -> Status:
+    """A Note document fetched from its origin (``federation.objects.fetch_object``):
+    its author is fetched, then it is stored (or the known status returned)."""
+    return await _store_fetched(fed, session, document, depth=0)
+
+
+async def delete_remote_status(fed: FederationContext, session: AsyncSession, uri: str, *,
+                               actor: Account) -> bool:
+    """Delete the remote status ``uri`` when ``actor`` wrote it (not committed); True if
+    one was deleted. A uri on the actor's origin gets a Tombstone even when the status is
+    unknown, so a late Create does not bring it back."""
+    if not uri or actor.is_local or is_own(fed, uri) or not same_origin(uri, actor.uri):
+        return False
+    status = await _stored(session, uri)
+    if status is not None and (status.local or status.account_id != actor.id):
+        return False
+    await _tombstone(session, uri, actor.id)
+    if status is None:
+        return False
+    await _remove(session, status)
+    return True
+
+
+# ----------------------------------------------------------------------- resolving
+
+def _checked_uri(uri: Any) -> str:
+    if not isinstance(uri, str) or not uri.startswith(("https://", "http://")):
+        raise NoteRefused(f"not an http(s) URL: {uri!r}", uri=str(uri), reason="bad_url")
+    return uri
+
+
+async def _resolve(fed: FederationContext, session: AsyncSession, uri: str, *,
+                   depth: int) -> Status:
+    uri = _checked_uri(uri)
+    found = await find_status_by_uri(session, uri)
+    if found is not None:
+        return found
+    if is_own(fed, uri):
+        raise NoteRefused(f"{uri} is not a status of this server", uri=uri, reason="not_found")
+    if await is_tombstoned(session, uri):
+        raise NoteRefused(f"{uri} was deleted", uri=uri, reason="deleted")
+    try:
+        document = await fetch_object(fed, uri, session=session)
+    except ObjectUnavailable as exc:
+        raise NoteUnavailable(str(exc), uri=uri) from exc
+    except ObjectRefused as exc:
+        raise NoteRefused(str(exc), uri=uri, reason=exc.reason) from exc
+    except ObjectError as exc:  # gone, not found
+        raise NoteRefused(str(exc), uri=uri, reason="not_found") from exc
+    return await _store_fetched(fed, session, document, depth=depth)
+
+
+async def _store_fetched(fed: FederationContext, session: AsyncSession,
+                         document: dict[str, Any], *, depth: int) -> Status:
+    note_id = _checked_uri(document.get("id"))
+    found = await _stored(session, note_id)
+    if found is not None:
+        return found
+    if _type_of(document) not in NOTE_TYPES:
+        raise NoteRefused(f"{note_id} is not a note ({_type_of(document)!r})", uri=note_id,
+                          reason="not_a_note")
+    attributed_to = first_id(document.get("attributedTo"))
+    if attributed_to is None or not same_origin(attributed_to, note_id):
+        raise NoteRefused(f"{note_id} is attributed to {attributed_to!r}, not on its origin",
+                          uri=note_id, reason="attribution")
+    try:
+        author = await fed.fetcher.fetch_actor(attributed_to)
+    except ActorUnavailable as exc:
+        raise NoteUnavailable(str(exc), uri=note_id) from exc
+    except ActorError as exc:
+        raise NoteRefused(f"the author of {note_id} cannot be had: {exc}", uri=note_id,
+                          reason="author") from exc
+    return await _store(fed, session, document, author=author, depth=depth)
+
+
+def _type_of(document: dict[str, Any]) -> str | None:
+    value = document.get("type")
+    if isinstance(value, list):
+        value = next((item for item in value if isinstance(item, str)), None)
+    return value if isinstance(value, str) else None
+
+
+# ------------------------------------------------------------------------- storing
+
+def _parsed(document: dict[str, Any], author: Account) -> RemoteNote:
+    shown = str(document.get("id")) if isinstance(document, dict) else "?"
+    if author.is_local:
+        raise NoteRefused(f"{shown}: a local account's notes are not stored from outside",
+                          uri=shown, reason="local_author")
+    try:
+        note = parse_note(document, followers_url=author.followers_url or None)
+    except ParseError as exc:
+        raise NoteRefused(f"{shown} is not a usable note: {exc.reason}", uri=shown,
+                          reason="invalid") from exc
+    if note.attributed_to != author.uri:
+        raise NoteRefused(f"{note.id} is attributed to {note.attributed_to}, not {author.uri}",
+                          uri=note.id, reason="attribution")
+    if not same_origin(note.id, author.uri):
+        raise NoteRefused(f"{note.id} is not on its author's origin", uri=note.id,
+                          reason="origin_mismatch")
+    return note
+
+
+async def _store(fed: FederationContext, session: AsyncSession, document: dict[str, Any], *,
+                 author: Account, depth: int) -> Status:
+    note = _parsed(document, author)
+    if is_own(fed, note.id):
+        raise NoteRefused(f"{note.id} is on this server's own domain", uri=note.id,
+                          reason="own_domain")
+    policy = await domain_policy(session, note.id)
+    if policy.suspended:
+        raise NoteRefused(f"{policy.domain} is suspended", uri=note.id, reason="suspended")
+    existing = await _stored(session, note.id)
+    if existing is None:
+        if await is_tombstoned(session, note.id):
+            raise NoteRefused(f"{note.id} was deleted", uri=note.id, reason="deleted")
+        # Every fetch (the parent, its author) before the first write.
+        parent = await _parent(fed, session, note, depth)
+        existing = await _stored(session, note.id)  # the parent chain may have stored it
+        if existing is None:
+            return await _create(session, note, author, parent,
+                                 reject_media=policy.reject_media, quote=_quote_url(document))
+    if existing.local or existing.account_id != author.id:
+        raise NoteRefused(f"{note.id} belongs to another account", uri=note.id,
+                          reason="not_owner")
+    await _update(session, existing, note, author, reject_media=policy.reject_media,
+                  quote=_quote_url(document))
+    return existing
+
+
+async def _parent(fed: FederationContext, session: AsyncSession, note: RemoteNote,
+                  depth: int) -> Status | None:
+    if not note.in_reply_to or note.in_reply_to == note.id:
+        return None
+    parent = await find_status_by_uri(session, note.in_reply_to)
+    if parent is not None or depth >= MAX_REPLY_DEPTH:
+        return parent
+    try:
+        return await _resolve(fed, session, note.in_reply_to, depth=depth + 1)
+    except NoteError:
+        return None  # kept as in_reply_to_uri; the thread links up if it arrives later
+
+
+def _created_at(note: RemoteNote) -> datetime:
+    now = utcnow()
+    return min(note.published, now) if note.published is not None else now
+
+
+def _language(note: RemoteNote) -> str | None:
+    try:
+        return normalize_language(note.language)
+    except ValidationFailed:
+        return None
+
+
+def _quote_url(document: dict[str, Any]) -> str | None:
+    """The quoted post of a quote post (Misskey's ``_misskey_quote``, ``quoteUrl``,
+    ``quoteUri`` — FEP-e232 style ``quote`` too), if any."""
+    for key in ("quote", "quoteUrl", "quoteUri", "_misskey_quote"):
+        found = first_id(document.get(key))
+        if found is not None:
+            return found
+    return None
+
+
+def _content(note: RemoteNote, *, reject_media: bool, quote: str | None = None) -> str:
+    """The stored HTML: a title in front (Article, Page, Video …), a link to a quoted post
+    when the text does not already carry it ("RE: …", as Mastodon shows quotes it cannot
+    embed), the attachments as links at the end when the domain's media are rejected."""
+    parts: list[str] = []
+    if note.name and note.type != "Note":
+        parts.append(f"<p><strong>{html.escape(note.name, quote=False)}</strong></p>")
+    parts.append(note.content)
+    if note.type not in ("Note", "Question") and not note.content and note.url:
+        parts.append(_link(note.url, note.url))
+    if quote is not None and html.escape(quote, quote=True) not in note.content:
+        parts.append(f"<p>RE: {_link(quote, quote)}</p>")
+    if reject_media and note.attachments:
+        parts.append("<p>" + "<br>".join(_link(a.url, a.description or a.url)
+                                         for a in note.attachments) + "</p>")
+    return sanitize_html("".join(parts))
+
+
+def _link(url: str, text: str) -> str:
+    return (f'<a href="{html.escape(url, quote=True)}" rel="nofollow noopener noreferrer" '
+            f'target="_blank">{html.escape(text, quote=False)}</a>')
+
+
+async def _create(session: AsyncSession, note: RemoteNote, author: Account,
+                  parent: Status | None, *, reject_media: bool, quote: str | None) -> Status:
+    created_at = _created_at(note)
+    status = Status(
+        id=new_id(created_at), account_id=author.id, uri=note.id, url=note.url or note.id,
+        text=note.text, content=_content(note, reject_media=reject_media, quote=quote),
+        spoiler_text=note.summary, visibility=note.visibility,
+        sensitive=note.sensitive or bool(note.summary), language=_language(note),
+        in_reply_to_id=parent.id if parent is not None else None,
+        in_reply_to_account_id=parent.account_id if parent is not None else None,
+        in_reply_to_uri=note.in_reply_to, local=False, published=True,
+        published_at=utcnow(), created_at=created_at,
+    )
+    session.add(status)
+    try:
+        await session.flush()
+    except IntegrityError as exc:  # stored meanwhile by another worker: retry finds it
+        await session.rollback()
+        raise NoteUnavailable(f"{note.id} was stored concurrently", uri=note.id) from exc
+    mentioned = await _mentioned(session, note)
+    for account in mentioned:
+        session.add(Mention(status_id=status.id, account_id=account.id))
+    for tag in await _tags_for(session, [h.name for h in note.hashtags]):
+        session.add(StatusTag(status_id=status.id, tag_id=tag.id))
+    if not reject_media:
+        _add_media(session, status, author, note.attachments)
+    await session.execute(update(Account).where(Account.id == author.id).values(
+        statuses_count=Account.statuses_count + 1, last_status_at=created_at,
+        updated_at=Account.updated_at))  # updated_at is the last actor fetch: kept
+    if parent is not None:
+        await session.execute(update(Status).where(Status.id == parent.id).values(
+            replies_count=Status.replies_count + 1))
+    await session.flush()
+    for account in mentioned:
+        await notify(session, account, "mention", author, status.id)
+    replies_to_other = parent is not None and parent.account_id != author.id
+    if status.visibility != "direct" and not replies_to_other:
+        for follower in await session.scalars(select(Account).join(
+                Follow, Follow.account_id == Account.id).where(
+                Follow.target_account_id == author.id, Follow.notify.is_(True),
+                Account.domain == "")):
+            await notify(session, follower, "status", author, status.id)
+    return status
+
+
+async def _mentioned(session: AsyncSession, note: RemoteNote) -> list[Account]:
+    """Known accounts the note mentions (tags), and local accounts it addresses."""
+    hrefs = {m.href for m in note.mentions}
+    addressed = set(note.to) | set(note.cc)
+    if not hrefs and not addressed:
+        return []
+    accounts = await session.scalars(select(Account).where(
+        Account.actor_type != "Application",
+        or_(Account.uri.in_(hrefs),
+            and_(Account.domain == "",
+                 or_(Account.url.in_(hrefs | addressed), Account.uri.in_(addressed)))))
+        .order_by(Account.id))
+    return list(accounts)
+
+
+def _media_rows(status: Status, author: Account,
+                attachments: Sequence[RemoteAttachment]) -> list[MediaAttachment]:
+    ids = sorted(new_id() for _ in attachments)  # the entity lists media by id: keep order
+    rows = []
+    for media_id, attachment in zip(ids, attachments, strict=True):
+        meta: dict[str, Any] = {}
+        if attachment.width and attachment.height:
+            size = {"width": attachment.width, "height": attachment.height,
+                    "size": f"{attachment.width}x{attachment.height}",
+                    "aspect": attachment.width / attachment.height}
+            meta = {"original": size, "small": dict(size)}
+        focus_x, focus_y = attachment.focal_point or (0.0, 0.0)
+        rows.append(MediaAttachment(
+            id=media_id, account_id=author.id, status_id=status.id, type=attachment.kind,
+            purpose="attachment", state=MediaState.READY.value,
+            protection=ProtectionState.UNPROTECTED.value, remote_url=attachment.url,
+            original_content_type=(attachment.media_type or "")[:64], meta=meta,
+            blurhash=attachment.blurhash, description=attachment.description,
+            focus_x=focus_x, focus_y=focus_y))
+    return rows
+
+
+def _add_media(session: AsyncSession, status: Status, author: Account,
+               attachments: Sequence[RemoteAttachment]) -> None:
+    for row in _media_rows(status, author, attachments):
+        session.add(row)
+
+
+# ------------------------------------------------------------------------- updating
+
+def _comparable(media: MediaAttachment) -> tuple[Any, ...]:
+    return (media.remote_url, media.type, media.description, media.blurhash, media.meta,
+            media.focus_x, media.focus_y)
+
+
+async def _update(session: AsyncSession, status: Status, note: RemoteNote, author: Account, *,
+                  reject_media: bool, quote: str | None) -> None:
+    """Apply an edit when it changes something and is not older than the last one."""
+    if note.updated is not None and status.edited_at is not None \
+            and _aware(note.updated) <= _aware(status.edited_at):
+        return
+    changed = False
+    content = _content(note, reject_media=reject_media, quote=quote)
+    sensitive = note.sensitive or bool(note.summary)
+    language = _language(note) or status.language
+    for name, value in (("content", content), ("text", note.text),
+                        ("spoiler_text", note.summary), ("sensitive", sensitive),
+                        ("language", language)):
+        if getattr(status, name) != value:
+            setattr(status, name, value)
+            changed = True
+
+    wanted_media = [] if reject_media else list(note.attachments)
+    current_media = list(await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.status_id == status.id).order_by(MediaAttachment.id)))
+    fresh = _media_rows(status, author, wanted_media)
+    if [_comparable(m) for m in current_media] != [_comparable(m) for m in fresh]:
+        await session.execute(delete(MediaAttachment).where(
+            MediaAttachment.status_id == status.id).execution_options(synchronize_session=False))
+        for row in fresh:
+            session.add(row)
+        changed = True
+
+    wanted_tags = {t.id for t in await _tags_for(session, [h.name for h in note.hashtags])}
+    current_tags = set(await session.scalars(select(StatusTag.tag_id).where(
+        StatusTag.status_id == status.id)))
+    if wanted_tags != current_tags:
+        await session.execute(delete(StatusTag).where(
+            StatusTag.status_id == status.id, StatusTag.tag_id.in_(current_tags - wanted_tags)))
+        for tag_id in wanted_tags - current_tags:
+            session.add(StatusTag(status_id=status.id, tag_id=tag_id))
+        changed = True
+
+    wanted_accounts = {a.id: a for a in await _mentioned(session, note)}
+    current_mentions = set(await session.scalars(select(Mention.account_id).where(
+        Mention.status_id == status.id)))
+    added = [a for i, a in wanted_accounts.items() if i not in current_mentions]
+    removed = current_mentions - wanted_accounts.keys()
+    if removed:
+        await session.execute(delete(Mention).where(
+            Mention.status_id == status.id, Mention.account_id.in_(removed)))
+        changed = True
+    for account in added:
+        session.add(Mention(status_id=status.id, account_id=account.id))
+        changed = True
+
+    if not changed:
+        return
+    status.edited_at = min(_aware(note.updated), utcnow()) if note.updated else utcnow()
+    await session.flush()
+    for account in added:
+        await notify(session, account, "mention", author, status.id)
+    # Mastodon tells those who boosted a post that it was edited.
+    for booster in await session.scalars(select(Account).join(
+            Status, Status.account_id == Account.id).where(
+            Status.reblog_of_id == status.id, Account.domain == "")):
+        await notify(session, booster, "update", author, status.id)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# ------------------------------------------------------------------------- deleting
+
+def _insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
+                              conflict: list[str]) -> Any:
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+
+async def _tombstone(session: AsyncSession, uri: str, account_id: int) -> None:
+    await session.execute(_insert_ignoring_conflict(
+        session, Tombstone, {"id": new_id(), "uri": uri, "account_id": account_id,
+                             "created_at": utcnow()}, ["uri"]))
+
+
+async def _decrement(session: AsyncSession, model: Any, row_id: int,
+                     column: InstrumentedAttribute[int], amount: int = 1) -> None:
+    values: dict[Any, Any] = {column: case((column > amount, column - amount), else_=0)}
+    if model is Account:
+        values[Account.updated_at] = Account.updated_at
+    await session.execute(update(model).where(model.id == row_id).values(values))
+
+
+async def _remove(session: AsyncSession, status: Status) -> None:
+    """Delete a remote status with its boosts, media rows and notifications; every
+    counter goes down once."""
+    await _decrement(session, Account, status.account_id, Account.statuses_count)
+    if status.in_reply_to_id is not None:
+        await _decrement(session, Status, status.in_reply_to_id, Status.replies_count)
+    if status.reblog_of_id is not None:
+        await _decrement(session, Status, status.reblog_of_id, Status.reblogs_count)
+    boosts = (await session.execute(select(Status.id, Status.account_id, Status.published)
+                                    .where(Status.reblog_of_id == status.id))).all()
+    for _boost_id, booster_id, published in boosts:
+        if published:
+            await _decrement(session, Account, booster_id, Account.statuses_count)
+    gone = [status.id, *(row[0] for row in boosts)]
+    await session.execute(delete(Notification).where(Notification.status_id.in_(gone)))
+    await session.execute(delete(MediaAttachment).where(MediaAttachment.status_id == status.id)
+                          .execution_options(synchronize_session=False))
+    await session.execute(delete(Status).where(Status.reblog_of_id == status.id)
+                          .execution_options(synchronize_session=False))
+    await session.execute(delete(Status).where(Status.id == status.id)
+                          .execution_options(synchronize_session=False))
+    if status in session:
+        session.expunge(status)
