@@ -9,19 +9,24 @@ without a port covers every port of that host.
 The inbox refuses a suspended domain's activities before storing them, delivery skips
 its inboxes, fetches never go there, and search does not resolve there.
 
-This module only reads; blocks are made by the admin commands. It never caches across
+This module only reads; blocks are made by the admin commands
+(``server.services.domain_blocks``, which also holds :func:`domain_of`). It never caches across
 transactions (a block takes effect on the next request).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import DomainBlock, DomainBlockSeverity
+from server.services.domain_blocks import domain_candidates as _candidates
+from server.services.domain_blocks import domain_of
+
+__all__ = ["OPEN", "DomainPolicy", "covered_by", "domain_of", "domain_policy", "is_suspended",
+           "suspended_domains"]
 
 
 @dataclass(frozen=True)
@@ -33,25 +38,6 @@ class DomainPolicy:
 
 
 OPEN = DomainPolicy(domain="")
-
-
-def domain_of(url_or_domain: str) -> str:
-    """``https://Example.com:8443/x`` → ``example.com:8443``; a bare domain lower-cased."""
-    text = url_or_domain.strip()
-    if "://" in text:
-        parts = urlsplit(text)
-        host = (parts.hostname or "").lower()
-        return f"{host}:{parts.port}" if parts.port else host
-    return text.lower().rstrip(".")
-
-
-def _candidates(domain: str) -> list[str]:
-    """The domain itself, then without its port, then every parent domain."""
-    host, _, port = domain.partition(":")
-    names = [domain] if port else []
-    labels = host.split(".")
-    names += [".".join(labels[i:]) for i in range(len(labels)) if labels[i:]]
-    return names
 
 
 def _policy_of(domain: str, blocks: list[DomainBlock]) -> DomainPolicy:

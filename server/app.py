@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
+import federation.inbox.routes
 import federation.routes
 import server.api.accounts
 import server.api.apps
@@ -24,6 +25,7 @@ import server.api.media
 import server.api.notifications
 import server.api.oauth
 import server.api.registrations
+import server.api.reports
 import server.api.search
 import server.api.statuses
 import server.api.timelines
@@ -101,6 +103,7 @@ STATIC_DIR = Path(__file__).parent / "web" / "static"
 
 def all_routes() -> list[BaseRoute]:
     return [
+        *federation.inbox.routes.routes,  # first: the busiest routes, matched soonest
         Mount("/static", app=OptOutHeaders(StaticFiles(directory=STATIC_DIR)), name="static"),
         *server.wellknown.routes,
         *server.health.routes,
@@ -114,6 +117,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.timelines.routes,
         *server.api.notifications.routes,
         *server.api.search.routes,
+        *server.api.reports.routes,
         *federation.routes.routes,
         *server.web.media_files.routes,
         *server.web.pages.routes,

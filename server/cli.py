@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import server
 from server.queue.kinds import QUEUES
+from server.services.domain_blocks import SEVERITIES
 from server.settings import SettingsError, load_settings
 
 
@@ -51,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=50)
     jobs.add_argument("--retry", nargs="*", metavar="ID", default=None,
                       help="requeue these failed jobs (all failed jobs when no id is given)")
+
+    blocks = admin_commands.add_parser("domain-block", help="block, unblock or list other servers")
+    block_commands = blocks.add_subparsers(dest="block_command", required=True)
+    add = block_commands.add_parser(
+        "add", help="block a domain (and its subdomains), or change its block")
+    add.add_argument("domain", help="example.com, or host:port")
+    add.add_argument("--severity", choices=list(SEVERITIES), default="suspend",
+                     help="suspend: nothing in or out, follows removed; silence: kept out of "
+                          "public timelines; noop: only --reject-media (default: suspend)")
+    add.add_argument("--reject-media", action="store_true",
+                     help="neither fetch nor show this domain's media")
+    add.add_argument("--public-comment", default=None)
+    add.add_argument("--private-comment", default=None)
+    remove = block_commands.add_parser("remove", help="lift a domain block")
+    remove.add_argument("domain")
+    block_commands.add_parser("list", help="list domain blocks")
+
+    reports = admin_commands.add_parser("reports", help="list the latest reports")
+    reports.add_argument("--limit", type=int, default=50)
     return parser
 
 
@@ -79,6 +99,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "create-user":
             return asyncio.run(commands.create_user(
                 settings, args.username, args.email, args.password, args.admin))
+        if args.admin_command == "domain-block":
+            if args.block_command == "add":
+                return asyncio.run(commands.domain_block_add(
+                    settings, args.domain, args.severity, args.reject_media,
+                    args.public_comment, args.private_comment))
+            if args.block_command == "remove":
+                return asyncio.run(commands.domain_block_remove(settings, args.domain))
+            return asyncio.run(commands.domain_block_list(settings))
+        if args.admin_command == "reports":
+            return asyncio.run(commands.reports(settings, args.limit))
         return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
     except commands.CommandError as exc:
         print(f"easel: {exc}", file=sys.stderr)

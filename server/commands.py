@@ -11,7 +11,8 @@ import server
 from server.db import Database
 from server.ids import utcnow
 from server.migrate import current_revision, head_revision, upgrade
-from server.models import Job, JobState
+from server.models import Account, Job, JobState, Report
+from server.services import domain_blocks
 from server.services.accounts import create_user as create_user_service
 from server.services.accounts import instance_actor
 from server.services.errors import ServiceError
@@ -121,6 +122,96 @@ async def jobs(
                 print(f"{job.id}  {job.queue:<10} {job.kind:<24} {job.state:<8} "
                       f"attempts={job.attempts} next={job.next_try_at:%Y-%m-%d %H:%M:%S} "
                       f"ref={job.ref}{error}")
+    finally:
+        await db.dispose()
+    return 0
+
+
+# ------------------------------------------------------------------------ domain blocks
+
+async def domain_block_add(
+    settings: Settings, domain: str, severity: str, reject_media: bool,
+    public_comment: str | None, private_comment: str | None,
+) -> int:
+    await migrate(settings, quiet=True)
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            result = await domain_blocks.block_domain(
+                session, domain, own_domain=settings.domain, severity=severity,
+                reject_media=reject_media, public_comment=public_comment,
+                private_comment=private_comment)
+        block = result.block
+        media = ", media rejected" if block.reject_media else ""
+        print(f"{'blocked' if result.created else 'updated the block on'} {block.domain}: "
+              f"{block.severity}{media}")
+        if result.follows_removed or result.requests_removed:
+            print(f"removed {result.follows_removed} follow(s) and "
+                  f"{result.requests_removed} follow request(s) with {block.domain}")
+    except ServiceError as exc:
+        raise CommandError(exc.message) from exc
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def domain_block_remove(settings: Settings, domain: str) -> int:
+    await migrate(settings, quiet=True)
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            block = await domain_blocks.unblock_domain(session, domain)
+        print(f"unblocked {block.domain} (was {block.severity})")
+    except ServiceError as exc:
+        raise CommandError(exc.message) from exc
+    finally:
+        await db.dispose()
+    return 0
+
+
+async def domain_block_list(settings: Settings) -> int:
+    await migrate(settings, quiet=True)
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            blocks = await domain_blocks.list_domain_blocks(session)
+        if not blocks:
+            print("no domain blocks")
+        for block in blocks:
+            media = "reject-media" if block.reject_media else "-"
+            comments = "  ".join(
+                f"{label}: {text}" for label, text in
+                (("public", block.public_comment), ("private", block.private_comment)) if text)
+            print(f"{block.domain}  {block.severity:<8} {media:<12} "
+                  f"{block.created_at:%Y-%m-%d}  {comments}".rstrip())
+    finally:
+        await db.dispose()
+    return 0
+
+
+# ------------------------------------------------------------------------------ reports
+
+async def reports(settings: Settings, limit: int) -> int:
+    """The latest reports, newest first: who reported whom, why, and about what."""
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            rows = list(await session.scalars(
+                select(Report).order_by(Report.id.desc()).limit(max(limit, 1))))
+            ids = {r.account_id for r in rows} | {r.target_account_id for r in rows}
+            accounts = {a.id: a for a in await session.scalars(
+                select(Account).where(Account.id.in_(ids)))} if ids else {}
+        if not rows:
+            print("no reports")
+        for report in rows:
+            reporter = accounts.get(report.account_id)
+            target = accounts.get(report.target_account_id)
+            origin = "remote" if report.uri else "local"
+            forwarded = " forwarded" if report.forwarded else ""
+            comment = report.comment.replace("\n", " ")
+            print(f"{report.id}  {report.created_at:%Y-%m-%d %H:%M}  {origin}{forwarded}  "
+                  f"{reporter.acct() if reporter else '?'} -> {target.acct() if target else '?'}  "
+                  f"{report.category}  statuses={len(report.status_ids or [])}  {comment}".rstrip())
     finally:
         await db.dispose()
     return 0

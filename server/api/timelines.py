@@ -72,7 +72,8 @@ async def public(request: Request) -> Response:
             return await timelines.public_timeline(
                 session, page, local=bool(params.get_bool("local", False)),
                 remote=bool(params.get_bool("remote", False)),
-                only_media=bool(params.get_bool("only_media", False))), page
+                only_media=bool(params.get_bool("only_media", False)),
+                viewer=auth.account if auth else None), page
 
     return await _anonymous_cached(request, auth.account if auth else None, build)
 
@@ -89,7 +90,8 @@ async def tag(request: Request) -> Response:
                 none=params.get_list("none"),
                 local=bool(params.get_bool("local", False)),
                 remote=bool(params.get_bool("remote", False)),
-                only_media=bool(params.get_bool("only_media", False))), page
+                only_media=bool(params.get_bool("only_media", False)),
+                viewer=auth.account if auth else None), page
 
     return await _anonymous_cached(request, auth.account if auth else None, build)
 

@@ -8,8 +8,10 @@ layer). Membership rules follow Mastodon 4.2 (``FeedManager#filter_from_home``,
 ``PublicFeed``, ``TagFeed``, ``Notification.browserable``). This module only reads: it
 never writes, except ``clear_notifications``/``dismiss_notification``, which commit.
 
-Only local data exists for now; remote statuses arrive with federation and will pass
-through the same queries (``Status.local`` tells them apart).
+Remote statuses pass through the same queries (``Status.local`` tells them apart). Domain
+blocks apply to the public and hashtag timelines: accounts of silenced (and suspended)
+domains are left out, except for a viewer who follows them
+(``server.services.domain_blocks``).
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from server.models import (
     StatusTag,
     Tag,
 )
+from server.services.domain_blocks import hidden_from_public_timelines
 from server.services.errors import NotFound
 from server.services.text import normalize_tag
 from server.services.visibility import visible_to
@@ -81,6 +84,20 @@ def where_local_or_remote(query: Select[Any], *, local: bool, remote: bool) -> S
     return query
 
 
+async def without_silenced(session: AsyncSession, query: Select[Any],
+                           viewer: Account | None) -> Select[Any]:
+    """Leave out statuses by accounts of silenced or suspended domains, unless ``viewer``
+    follows their author (Mastodon's silence: out of public timelines, not out of sight)."""
+    hidden = await hidden_from_public_timelines(session)
+    if hidden is None:
+        return query
+    allowed: ColumnElement[bool] = Status.account_id.not_in(select(Account.id).where(hidden))
+    if viewer is not None:
+        followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+        allowed = or_(allowed, Status.account_id.in_(followed))
+    return query.where(allowed)
+
+
 async def _statuses(session: AsyncSession, query: Select[Any], page: Paging) -> list[Status]:
     rows = list(await session.scalars(page.apply(query, Status.id)))
     return page.arrange(rows)
@@ -124,25 +141,29 @@ def _public_statuses() -> Select[Any]:
 
 async def public_timeline(
     session: AsyncSession, page: Paging, *, local: bool = False, remote: bool = False,
-    only_media: bool = False,
+    only_media: bool = False, viewer: Account | None = None,
 ) -> list[Status]:
     """Mastodon's public timeline: public statuses, no boosts, and no replies except an
-    author's replies to themself (``Status.without_replies``)."""
+    author's replies to themself (``Status.without_replies``); silenced domains only for
+    ``viewer``'s follows."""
     query = _public_statuses().where(or_(
         not_(is_reply()), Status.in_reply_to_account_id == Status.account_id))
     query = where_local_or_remote(query, local=local, remote=remote)
     if only_media:
         query = query.where(has_media())
+    if not local:
+        query = await without_silenced(session, query, viewer)
     return await _statuses(session, query, page)
 
 
 async def tag_timeline(
     session: AsyncSession, page: Paging, tag: str, *, any_: Sequence[str] = (),
     all_: Sequence[str] = (), none: Sequence[str] = (), local: bool = False,
-    remote: bool = False, only_media: bool = False,
+    remote: bool = False, only_media: bool = False, viewer: Account | None = None,
 ) -> list[Status]:
     """Public statuses tagged ``tag`` or any of ``any_``, with every tag of ``all_`` and
-    none of ``none`` (Mastodon's TagFeed; replies included). Names are normalised here."""
+    none of ``none`` (Mastodon's TagFeed; replies included; silenced domains only for
+    ``viewer``'s follows). Names are normalised here."""
     names = {tag_name(n) for n in (tag, *any_[:TAGS_PER_MODE])} - {""}
     wanted_all = {tag_name(n) for n in all_[:TAGS_PER_MODE]} - {""}
     unwanted = {tag_name(n) for n in none[:TAGS_PER_MODE]} - {""}
@@ -165,6 +186,8 @@ async def tag_timeline(
     query = where_local_or_remote(query, local=local, remote=remote)
     if only_media:
         query = query.where(has_media())
+    if not local:
+        query = await without_silenced(session, query, viewer)
     return await _statuses(session, query, page)
 
 

@@ -1,0 +1,67 @@
+"""Mastodon's reports API: ``POST /api/v1/reports``.
+
+Why it exists: clients let a user report an account (and some of its statuses) to the
+moderators, and optionally have the report forwarded, anonymously, to the account's own
+server. The endpoint only authenticates (``write:reports``), parses, calls
+``server.services.reports.create_report`` and answers Mastodon's ``Report`` entity; every
+rule is the service's. Listing and handling reports is the admin API's (not here).
+
+Rules are not configurable on Easel yet, so ``rule_ids`` are checked for form and
+ignored, and ``rule_ids`` in the entity is null, as Mastodon answers without rules.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
+
+from server.api.auth import require
+from server.api.entities import Entity, EntityContext, account_to_entity, iso
+from server.api.params import Params, parse_id
+from server.models import Account, Report
+from server.services import reports as service
+from server.state import easel
+
+
+def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Entity:
+    """Mastodon's ``Report`` entity (as its reporter sees it)."""
+    return {
+        "id": str(report.id),
+        "action_taken": report.action_taken_at is not None,
+        "action_taken_at": iso(report.action_taken_at),
+        "category": report.category,
+        "comment": report.comment,
+        "forwarded": report.forwarded,
+        "created_at": iso(report.created_at),
+        "status_ids": [str(status_id) for status_id in report.status_ids or []],
+        "rule_ids": None,
+        "target_account": account_to_entity(target, ctx),
+    }
+
+
+async def create_report(request: Request) -> JSONResponse:
+    auth = await require(request, "write:reports")
+    _user, account = auth.require_user()
+    params = await Params.from_request(request)
+    target_id = parse_id(params.require_str("account_id"))
+    status_ids = params.get_ids("status_ids")
+    params.get_ids("rule_ids")  # no rules on this server yet: checked, then ignored
+    params.get_list("forward_to_domains")  # replies' servers: only the target's is told
+    comment = params.get_str("comment", "") or ""
+    category = params.get_str("category")
+    forward = bool(params.get_bool("forward", False))
+    state = easel(request)
+    async with state.db.session() as session:
+        report = await service.create_report(
+            session, state.settings, account, target_id, status_ids=status_ids,
+            comment=comment, category=category, forward=forward)
+        target = await session.get(Account, report.target_account_id)
+        assert target is not None
+        entity = report_to_entity(report, target, EntityContext.of(state))
+    return JSONResponse(entity)
+
+
+routes: list[BaseRoute] = [
+    Route("/api/v1/reports", create_report, methods=["POST"]),
+]

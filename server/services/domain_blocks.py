@@ -1,0 +1,294 @@
+"""Domain blocks: what an admin decides about another server, and what follows from it.
+
+Why it exists: ``easel admin domain-block`` (and later the admin API) needs one place that
+checks a domain, stores the block, and applies its immediate consequences; timelines need
+to know which domains are silenced; and federation needs to know which domain a URL is
+on, by the same rule everywhere. So the normalisation lives here (``federation.domains``
+imports it: services never import federation).
+
+Severities, as Mastodon's:
+
+* ``suspend``: nothing in, nothing out. Follows both ways between local accounts and the
+  domain's accounts are removed at once (their counters move with them); they do not come
+  back when the block is lifted.
+* ``silence``: the domain's accounts are kept out of the public and hashtag timelines,
+  except for viewers who follow them.
+* ``noop``: only ``reject_media`` applies.
+
+A block on ``example.com`` covers ``a.example.com`` and every port; a block with a port
+(``example.com:8443``) covers exactly that host and port. The most specific block wins.
+
+What it must never do: import ``federation``, send anything (a suspended domain hears
+nothing, not even Undo), or accept a domain it cannot parse (an invalid or empty one is a
+``ValidationFailed`` and stores nothing).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import ColumnElement, case, delete, false, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Account, DomainBlock, DomainBlockSeverity, Follow, FollowRequest
+from server.services.errors import NotFound, ServiceError, ValidationFailed
+
+SEVERITIES = ("suspend", "silence", "noop")  # every DomainBlockSeverity, strictest first
+MAX_DOMAIN_LENGTH = 253
+MAX_COMMENT_LENGTH = 5000
+_LABEL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+_HIDING = (DomainBlockSeverity.SILENCE.value, DomainBlockSeverity.SUSPEND.value)
+
+
+# --------------------------------------------------------------------------- domains
+
+def domain_of(url_or_domain: str) -> str:
+    """``https://Example.com:8443/x`` → ``example.com:8443``; a bare domain lower-cased.
+
+    Lenient (it never raises): for URLs and domains other servers send. Admin input goes
+    through :func:`normalize_domain`, which checks.
+    """
+    text = url_or_domain.strip()
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            host = (parts.hostname or "").lower()
+            port = parts.port
+        except ValueError:
+            return ""
+        return f"{host}:{port}" if port else host
+    return text.lower().rstrip(".")
+
+
+def normalize_domain(raw: str) -> str:
+    """An admin's domain (``Example.COM``, ``https://example.com/@x``, ``bücher.example``,
+    ``*.example.com``, ``example.com:8443``) as ``host[:port]``: lower case, IDNA
+    (punycode), no trailing dot. ``ValidationFailed`` when it is not a domain."""
+    text = raw.strip()
+    if text.startswith("*."):
+        text = text[2:]  # a block covers subdomains anyway
+    if "://" in text:
+        try:
+            parts = urlsplit(text)
+            host_part = parts.hostname or ""
+            port: int | None = parts.port
+        except ValueError:
+            raise ValidationFailed(f"Domain is invalid: {raw!r}") from None
+    else:
+        host_part, colon, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+        port = None
+        if colon:
+            if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+                raise ValidationFailed(f"Domain is invalid (bad port): {raw!r}")
+            port = int(port_text)
+    host = host_part.rstrip(".")
+    try:
+        host = host.encode("idna").decode("ascii").lower() if host else ""
+    except UnicodeError:
+        raise ValidationFailed(f"Domain is invalid: {raw!r}") from None
+    labels = host.split(".")
+    if (not host or len(host) > MAX_DOMAIN_LENGTH
+            or not all(_LABEL_RE.match(label) for label in labels)):
+        raise ValidationFailed(f"Domain is invalid: {raw!r}")
+    return f"{host}:{port}" if port is not None else host
+
+
+def domain_candidates(domain: str) -> list[str]:
+    """The block domains that could cover ``domain`` (``host[:port]``), most specific
+    first: the domain itself, then without its port, then every parent domain."""
+    host, _, port = domain.partition(":")
+    names = [domain] if port else []
+    labels = host.split(".")
+    names += [".".join(labels[i:]) for i in range(len(labels)) if labels[i:]]
+    return names
+
+
+def covers(block_domain: str, domain: str) -> bool:
+    """Whether a block on ``block_domain`` covers ``domain`` (both ``host[:port]``)."""
+    return block_domain in domain_candidates(domain)
+
+
+def accounts_covered_by(block_domains: Iterable[str]) -> ColumnElement[bool]:
+    """A WHERE clause on ``Account``: remote accounts on any of ``block_domains``
+    (subdomains and ports included, as :func:`covers`)."""
+    clauses: list[ColumnElement[bool]] = []
+    for block in block_domains:
+        if ":" in block:
+            clauses.append(Account.domain == block)
+        else:
+            clauses += [
+                Account.domain == block,
+                Account.domain.endswith("." + block, autoescape=True),
+                Account.domain.startswith(block + ":", autoescape=True),
+                Account.domain.like("%." + _like_escaped(block) + ":%", escape="\\"),
+            ]
+    return or_(*clauses) if clauses else false()
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+# ------------------------------------------------------------------------ admin changes
+
+@dataclass(frozen=True)
+class BlockResult:
+    block: DomainBlock
+    created: bool
+    follows_removed: int = 0
+    requests_removed: int = 0
+
+
+def _severity(value: str) -> str:
+    severity = value.strip().lower()
+    if severity not in SEVERITIES:
+        raise ValidationFailed(
+            f"Severity {value!r} is not one of {', '.join(SEVERITIES)}")
+    return severity
+
+
+def _comment(value: str | None, what: str) -> str | None:
+    if value is not None and len(value) > MAX_COMMENT_LENGTH:
+        raise ValidationFailed(f"{what} is too long (maximum is {MAX_COMMENT_LENGTH} characters)")
+    return value
+
+
+async def block_domain(
+    session: AsyncSession, domain: str, *, own_domain: str, severity: str = "suspend",
+    reject_media: bool = False, public_comment: str | None = None,
+    private_comment: str | None = None,
+) -> BlockResult:
+    """Block ``domain`` (or change its block to exactly this severity and media rule;
+    comments are kept unless given); committed. A suspension removes the follows and
+    follow requests between local accounts and the domain's accounts.
+
+    ``ValidationFailed`` for an invalid domain, an unknown severity, this server's own
+    domain (``own_domain``) or an overlong comment; nothing is stored then.
+    """
+    name = normalize_domain(domain)
+    level = _severity(severity)
+    if covers(name, own_domain.lower()):
+        raise ValidationFailed(f"{name} covers this server's own domain")
+    public_comment = _comment(public_comment, "Public comment")
+    private_comment = _comment(private_comment, "Private comment")
+    block = await session.scalar(select(DomainBlock).where(DomainBlock.domain == name))
+    created = block is None
+    if block is None:
+        block = DomainBlock(domain=name)
+        session.add(block)
+    block.severity = level
+    block.reject_media = reject_media
+    if public_comment is not None:
+        block.public_comment = public_comment
+    if private_comment is not None:
+        block.private_comment = private_comment
+    try:
+        await session.flush()
+    except IntegrityError:  # another admin command blocked it at this very moment
+        await session.rollback()
+        raise ServiceError(f"{name} was blocked concurrently; run the command again", 409) from None
+    follows = requests = 0
+    if level == DomainBlockSeverity.SUSPEND:
+        follows, requests = await _sever(session, name)
+    await session.commit()
+    return BlockResult(block=block, created=created, follows_removed=follows,
+                       requests_removed=requests)
+
+
+async def unblock_domain(session: AsyncSession, domain: str) -> DomainBlock:
+    """Lift the block on ``domain`` (committed); NotFound when there is none. Follows a
+    suspension removed stay removed."""
+    name = normalize_domain(domain)
+    block = await session.scalar(select(DomainBlock).where(DomainBlock.domain == name))
+    if block is None:
+        raise NotFound(f"No domain block for {name}")
+    await session.delete(block)
+    await session.commit()
+    return block
+
+
+async def list_domain_blocks(session: AsyncSession) -> list[DomainBlock]:
+    return list(await session.scalars(select(DomainBlock).order_by(DomainBlock.domain)))
+
+
+async def _sever(session: AsyncSession, block_domain: str) -> tuple[int, int]:
+    """Remove follows and follow requests between local accounts and the accounts a
+    suspension of ``block_domain`` covers (more specific non-suspend blocks excepted);
+    the follow counters move by what was removed. Returns (follows, requests) removed."""
+    suspended = await _hidden_accounts(session, only_suspended=True)
+    if suspended is None:
+        return 0, 0
+    remote = select(Account.id).where(
+        Account.domain != "", accounts_covered_by([block_domain]), suspended)
+    local = select(Account.id).where(Account.domain == "")
+    removed: Counter[tuple[str, int]] = Counter()
+    follows = 0
+    for source, target in ((local, remote), (remote, local)):
+        rows = (await session.execute(
+            delete(Follow).where(Follow.account_id.in_(source), Follow.target_account_id.in_(target))
+            .returning(Follow.account_id, Follow.target_account_id)
+            .execution_options(synchronize_session=False))).all()
+        follows += len(rows)
+        for account_id, target_id in rows:
+            removed[("following_count", account_id)] += 1
+            removed[("followers_count", target_id)] += 1
+    requests = 0
+    for source, target in ((local, remote), (remote, local)):
+        result = await session.execute(
+            delete(FollowRequest).where(FollowRequest.account_id.in_(source),
+                                        FollowRequest.target_account_id.in_(target))
+            .returning(FollowRequest.id).execution_options(synchronize_session=False))
+        requests += len(result.all())
+    for (column_name, account_id), count in removed.items():
+        column: Any = getattr(Account, column_name)
+        await session.execute(
+            update(Account).where(Account.id == account_id)
+            .values({column_name: case((column - count < 0, 0), else_=column - count)})
+            .execution_options(synchronize_session=False))
+    return follows, requests
+
+
+# ------------------------------------------------------------------------ reading blocks
+
+async def _hidden_accounts(session: AsyncSession, *,
+                           only_suspended: bool = False) -> ColumnElement[bool] | None:
+    """A WHERE clause on ``Account``: accounts whose most specific covering block is a
+    silence or a suspension (only suspensions with ``only_suspended``); None when no
+    block is one."""
+    rows = (await session.execute(select(DomainBlock.domain, DomainBlock.severity))).all()
+    hiding_levels = (DomainBlockSeverity.SUSPEND.value,) if only_suspended else _HIDING
+    hiding = [domain for domain, severity in rows if severity in hiding_levels]
+    if not hiding:
+        return None
+    # A more specific block of another severity under a hiding one is an exception.
+    exceptions = [domain for domain, severity in rows if severity not in hiding_levels
+                  and any(covers(h, domain) and h != domain for h in hiding)]
+    clause = accounts_covered_by(hiding)
+    if exceptions:
+        clause = clause & ~_covered_by_more_specific(hiding, exceptions)
+    return clause
+
+
+def _covered_by_more_specific(hiding: Sequence[str], exceptions: Sequence[str]) -> ColumnElement[bool]:
+    """Accounts whose most specific block is one of ``exceptions`` rather than a hiding
+    block below it (``a.b.example`` hidden under an exception ``b.example`` stays hidden)."""
+    clauses = []
+    for exception in exceptions:
+        deeper = [h for h in hiding if covers(exception, h) and h != exception]
+        clause = accounts_covered_by([exception])
+        if deeper:
+            clause = clause & ~accounts_covered_by(deeper)
+        clauses.append(clause)
+    return or_(*clauses)
+
+
+async def hidden_from_public_timelines(session: AsyncSession) -> ColumnElement[bool] | None:
+    """A WHERE clause on ``Account``: the remote accounts public and hashtag timelines
+    leave out (silenced or suspended domains); None when no domain is blocked so."""
+    return await _hidden_accounts(session)

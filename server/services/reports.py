@@ -1,0 +1,142 @@
+"""Reports: a user tells the moderators about an account (and some of its statuses).
+
+Why it exists: ``POST /api/v1/reports`` and an inbound ``Flag`` both end in a
+:class:`~server.models.Report` row, by the rules Mastodon 4.2 applies (``ReportService``):
+the statuses must be the target's and visible to the reporter, a local comment is at most
+1,000 characters, the category is one of four. A report about a remote account may be
+forwarded to its server: that is a ``Flag`` by the instance actor (so the reporter stays
+anonymous), recorded here with :func:`server.services.outbox.record_activity` and sent by
+federation after the commit.
+
+What it must never do: import ``federation``, forward a report about a local account, name
+the reporter in anything that leaves the server, or store anything for invalid input.
+Who sees reports (the admin API, notifications to moderators) is not this module's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Account, Report, Status, StatusAlias
+from server.services.accounts import find_account, instance_actor
+from server.services.errors import NotFound, ValidationFailed
+from server.services.outbox import record_activity
+from server.services.visibility import visible_to
+from server.settings import Settings
+
+CATEGORIES = ("spam", "legal", "violation", "other")
+DEFAULT_CATEGORY = "other"
+MAX_COMMENT_LENGTH = 1000  # Mastodon's Report validation, for local reports
+MAX_STATUSES = 100         # statuses one report may name
+
+
+async def _current_ids(session: AsyncSession, status_ids: Sequence[int]) -> list[int]:
+    """Ids as they are now (a status published after its media were ready was renumbered;
+    its old id still names it), in order, each once."""
+    aliases = dict((await session.execute(
+        select(StatusAlias.old_id, StatusAlias.status_id)
+        .where(StatusAlias.old_id.in_(set(status_ids))))).all()) if status_ids else {}
+    result: list[int] = []
+    for status_id in status_ids:
+        current = aliases.get(status_id, status_id)
+        if current not in result:
+            result.append(current)
+    return result
+
+
+async def _reported_statuses(session: AsyncSession, reporter: Account, target: Account,
+                             status_ids: Sequence[int]) -> list[int]:
+    """The target's statuses among ``status_ids`` that the reporter may see; NotFound if
+    any is not (as Mastodon's ``find``)."""
+    ids = await _current_ids(session, status_ids)
+    if not ids:
+        return []
+    found = set(await session.scalars(select(Status.id).where(
+        Status.id.in_(ids), Status.account_id == target.id, visible_to(reporter))))
+    if len(found) != len(ids):
+        raise NotFound("Record not found")
+    return ids
+
+
+def _category(category: str | None) -> str:
+    if category is None or not category.strip():
+        return DEFAULT_CATEGORY
+    value = category.strip().lower()
+    if value not in CATEGORIES:
+        raise ValidationFailed(f"Category must be one of {', '.join(CATEGORIES)}")
+    return value
+
+
+async def create_report(
+    session: AsyncSession, settings: Settings, reporter: Account, target_id: int, *,
+    status_ids: Sequence[int] = (), comment: str = "", category: str | None = None,
+    forward: bool = False,
+) -> Report:
+    """``reporter`` reports the account ``target_id``; committed.
+
+    NotFound when the account (or a status) is unknown or not visible; ValidationFailed for
+    a report about oneself, an overlong comment, an unknown category or too many statuses.
+    With ``forward`` and a remote target, a ``Flag`` by the instance actor goes to the
+    target's server (``forwarded`` says so).
+    """
+    target = await find_account(session, target_id)
+    if target.id == reporter.id:
+        raise ValidationFailed("You cannot report yourself")
+    if len(comment) > MAX_COMMENT_LENGTH:
+        raise ValidationFailed(f"Comment is too long (maximum is {MAX_COMMENT_LENGTH} characters)")
+    if len(status_ids) > MAX_STATUSES:
+        raise ValidationFailed(f"A report may name at most {MAX_STATUSES} statuses")
+    chosen_category = _category(category)
+    statuses = await _reported_statuses(session, reporter, target, status_ids)
+    forwarded = bool(forward) and not target.is_local
+    report = Report(account_id=reporter.id, target_account_id=target.id, status_ids=statuses,
+                    comment=comment, category=chosen_category, forwarded=forwarded)
+    session.add(report)
+    await session.flush()
+    if forwarded:
+        actor = await instance_actor(session, settings)
+        await record_activity(session, actor, "Flag", object_uri=target.uri,
+                              object_type="Account", report_id=report.id)
+    await session.commit()
+    return report
+
+
+async def record_remote_report(
+    session: AsyncSession, reporter: Account, target: Account, *, uri: str,
+    status_ids: Sequence[int] = (), comment: str = "",
+) -> Report | None:
+    """A report received from another server (a ``Flag``), about local ``target``, by
+    remote ``reporter`` (usually its instance actor), in the caller's transaction (not
+    committed). ``uri`` (the activity's id) is unique: a report already recorded under it
+    returns None. ``status_ids`` are kept only when they are ``target``'s."""
+    if await session.scalar(select(Report.id).where(Report.uri == uri)) is not None:
+        return None
+    ids = list(dict.fromkeys(status_ids))
+    owned = set(await session.scalars(select(Status.id).where(
+        Status.id.in_(ids), Status.account_id == target.id))) if ids else set()
+    report = Report(uri=uri, account_id=reporter.id, target_account_id=target.id,
+                    status_ids=[i for i in ids if i in owned], comment=comment,
+                    category=DEFAULT_CATEGORY, forwarded=False)
+    session.add(report)
+    await session.flush()
+    return report
+
+
+async def local_statuses_by_uri(session: AsyncSession, uris: Sequence[str]) -> list[Status]:
+    """The local statuses whose uri or web URL is among ``uris`` (a Flag names either)."""
+    if not uris:
+        return []
+    return list(await session.scalars(select(Status).where(
+        Status.local.is_(True), or_(Status.uri.in_(uris), Status.url.in_(uris)))))
+
+
+async def local_accounts_by_uri(session: AsyncSession, uris: Sequence[str]) -> list[Account]:
+    """The local people (not the instance actor) whose uri or profile URL is among ``uris``."""
+    if not uris:
+        return []
+    return list(await session.scalars(select(Account).where(
+        Account.domain == "", Account.actor_type != "Application",
+        or_(Account.uri.in_(uris), Account.url.in_(uris)))))
