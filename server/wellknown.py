@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Route
 import server
 from server.errors import ApiError
 from server.ids import utcnow
-from server.models import Account, User
+from server.models import Account, Status, User
 from server.services.accounts import find_local_account, instance_actor
 from server.state import EaselState, easel
 
@@ -117,10 +117,13 @@ async def _usage(state: EaselState) -> dict[str, Any]:
         month = await session.scalar(users.where(User.last_active_at >= now - timedelta(days=30)))
         halfyear = await session.scalar(
             users.where(User.last_active_at >= now - timedelta(days=180)))
+        # Published posts by local people (boosts and unpublished drafts not counted).
+        posts = await session.scalar(
+            select(func.count(Status.id)).where(Status.local.is_(True), Status.published.is_(True),
+                                                Status.reblog_of_id.is_(None)))
     return {
         "users": {"total": total, "activeMonth": month or 0, "activeHalfyear": halfyear or 0},
-        # Statuses arrive with the client API; until then an instance has none to count.
-        "localPosts": 0,
+        "localPosts": posts or 0,
     }
 
 

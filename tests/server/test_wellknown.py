@@ -101,3 +101,13 @@ async def test_cors_preflight_on_well_known_but_not_on_pages(client: httpx.Async
     assert preflight.headers["access-control-allow-origin"] == "*"
     page = await client.get("/@nobody", headers={"Origin": "https://elk.zone"})
     assert "access-control-allow-origin" not in page.headers
+
+
+async def test_nodeinfo_counts_published_local_posts_only(
+        client: httpx.AsyncClient, alice_api: httpx.AsyncClient) -> None:
+    assert (await client.get("/nodeinfo/2.1")).json()["usage"]["localPosts"] == 0
+    posted = await alice_api.post("/api/v1/statuses", data={"status": "first"})
+    assert posted.status_code == 200
+    boosted = await alice_api.post(f"/api/v1/statuses/{posted.json()['id']}/reblog")
+    assert boosted.status_code == 200
+    assert (await client.get("/nodeinfo/2.1")).json()["usage"]["localPosts"] == 1
