@@ -12,8 +12,13 @@ search to resolve ``user@host``. :class:`ActorFetcher` is that one place. It
   plain ``application/json`` is refused);
 * applies DESIGN.md's origin rule: the document's ``id`` must equal the URL asked for; if
   it differs but is on the same origin (scheme, host, port), the ``id`` is fetched once
-  and accepted only when that document names itself; anything else is refused (a
-  redirect to another host therefore ends in a refusal too);
+  and accepted only when that document names itself; anything else is refused. A
+  redirect may stay on the origin asked; a document served, after redirects, from
+  another origin is refused whatever its ``id`` says (``reason="redirected"``: that server
+  cannot vouch for another's actor or key — Mastodon's CVE-2024-23832);
+* never goes to the network for a suspended domain (``federation.domains``; checked in a
+  short session just before each GET, never on a cache hit): ``reason="suspended"``, for
+  actors, key owners, the actor a WebFinger answer names, and WebFinger itself;
 * parses with :func:`federation.parse.parse_actor` (remote HTML comes back sanitised),
   refuses actors on Easel's own domain, keeps a public key only when its id is on the
   actor's origin (so no actor can claim another server's key id), and upserts the row by
@@ -54,7 +59,8 @@ Errors (each carries ``uri``)::
     ├── ActorNotFound     404, or WebFinger does not know the handle
     ├── ActorUnavailable  any other fetch failure (network, 5xx, timeout, size): retry later
     └── ActorRefused      the document may not be used (.reason): not an actor, origin rule,
-                          own domain, forbidden address, handle taken, handle not confirmed
+                          redirected elsewhere, own or suspended domain, forbidden address,
+                          handle taken, handle not confirmed
 
 This module never trusts a document it did not fetch itself from the actor's origin, never
 stores unsanitised HTML, never reaches the network except through the client it is given,
@@ -75,6 +81,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.content_types import ACTIVITY_JSON, LD_JSON_AS2
+from federation.domains import is_suspended
 from federation.http import (
     FetchError,
     ForbiddenAddress,
@@ -261,11 +268,23 @@ class ActorFetcher:
             self._signer = await self._signer_factory()
         return self._signer
 
+    async def _refuse_suspended(self, url: str, *, shown: str | None = None) -> None:
+        """ActorRefused when ``url``'s domain (or a ``host[:port]``) is suspended."""
+        async with self.db.session() as session:
+            suspended = await is_suspended(session, url)
+        if suspended:
+            shown = shown or url
+            raise ActorRefused(f"{shown} is on a suspended domain", uri=shown,
+                               reason="suspended")
+
     async def _get(self, url: str) -> dict[str, Any]:
-        """One signed GET of an AS2 document; fetch errors mapped to ActorError."""
+        """One signed GET of an AS2 document; fetch errors mapped to ActorError. Never
+        for a suspended domain; the document only when the server that finally answered
+        is on ``url``'s origin."""
+        await self._refuse_suspended(url)
         try:
-            _, document = await fetch_json(self.client, url, accept=ACTOR_ACCEPT,
-                                           auth=await self._auth())
+            final_url, document = await fetch_json(self.client, url, accept=ACTOR_ACCEPT,
+                                                   auth=await self._auth())
         except RemoteStatusError as exc:
             if exc.status_code == 410:
                 raise ActorGone(f"{url} is gone (410)", uri=url) from exc
@@ -276,6 +295,9 @@ class ActorFetcher:
             raise ActorRefused(str(exc), uri=url, reason="forbidden_url") from exc
         except FetchError as exc:
             raise ActorUnavailable(str(exc), uri=url) from exc
+        if not same_origin(final_url, url):
+            raise ActorRefused(f"{url} redirected to {final_url}, on another origin", uri=url,
+                               reason="redirected")
         return document
 
     async def _get_consistent(self, url: str) -> dict[str, Any]:
@@ -440,6 +462,7 @@ class ActorFetcher:
 
     async def _webfinger(self, handle: Handle) -> WebFingerResult:
         shown = str(handle)
+        await self._refuse_suspended(handle.host, shown=shown)
         try:
             return await webfinger(self.client, handle, settings=self.settings)
         except HandleNotFound as exc:

@@ -25,6 +25,10 @@ Outcomes, as Mastodon treats them:
   job is done, the delivery keeps the status code and no ``delivered_at``. The server
   answered, so its domain counts as reachable (Mastodon's "unsalvageable" responses).
 - an address Easel must not connect to (private, loopback, a bad scheme): given up.
+- a domain suspended after the delivery was made: given up before sending, nothing
+  recorded against the domain (the ``deliver`` job checks the blocks on every attempt,
+  and the bulk first attempt drops claims on suspended domains — a rerun of ``federate``
+  claims its earlier, still due deliveries too; its audience already leaves them out).
 
 What it must never do: run in a web request, send a document other than the one stored
 on the activity (every retry sends the same content), send twice what is already
@@ -49,6 +53,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.content_types import ACTIVITY_JSON
 from federation.context import FederationContext, federation_context
+from federation.domains import all_blocks, is_suspended
 from federation.http import FetchError, ForbiddenAddress, ForbiddenURL
 from federation.signatures import CavageSigner
 from server.db import Database
@@ -280,6 +285,28 @@ async def _release(db: Database, claims: Sequence[Claim], lease: datetime) -> No
 
 # ----------------------------------------------------------------- bulk first attempt
 
+async def _without_suspended(db: Database, claims: Sequence[Claim],
+                             lease: datetime) -> Sequence[Claim]:
+    """``claims`` less those on a suspended domain, which are given up (recorded, their
+    jobs done, nothing sent). The audience already leaves suspended domains out; this
+    catches the deliveries of an earlier run of the same activity claimed again."""
+    if not claims:
+        return claims
+    async with db.session() as session:
+        blocks = await all_blocks(session)
+    if not blocks.found:
+        return claims
+    suspended = [claim for claim in claims if blocks.suspends(claim.domain)]
+    if not suspended:
+        return claims
+    await _record_bulk(db, [Outcome(delivery_id=claim.delivery_id, domain=claim.domain,
+                                    result=GIVE_UP, error="domain suspended",
+                                    job_id=claim.job_id, attempts=claim.attempts)
+                            for claim in suspended], lease)
+    skipped = {claim.job_id for claim in suspended}
+    return [claim for claim in claims if claim.job_id not in skipped]
+
+
 async def deliver_claimed(fed: FederationContext, claims: Sequence[Claim], body: bytes,
                           actor: Account, *, lease: datetime, budget: float) -> int:
     """Make the claimed deliveries' attempt now, ``CONCURRENCY`` at a time, recording the
@@ -289,6 +316,7 @@ async def deliver_claimed(fed: FederationContext, claims: Sequence[Claim], body:
     queue (their jobs run through the normal path). A worker that dies here leaves its
     claims running until ``lease``; then the runner takes them over.
     """
+    claims = await _without_suspended(fed.db, claims, lease)
     if not claims:
         return 0
     signer = signer_for(actor)
@@ -366,6 +394,15 @@ async def deliver(context: JobContext) -> None:
         return  # nothing was ever built to send
     actor = await session.get(Account, activity.account_id)
     if actor is None or not actor.is_local:
+        return
+    if await is_suspended(session, delivery.domain):
+        # Suspended since the delivery was made: given up, nothing sent, the row kept
+        # without delivered_at (the domain's health is not news of it).
+        log.info("delivery %s to %s given up: %s is suspended", delivery.id,
+                 delivery.inbox_url, delivery.domain)
+        await record_outcomes(session, [Outcome(delivery_id=delivery.id, domain=delivery.domain,
+                                                result=GIVE_UP, error="domain suspended")],
+                              utcnow())
         return
     fed = federation_context(context.settings, context.db)
     result, code, error = await send_to_inbox(fed.delivery_client, delivery.inbox_url,

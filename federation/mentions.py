@@ -25,7 +25,7 @@ from sqlalchemy import and_, or_, select
 
 from federation.actors import ActorError
 from federation.context import FederationContext
-from federation.domains import covered_by, suspended_domains
+from federation.domains import all_blocks
 from federation.http import FetchError
 from federation.webfinger import Handle, InvalidHandle, parse_handle
 from server.models import Account
@@ -56,9 +56,9 @@ async def unknown_remote_handles(fed: FederationContext, text: str) -> list[Hand
         rows = await session.execute(select(Account.username_key, Account.domain).where(
             or_(*(and_(Account.username_key == u, Account.domain == d) for u, d in wanted))))
         known = {(username, domain) for username, domain in rows}
-        blocked = await suspended_domains(session)
+        blocks = await all_blocks(session)
     handles = [handle for key, handle in wanted.items()
-               if key not in known and not covered_by(handle.host, blocked)]
+               if key not in known and not blocks.suspends(handle.host)]
     return handles[:MAX_LOOKUPS]
 
 

@@ -9,11 +9,13 @@ Note, as a status Easel shows". This module is that one conversion and its rules
   ``Status``: ``local=False``, its ``uri``/``url``, sanitised content (``federation.parse``
   sanitises; a title of an Article/Page/Video is put in front), content warning,
   sensitivity, language, visibility from ``to``/``cc`` and the author's followers
-  collection, ``created_at`` = ``published`` (never in the future) and a Snowflake id from
-  it, so timelines keep the order the fediverse wrote them in. ``attributedTo`` must be the
-  author and the note's id on the author's origin. Replies are linked to a known parent;
-  an unknown parent is fetched (at most :data:`MAX_REPLY_DEPTH` levels up), else its uri is
-  kept in ``in_reply_to_uri``. Hashtags become ``Tag``/``StatusTag`` rows like local ones;
+  collection, ``created_at`` = ``published`` (never in the future, never before 1970)
+  and a Snowflake id from it, so timelines keep the order the fediverse wrote them in.
+  ``attributedTo`` must be the author and the note's id on the author's origin. Replies
+  are linked to a known parent; an unknown parent is fetched (at most
+  :data:`MAX_REPLY_DEPTH` levels up), else only its uri is kept, in ``in_reply_to_uri``
+  (still a reply for the timelines, never linked later). Hashtags become
+  ``Tag``/``StatusTag`` rows like local ones;
   mentions become ``Mention`` rows for accounts Easel already knows (never fetched here),
   local accounts addressed in ``to``/``cc`` are mentioned silently (direct messages), and
   local accounts get their ``mention`` notification once. Counters (the author's
@@ -347,12 +349,20 @@ async def _parent(fed: FederationContext, session: AsyncSession, note: RemoteNot
     try:
         return await _resolve(fed, session, note.in_reply_to, depth=depth + 1)
     except NoteError:
-        return None  # kept as in_reply_to_uri; the thread links up if it arrives later
+        # Kept as in_reply_to_uri only: the reply stays out of public timelines (it is
+        # still a reply) but is not linked to the parent if that arrives later (that
+        # would need an index on statuses.in_reply_to_uri to find such replies).
+        return None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _created_at(note: RemoteNote) -> datetime:
+    """``published``, within [1970, now]: never in the future, and never before the
+    Unix epoch (the Snowflake id made from it would be negative)."""
     now = utcnow()
-    return min(note.published, now) if note.published is not None else now
+    return max(min(note.published, now), EPOCH) if note.published is not None else now
 
 
 def _language(note: RemoteNote) -> str | None:

@@ -14,8 +14,12 @@ place, with the same rules :class:`federation.actors.ActorFetcher` applies to ac
 * DESIGN.md's origin rule: the document's ``id`` must be the URL asked for; if it differs
   but is on the same origin (scheme, host, port) — Mastodon answers its ``/@user/123`` web
   URL with the Note whose id is ``/users/user/statuses/123`` — the id is fetched once more
-  and accepted only when that document names itself; an id on another origin (including
-  after a redirect to another host) is refused;
+  and accepted only when that document names itself; an id on another origin is refused;
+* a redirect may stay on the origin asked (``/notes/1`` → ``/notes/1/``), but a document
+  whose final URL, after redirects, is on another origin is refused whatever its ``id``
+  says (``reason="redirected"``): the server that answered is not the one the id names,
+  so it cannot vouch for it (Mastodon's CVE-2024-23832). The final URL is therefore on
+  the same domain as the one asked, so the domain-block check below holds for it too;
 * a suspended domain (``federation.domains``) is refused without any request, and so is
   Easel's own domain (local objects are read from the database, never fetched).
 
@@ -26,7 +30,7 @@ Errors (each carries ``uri``)::
     ├── ObjectNotFound     404
     ├── ObjectUnavailable  network, timeout, 5xx, size, content type: may pass, retry later
     └── ObjectRefused      may never be used (.reason): bad URL, own or suspended domain,
-                           forbidden address, origin rule, no id
+                           forbidden address, origin rule, redirected elsewhere, no id
 
 This module never stores anything and never interprets the document beyond its ``id``:
 parsing and trust decisions about its contents (attribution, type) belong to the caller.
@@ -115,13 +119,14 @@ async def _refuse_blocked(fed: FederationContext, session: AsyncSession | None, 
 
 
 async def _get(fed: FederationContext, url: str) -> dict[str, Any]:
-    """One signed GET of an AS2 document, errors mapped to ObjectError."""
+    """One signed GET of an AS2 document, errors mapped to ObjectError; the document only
+    when the server that finally answered is on ``url``'s origin."""
     # The instance actor's signer, built once per process by the actor fetcher.
     auth = await fed.fetcher._auth()
     try:
-        _, document = await fetch_json(fed.client, url, accept=OBJECT_ACCEPT, auth=auth,
-                                       max_bytes=MAX_OBJECT_BYTES,
-                                       total_timeout=OBJECT_FETCH_TIMEOUT)
+        final_url, document = await fetch_json(fed.client, url, accept=OBJECT_ACCEPT,
+                                               auth=auth, max_bytes=MAX_OBJECT_BYTES,
+                                               total_timeout=OBJECT_FETCH_TIMEOUT)
     except RemoteStatusError as exc:
         if exc.status_code == 410:
             raise ObjectGone(f"{url} is gone (410)", uri=url) from exc
@@ -132,6 +137,9 @@ async def _get(fed: FederationContext, url: str) -> dict[str, Any]:
         raise ObjectRefused(str(exc), uri=url, reason="forbidden_url") from exc
     except FetchError as exc:
         raise ObjectUnavailable(str(exc), uri=url) from exc
+    if not same_origin(final_url, url):
+        raise ObjectRefused(f"{url} redirected to {final_url}, on another origin", uri=url,
+                            reason="redirected")
     return document
 
 

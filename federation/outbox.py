@@ -62,7 +62,7 @@ from federation.delivery import (
     activity_body,
     deliver_claimed,
 )
-from federation.domains import covered_by, domain_of, suspended_domains
+from federation.domains import all_blocks, domain_of
 from federation.serialize import (
     Document,
     accept_activity,
@@ -178,7 +178,7 @@ async def audience_inboxes(session: AsyncSession, fed: FederationContext,
         candidates.extend(shared or inbox for shared, inbox in rows.all())
     candidates.extend(outgoing.inboxes)
     own = domain_of(fed.urls.base)
-    blocked = await suspended_domains(session)
+    blocks = await all_blocks(session)
     verdicts: dict[str, bool] = {}
     inboxes = []
     for url in dict.fromkeys(candidates):
@@ -187,8 +187,8 @@ async def audience_inboxes(session: AsyncSession, fed: FederationContext,
         domain = domain_of(url)
         allowed = verdicts.get(domain)
         if allowed is None:
-            allowed = verdicts[domain] = bool(domain) and domain != own and not covered_by(
-                domain, blocked)
+            allowed = verdicts[domain] = bool(domain) and domain != own and not blocks.suspends(
+                domain)
         if allowed:
             inboxes.append(url)
     return inboxes

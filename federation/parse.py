@@ -59,6 +59,10 @@ ACTIVITIES_WITH_OBJECT = frozenset({
     "Create", "Update", "Delete", "Follow", "Accept", "Reject", "Undo", "Like", "Announce",
     "Block", "Flag", "Move", "Add", "Remove", "EmojiReact",
 })
+# Activities whose object may be an embedded activity without an id: some servers send an
+# Accept/Reject of a Follow, or an Undo of a Like/Follow/Announce, embedding it by value
+# only. The handler matches such an object by its actor and object instead.
+ACTIVITIES_WITH_ANONYMOUS_OBJECT = frozenset({"Accept", "Reject", "Undo"})
 PUBLIC_ADDRESSES = frozenset({PUBLIC, "as:Public", "Public"})
 VISIBILITIES = ("public", "unlisted", "private", "direct")
 
@@ -326,15 +330,18 @@ def _bool(value: Any, default: bool = False) -> bool:
 
 
 def _datetime(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp in UTC, or None for anything unusable — including one that
+    cannot be moved to UTC (``0001-01-01T00:00:00+01:00``, ``9999-12-31T23:59:59-01:00``
+    overflow the datetime range)."""
     if not isinstance(value, str) or not 10 <= len(value) <= 64:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("z", "Z"))
-    except ValueError:
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError, TypeError):
         return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def _int(value: Any) -> int | None:
@@ -666,7 +673,9 @@ def parse_note(doc: Any, *, followers_url: str | None = None) -> RemoteNote:
 
 def parse_activity(doc: Any) -> RemoteActivity:
     """Any activity: id, type, actor and object are checked; the object, when embedded, is
-    kept as sent for the handler to parse (and to check its origin) itself."""
+    kept as sent for the handler to parse (and to check its origin) itself. An embedded
+    object needs a valid id, except a typed one without any ``id`` in an Accept, Reject or
+    Undo (:data:`ACTIVITIES_WITH_ANONYMOUS_OBJECT`): kept, with ``object_ids`` empty."""
     doc = _require_dict(doc, "activity")
     activity_id = _require_id(doc, "activity")
     activity_type = _type_of(doc)
@@ -681,6 +690,9 @@ def parse_activity(doc: Any) -> RemoteActivity:
     first = raw_object[0] if isinstance(raw_object, list) and raw_object else raw_object
     if isinstance(first, dict) and _id_of(first) is not None:
         obj = first
+    elif (isinstance(first, dict) and first.get("id") is None and _type_of(first)
+          and activity_type in ACTIVITIES_WITH_ANONYMOUS_OBJECT):
+        obj = first  # an embedded activity without an id: object_ids stays empty
     elif object_ids:
         obj = object_ids[0]
     else:

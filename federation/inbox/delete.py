@@ -9,10 +9,16 @@
   gone (410/404 when refetched).
 * **Anything else** is a status uri: :func:`federation.notes.delete_remote_status` deletes
   it when the actor wrote it and leaves a Tombstone, so a late Create does not bring it
-  back. A forwarded Delete is applied only when the object's own server says it is gone.
+  back. A forwarded Delete (signed by someone else) is applied only when the object's
+  own server, asked by our instance actor, says it is gone: **410**, or a served
+  ``Tombstone``. A **404** is believed only for a stored status that was public or
+  unlisted — a followers-only or direct post is not served to our instance actor at
+  all, so its 404 (like any 401/403) proves nothing, and believing it would let any
+  server delete anyone's private posts. Anything else is rejected.
 
 What it must never do: delete a local account or status, delete someone else's status, or
-believe a forwarded Delete without asking the origin.
+believe a forwarded Delete without asking the origin — nor take "not served to us" for
+"deleted".
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import notes
 from federation.actors import ActorGone, ActorNotFound
+from federation.http import RemoteStatusError
 from federation.inbox.base import InboxContext, Rejected
 from federation.inbox.lookups import embedded_type
 from federation.inbox.routes import signer_keys
@@ -35,6 +42,9 @@ from federation.objects import (
 from federation.parse import ACTOR_TYPES
 from server.models import Account, Favourite, Follow, FollowRequest, Status
 from server.services import follows, statuses
+
+# Visibilities whose statuses the origin serves to anyone: only for these is a 404 a deletion.
+PUBLICLY_FETCHABLE = frozenset({"public", "unlisted"})
 
 
 async def handle(inbox: InboxContext) -> str:
@@ -51,16 +61,39 @@ async def handle(inbox: InboxContext) -> str:
 
 
 async def _require_gone_at_origin(inbox: InboxContext, uri: str) -> None:
+    """Return when ``uri``'s origin confirms the deletion; raise Rejected otherwise."""
     try:
         document = await fetch_object(inbox.fed, uri, session=inbox.session)
-    except (ObjectGone, ObjectNotFound):
+    except ObjectGone:
         return
+    except ObjectNotFound as exc:
+        code = not_found_status(exc)
+        if code in (404, None) and await _was_public(inbox.session, uri):
+            return
+        raise Rejected(f"forwarded Delete of {uri}: its server answers "
+                       f"{code or 'not found'}, which does not prove a deletion of a "
+                       f"status that is not public (or not stored)") from None
     except ObjectUnavailable:
         raise  # ask again later
     except ObjectRefused as exc:
         raise Rejected(f"forwarded Delete of {uri} cannot be checked: {exc}") from None
     if document.get("type") != "Tombstone":
         raise Rejected(f"forwarded Delete of {uri}, which its server still serves")
+
+
+def not_found_status(exc: ObjectNotFound) -> int | None:
+    """The HTTP status behind ``exc`` (401, 403 or 404), None when it cannot be told."""
+    code = getattr(exc, "status_code", None)
+    if isinstance(code, int):
+        return code
+    cause = exc.__cause__
+    return cause.status_code if isinstance(cause, RemoteStatusError) else None
+
+
+async def _was_public(session: AsyncSession, uri: str) -> bool:
+    """Whether ``uri`` is a stored status that anyone (our instance actor too) could fetch."""
+    visibility = await session.scalar(select(Status.visibility).where(Status.uri == uri))
+    return visibility in PUBLICLY_FETCHABLE
 
 
 async def _delete_actor(inbox: InboxContext) -> str:

@@ -11,6 +11,8 @@ transaction:
    drops rows from suspended domains (``"suspended"``: answered 202, stored nothing);
 2. inserts the rest with ``INSERT … ON CONFLICT (activity_uri) DO NOTHING RETURNING`` —
    an activity id already stored, or twice in the batch, is a replay (``"replay"``);
+   a forwarded copy whose activity is already stored as signed by its own actor is a
+   replay too (one more query, only for batches holding forwarded rows);
 3. inserts one ``process_inbox`` job per new item and commits; the queue is told after
    the commit, as :func:`server.queue.jobs.enqueue` would.
 
@@ -18,13 +20,24 @@ While one batch is written the next one gathers, so there is no timer and no add
 latency when the inbox is quiet (a batch of one). A failed write fails every request in
 its batch (they answer 503, and their senders retry); nothing is half stored.
 
-What it must never do: keep a row it could not commit, answer before the commit, or
-outlive its event loop (the writer task ends whenever nothing waits).
+**Dedupe keys.** An item signed by the activity's own actor is stored under the activity's
+id. A *forwarded* one (signed by someone else) is stored under :func:`forwarded_key` —
+the id and the signer, hashed — never under the id itself: anyone may forward anything,
+and a forwarder that got there first (Mastodon's Delete ids are predictable:
+``{status}#delete``) would otherwise turn the real, signed-by-its-actor delivery into a
+"replay" that is dropped. Processing reads the activity's id from the stored body,
+never from ``activity_uri``; handlers are idempotent, so the same activity processed
+once forwarded and once direct changes nothing more.
+
+What it must never do: keep a row it could not commit, answer before the commit, let a
+forwarded copy take the key of the activity's own id, or outlive its event loop (the
+writer task ends whenever nothing waits).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +56,20 @@ from server.queue.kinds import kind_named
 MAX_BATCH = 256
 PROCESS_INBOX = "process_inbox"
 STORED, REPLAY, SUSPENDED = "stored", "replay", "suspended"
+FORWARDED_PREFIX = "forwarded:"
+
+
+def item_key(activity_id: str, *, forwarded_by: str | None = None) -> str:
+    """The ``activity_uri`` an inbox item is stored (and deduplicated) under: the activity's
+    id when its own actor signed it, else :func:`forwarded_key`."""
+    return forwarded_key(activity_id, forwarded_by) if forwarded_by else activity_id
+
+
+def forwarded_key(activity_id: str, signer_uri: str) -> str:
+    """The dedupe key of ``activity_id`` forwarded by ``signer_uri``: never an activity id
+    (74 characters, so always within the column's 2048)."""
+    digest = hashlib.sha256(f"{activity_id} {signer_uri}".encode()).hexdigest()
+    return FORWARDED_PREFIX + digest
 
 
 @dataclass
@@ -50,6 +77,7 @@ class _Waiting:
     row: dict[str, Any]
     domains: tuple[str, ...]
     done: asyncio.Future[str]
+    direct_id: str | None = None   # a forwarded row: the activity's own id
 
 
 class InboxIntake:
@@ -60,11 +88,16 @@ class InboxIntake:
         self._waiting: list[_Waiting] = []
         self._writer: asyncio.Task[None] | None = None
 
-    async def store(self, row: dict[str, Any], *, domains: tuple[str, ...]) -> str:
+    async def store(self, row: dict[str, Any], *, domains: tuple[str, ...],
+                    direct_id: str | None = None) -> str:
         """Store the InboxItem ``row`` (and its job) unless its activity is known or one of
-        ``domains`` (urls or host[:port]) is suspended: STORED, REPLAY or SUSPENDED."""
+        ``domains`` (urls or host[:port]) is suspended: STORED, REPLAY or SUSPENDED.
+
+        ``direct_id``, for a forwarded row (stored under :func:`forwarded_key`), is the
+        activity's own id: when a copy signed by its actor is stored already (or earlier
+        in the batch), the forwarded one is a replay."""
         done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._waiting.append(_Waiting(row, tuple(d for d in domains if d), done))
+        self._waiting.append(_Waiting(row, tuple(d for d in domains if d), done, direct_id))
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_all())
         return await done
@@ -89,14 +122,14 @@ class InboxIntake:
     async def _write(self, batch: list[_Waiting]) -> list[str]:
         async with self.db.session() as session:
             suspended = await _suspended_domains(session, batch)
+            seen = await _stored_direct_ids(session, batch)
             results: list[str] = []
             rows: list[dict[str, Any]] = []
-            seen: set[str] = set()
             for waiting in batch:
                 uri = waiting.row["activity_uri"]
                 if any(domain_of(d) in suspended for d in waiting.domains):
                     results.append(SUSPENDED)
-                elif uri in seen:
+                elif uri in seen or (waiting.direct_id is not None and waiting.direct_id in seen):
                     results.append(REPLAY)
                 else:
                     seen.add(uri)
@@ -127,6 +160,16 @@ def unique_ids(count: int) -> list[int]:
     while len(ids) < count:
         ids[new_id()] = None
     return list(ids)
+
+
+async def _stored_direct_ids(session: AsyncSession, batch: list[_Waiting]) -> set[str]:
+    """The activity ids of the batch's forwarded rows that are stored already, signed by
+    their own actor (no query when the batch forwards nothing)."""
+    wanted = sorted({w.direct_id for w in batch if w.direct_id is not None})
+    if not wanted:
+        return set()
+    return set(await session.scalars(
+        select(InboxItem.activity_uri).where(InboxItem.activity_uri.in_(wanted))))
 
 
 async def _suspended_domains(session: AsyncSession, batch: list[_Waiting]) -> set[str]:

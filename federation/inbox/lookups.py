@@ -5,15 +5,19 @@ carry another activity inside them (an Accept's Follow, an Undo's Like); reading
 same way everywhere keeps each handler to its one decision.
 
 What it must never do: fetch anything, or trust an embedded activity's claims beyond the
-ids it names (callers check that its actor is who they expect).
+ids it names (callers check that its actor is who they expect). An embedded activity may
+come without an id (:data:`federation.parse.ACTIVITIES_WITH_ANONYMOUS_OBJECT`); its actor
+and object are all there is to match it by.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.parse import ParseError, RemoteActivity, first_id, parse_activity
+from federation.parse import RemoteActivity, first_id
 from server.models import Account
 
 
@@ -24,16 +28,26 @@ async def local_account_by_uri(session: AsyncSession, uri: str | None) -> Accoun
     return await session.scalar(select(Account).where(Account.uri == uri, Account.domain == ""))
 
 
-def inner_activity(activity: RemoteActivity) -> RemoteActivity | None:
-    """The activity embedded as ``activity``'s object (an Undo's Like, an Accept's
-    Follow), parsed; None when the object is only an id or not an activity."""
+@dataclass(frozen=True)
+class EmbeddedActivity:
+    """An activity embedded as another's object (an Undo's Like, an Accept's Follow), read
+    leniently: each part None when absent or invalid — ``id`` too, which some servers
+    leave out."""
+
+    id: str | None
+    type: str | None
+    actor: str | None
+    object: str | None
+
+
+def embedded_activity(activity: RemoteActivity) -> EmbeddedActivity | None:
+    """``activity``'s embedded object as an activity; None when the object is only an id."""
     embedded = activity.embedded_object
     if embedded is None:
         return None
-    try:
-        return parse_activity(embedded)
-    except ParseError:
-        return None
+    actor, object_ = embedded_ids(activity)
+    return EmbeddedActivity(id=first_id(embedded.get("id")), type=embedded_type(activity),
+                            actor=actor, object=object_)
 
 
 def embedded_type(activity: RemoteActivity) -> str | None:

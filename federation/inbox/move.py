@@ -7,8 +7,9 @@ account is marked as moved (``moved_to_account_id``), and each local follower of
 account follows the new one and unfollows the old (through the follows service, which
 sends the Follow and the Undo), as Mastodon's MoveWorker does.
 
-What it must never do: move anyone on the old account's word alone, or move followers to
-a local account (moving to this server is a local migration, not an inbound Move).
+What it must never do: move anyone on the old account's word alone, move followers to
+a local account (moving to this server is a local migration, not an inbound Move), or to
+an account on a suspended domain (refused before anything is fetched or unfollowed).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from federation.actors import ActorError, ActorUnavailable
+from federation.domains import is_suspended
 from federation.inbox.base import InboxContext, Rejected
 from server.models import Account, Follow
 from server.services import follows
@@ -29,6 +31,8 @@ async def handle(inbox: InboxContext) -> str:
         raise Rejected("an actor may only move itself")
     if not activity.target or activity.target == origin.uri:
         raise Rejected("a Move needs a target other than the actor")
+    if await is_suspended(inbox.session, activity.target):
+        raise Rejected(f"the move's target {activity.target} is on a suspended domain")
     try:
         fetched = await inbox.fed.fetcher.fetch_actor(activity.target, refresh=True)
     except ActorUnavailable:

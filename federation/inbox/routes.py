@@ -34,7 +34,10 @@ never lose an activity. So an endpoint only checks and stores, in this order (DE
 6. **Store** (:mod:`federation.inbox.intake`): the :class:`~server.models.InboxItem`
    (activity id unique: a replay inserts nothing and is answered 202 again) and its
    ``process_inbox`` job, group-committed with the other deliveries arriving meanwhile
-   → 202, empty body. A failed write → 503 with ``Retry-After``.
+   → 202, empty body. A forwarded item is keyed by its id *and* its signer
+   (:func:`~federation.inbox.intake.forwarded_key`), so a forwarder never makes the
+   actor's own delivery of the same activity a "replay". A failed write → 503 with
+   ``Retry-After``.
 
 Personal inboxes of unknown (or unlisted) local users answer 404.
 
@@ -61,7 +64,7 @@ from starlette.routing import BaseRoute, Route
 from federation.actors import ActorError, ActorGone, ActorUnavailable
 from federation.context import FederationContext, federation_context
 from federation.domains import domain_of, is_suspended
-from federation.inbox.intake import inbox_intake
+from federation.inbox.intake import inbox_intake, item_key
 from federation.parse import ParseError, RemoteActivity, parse_activity, same_origin
 from federation.signatures import (
     BadSignature,
@@ -314,7 +317,9 @@ async def receive(request: Request, recipient: Account | None) -> Response:
         if not same_origin(activity.id, activity.actor):
             raise InboxRefusal(400, "The activity's id is not on its actor's server")
         row = {
-            "activity_uri": activity.id, "activity_type": activity.type[:64],
+            "activity_uri": item_key(activity.id,
+                                     forwarded_by=signer.account_uri if forwarded else None),
+            "activity_type": activity.type[:64],
             "actor_uri": activity.actor, "signer_uri": signer.account_uri,
             "forwarded": forwarded, "recipient_id": recipient.id if recipient else None,
             "body": document, "outcome": InboxOutcome.PENDING.value, "note": "",
@@ -322,7 +327,8 @@ async def receive(request: Request, recipient: Account | None) -> Response:
         }
         try:
             await inbox_intake(fed.extras, state.db).store(
-                row, domains=(activity.actor, signer.account_uri))
+                row, domains=(activity.actor, signer.account_uri),
+                direct_id=activity.id if forwarded else None)
         except Exception:
             log.exception("inbox: storing %s failed", activity.id)
             raise InboxRefusal(503, "The activity could not be stored; try again later",

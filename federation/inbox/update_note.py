@@ -6,7 +6,9 @@ when the actor signed it and it is on the actor's origin, else refetched; it mus
 attributed to the actor). Beyond that:
 
 * an Update of a status Easel does not have is ignored (Mastodon does not create posts
-  from edits);
+  from edits), and so is one whose refetched note turns out to have another id than the
+  stored status (the origin may answer a URL with a different note of its own), which
+  would otherwise be stored as a new status;
 * only the status's author may edit it: anyone else is rejected;
 * :func:`federation.notes.store_note` replaces content, warning, sensitivity, media,
   hashtags and mentions and sets ``edited_at`` — only when something changed and the edit
@@ -33,6 +35,10 @@ async def handle(inbox: InboxContext) -> str:
     if status.local or status.account_id != inbox.actor.id:
         raise Rejected("only the author may update a status")
     document = await trusted_note(inbox)
+    if document.get("id") != status.uri:
+        # Refetched, the origin answered with another note of the same server (the
+        # origin rule allows that for a web URL): not an edit of this status.
+        raise Ignored(f"the origin served {document.get('id')!r}, not {status.uri}")
     edited_before = status.edited_at
     try:
         await store_note(inbox.fed, inbox.session, document, author=inbox.actor)

@@ -69,7 +69,10 @@ def original_visible_to(viewer: Account | None) -> ColumnElement[bool]:
 
 
 def is_reply() -> ColumnElement[bool]:
-    return or_(Status.in_reply_to_id.is_not(None), Status.in_reply_to_account_id.is_not(None))
+    """A reply, known parent or not (a remote reply whose parent could not be fetched
+    has only ``in_reply_to_uri``)."""
+    return or_(Status.in_reply_to_id.is_not(None), Status.in_reply_to_account_id.is_not(None),
+               Status.in_reply_to_uri.is_not(None))
 
 
 def has_media() -> ColumnElement[bool]:

@@ -29,7 +29,7 @@ from federation.actors import (
 from federation.http import safe_client
 from federation.signatures import verify_request
 from server.db import Database
-from server.models import Account
+from server.models import Account, DomainBlock
 from server.services.accounts import instance_actor
 from server.settings import Settings
 
@@ -258,6 +258,38 @@ async def test_a_redirect_to_another_host_ends_in_a_refusal(
     with pytest.raises(ActorRefused):
         await fetcher.fetch_actor(CAROL)
     assert await rows(db) == []
+
+
+async def test_an_actor_served_from_another_host_after_a_redirect_is_refused_even_naming_the_url(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    # CVE-2024-23832's shape: evil.example answers for carol's URL with carol's id.
+    remote.routes[CAROL] = httpx.Response(302, headers={"Location": "https://evil.example/carol"})
+    remote.serve("https://evil.example/carol", mastodon_carol())
+    with pytest.raises(ActorRefused) as caught:
+        await fetcher.fetch_actor(CAROL)
+    assert caught.value.reason == "redirected"
+    assert remote.fetched("https://evil.example/carol") == 1
+    assert await rows(db) == []
+
+
+async def test_a_redirect_elsewhere_cannot_replace_a_cached_actors_key(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    remote.serve(CAROL, mastodon_carol())
+    original = await fetcher.key_for(CAROL_KEY)
+    forged = mastodon_carol()
+    forged["publicKey"]["publicKeyPem"] = PEM_B
+    remote.routes[CAROL] = httpx.Response(302, headers={"Location": "https://evil.example/carol"})
+    remote.serve("https://evil.example/carol", forged)
+    assert await fetcher.refresh_key(CAROL_KEY) is None
+    (account,) = await rows(db)
+    assert account.public_key_pem == original
+
+
+async def test_a_redirect_on_the_same_origin_is_followed(
+        fetcher: ActorFetcher, remote: Remote) -> None:
+    remote.routes[CAROL] = httpx.Response(301, headers={"Location": CAROL + "/"})
+    remote.serve(CAROL + "/", mastodon_carol())
+    assert (await fetcher.fetch_actor(CAROL)).uri == CAROL
 
 
 @pytest.mark.parametrize(("code", "error"), [
@@ -592,3 +624,72 @@ async def test_the_signer_factory_can_be_injected(db: Database, settings: Settin
     assert calls == 1
     assert remote.verified == []
     assert sorted(a.uri for a in await rows(db)) == sorted([CAROL, ERIN])
+
+
+# ------------------------------------------------------------------ suspended domains
+
+async def suspend(db: Database, domain: str, severity: str = "suspend") -> None:
+    async with db.session() as session:
+        session.add(DomainBlock(domain=domain, severity=severity))
+        await session.commit()
+
+
+async def test_an_actor_on_a_suspended_domain_is_never_fetched(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    remote.serve(CAROL, mastodon_carol())
+    await suspend(db, "mastodon.example")
+    with pytest.raises(ActorRefused) as caught:
+        await fetcher.fetch_actor(CAROL)
+    assert caught.value.reason == "suspended"
+    assert await fetcher.key_for(CAROL_KEY) is None
+    assert await fetcher.refresh_key(CAROL_KEY) is None
+    assert remote.requests == []
+    assert await rows(db) == []
+
+
+async def test_a_suspended_parent_domain_covers_subdomains_unless_a_more_specific_block_allows(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    await suspend(db, "example")
+    with pytest.raises(ActorRefused):
+        await fetcher.fetch_actor(ERIN)  # gts.example
+    await suspend(db, "gts.example", severity="noop")
+    remote.serve(ERIN, gotosocial_erin())
+    assert (await fetcher.fetch_actor(ERIN)).uri == ERIN
+
+
+async def test_a_cached_actor_is_still_answered_after_its_domain_is_suspended(
+        fetcher: ActorFetcher, remote: Remote, db: Database, clock: FakeClock) -> None:
+    remote.serve(CAROL, mastodon_carol())
+    account = await fetcher.fetch_actor(CAROL)
+    await suspend(db, "mastodon.example")
+    assert (await fetcher.fetch_actor(CAROL)).id == account.id  # no network: the row
+    assert await fetcher.key_for(CAROL_KEY) == account.public_key_pem
+    clock.now += timedelta(days=2)  # stale: a refetch would go out, and is refused
+    with pytest.raises(ActorRefused):
+        await fetcher.fetch_actor(CAROL)
+    assert remote.fetched(CAROL) == 1
+
+
+async def test_resolve_handle_never_asks_a_suspended_host(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    remote.serve(wf_url("carol", "mastodon.example"), jrd("acct:carol@mastodon.example", CAROL),
+                 content_type="application/jrd+json")
+    remote.serve(CAROL, mastodon_carol())
+    await suspend(db, "mastodon.example")
+    with pytest.raises(ActorRefused) as caught:
+        await fetcher.resolve_handle("carol@mastodon.example")
+    assert caught.value.reason == "suspended"
+    assert remote.requests == []
+
+
+async def test_resolve_handle_refuses_an_actor_on_a_suspended_domain_named_by_webfinger(
+        fetcher: ActorFetcher, remote: Remote, db: Database) -> None:
+    remote.serve(wf_url("ann", "example.org"), jrd("acct:ann@example.org", CAROL),
+                 content_type="application/jrd+json")
+    remote.serve(CAROL, mastodon_carol())
+    await suspend(db, "mastodon.example")
+    with pytest.raises(ActorRefused) as caught:
+        await fetcher.resolve_handle("ann@example.org")
+    assert caught.value.reason == "suspended"
+    assert [str(r.url) for r in remote.requests] == [wf_url("ann", "example.org")]
+    assert await rows(db) == []

@@ -23,7 +23,7 @@ from federation.delivery import MAX_ATTEMPTS, RETRY_BASE, RETRY_CAP
 from server.app import AppOptions, create_app
 from server.db import Database
 from server.ids import utcnow
-from server.models import Account, Activity, Delivery, Instance, Job, JobState, User
+from server.models import Account, Activity, Delivery, DomainBlock, Instance, Job, JobState, User
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
 from server.settings import Settings
@@ -242,3 +242,53 @@ async def test_an_inbox_on_a_private_address_is_given_up(
     assert job.state == JobState.DONE and delivery.delivered_at is None
     assert remote.received == []
     assert await instance(db, "solo.example") is None  # never reached: no health news
+
+
+async def suspend(db: Database, domain: str) -> None:
+    async with db.session() as session:
+        session.add(DomainBlock(domain=domain, severity="suspend"))
+        await session.commit()
+
+
+async def test_a_retry_to_a_domain_suspended_meanwhile_is_given_up_unsent(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    remote.answers[TOM_INBOX] = 503
+    await post(db, settings, alice, "Hello")
+    await run_federation(app)
+    _, job = await delivery_to(db, TOM_INBOX)
+    assert job.state == JobState.QUEUED
+    remote.answers[TOM_INBOX] = 202
+    await suspend(db, "solo.example")
+    await make_due(db, job)
+    assert await run_federation(app) == 1
+    delivery, job = await delivery_to(db, TOM_INBOX)
+    assert job.state == JobState.DONE and delivery.delivered_at is None
+    assert len([r for r in remote.received if r.url == TOM_INBOX]) == 1  # the first try only
+    health = await instance(db, "solo.example")
+    assert health is not None and health.failures == 1  # no news of it: unchanged
+
+
+async def test_a_redone_federate_job_does_not_send_old_deliveries_to_a_suspended_domain(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    remote.answers[TOM_INBOX] = 503
+    await post(db, settings, alice, "Hello")
+    await run_federation(app)
+    _, job = await delivery_to(db, TOM_INBOX)
+    await make_due(db, job)
+    await suspend(db, "example")  # covers solo.example (and shared.example, delivered)
+    remote.answers[TOM_INBOX] = 202
+    async with db.session() as session:
+        activity = await session.scalar(select(Activity))
+        assert activity is not None
+        # The federate job runs again (a retry) and claims the due delivery in bulk.
+        await enqueue(session, kind_named("federate"), str(activity.id), again=True)
+        await session.commit()
+    await run_federation(app)
+    delivery, job = await delivery_to(db, TOM_INBOX)
+    assert job.state == JobState.DONE and delivery.delivered_at is None
+    assert len([r for r in remote.received if r.url == TOM_INBOX]) == 1
+    assert await run_federation(app) == 0

@@ -16,6 +16,7 @@ import pytest
 from federation import mentions
 from federation.context import FederationContext
 from federation.mentions import MAX_LOOKUPS, resolve_unknown_mentions
+from server.models import DomainBlock
 from server.settings import Settings
 from tests.federation.fediverse import Fediverse
 
@@ -86,3 +87,15 @@ async def test_a_slow_server_is_cut_off_and_the_post_is_made(
     assert response.status_code == 200
     assert [m["acct"] for m in response.json()["mentions"]] == ["carol@mastodon.example"]
     assert "@sloth@slow.example" in response.json()["content"]
+
+
+async def test_suspended_hosts_are_not_asked_unless_a_more_specific_block_exempts_them(
+        remote: FederationContext, fediverse: Fediverse, app: Any) -> None:
+    async with app.state.easel.db.session() as session:
+        session.add(DomainBlock(domain="example", severity="suspend"))
+        session.add(DomainBlock(domain="gts.example", severity="noop"))
+        await session.commit()
+    found = await resolve_unknown_mentions(
+        remote, "for @carol@mastodon.example and @erin@gts.example")
+    assert [account.acct() for account in found] == ["erin@gts.example"]
+    assert {r.url.host for r in fediverse.requests} == {"gts.example"}

@@ -353,6 +353,7 @@ async def test_a_tombstoned_uri_is_never_recreated(fed: FederationContext, db: D
 
 async def test_a_suspended_domain_is_refused_and_reject_media_keeps_links_only(
         fed: FederationContext, db: Database) -> None:
+    erin = await fed.fetcher.fetch_actor(ERIN)  # known before gts.example was suspended
     async with db.session() as session:
         session.add(DomainBlock(domain="pixelfed.example", severity="noop", reject_media=True))
         session.add(DomainBlock(domain="gts.example", severity="suspend"))
@@ -362,7 +363,6 @@ async def test_a_suspended_domain_is_refused_and_reject_media_keeps_links_only(
     assert 'href="https://pixelfed.example/storage/m/_v2/7012/abc/def/harbour1.jpg"' in status.content
     assert "Boats moored in a calm harbour at sunrise</a>" in status.content
 
-    erin = await fed.fetcher.fetch_actor(ERIN)
     async with db.session() as session:
         with pytest.raises(NoteRefused) as refused:
             await store_note(fed, session, corpus_note("gotosocial_create_note.json"), author=erin)
@@ -432,6 +432,56 @@ async def test_an_unreachable_parent_is_kept_as_a_uri_and_the_chain_is_bounded(
     await store(fed, db, leaf)
     assert sum(fediverse.fetched(uri) for uri in chain) == MAX_REPLY_DEPTH
     assert await count(db, Status, Status.uri.in_(chain)) == MAX_REPLY_DEPTH
+
+
+async def test_a_reply_to_an_unreachable_parent_stays_out_of_the_public_timelines(
+        fed: FederationContext, db: Database, fediverse: Fediverse,
+        client: httpx.AsyncClient) -> None:
+    gone = "https://gts.example/users/erin/statuses/GONE"
+    fediverse.status(gone, 404)
+    top = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/6",
+                                "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                "content": "a post"})
+    reply = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/7",
+                                  "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                  "inReplyTo": gone, "content": "a reply"})
+    assert reply.in_reply_to_id is None and reply.in_reply_to_account_id is None
+    for path in ("/api/v1/timelines/public", "/api/v1/timelines/public?remote=true"):
+        shown = [entity["id"] for entity in (await client.get(path)).json()]
+        assert shown == [str(top.id)]
+    entity = (await client.get(f"/api/v1/statuses/{reply.id}")).json()
+    assert entity["content"] == "a reply"  # still there, as a reply to nothing known
+
+
+@pytest.mark.parametrize(("published", "expected"), [
+    ("1900-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC)),   # before the epoch
+    ("0001-01-01T00:00:00Z", datetime(1970, 1, 1, tzinfo=UTC)),
+    ("2001-02-03T04:05:06Z", datetime(2001, 2, 3, 4, 5, 6, tzinfo=UTC)),
+])
+async def test_published_before_1970_is_clamped_so_the_id_stays_positive(
+        fed: FederationContext, db: Database, published: str, expected: datetime) -> None:
+    status = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/8",
+                                   "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                   "content": "old", "published": published})
+    created = status.created_at.replace(tzinfo=UTC) if status.created_at.tzinfo is None \
+        else status.created_at
+    assert created == expected
+    assert 0 < status.id < 2**63
+    assert status.id >> 16 == int(expected.timestamp() * 1000)
+
+
+@pytest.mark.parametrize("published", [
+    "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "9999-12-31T23:59:59Z"])
+async def test_published_out_of_range_or_in_the_future_means_now(
+        fed: FederationContext, db: Database, published: str) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
+    status = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/9",
+                                   "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                   "content": "when?", "published": published,
+                                   "updated": published})
+    created = status.created_at.replace(tzinfo=UTC) if status.created_at.tzinfo is None \
+        else status.created_at
+    assert before <= created <= datetime.now(UTC)
 
 
 # ------------------------------------------------------------------------ resolving

@@ -99,6 +99,28 @@ async def test_a_redirect_to_another_host_ends_in_a_refusal(
         await fetch_object(fed, NOTE)
 
 
+async def test_a_document_served_from_another_host_after_a_redirect_is_refused_even_naming_the_url(
+        fed: FederationContext, fediverse: Fediverse) -> None:
+    # CVE-2024-23832's shape: the origin redirects, and the other host answers with a
+    # document that claims to be the one asked for.
+    other = "https://evil.example/notes/1"
+    fediverse.routes[NOTE] = httpx.Response(302, headers={"Location": other})
+    forged = note(NOTE) | {"content": "forged by evil"}
+    fediverse.serve(other, forged)
+    with pytest.raises(ObjectRefused) as refused:
+        await fetch_object(fed, NOTE)
+    assert refused.value.reason == "redirected"
+    assert fediverse.fetched(other) == 1
+
+
+async def test_a_redirect_on_the_same_origin_is_followed(
+        fed: FederationContext, fediverse: Fediverse) -> None:
+    moved = "https://mastodon.example/users/carol/statuses/1/"
+    fediverse.routes[NOTE] = httpx.Response(301, headers={"Location": moved})
+    fediverse.serve(moved, note(NOTE))
+    assert (await fetch_object(fed, NOTE))["content"] == "hi"
+
+
 async def test_a_document_without_an_id_is_refused(
         fed: FederationContext, fediverse: Fediverse) -> None:
     fediverse.serve(NOTE, {"type": "Note", "content": "no id"})

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from starlette.applications import Starlette
 
 from federation.context import FederationContext, install_federation_context
@@ -225,10 +225,25 @@ async def test_suspended_domains_are_skipped(
     assert remote.received == [] and await count(db, Delivery) == 0
 
     async with db.session() as session:
-        await session.execute(DomainBlock.__table__.delete())
+        await session.execute(delete(DomainBlock))
         session.add(DomainBlock(domain="solo.example", severity="suspend"))
         await session.commit()
     await post(db, settings, alice, "Hello again")
+    await run_federation(app)
+    assert remote.urls == ["https://shared.example/inbox"]
+
+
+async def test_the_most_specific_block_decides_who_is_delivered_to(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    # example is suspended, but shared.example is exempted by its own (noop) block — as
+    # the inbox accepts from it, delivery goes to it; solo.example stays suspended.
+    async with db.session() as session:
+        session.add(DomainBlock(domain="example", severity="suspend"))
+        session.add(DomainBlock(domain="shared.example", severity="noop"))
+        await session.commit()
+    await post(db, settings, alice, "Hello")
     await run_federation(app)
     assert remote.urls == ["https://shared.example/inbox"]
 

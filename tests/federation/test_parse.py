@@ -126,6 +126,39 @@ def test_mastodon_accept_and_undo_keep_the_embedded_follow() -> None:
     assert undo.object_id == "https://mastodon.example/0c1d2e3f-4a5b-6c7d-8e9f-a0b1c2d3e4f5"
 
 
+@pytest.mark.parametrize("type_", ["Accept", "Reject", "Undo"])
+def test_an_embedded_activity_without_an_id_is_kept_for_accept_reject_and_undo(
+        type_: str) -> None:
+    follow = {"type": "Follow", "actor": "https://easel.test/users/alice",
+              "object": "https://r.example/a"}
+    activity = parse_activity({"id": "https://r.example/1", "type": type_,
+                               "actor": "https://r.example/a", "object": follow})
+    assert (activity.object, activity.object_ids, activity.object_id) == (follow, (), None)
+    assert activity.embedded_object == follow
+    listed = parse_activity({"id": "https://r.example/2", "type": type_,
+                             "actor": "https://r.example/a", "object": [follow]})
+    assert (listed.object, listed.object_ids) == (follow, ())
+
+
+@pytest.mark.parametrize("doc", [
+    # Other activities still need an id on an embedded object…
+    {"id": "https://r.example/1", "type": "Like", "actor": "https://r.example/a",
+     "object": {"type": "Note", "content": "no id"}},
+    {"id": "https://r.example/1", "type": "Announce", "actor": "https://r.example/a",
+     "object": {"type": "Note"}},
+    # … and even an Undo needs a typed object, without any id rather than a bad one.
+    {"id": "https://r.example/1", "type": "Undo", "actor": "https://r.example/a",
+     "object": {"actor": "https://r.example/a", "object": "https://e.test/s/1"}},
+    {"id": "https://r.example/1", "type": "Undo", "actor": "https://r.example/a",
+     "object": {"id": "javascript:alert(1)", "type": "Like", "object": "https://e.test/s/1"}},
+    {"id": "https://r.example/1", "type": "Accept", "actor": "https://r.example/a",
+     "object": {"id": 42, "type": "Follow"}},
+])
+def test_embedded_objects_without_a_usable_id_are_refused_elsewhere(doc: Any) -> None:
+    with pytest.raises(ParseError):
+        parse_activity(doc)
+
+
 def test_mastodon_deletes_of_a_note_and_of_an_actor() -> None:
     note = parse_activity(load("mastodon_delete_note.json"))
     assert note.type == "Delete"
@@ -624,3 +657,37 @@ def test_is_public(addressing: Any, expected: bool) -> None:
 ])
 def test_same_origin(a: Any, b: Any, expected: bool) -> None:
     assert same_origin(a, b) is expected
+
+
+# A timestamp that cannot be moved to UTC (out of datetime's range once the offset is
+# applied), or is malformed, is dropped — never an exception: parse_activity runs on
+# unauthenticated inbox bodies and search results.
+@pytest.mark.parametrize("published", [
+    "0001-01-01T00:00:00+01:00",   # before year 1 in UTC: OverflowError
+    "9999-12-31T23:59:59-01:00",   # after year 9999 in UTC: OverflowError
+    "2024-13-01T00:00:00Z",
+    "2024-01-01T00:00:00+25:00",
+    "yesterday at noon",
+    "2024",
+])
+def test_an_unusable_published_is_dropped_not_raised(published: str) -> None:
+    body = {"id": "https://a.example/likes/1", "type": "Like", "actor": "https://a.example/u",
+            "object": "https://b.example/n", "published": published}
+    assert parse_activity(body).published is None
+    note = {"id": "https://a.example/notes/1", "type": "Note", "content": "hi",
+            "attributedTo": "https://a.example/u", "published": published, "updated": published}
+    parsed = parse_note(note)
+    assert parsed.published is None and parsed.updated is None
+
+
+@pytest.mark.parametrize(("published", "expected"), [
+    ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
+    ("0001-01-01T01:00:00+01:00", datetime(1, 1, 1, tzinfo=UTC)),
+    ("9999-12-31T23:59:59Z", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)),
+    ("2024-05-01T12:00:00-02:00", datetime(2024, 5, 1, 14, 0, tzinfo=UTC)),
+])
+def test_extreme_but_representable_timestamps_are_kept_in_utc(
+        published: str, expected: datetime) -> None:
+    body = {"id": "https://a.example/likes/1", "type": "Like", "actor": "https://a.example/u",
+            "object": "https://b.example/n", "published": published}
+    assert parse_activity(body).published == expected

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from federation.context import FederationContext, federation_context, install_federation_context
+from federation.inbox.intake import item_key
 from federation.signatures import CavageSigner
 from server.app import AppOptions, create_app
 from server.db import Database
@@ -187,9 +188,13 @@ async def stored(db: Database) -> tuple[int, int]:
     return int(items or 0), int(jobs or 0)
 
 
-async def item_for(db: Database, activity_id: str) -> InboxItem | None:
+async def item_for(db: Database, activity_id: str, *,
+                   forwarded_by: FakeActor | None = None) -> InboxItem | None:
+    """The inbox item of ``activity_id`` as its actor sent it, or as ``forwarded_by``
+    forwarded it (stored under its own key)."""
+    key = item_key(activity_id, forwarded_by=forwarded_by.uri if forwarded_by else None)
     async with db.session() as session:
-        return await session.scalar(select(InboxItem).where(InboxItem.activity_uri == activity_id))
+        return await session.scalar(select(InboxItem).where(InboxItem.activity_uri == key))
 
 
 async def receive(app: Starlette, sender: FakeActor, activity: dict[str, Any]) -> str:

@@ -142,7 +142,7 @@ async def test_a_forwarded_create_is_refetched_never_trusted(
     # Dave's server forwards carol's activity: signed by dave, not by carol.
     await deliver_and_process(inbox_app, remote_dave, activity)
 
-    item = await item_for(app_db, activity["id"])
+    item = await item_for(app_db, activity["id"], forwarded_by=remote_dave)
     assert item is not None and item.forwarded
     [status] = await statuses(app_db)
     assert "New sketches for" in status.content and "never wrote" not in status.content

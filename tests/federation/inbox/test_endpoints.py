@@ -109,10 +109,11 @@ async def test_a_forwarded_create_is_accepted_and_marked(
     activity = remote_carol.activity("Create", note)
     response = await deliver(inbox_app, remote_dave, activity)  # dave signs carol's Create
     assert response.status_code == 202
-    item = await item_for(app_db, str(activity["id"]))
+    item = await item_for(app_db, str(activity["id"]), forwarded_by=remote_dave)
     assert item is not None
     assert (item.forwarded, item.signer_uri, item.actor_uri) == (
         True, remote_dave.uri, remote_carol.uri)
+    assert item.body["id"] == activity["id"]
 
 
 # ---------------------------------------------------------------------------- refused

@@ -132,6 +132,76 @@ async def test_a_reject_ends_the_request(
     assert (relationship["following"], relationship["requested"]) == (False, False)
 
 
+async def test_an_accept_or_reject_of_a_follow_without_an_id_matches_by_actors(
+        inbox_app: Starlette, alice_app: Api, remote_carol: FakeActor,
+        remote_dave: FakeActor, fediverse: Fediverse) -> None:
+    carol_id, _ = await alice_asks_to_follow(inbox_app, alice_app, remote_carol, fediverse)
+    dave_id, _ = await alice_asks_to_follow(inbox_app, alice_app, remote_dave, fediverse)
+    # Some servers embed our Follow by value, without its id.
+    follow_of_carol = {"type": "Follow", "actor": ALICE, "object": remote_carol.uri}
+    follow_of_dave = {"type": "Follow", "actor": ALICE, "object": remote_dave.uri}
+    # dave cannot answer alice's request to carol, nor can carol answer the one to dave.
+    assert await receive(inbox_app, remote_dave, remote_dave.activity(
+        "Accept", follow_of_carol)) == InboxOutcome.IGNORED
+    assert await receive(inbox_app, remote_carol, remote_carol.activity(
+        "Reject", follow_of_dave)) == InboxOutcome.IGNORED
+
+    assert await receive(inbox_app, remote_carol, remote_carol.activity(
+        "Accept", follow_of_carol)) == InboxOutcome.PROCESSED
+    assert await receive(inbox_app, remote_dave, remote_dave.activity(
+        "Reject", follow_of_dave)) == InboxOutcome.PROCESSED
+
+    carol = await alice_app.relationship(carol_id)
+    dave = await alice_app.relationship(dave_id)
+    assert (carol["following"], carol["requested"]) == (True, False)
+    assert (dave["following"], dave["requested"]) == (False, False)
+
+
+async def test_an_undo_of_a_follow_without_an_id_matches_by_actor_and_object(
+        inbox_app: Starlette, alice_app: Api, alice: User, remote_carol: FakeActor,
+        remote_dave: FakeActor) -> None:
+    await receive(inbox_app, remote_carol, remote_carol.activity("Follow", ALICE))
+    await receive(inbox_app, remote_dave, remote_dave.activity("Follow", ALICE))
+    assert (await alice_app.account(alice.account.id))["followers_count"] == 2
+    # dave sends an id-less Follow naming carol as its actor: not his to undo…
+    carols = {"type": "Follow", "actor": remote_carol.uri, "object": ALICE}
+    assert await receive(inbox_app, remote_dave,
+                         remote_dave.activity("Undo", carols)) == InboxOutcome.REJECTED
+    # … nor is one naming no actor at all.
+    anonymous = {"type": "Follow", "object": ALICE}
+    assert await receive(inbox_app, remote_dave,
+                         remote_dave.activity("Undo", anonymous)) == InboxOutcome.REJECTED
+    assert (await alice_app.account(alice.account.id))["followers_count"] == 2
+
+    assert await receive(inbox_app, remote_carol,
+                         remote_carol.activity("Undo", carols)) == InboxOutcome.PROCESSED
+    assert (await alice_app.account(alice.account.id))["followers_count"] == 1
+    assert await receive(inbox_app, remote_carol,
+                         remote_carol.activity("Undo", carols)) == InboxOutcome.IGNORED
+
+
+async def test_an_undo_of_a_like_or_boost_without_an_id_matches_by_actor_and_object(
+        inbox_app: Starlette, alice_app: Api, artwork: Status, remote_carol: FakeActor,
+        remote_dave: FakeActor) -> None:
+    for actor in (remote_carol, remote_dave):
+        await receive(inbox_app, actor, actor.activity("Like", artwork.uri))
+        await receive(inbox_app, actor, actor.activity("Announce", artwork.uri, to=[PUBLIC]))
+    status = await alice_app.status(artwork.id)
+    assert (status["favourites_count"], status["reblogs_count"]) == (2, 2)
+
+    like = {"type": "Like", "actor": remote_carol.uri, "object": artwork.uri}
+    announce = {"type": "Announce", "actor": remote_carol.uri, "object": artwork.uri}
+    assert await receive(inbox_app, remote_carol,
+                         remote_carol.activity("Undo", like)) == InboxOutcome.PROCESSED
+    assert await receive(inbox_app, remote_carol,
+                         remote_carol.activity("Undo", announce)) == InboxOutcome.PROCESSED
+
+    status = await alice_app.status(artwork.id)
+    assert (status["favourites_count"], status["reblogs_count"]) == (1, 1)  # dave's stay
+    assert await receive(inbox_app, remote_carol,
+                         remote_carol.activity("Undo", like)) == InboxOutcome.IGNORED
+
+
 async def test_a_block_severs_follows_both_ways(
         inbox_app: Starlette, alice_app: Api, alice: User, remote_carol: FakeActor,
         fediverse: Fediverse) -> None:
@@ -240,7 +310,7 @@ async def test_a_forwarded_delete_of_a_living_actor_is_rejected(
     response = await deliver(inbox_app, remote_dave, delete)  # dave forwards it
     assert response.status_code == 202
     await process(inbox_app)
-    item = await item_for(inbox_app.state.easel.db, delete["id"])
+    item = await item_for(inbox_app.state.easel.db, delete["id"], forwarded_by=remote_dave)
     assert item is not None and item.outcome == InboxOutcome.REJECTED
     assert (await alice_app.account(carol.id))["acct"] == "carol@remote.example"
 
@@ -296,7 +366,7 @@ async def test_an_unreachable_actor_is_retried_later(
     # dave forwards it, so carol's own server is first asked when processing.
     assert (await deliver(inbox_app, remote_dave, create)).status_code == 202
     await process(inbox_app)
-    item = await item_for(app_db, create["id"])
+    item = await item_for(app_db, create["id"], forwarded_by=remote_dave)
     assert item is not None and item.outcome == InboxOutcome.PENDING
     async with app_db.session() as session:
         job = await session.scalar(select(Job).where(Job.kind == "process_inbox"))

@@ -101,3 +101,25 @@ async def test_a_forwarded_update_applies_the_origins_version(
 
     status = await the_status(app_db, note["id"])
     assert status.content == "<p>what carol wrote</p>"
+
+
+async def test_an_update_whose_origin_serves_another_note_creates_nothing(
+        inbox_app: Starlette, app_db: Database, fediverse: Fediverse,
+        remote_carol: FakeActor, alice: User) -> None:
+    note = await carol_posts(inbox_app, remote_carol)
+    # Asked for carol's status, her server answers with another note of its own (the
+    # origin rule lets a URL lead to a document with another id on the same server).
+    other = edited(note, "<p>a different post</p>", "2024-05-01T12:00:00Z")
+    other["id"] = remote_carol.uri + "/statuses/2"
+    fediverse.objects[note["id"]] = other
+    fediverse.objects[other["id"]] = other
+    update = remote_carol.activity("Update", note["id"])  # by id: refetched
+    await deliver_and_process(inbox_app, remote_carol, update)
+
+    item = await item_for(app_db, update["id"])
+    assert item is not None and item.outcome == "ignored"
+    assert fediverse.fetched(other["id"]) == 1
+    status = await the_status(app_db, note["id"])
+    assert "New sketches for" in status.content and status.edited_at is None
+    async with app_db.session() as session:
+        assert await session.scalar(select(Status).where(Status.uri == other["id"])) is None
