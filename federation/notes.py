@@ -14,7 +14,7 @@ Note, as a status Easel shows". This module is that one conversion and its rules
   ``attributedTo`` must be the author and the note's id on the author's origin. Replies
   are linked to a known parent; an unknown parent is fetched (at most
   :data:`MAX_REPLY_DEPTH` levels up), else only its uri is kept, in ``in_reply_to_uri``
-  (still a reply for the timelines, never linked later). Hashtags become
+  (still a reply for the timelines; linked, and counted, when the parent is stored later). Hashtags become
   ``Tag``/``StatusTag`` rows like local ones;
   mentions become ``Mention`` rows for accounts Easel already knows (never fetched here),
   local accounts addressed in ``to``/``cc`` are mentioned silently (direct messages), and
@@ -350,8 +350,7 @@ async def _parent(fed: FederationContext, session: AsyncSession, note: RemoteNot
         return await _resolve(fed, session, note.in_reply_to, depth=depth + 1)
     except NoteError:
         # Kept as in_reply_to_uri only: the reply stays out of public timelines (it is
-        # still a reply) but is not linked to the parent if that arrives later (that
-        # would need an index on statuses.in_reply_to_uri to find such replies).
+        # still a reply), and is linked when its parent is stored later.
         return None
 
 
@@ -405,6 +404,26 @@ def _link(url: str, text: str) -> str:
             f'target="_blank">{html.escape(text, quote=False)}</a>')
 
 
+async def _adopt_waiting_replies(session: AsyncSession, status: Status) -> None:
+    """Link the replies stored before ``status`` (their parent could not be fetched then)
+    to it, and count them once. A reply to itself, or to its own reply (a cycle a remote
+    could build), is never linked."""
+    waiting = (
+        update(Status)
+        .where(Status.in_reply_to_uri == status.uri, Status.in_reply_to_id.is_(None),
+               Status.id != status.id)
+        .values(in_reply_to_id=status.id, in_reply_to_account_id=status.account_id)
+        .returning(Status.id)
+        .execution_options(synchronize_session=False)
+    )
+    if status.in_reply_to_id is not None:
+        waiting = waiting.where(Status.id != status.in_reply_to_id)
+    adopted = len((await session.execute(waiting)).all())
+    if adopted:
+        await session.execute(update(Status).where(Status.id == status.id).values(
+            replies_count=Status.replies_count + adopted))
+
+
 async def _create(session: AsyncSession, note: RemoteNote, author: Account,
                   parent: Status | None, *, reject_media: bool, quote: str | None) -> Status:
     created_at = _created_at(note)
@@ -437,6 +456,7 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
     if parent is not None:
         await session.execute(update(Status).where(Status.id == parent.id).values(
             replies_count=Status.replies_count + 1))
+    await _adopt_waiting_replies(session, status)
     await session.flush()
     for account in mentioned:
         await notify(session, account, "mention", author, status.id)

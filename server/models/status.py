@@ -37,8 +37,10 @@ class Status(Base):
         ForeignKey("statuses.id", ondelete="SET NULL"), index=True, default=None)
     in_reply_to_account_id: Mapped[int | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
-    # A remote reply's inReplyTo when its parent could not be fetched (yet).
-    in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    # A remote reply's inReplyTo (kept even when the parent is known; the only link to a
+    # parent that could not be fetched yet).
+    # Indexed: a parent that arrives later finds its waiting replies by it.
+    in_reply_to_uri: Mapped[str | None] = mapped_column(String(2048), index=True, default=None)
     reblog_of_id: Mapped[int | None] = mapped_column(
         ForeignKey("statuses.id", ondelete="CASCADE"), index=True, default=None)
     application_id: Mapped[int | None] = mapped_column(

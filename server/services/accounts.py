@@ -289,7 +289,8 @@ def account_statuses_query(
     if only_media:
         query = query.where(exists().where(MediaAttachment.status_id == Status.id))
     if exclude_replies:
-        query = query.where(or_(Status.in_reply_to_id.is_(None),
+        # A remote reply whose parent could not be fetched has only in_reply_to_uri.
+        query = query.where(or_(Status.in_reply_to_id.is_(None) & Status.in_reply_to_uri.is_(None),
                                 Status.in_reply_to_account_id == Status.account_id))
     if exclude_reblogs:
         query = query.where(Status.reblog_of_id.is_(None))

@@ -451,6 +451,58 @@ async def test_a_reply_to_an_unreachable_parent_stays_out_of_the_public_timeline
         assert shown == [str(top.id)]
     entity = (await client.get(f"/api/v1/statuses/{reply.id}")).json()
     assert entity["content"] == "a reply"  # still there, as a reply to nothing known
+    own = f"/api/v1/accounts/{top.account_id}/statuses"
+    assert [e["id"] for e in (await client.get(own, params={"exclude_replies": "true"})).json()] \
+        == [str(top.id)]
+    assert len((await client.get(own)).json()) == 2
+
+
+async def test_replies_stored_before_their_parent_are_linked_when_it_arrives(
+        fed: FederationContext, db: Database, fediverse: Fediverse,
+        client: httpx.AsyncClient) -> None:
+    late = "https://gts.example/users/erin/statuses/LATE"
+    fediverse.status(late, 503)
+    first = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/9",
+                                  "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                  "inReplyTo": late, "content": "first answer"})
+    second = await store(fed, db, {"id": "https://mastodon.example/users/carol/statuses/10",
+                                   "type": "Note", "attributedTo": CAROL, "to": [PUBLIC],
+                                   "inReplyTo": late, "content": "second answer"})
+    assert first.in_reply_to_id is None and second.in_reply_to_id is None
+
+    parent = await store(fed, db, {"id": late, "type": "Note", "attributedTo": ERIN,
+                                   "to": [PUBLIC], "content": "the late question"})
+    async with db.session() as session:
+        linked = list(await session.scalars(
+            select(Status).where(Status.id.in_([first.id, second.id]))))
+        stored_parent = await session.get(Status, parent.id)
+    assert {s.in_reply_to_id for s in linked} == {parent.id}
+    assert {s.in_reply_to_account_id for s in linked} == {parent.account_id}
+    assert stored_parent is not None and stored_parent.replies_count == 2
+    context = (await client.get(f"/api/v1/statuses/{parent.id}/context")).json()
+    assert [e["id"] for e in context["descendants"]] == [str(first.id), str(second.id)]
+
+    # Redelivered, the parent changes nothing (no second count).
+    await store(fed, db, {"id": late, "type": "Note", "attributedTo": ERIN,
+                          "to": [PUBLIC], "content": "the late question"})
+    async with db.session() as session:
+        again = await session.get(Status, parent.id)
+    assert again is not None and again.replies_count == 2
+
+
+async def test_a_parent_replying_to_its_own_waiting_reply_makes_no_cycle(
+        fed: FederationContext, db: Database, fediverse: Fediverse) -> None:
+    a_uri = "https://mastodon.example/users/carol/statuses/11"
+    b_uri = "https://gts.example/users/erin/statuses/B"
+    fediverse.status(b_uri, 503)
+    a = await store(fed, db, {"id": a_uri, "type": "Note", "attributedTo": CAROL,
+                              "to": [PUBLIC], "inReplyTo": b_uri, "content": "a"})
+    b = await store(fed, db, {"id": b_uri, "type": "Note", "attributedTo": ERIN,
+                              "to": [PUBLIC], "inReplyTo": a_uri, "content": "b"})
+    assert b.in_reply_to_id == a.id
+    async with db.session() as session:
+        still = await session.get(Status, a.id)
+    assert still is not None and still.in_reply_to_id is None
 
 
 @pytest.mark.parametrize(("published", "expected"), [
