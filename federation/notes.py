@@ -107,6 +107,7 @@ from server.models.media import ProtectionState
 from server.services.errors import ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
+from server.services.outbox import record_activity
 from server.services.statuses import _tags_for
 
 # How many levels of unknown reply parents one stored note may fetch.
@@ -611,6 +612,22 @@ async def _decrement(session: AsyncSession, model: Any, row_id: int,
     await session.execute(update(model).where(model.id == row_id).values(values))
 
 
+async def _undo_local_boosts(session: AsyncSession, status: Status) -> None:
+    """Local boosts of a deleted remote status go with it: their boosters' followers on
+    other servers are told (``Undo(Announce)``), as when the booster unboosts."""
+    rows = (await session.execute(
+        select(Status, Account).join(Account, Account.id == Status.account_id)
+        .where(Status.reblog_of_id == status.id, Status.published.is_(True),
+               Account.domain == ""))).all()
+    for boost, booster in rows:
+        published = boost.published_at or boost.created_at
+        await record_activity(
+            session, booster, "Undo", object_uri=status.uri, uri=f"{boost.uri}/undo",
+            object_type="Announce", boost_uri=boost.uri, visibility=boost.visibility,
+            original_visibility=status.visibility, original_author_id=status.account_id,
+            published_at=published.isoformat())
+
+
 async def _remove(session: AsyncSession, status: Status) -> None:
     """Delete a remote status with its boosts, media rows and notifications; every
     counter goes down once."""
@@ -624,6 +641,7 @@ async def _remove(session: AsyncSession, status: Status) -> None:
     for _boost_id, booster_id, published in boosts:
         if published:
             await _decrement(session, Account, booster_id, Account.statuses_count)
+    await _undo_local_boosts(session, status)
     gone = [status.id, *(row[0] for row in boosts)]
     await session.execute(delete(Notification).where(Notification.status_id.in_(gone)))
     await session.execute(delete(MediaAttachment).where(MediaAttachment.status_id == status.id)

@@ -30,6 +30,7 @@ from federation.notes import (
 from server.db import Database
 from server.models import (
     Account,
+    Activity,
     DomainBlock,
     Follow,
     MediaAttachment,
@@ -605,6 +606,10 @@ async def test_deleting_by_the_author_removes_boosts_notifications_and_leaves_a_
     async with db.session() as session:
         booster = await session.get(Account, bob.account_id)
         assert booster is not None and booster.statuses_count == 0
+        # bob's followers elsewhere are told his boost is gone, as when he unboosts.
+        undos = list(await session.scalars(select(Activity).where(Activity.type == "Undo")))
+    assert [(a.account_id, a.object_uri, a.payload["object_type"]) for a in undos] == [
+        (bob.account_id, MASTODON_NOTE, "Announce")]
 
     async with db.session() as session:  # a second Delete: nothing left to do
         assert not await delete_remote_status(fed, session, MASTODON_NOTE, actor=carol)
