@@ -132,7 +132,13 @@ async def get_account(request: Request) -> JSONResponse:
     state = easel(request)
     async with state.db.session() as session:
         account = await account_service.find_account(session, account_id)
-    return _json(account_to_entity(account, EntityContext.of(state)))
+        moved = (await session.get(Account, account.moved_to_account_id)
+                 if account.moved_to_account_id is not None else None)
+    ctx = EntityContext.of(state)
+    entity = account_to_entity(account, ctx)
+    if moved is not None:  # the profile says where the account went (Mastodon's `moved`)
+        entity["moved"] = account_to_entity(moved, ctx)
+    return _json(entity)
 
 
 async def get_accounts(request: Request) -> JSONResponse:

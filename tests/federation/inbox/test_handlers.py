@@ -330,6 +330,9 @@ async def test_a_move_takes_local_followers_to_the_new_account(
     async with app_db.session() as session:
         old = await session.get(Account, carol_id)
     assert old is not None and old.moved_to_account_id == new_account.id
+    profile = await alice_app.account(carol_id)
+    assert profile["moved"]["id"] == str(new_account.id)
+    assert profile["moved"]["acct"] == "carol@new.example"
     assert any(a["type"] == "Follow" and a["object"] == new.uri for a in fediverse.posted())
     assert any(a["type"] == "Undo" for a in fediverse.posted())
 
