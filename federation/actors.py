@@ -263,7 +263,8 @@ class ActorFetcher:
             raise RuntimeError("the instance actor has no private key")
         return CavageSigner(actor.public_key_id, actor.private_key_pem, clock=self.clock)
 
-    async def _auth(self) -> httpx.Auth:
+    async def signer(self) -> httpx.Auth:
+        """The instance actor's signer for GETs (built once); object fetches sign with it too."""
         if self._signer is None:
             self._signer = await self._signer_factory()
         return self._signer
@@ -284,7 +285,7 @@ class ActorFetcher:
         await self._refuse_suspended(url)
         try:
             final_url, document = await fetch_json(self.client, url, accept=ACTOR_ACCEPT,
-                                                   auth=await self._auth())
+                                                   auth=await self.signer())
         except RemoteStatusError as exc:
             if exc.status_code == 410:
                 raise ActorGone(f"{url} is gone (410)", uri=url) from exc

@@ -122,7 +122,7 @@ async def _get(fed: FederationContext, url: str) -> dict[str, Any]:
     """One signed GET of an AS2 document, errors mapped to ObjectError; the document only
     when the server that finally answered is on ``url``'s origin."""
     # The instance actor's signer, built once per process by the actor fetcher.
-    auth = await fed.fetcher._auth()
+    auth = await fed.fetcher.signer()
     try:
         final_url, document = await fetch_json(fed.client, url, accept=OBJECT_ACCEPT,
                                                auth=auth, max_bytes=MAX_OBJECT_BYTES,

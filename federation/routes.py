@@ -72,7 +72,7 @@ def app_actor_fetcher(request: Request) -> ActorFetcher:
     return federation_context(state.settings, state.db).fetcher
 
 
-def _request_target(request: Request) -> str:
+def request_target(request: Request) -> str:
     """The path and query as received (``raw_path`` may carry the query: some servers
     and httpx's ASGI transport put it there)."""
     raw = request.scope.get("raw_path")
@@ -89,7 +89,7 @@ async def verify_fetch_signature(request: Request, fetcher: ActorFetcher) -> Ver
     body = await request.body()
 
     async def verify(key_lookup: Callable[[str], Awaitable[str | None]]) -> VerifiedSignature:
-        return await verify_request(method=request.method, target=_request_target(request),
+        return await verify_request(method=request.method, target=request_target(request),
                                     headers=request.headers, body=body, key_lookup=key_lookup,
                                     clock=fetcher.clock, scheme=settings.scheme)
 

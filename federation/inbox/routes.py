@@ -66,6 +66,7 @@ from federation.context import FederationContext, federation_context
 from federation.domains import domain_of, is_suspended
 from federation.inbox.intake import inbox_intake, item_key
 from federation.parse import ParseError, RemoteActivity, parse_activity, same_origin
+from federation.routes import request_target
 from federation.signatures import (
     BadSignature,
     KeyNotFound,
@@ -212,14 +213,6 @@ def parse_body(body: bytes) -> tuple[dict[str, Any], RemoteActivity]:
 
 
 # ------------------------------------------------------------------------- signatures
-
-def request_target(request: Request) -> str:
-    """The path and query as received (what ``(request-target)`` covers)."""
-    raw = request.scope.get("raw_path")
-    path = raw.split(b"?", 1)[0].decode("latin-1") if raw else request.url.path
-    query = request.scope.get("query_string", b"")
-    return f"{path}?{query.decode('latin-1')}" if query else path
-
 
 async def verify_signer(request: Request, fed: FederationContext, body: bytes) -> SignerKey:
     """The remote key that signed this request; raises SignatureError or ActorError.
