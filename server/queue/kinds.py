@@ -1,4 +1,4 @@
-"""Job kinds declared as data: queue, handler, attempts, time limit, retry schedule."""
+"""Job kinds declared as data: queue, handler, attempts, time limit, lease, retry schedule."""
 
 from __future__ import annotations
 
@@ -8,9 +8,13 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from server.models import Job
     from server.queue.runner import JobContext
 
 Handler = Callable[["JobContext"], Awaitable[None]]
+GiveUpHandler = Callable[["AsyncSession", "Job", BaseException], Awaitable[None]]
 
 QUEUES = ("default", "federation", "protect")
 # Run inside `easel serve` when no broker is configured; `protect` gets a child process.
@@ -23,11 +27,23 @@ class JobKind:
     queue: str
     handler: Handler
     max_attempts: int = 10
-    # The most a single attempt may take; also how long a claim holds before the job is
-    # considered abandoned (its worker died) and another worker may take it over.
+    # The most a single attempt may take.
     time_limit: timedelta = timedelta(minutes=5)
     retry_base: timedelta = timedelta(seconds=30)
     retry_cap: timedelta = timedelta(hours=6)
+    # How long a claim holds before the job counts as abandoned (its worker died) and
+    # another worker may take it over. None: the whole time limit (short jobs). A kind
+    # with long attempts sets a short lease; the runner renews it every lease/3 while the
+    # handler runs (a heartbeat), so a killed worker's job is due again within a lease.
+    lease: timedelta | None = None
+    # Called when the last attempt has failed, in the transaction that marks the job
+    # failed: records the failure where its owner looks (e.g. the media row).
+    on_give_up: GiveUpHandler | None = None
+
+    @property
+    def claim_duration(self) -> timedelta:
+        """How far ``locked_until`` is set ahead at a claim and at each renewal."""
+        return self.lease if self.lease is not None else self.time_limit
 
     def retry_delay(self, attempts: int) -> timedelta:
         """Exponential backoff after the ``attempts``-th failed attempt."""

@@ -3,19 +3,28 @@
 A claim is one conditional UPDATE (due, and unchanged since we read it), so two workers
 never run the same attempt. A handler's session is committed in the same transaction
 that marks its job done, and only if the claim still holds: an attempt whose worker
-stalled past its time limit, and was taken over, commits nothing.
+stalled past its claim, and was taken over, commits nothing.
+
+A claim holds until ``locked_until``. For most kinds that is the whole time limit. A kind
+with long attempts (protection: up to half an hour) declares a short ``lease`` instead,
+and the runner renews it every lease/3 from a heartbeat task while the handler runs, so
+the claim of a worker that was killed (SIGKILL, a lost machine) runs out within one lease
+and another worker redoes the job, instead of waiting for the whole time limit. The
+heartbeat, not progress reports, carries the lease: a long step that reports nothing
+(loading a model) keeps its claim, and progress stays a best-effort display.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Update, and_, or_, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -57,17 +66,27 @@ class JobContext:
             .values(progress=progress)
         )
         try:
-            async with self.db.engine.connect() as conn:
-                if self.db.is_sqlite:
-                    await conn.exec_driver_sql(f"PRAGMA busy_timeout={PROGRESS_BUSY_TIMEOUT_MS}")
-                try:
-                    await conn.execute(statement)
-                    await conn.commit()
-                finally:
-                    if self.db.is_sqlite:
-                        await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            await side_write(self.db, statement)
         except OperationalError as exc:
             log.info("job %s: progress %.2f not recorded: %s", self.job.id, progress, exc.orig)
+
+
+async def side_write(db: Database, statement: Update) -> int:
+    """Run one UPDATE in its own short transaction, beside a handler's session; its rowcount.
+
+    On SQLite it waits for the write lock only briefly (the handler's own session may hold
+    it) and raises OperationalError instead; the caller decides whether that matters.
+    """
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            await conn.exec_driver_sql(f"PRAGMA busy_timeout={PROGRESS_BUSY_TIMEOUT_MS}")
+        try:
+            result = await conn.execute(statement)
+            await conn.commit()
+            return int(result.rowcount)
+        finally:
+            if db.is_sqlite:
+                await conn.exec_driver_sql(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
 
 
 def _due(now: datetime) -> ColumnElement[bool]:
@@ -109,7 +128,7 @@ class JobRunner:
                 .values(
                     state=JobState.RUNNING,
                     attempts=Job.attempts + 1,
-                    locked_until=now + kind.time_limit,
+                    locked_until=now + kind.claim_duration,
                     updated_at=now,
                 )
                 .execution_options(synchronize_session=False)
@@ -128,11 +147,51 @@ class JobRunner:
             return "skipped"
         return await self._execute(*claimed)
 
+    async def renew_lease(self, job: Job, kind: JobKind) -> bool | None:
+        """Hold the claim on this attempt for another lease from now.
+
+        True: renewed; False: the claim is no longer ours (taken over, or the job finished);
+        None: the database was busy (SQLite) or away, try again at the next beat.
+        """
+        statement = (
+            update(Job)
+            .where(Job.id == job.id, Job.attempts == job.attempts, Job.state == JobState.RUNNING)
+            .values(locked_until=self.clock() + kind.claim_duration)
+        )
+        try:
+            return await side_write(self.db, statement) == 1
+        except (OperationalError, OSError) as exc:
+            log.info("job %s: lease not renewed this time: %s", job.id, exc)
+            return None
+
+    async def _heartbeat(self, job: Job, kind: JobKind) -> None:
+        interval = kind.claim_duration.total_seconds() / 3
+        while True:
+            await asyncio.sleep(interval)
+            if await self.renew_lease(job, kind) is False:
+                log.warning("job %s (%s): claim lost while running; its effects will be "
+                            "discarded", job.id, job.kind)
+                return
+
+    async def _run_handler(self, context: JobContext, kind: JobKind) -> None:
+        """The handler under its time limit; a kind with a lease gets a heartbeat meanwhile."""
+        handler = asyncio.wait_for(kind.handler(context), kind.time_limit.total_seconds())
+        if kind.lease is None:
+            await handler
+            return
+        heartbeat = asyncio.create_task(self._heartbeat(context.job, kind))
+        try:
+            await handler
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
     async def _execute(self, job: Job, kind: JobKind) -> str:
         try:
             async with self.db.session() as session:
                 context = JobContext(job=job, session=session, settings=self.settings, db=self.db)
-                await asyncio.wait_for(kind.handler(context), kind.time_limit.total_seconds())
+                await self._run_handler(context, kind)
                 finished = await session.execute(
                     update(Job)
                     .where(Job.id == job.id, Job.state == JobState.RUNNING,
@@ -169,17 +228,26 @@ class JobRunner:
             values.update(state=JobState.FAILED, finished_at=now)
         else:
             values.update(state=JobState.QUEUED, next_try_at=now + delay)
+        mark = (
+            update(Job)
+            .where(Job.id == job.id, Job.state == JobState.RUNNING, Job.attempts == job.attempts)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
         async with self.db.session() as session:
-            result = await session.execute(
-                update(Job)
-                .where(Job.id == job.id, Job.state == JobState.RUNNING,
-                       Job.attempts == job.attempts)
-                .values(**values)
-                .execution_options(synchronize_session=False)
-            )
+            if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
+                await session.rollback()
+                return "lost"
+            if give_up and kind.on_give_up is not None:
+                try:
+                    await kind.on_give_up(session, job, exc)
+                except Exception:
+                    log.exception("job %s (%s): recording the failure failed", job.id, job.kind)
+                    await session.rollback()
+                    if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
+                        await session.rollback()
+                        return "lost"
             await session.commit()
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            return "lost"
         if give_up:
             return "failed"
         if self.on_retry is not None:

@@ -11,8 +11,10 @@ from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
+from server.models import Job
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 
@@ -81,3 +83,43 @@ async def crash(context: JobContext) -> None:
     if context.job.attempts == 1:
         Path(context.job.ref).write_text("started")
         await asyncio.Event().wait()
+
+
+@job_kind("test.leased", time_limit=timedelta(minutes=30), lease=timedelta(minutes=1))
+async def leased(context: JobContext) -> None:
+    await record_effect(context)
+
+
+async def _locked_until(context: JobContext) -> object:
+    async with context.db.engine.connect() as conn:
+        return (await conn.execute(text("SELECT locked_until FROM jobs WHERE id = :id"),
+                                   {"id": context.job.id})).scalar()
+
+
+@job_kind("test.heartbeat", time_limit=timedelta(seconds=30), lease=timedelta(milliseconds=300))
+async def heartbeat(context: JobContext) -> None:
+    """Runs until the runner's heartbeat has renewed its lease twice (without reporting any
+    progress), then writes its effect; far longer than its lease."""
+    seen = [await _locked_until(context)]
+    deadline = asyncio.get_running_loop().time() + 20
+    while len(seen) < 3:
+        if asyncio.get_running_loop().time() > deadline:
+            raise RuntimeError("the lease was never renewed")
+        await asyncio.sleep(0.02)
+        current = await _locked_until(context)
+        if current != seen[-1]:
+            seen.append(current)
+    await record_effect(context)
+
+
+async def _record_give_up(session: AsyncSession, job: Job, exc: BaseException) -> None:
+    await session.execute(
+        text("INSERT INTO test_effects (ref, attempt) VALUES (:ref, :attempt)"),
+        {"ref": f"gave up: {exc}", "attempt": job.attempts},
+    )
+
+
+@job_kind("test.gives_up", max_attempts=2, retry_base=timedelta(0), on_give_up=_record_give_up)
+async def gives_up(context: JobContext) -> None:
+    await record_effect(context)
+    raise RuntimeError(context.job.ref)
