@@ -1,110 +1,336 @@
-"""The ``protect_media`` job: from a stored private original to public renditions.
+"""The ``protect_media`` job: from a stored private original to protected public renditions.
 
-The job carries only the media id. It is idempotent: a media row that already has its
-renditions is left alone, and every attempt writes files under new random keys, so a
-redone attempt never overwrites what an earlier one published (files of an attempt whose
-commit was lost are orphans, never wrong data). A file that can never decode is recorded
-on the row as failed (no retry); trouble that may pass (storage) is retried, and recorded
-on the row when the last attempt fails.
+The job carries only the media id. One attempt: read the original → decode and normalise →
+fit to the full rendition's size → perturb it against the configured encoders (in a
+thread; progress goes to the job row) → renditions → one commit that swaps the new keys
+in, marks the media ready with its protection document (``protect/document.py``) and
+publishes the status whose last media this was.
 
-This module is torch-free; the perturbation, when it lands, imports torch lazily inside
-``protect_media`` only.
+Idempotent: a media with renditions and a settled protection is left alone, and every
+attempt writes files under new random keys, so a redone attempt never overwrites what an
+earlier one published (files of an attempt whose commit was lost are orphans, never wrong
+data). A media with renditions whose protection is *pending* is being protected again
+(``easel admin reprotect``, or its author asked): the new renditions are swapped in by the
+commit, the old files are deleted later by a ``purge_media_files`` job enqueued in that same
+commit, and until then the media stays ready and its status published, served with the old
+renditions. Remote servers are told with an ``Update`` of the note.
+
+Failures: a file that can never decode is recorded at once (no retry). Anything that may
+pass (storage, a model path being fixed, the GPU out of memory below the smallest tile, a
+worker killed mid-way) is retried; after the last attempt ``record_give_up`` marks the
+media failed with a reason its owner reads — and the author chooses: retry, publish
+unprotected, or delete (``server/services/protection.py``). A redo that fails for good
+leaves the served renditions and their document as they were.
+
+Torch-free at import: ``protect.models`` and ``protect.perturb`` (torch) are imported inside
+the job only, so the web process, which imports this module to enqueue, never loads torch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sys
+import threading
+import time
+from collections.abc import Iterable
+from concurrent.futures import Future
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
+from PIL import Image
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protect import document as doc
 from protect.ingest import ImageRejected, decode_upload
-from protect.renditions import RenditionSet, make_renditions
-from server.limits import IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
-from server.models import MediaAttachment, MediaState, ProtectionState
+from protect.renditions import fit_edge, make_renditions, resized
+from server.limits import FULL_MAX_EDGE, IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
+from server.models import Account, Job, MediaAttachment, MediaState, ProtectionState, Status
+from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 from server.settings import Settings
-from server.storage import StorageError, media_storage, new_key
+from server.storage import LocalStorage, StorageError, check_key, media_storage, new_key
+
+if TYPE_CHECKING:
+    from protect.models import ProtectionModels
 
 log = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 5
+# A CPU-only instance may take ~10 minutes for a 1024² upload (the cpu profile).
+TIME_LIMIT = timedelta(minutes=30)
+# A killed worker's job is redone this soon; the runner's heartbeat renews it meanwhile.
+LEASE = timedelta(minutes=2)
+# Progress: decoded at 0.05, the perturbation fills 0.05–0.85, renditions after.
+DECODED, PERTURBED, RENDERED = 0.05, 0.85, 0.95
+# Progress from the perturbation thread is written at most this often (seconds).
+PROGRESS_INTERVAL = 2.0
+# Replaced renditions are deleted this long after the swap: remote servers that stored
+# their URLs get the Update (and fetch the new files) first.
+PURGE_DELAY = timedelta(minutes=15)
 
 
-def unprotected_reason(settings: Settings) -> str:
-    if not settings.vae_paths:
-        return "no protection model is configured (EASEL_VAE_PATH is empty)"
-    return "this version of Easel does not perturb images yet"
+class AttemptFailed(Exception):
+    """This attempt failed for a reason that may pass; ``message`` is for the owner."""
+
+    def __init__(self, message: str, cause: BaseException) -> None:
+        super().__init__(f"{message} ({type(cause).__name__}: {cause})")
+        self.message = message
 
 
-def build_renditions(original: bytes) -> RenditionSet:
-    """Decode, normalise and render; CPU-bound, run in a thread."""
+class ProtectionCancelled(Exception):
+    """Raised inside the perturbation thread when its attempt was cancelled (time limit)."""
+
+
+def prepare(original: bytes) -> Image.Image:
+    """Decode and normalise, and fit to the full rendition: the pixels that are perturbed
+    are the pixels that are served (a later downscale would weaken the perturbation)."""
     image, _info = decode_upload(original, size_limit=IMAGE_SIZE_LIMIT, pixel_limit=IMAGE_MATRIX_LIMIT)
-    # ---- PERTURBATION GOES HERE (later issue) -----------------------------------------
-    # The protection step will perturb `image` against the configured encoders before the
-    # renditions are made, then verify on the served bytes. Until it exists, nothing is
-    # perturbed and the row says "unprotected", with the reason in meta["protection"].
-    # ------------------------------------------------------------------------------------
-    return make_renditions(image)
+    return resized(image, fit_edge(image.size, FULL_MAX_EDGE))
+
+
+def load_models(settings: Settings) -> ProtectionModels | None:
+    """The configured models (loaded once per process), or None when there are none."""
+    if not settings.vae_paths:
+        return None  # without importing torch: an instance without the protect extra runs
+    from protect import models
+
+    return models.load_models(settings)
+
+
+def seed_for(media: MediaAttachment) -> int:
+    """Deterministic per media: a redone attempt finds the same perturbation."""
+    return media.id % 2**31
+
+
+class ProgressReporter:
+    """The perturbation's progress callback. Called from its thread after every step; writes
+    the job's progress on the event loop at most every PROGRESS_INTERVAL seconds, and stops
+    the thread (by raising) once the attempt has been cancelled."""
+
+    def __init__(self, context: JobContext, loop: asyncio.AbstractEventLoop) -> None:
+        self.context = context
+        self.loop = loop
+        self.cancelled = threading.Event()
+        self.last = -float("inf")
+        self.sent: Future[None] | None = None
+
+    def __call__(self, fraction: float) -> None:
+        if self.cancelled.is_set():
+            raise ProtectionCancelled
+        now = time.monotonic()
+        if now - self.last < PROGRESS_INTERVAL:
+            return
+        self.last = now
+        value = DECODED + (PERTURBED - DECODED) * min(max(fraction, 0.0), 1.0)
+        self.sent = asyncio.run_coroutine_threadsafe(self.context.report_progress(value), self.loop)
+
+    async def settle(self) -> None:
+        """Wait for the last write (so it never races the job's own commit)."""
+        if self.sent is not None:
+            try:
+                await asyncio.wrap_future(self.sent)
+            except Exception:  # progress is a display; the attempt goes on
+                log.exception("job %s: progress not recorded", self.context.job.id)
+
+
+async def perturb(context: JobContext, image: Image.Image, models: ProtectionModels,
+                  seed: int) -> Image.Image:
+    from protect.perturb import protect_image
+
+    reporter = ProgressReporter(context, asyncio.get_running_loop())
+    alpha = image.getchannel("A") if image.mode == "RGBA" else None
+    try:
+        protected = await asyncio.to_thread(
+            protect_image, image.convert("RGB"), models.encoders, strength=models.strength,
+            seed=seed, profile=models.profile, progress=reporter)
+    except asyncio.CancelledError:
+        reporter.cancelled.set()  # the thread stops at its next step
+        raise
+    finally:
+        await reporter.settle()
+    if alpha is not None:
+        protected.putalpha(alpha)  # transparency is not perturbed
+    return protected
 
 
 def _fail(media: MediaAttachment, message: str) -> None:
+    """A media without renditions failed: its author decides what happens next."""
     media.state = MediaState.FAILED.value
-    media.protection = ProtectionState.FAILED.value
     media.processing_error = message
+    doc.store(media, doc.document(ProtectionState.FAILED, reason=message))
 
 
-@job_kind("protect_media", queue="protect", max_attempts=MAX_ATTEMPTS,
-          time_limit=timedelta(minutes=15), retry_base=timedelta(seconds=30),
-          retry_cap=timedelta(hours=1))
+def _keep(media: MediaAttachment, message: str) -> None:
+    """Protecting a ready media again failed for good: it keeps its renditions and their
+    document, which says why the new protection is not there."""
+    previous = doc.stored(media).get("previous")
+    if isinstance(previous, dict) and previous.get("state"):
+        restored = {**previous, "reprotect_error": message}
+    else:
+        restored = doc.document(ProtectionState.UNPROTECTED, reason=message)
+    doc.store(media, restored)
+
+
+def _record_failure(media: MediaAttachment, message: str) -> None:
+    if media.file_key is not None:
+        _keep(media, message)
+    else:
+        _fail(media, message)
+
+
+def owner_message(exc: BaseException, time_limit: timedelta = TIME_LIMIT) -> str:
+    """What the owner reads about a final failure. Server details (a model's path, a
+    traceback) are the admin's, in the job's last_error (``easel admin jobs``)."""
+    if isinstance(exc, AttemptFailed):
+        return exc.message
+    models = sys.modules.get("protect.models")  # loaded if it raised; never imported here
+    if models is not None and isinstance(exc, models.ModelLoadError):
+        return ("The protection model could not be loaded on the server; the administrator "
+                "can see why in `easel admin jobs`.")
+    if isinstance(exc, TimeoutError):
+        return (f"Protection did not finish within {int(time_limit.total_seconds() // 60)} "
+                "minutes; the server may be overloaded.")
+    if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
+        return "The protection worker ran out of memory on this image."
+    return "Protection failed on the server; the administrator can see why in `easel admin jobs`."
+
+
+async def record_give_up(session: AsyncSession, job: Job, exc: BaseException) -> None:
+    """The last attempt failed: say so on the media (in the job's failing transaction)."""
+    media = await session.get(MediaAttachment, int(job.ref))
+    if media is not None and waits_for_job(media):
+        _record_failure(media, owner_message(exc))
+
+
+async def _announce_new_renditions(session: AsyncSession, status_id: int) -> None:
+    """A published local note now has other image URLs: tell whoever received it."""
+    from server.services.outbox import record_activity
+
+    status = await session.get(Status, status_id)
+    if status is None or not status.published or not status.local or status.reblog_of_id:
+        return
+    author = await session.get(Account, status.account_id)
+    if author is not None:
+        await record_activity(session, author, "Update", object_uri=status.uri,
+                              object_type="Note", status_id=status.id)
+
+
+@job_kind("protect_media", queue="protect", max_attempts=MAX_ATTEMPTS, time_limit=TIME_LIMIT,
+          lease=LEASE, retry_base=timedelta(seconds=30), retry_cap=timedelta(hours=1),
+          on_give_up=record_give_up)
 async def protect_media(context: JobContext) -> None:
     session = context.session
-    media = await session.get(MediaAttachment, int(context.job.ref))
+    media_id = int(context.job.ref)
+    media = await session.get(MediaAttachment, media_id)
     if media is None:
         return  # deleted since; nothing to do
-    if media.file_key is not None:
+    if not waits_for_job(media):
         return  # an earlier attempt completed and committed
-    last_attempt = context.job.attempts >= MAX_ATTEMPTS
     if media.original_key is None:
-        _fail(media, "The original file of this upload is missing; please upload it again.")
+        _record_failure(media, "The original file of this upload is missing; please upload it again.")
         return
+    original_key, seed = media.original_key, seed_for(media)
+    requested_unprotected = doc.requested_unprotected(doc.stored(media))
+    # No transaction (nor, on PostgreSQL, a pooled connection) stays open through a
+    # perturbation that may take many minutes; the row is read again before the commit.
+    await session.rollback()
+
     storage = media_storage(context.settings)
     try:
-        original = await storage.get(media.original_key, private=True)
-    except StorageError:
-        if last_attempt:
-            _fail(media, "The original file could not be read from storage; please upload it again.")
-            return
-        raise  # may be passing trouble: retried
+        original = await storage.get(original_key, private=True)
+    except StorageError as exc:
+        raise AttemptFailed("The original file could not be read from storage; please upload "
+                            "it again.", exc) from exc
     try:
-        result = await asyncio.to_thread(build_renditions, original)
+        image = await asyncio.to_thread(prepare, original)
     except ImageRejected as exc:
-        _fail(media, f"The image could not be processed: {exc.message}")
+        media = await _pending(session, media_id)
+        if media is not None:
+            _record_failure(media, f"The image could not be processed: {exc.message}")
         return  # can never succeed: recorded, not retried
-    await context.report_progress(0.8)
-    keys = {}
+    await context.report_progress(DECODED)
+
+    started = time.monotonic()
+    if requested_unprotected:
+        protection = doc.document(ProtectionState.UNPROTECTED, reason=doc.AUTHOR_REASON,
+                                  requested=doc.REQUESTED_UNPROTECTED)
+    else:
+        models = await asyncio.to_thread(load_models, context.settings)  # ModelLoadError: retried
+        if models is None:
+            protection = doc.document(ProtectionState.UNPROTECTED, reason=doc.NO_MODEL_REASON)
+        else:
+            image = await perturb(context, image, models, seed)
+            protection = doc.document(
+                ProtectionState.PROTECTED, models=models.names, strength=models.strength,
+                profile=models.profile.name, seconds=time.monotonic() - started)
+    await context.report_progress(PERTURBED)
+    result = await asyncio.to_thread(make_renditions, image)
+    await context.report_progress(RENDERED)
+
+    keys: dict[str, str] = {}
     try:
         for rendition in result.all():
             key = new_key("media", rendition.extension)
             await storage.put(key, rendition.data)
             keys[rendition.name] = key
-    except (StorageError, OSError):
-        for key in keys.values():
-            await storage.delete(key)
-        if last_attempt:
-            _fail(media, "The renditions could not be stored; please try again later.")
-            return
-        raise
+    except (StorageError, OSError) as exc:
+        await _delete(storage, keys.values())
+        raise AttemptFailed("The renditions could not be stored; please try again later.", exc) from exc
+
+    media = await _pending(session, media_id)
+    if media is None:  # deleted, or settled otherwise, while this attempt was perturbing
+        await _delete(storage, keys.values())
+        return
+    replaced = [k for k in (media.file_key, media.small_key, media.thumb_key) if k]
     media.file_key, media.small_key, media.thumb_key = keys["full"], keys["small"], keys["thumb"]
     media.blurhash = result.blurhash
-    media.meta = {**result.meta,
-                  "protection": {"state": ProtectionState.UNPROTECTED.value,
-                                 "reason": unprotected_reason(context.settings)}}
+    media.meta = {**result.meta, "protection": protection}
+    media.protection = protection["state"]
     media.type = "image"
     media.state = MediaState.READY.value
-    media.protection = ProtectionState.UNPROTECTED.value
     media.processing_error = None
+    if replaced:
+        await enqueue(session, purge_media_files, " ".join(replaced), delay=PURGE_DELAY)
     if media.status_id is not None:
         from server.services.statuses import publish_if_ready
 
-        await publish_if_ready(session, media.status_id)
+        published_now = await publish_if_ready(session, media.status_id)
+        if replaced and not published_now:
+            await _announce_new_renditions(session, media.status_id)
+
+
+def waits_for_job(media: MediaAttachment) -> bool:
+    """A media without renditions (processing, or failed and requeued by an admin), or one
+    marked pending for protection again."""
+    return media.file_key is None or media.protection == ProtectionState.PENDING
+
+
+async def _pending(session: AsyncSession, media_id: int) -> MediaAttachment | None:
+    """The media row as it is now, if it still waits for this job."""
+    media = await session.get(MediaAttachment, media_id, populate_existing=True)
+    return media if media is not None and waits_for_job(media) else None
+
+
+async def _delete(storage: LocalStorage, keys: Iterable[str]) -> None:
+    for key in keys:
+        await storage.delete(key)
+
+
+@job_kind("purge_media_files", queue="protect", max_attempts=5, retry_base=timedelta(minutes=1))
+async def purge_media_files(context: JobContext) -> None:
+    """Delete renditions that were replaced (ref: their keys, space-separated). Idempotent:
+    missing files are fine, and a key some media row still uses is never deleted."""
+    keys = [check_key(key) for key in context.job.ref.split()]
+    columns = (MediaAttachment.file_key, MediaAttachment.small_key, MediaAttachment.thumb_key)
+    rows = await context.session.execute(
+        select(*columns).where(or_(*(column.in_(keys) for column in columns))))
+    in_use = {key for row in rows for key in row}
+    storage = media_storage(context.settings)
+    for key in keys:
+        if key in in_use:
+            log.warning("purge_media_files: %s is still in use; kept", key)
+            continue
+        await storage.delete(key)

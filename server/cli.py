@@ -1,4 +1,8 @@
-"""The ``easel`` command: serve, migrate, worker, admin."""
+"""The ``easel`` command: serve, migrate, worker, protect, admin.
+
+Building the parser imports no torch (``protect.offline`` loads it inside ``run``), so
+``easel --help`` and every web-side command stay light.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"comma-separated, from: {', '.join(QUEUES)} (default: all)")
     worker.add_argument("--threads", type=int, default=4)
 
+    from protect import offline
+
+    protect = commands.add_parser(
+        "protect", help="protect image files or folders offline, with a progress bar "
+                        "(needs the protect extra)")
+    offline.add_arguments(protect)
+
     admin = commands.add_parser("admin", help="instance administration")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
     create = admin_commands.add_parser("create-user", help="create a confirmed, approved user")
@@ -71,6 +82,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     reports = admin_commands.add_parser("reports", help="list the latest reports")
     reports.add_argument("--limit", type=int, default=50)
+
+    reprotect = admin_commands.add_parser(
+        "reprotect", help="protect ready images again after the models, strength or profile changed",
+        description="Finds local images protected otherwise than the current configuration "
+                    "(EASEL_VAE_PATH, EASEL_PROTECT_STRENGTH, and EASEL_PROTECT_PROFILE unless it "
+                    "is auto), requeues their protect jobs and shows their progress. They stay "
+                    "published with their current renditions until the new ones are made; the "
+                    "old files are deleted afterwards. Images their authors chose to publish "
+                    "unprotected are left alone.")
+    reprotect.add_argument("--all", dest="every", action="store_true",
+                           help="every local image with renditions, not only the outdated ones")
+    reprotect.add_argument("--dry-run", action="store_true", help="list what would be requeued")
+    reprotect.add_argument("--here", action="store_true",
+                           help="run the jobs in this process (an instance without a running "
+                                "protect worker) instead of following the worker's progress")
     return parser
 
 
@@ -96,6 +122,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(commands.migrate(settings))
         if args.command == "worker":
             return asyncio.run(commands.worker(settings, args.queues, args.threads))
+        if args.command == "protect":
+            from protect import offline
+
+            return offline.run(args, settings)
         if args.admin_command == "create-user":
             return asyncio.run(commands.create_user(
                 settings, args.username, args.email, args.password, args.admin))
@@ -109,6 +139,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(commands.domain_block_list(settings))
         if args.admin_command == "reports":
             return asyncio.run(commands.reports(settings, args.limit))
+        if args.admin_command == "reprotect":
+            return asyncio.run(commands.reprotect(settings, every=args.every, dry_run=args.dry_run,
+                                                  here=args.here))
         return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
     except commands.CommandError as exc:
         print(f"easel: {exc}", file=sys.stderr)

@@ -2,21 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from sqlalchemy import select, update
 
 import server
+from protect import document as doc
 from server.db import Database
 from server.ids import utcnow
 from server.migrate import current_revision, head_revision, upgrade
-from server.models import Account, Job, JobState, Report
+from server.models import Account, Job, JobState, MediaAttachment, ProtectionState, Report
+from server.queue.broker import JobQueue, make_broker
+from server.queue.runner import JobRunner
 from server.services import domain_blocks
 from server.services.accounts import create_user as create_user_service
 from server.services.accounts import instance_actor
 from server.services.errors import ServiceError
+from server.services.protection import Configuration, find_stale, mark_for_reprotection
 from server.settings import Settings
+
+# How often `easel admin reprotect` looks at the jobs' progress (seconds).
+FOLLOW_INTERVAL = 0.5
 
 
 class CommandError(Exception):
@@ -44,8 +54,6 @@ async def migrate(settings: Settings, *, quiet: bool = False) -> int:
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
-    import asyncio
-
     import uvicorn
 
     from server.app import AppOptions, create_app
@@ -215,3 +223,193 @@ async def reports(settings: Settings, limit: int) -> int:
     finally:
         await db.dispose()
     return 0
+
+
+# ---------------------------------------------------------------------------- reprotect
+
+class ProgressBar:
+    """One line on stderr, redrawn in place on a terminal; elsewhere (logs, tests) a line
+    each time another image is finished."""
+
+    WIDTH = 30
+
+    def __init__(self, stream: TextIO, total: int, label: str) -> None:
+        self.stream = stream
+        self.total = total
+        self.label = label
+        self.tty = stream.isatty()
+        self.shown: tuple[int, int] | None = None
+
+    def update(self, done: int, running: Sequence[float]) -> None:
+        fraction = (done + sum(running)) / self.total if self.total else 1.0
+        filled = round(self.WIDTH * min(fraction, 1.0))
+        now = f" now {', '.join(f'{p:.0%}' for p in running)}" if running else ""
+        line = (f"{self.label} [{'#' * filled}{'-' * (self.WIDTH - filled)}] "
+                f"{done}/{self.total}{now}")
+        if self.tty:
+            self.stream.write("\r" + line.ljust(78))
+        elif self.shown is None or self.shown[0] != done:
+            self.stream.write(line + "\n")
+        self.shown = (done, len(running))
+        self.stream.flush()
+
+    def finish(self) -> None:
+        if self.tty and self.shown is not None:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _current_configuration(settings: Settings, *, here: bool) -> Configuration:
+    """Load the configured models (their names are what jobs record) and check them: a
+    broken path is refused now rather than in every requeued job. Only ``--here`` loads
+    them onto the configured device; for names the CPU does (the worker may hold the GPU)."""
+    if not settings.vae_paths:
+        raise CommandError(
+            "no protection model is configured (EASEL_VAE_PATH is empty): re-protecting would "
+            "only make unprotected renditions again; set EASEL_VAE_PATH first")
+    try:
+        from protect import models
+    except ModuleNotFoundError as exc:
+        raise CommandError(
+            f"easel admin reprotect loads the models, which needs the protect extra "
+            f"(torch, diffusers): {exc}") from exc
+    try:
+        loaded = models.load_models(settings if here else settings.with_changes(protect_device="cpu"))
+    except models.ModelLoadError as exc:
+        raise CommandError(exc.message) from exc
+    assert loaded is not None
+    profile = None if settings.protect_profile == "auto" else settings.protect_profile
+    return Configuration(models=tuple(loaded.names), strength=loaded.strength, profile=profile)
+
+
+def _describe(doc: dict[str, object]) -> str:
+    models = doc.get("models") or []
+    named = ", ".join(str(m) for m in models) if isinstance(models, list) and models else "no model"
+    return (f"{doc.get('state', '?')}: {named}, strength {doc.get('strength') or '-'}, "
+            f"profile {doc.get('profile') or '-'}")
+
+
+async def _progress(db: Database, media_ids: Sequence[int]) -> tuple[int, list[float], list[int]]:
+    """How many of these media are settled, the running jobs' progress, and the ids of the
+    jobs still to run (queued or running). A media whose job has finished (or never
+    existed) counts as settled, whatever its row says: nothing more will happen to it."""
+    from protect.jobs import protect_media
+
+    unsettled = 0
+    running: list[float] = []
+    waiting: list[int] = []
+    async with db.session() as session:
+        for start in range(0, len(media_ids), 500):
+            chunk = media_ids[start:start + 500]
+            pending = {str(media_id) for media_id in await session.scalars(
+                select(MediaAttachment.id).where(MediaAttachment.id.in_(chunk),
+                                                 MediaAttachment.protection == ProtectionState.PENDING))}
+            if not pending:
+                continue
+            for job in await session.scalars(select(Job).where(
+                    Job.kind == protect_media.name, Job.ref.in_(pending),
+                    Job.state.in_([JobState.QUEUED, JobState.RUNNING]))):
+                unsettled += 1
+                waiting.append(job.id)
+                if job.state == JobState.RUNNING:
+                    running.append(job.progress)
+    return len(media_ids) - unsettled, running, waiting
+
+
+async def _follow(db: Database, media_ids: Sequence[int], bar: ProgressBar) -> None:
+    while True:
+        done, running, _waiting = await _progress(db, media_ids)
+        bar.update(done, running)
+        if done >= len(media_ids):
+            return
+        await asyncio.sleep(FOLLOW_INTERVAL)
+
+
+async def _run_here(db: Database, settings: Settings, media_ids: Sequence[int], bar: ProgressBar) -> None:
+    """Run these media's protect jobs in this process (retries included), drawing the bar
+    from a second task meanwhile (a job's progress is on its row)."""
+    from server.queue.kinds import load_job_modules
+
+    runner = JobRunner(db, settings, kinds=load_job_modules())
+    follower = asyncio.create_task(_follow(db, media_ids, bar))
+    try:
+        while True:
+            _done, _running, waiting = await _progress(db, media_ids)
+            if not waiting:
+                break
+            ran = [await runner.run(job_id) for job_id in waiting]
+            if all(result == "skipped" for result in ran):
+                # Waiting for a retry's backoff, or another worker holds the claim.
+                next_at = await runner.next_due_at(["protect"])
+                wait = (next_at - utcnow()).total_seconds() if next_at else FOLLOW_INTERVAL
+                await asyncio.sleep(min(max(wait, 0.05), 5.0))
+    finally:
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+    done, running, _waiting = await _progress(db, media_ids)
+    bar.update(done, running)
+
+
+async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = False,
+                    here: bool = False, stream: TextIO | None = None) -> int:
+    """``easel admin reprotect``: requeue outdated images (``every``: all of them), then
+    follow their progress (``here``: run them) until all are finished. Ctrl-C stops
+    following; the jobs stay queued for the worker."""
+    err = stream or sys.stderr
+    current = await asyncio.to_thread(_current_configuration, settings, here=here)
+    db = Database.from_settings(settings)
+    queue: JobQueue | None = None
+    if settings.broker_url and not dry_run:  # the broker's workers hear of the jobs at once
+        queue = JobQueue(JobRunner(db, settings), make_broker(settings))
+    try:
+        async with db.session() as session:
+            stale, in_progress = await find_stale(session, current, every=every)
+        wanted = (f"{', '.join(current.models)}, strength {current.strength}, "
+                  f"profile {current.profile or 'auto'}")
+        print(f"{len(stale)} image(s) to re-protect with {wanted}"
+              + (f"; {len(in_progress)} already being re-protected" if in_progress else ""))
+        if dry_run:
+            for media in stale:
+                print(f"{media.id}  account={media.account_id}  {_describe(doc.stored(media))}")
+            return 0
+        async with db.session() as session:
+            await mark_for_reprotection(session, settings, [media.id for media in stale])
+        media_ids = [media.id for media in stale + in_progress]
+        if not media_ids:
+            return 0
+        bar = ProgressBar(err, len(media_ids), "re-protecting")
+        if not here:
+            print("following the protect worker (Ctrl-C stops following; the jobs stay queued; "
+                  "no worker running? use --here)", file=err, flush=True)
+        try:
+            if here:
+                await _run_here(db, settings, media_ids, bar)
+            else:
+                await _follow(db, media_ids, bar)
+        except asyncio.CancelledError:
+            bar.finish()
+            print("stopped following; the remaining images stay queued for the protect worker",
+                  file=err, flush=True)
+            raise
+        bar.finish()
+        failed = await _count_reprotect_errors(db, media_ids)
+        print(f"re-protected {len(media_ids) - failed} image(s)"
+              + (f"; {failed} kept their earlier renditions (see `easel admin jobs --state failed`)"
+                 if failed else ""))
+        return 1 if failed else 0
+    finally:
+        if queue is not None:
+            queue.close()
+        await db.dispose()
+
+
+async def _count_reprotect_errors(db: Database, media_ids: Sequence[int]) -> int:
+    failed = 0
+    async with db.session() as session:
+        for start in range(0, len(media_ids), 500):
+            for media in await session.scalars(select(MediaAttachment).where(
+                    MediaAttachment.id.in_(media_ids[start:start + 500]))):
+                if doc.stored(media).get("reprotect_error"):
+                    failed += 1
+    return failed

@@ -20,7 +20,12 @@ FALSE_WORDS = {"false", "0", "no", "off"}
 
 REGISTRATION_MODES = ("open", "approval", "closed")
 AI_UPLOAD_POLICIES = ("reject", "label", "allow")
+# Protection (protect/perturb.py has the same names: STRENGTHS, PROFILES; this module stays
+# torch-free, so they are repeated here and a test keeps them in step).
+PROTECT_STRENGTHS = ("low", "default", "high")
+PROTECT_PROFILES = ("auto", "default", "cpu")
 
+_DEVICE_RE = re.compile(r"^(?:auto|cpu|cuda(?::[0-9]{1,3})?)$")
 _DOMAIN_RE = re.compile(
     r"^(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
     r"(?::(?P<port>[0-9]{1,5}))?$"
@@ -39,6 +44,11 @@ class Settings:
     database_url: str = ""
     broker_url: str = ""
     vae_paths: tuple[Path, ...] = ()
+    # How hard the protect worker perturbs (low, default, high), with which compute profile
+    # (auto: "default" on a GPU, the lighter "cpu" otherwise) and on which torch device.
+    protect_strength: str = "default"
+    protect_profile: str = "auto"
+    protect_device: str = "auto"
     allow_private_addresses: bool = False
     registrations: str = "approval"
     ai_uploads: str = "reject"
@@ -136,6 +146,15 @@ def _positive_int(name: str, raw: str) -> int:
 MIN_SECRET_KEY_LENGTH = 32
 
 
+def _device(raw: str) -> str:
+    value = raw.strip().lower()
+    if not _DEVICE_RE.match(value):
+        raise SettingsError(
+            f"EASEL_PROTECT_DEVICE={raw!r} must be auto, cpu, cuda or cuda:N (a GPU's number)"
+        )
+    return value
+
+
 def _secret_key(raw: str) -> str:
     value = raw.strip()
     if value and len(value) < MIN_SECRET_KEY_LENGTH:
@@ -200,7 +219,8 @@ def load_settings(
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
-        "EASEL_PUBLIC_CACHE_SECONDS",
+        "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_PROTECT_STRENGTH", "EASEL_PROTECT_PROFILE",
+        "EASEL_PROTECT_DEVICE",
     }
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
@@ -209,6 +229,11 @@ def load_settings(
         database_url=_database_url(get("EASEL_DATABASE_URL")),
         broker_url=_broker_url(get("EASEL_BROKER_URL")),
         vae_paths=vae_paths,
+        protect_strength=_choice("EASEL_PROTECT_STRENGTH", get("EASEL_PROTECT_STRENGTH", "default"),
+                                 PROTECT_STRENGTHS),
+        protect_profile=_choice("EASEL_PROTECT_PROFILE", get("EASEL_PROTECT_PROFILE", "auto"),
+                                PROTECT_PROFILES),
+        protect_device=_device(get("EASEL_PROTECT_DEVICE", "auto")),
         allow_private_addresses=parse_bool(
             "EASEL_ALLOW_PRIVATE_ADDRESSES", get("EASEL_ALLOW_PRIVATE_ADDRESSES", "false")
         ),

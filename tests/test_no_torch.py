@@ -1,5 +1,6 @@
 """The web process never loads torch: importing every server and federation module, and
-the package ``protect`` itself, leaves torch and diffusers out of ``sys.modules``."""
+the package ``protect`` itself, building the app and the ``easel`` command's parser,
+leaves torch and diffusers out of ``sys.modules``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ for package in (server, federation):
     for module in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
         importlib.import_module(module.name)
 from server.app import create_app
+from server.cli import build_parser
 from server.settings import Settings
 create_app(Settings())
+build_parser()  # easel --help: the protect subcommand's options come from protect.offline
 loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "diffusers"))
 print(",".join(loaded) or "none")
 """

@@ -1,7 +1,12 @@
-"""Media endpoints: upload (v1 and v2), show, update, and the owner's private original.
+"""Media endpoints: upload (v1 and v2), show, update, the owner's private original, and
+the owner's view of and choices about its protection.
 
 Thin: auth → parse → one service call → serialise. The upload's declared Content-Type is
 never trusted (the service sniffs the bytes); the body is read only up to the size limit.
+
+The protection endpoints (``/api/v1/easel/media/:id/protection``, ``…/retry``,
+``…/publish_unprotected``) answer 404 to anyone but the owner, also without a token: they
+do not even confirm that a media exists.
 """
 
 from __future__ import annotations
@@ -10,13 +15,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server.api.auth import require
+from server.api.auth import Auth, authenticate, require
 from server.api.entities import EntityContext, media_to_entity
 from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.limits import IMAGE_SIZE_LIMIT
 from server.models import MediaAttachment, MediaState
 from server.services import media as media_service
+from server.services import protection as protection_service
+from server.services.errors import NotFound
 from server.state import easel
 from server.web.optout import OPT_OUT_HEADERS
 
@@ -109,10 +116,50 @@ async def original(request: Request) -> Response:
     })
 
 
+async def _owner(request: Request) -> Auth:
+    """A user token with write:media (the scope of GET /api/v1/media/:id). No token, or an
+    app's own token (no user), is "not found", like someone else's media."""
+    auth = await authenticate(request)
+    if auth is None or auth.account is None:
+        raise NotFound("Record not found")
+    return await require(request, "write:media")
+
+
+async def protection(request: Request) -> Response:
+    """The protection document, with the job's live progress while pending."""
+    _user, account = (await _owner(request)).require_user()
+    media_id = parse_id(request.path_params["id"])
+    async with easel(request).db.session() as session:
+        document = await protection_service.protection_of(session, account, media_id)
+    return JSONResponse(document, headers={"Cache-Control": "private, no-store"})
+
+
+async def retry_protection(request: Request) -> Response:
+    _user, account = (await _owner(request)).require_user()
+    media_id = parse_id(request.path_params["id"])
+    state = easel(request)
+    async with state.db.session() as session:
+        document = await protection_service.retry(session, state.settings, account, media_id)
+    return JSONResponse(document, status_code=202)
+
+
+async def publish_unprotected(request: Request) -> Response:
+    _user, account = (await _owner(request)).require_user()
+    media_id = parse_id(request.path_params["id"])
+    state = easel(request)
+    async with state.db.session() as session:
+        document = await protection_service.publish_unprotected(session, state.settings, account,
+                                                                media_id)
+    return JSONResponse(document, status_code=202)
+
+
 routes: list[BaseRoute] = [
     Route("/api/v2/media", upload_v2, methods=["POST"]),
     Route("/api/v1/media", upload_v1, methods=["POST"]),
     Route("/api/v1/media/{id}", show, methods=["GET"]),
     Route("/api/v1/media/{id}", update, methods=["PUT"]),
     Route("/api/v1/easel/media/{id}/original", original, methods=["GET"]),
+    Route("/api/v1/easel/media/{id}/protection", protection, methods=["GET"]),
+    Route("/api/v1/easel/media/{id}/retry", retry_protection, methods=["POST"]),
+    Route("/api/v1/easel/media/{id}/publish_unprotected", publish_unprotected, methods=["POST"]),
 ]

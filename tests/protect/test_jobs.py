@@ -3,12 +3,14 @@ protection, failures recorded for the owner, statuses published when their media
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 from sqlalchemy import select
 from starlette.applications import Starlette
 
-from protect.jobs import protect_media
+from protect.jobs import ProgressReporter, ProtectionCancelled, protect_media
 from server.models import Job, JobState, MediaState, ProtectionState
 from server.queue.jobs import enqueue
 from server.storage import LocalStorage, StorageError
@@ -144,3 +146,26 @@ async def test_a_status_published_late_sorts_as_of_its_publication(
     deleted = await alice_api.delete(f"/api/v1/statuses/{waiting['id']}")
     assert deleted.status_code == 200
     assert (await alice_api.get(f"/api/v1/statuses/{published['id']}")).status_code == 404
+
+
+async def test_progress_from_the_perturbation_thread_is_throttled_and_stops_a_cancelled_attempt() -> None:
+    recorded: list[float] = []
+
+    class Context:
+        job = Job(id=1)
+
+        async def report_progress(self, value: float) -> None:
+            recorded.append(value)
+
+    reporter = ProgressReporter(Context(), asyncio.get_running_loop())  # type: ignore[arg-type]
+
+    def steps() -> None:  # as protect_image calls it, from its thread
+        for step in range(1, 11):
+            reporter(step / 10)
+
+    await asyncio.to_thread(steps)
+    await reporter.settle()
+    assert recorded == [pytest.approx(0.05 + 0.8 * 0.1)]  # one write per PROGRESS_INTERVAL
+    reporter.cancelled.set()  # the attempt hit its time limit
+    with pytest.raises(ProtectionCancelled):
+        await asyncio.to_thread(reporter, 0.5)

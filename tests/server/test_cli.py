@@ -142,3 +142,16 @@ def test_serve_migrates_serves_and_federates_an_identity(settings: Settings, tmp
     assert server.returncode in (0, -signal.SIGTERM), log_path.read_text()
     assert "Application shutdown complete" in log_path.read_text()
     assert children_of(server.pid) == []
+
+
+def test_the_protection_commands_are_listed_and_reprotect_needs_a_model(
+        settings: Settings, tmp_path: Path) -> None:
+    listed = easel(["--help"], environment(settings), tmp_path)
+    assert listed.returncode == 0 and "protect" in listed.stdout
+    described = easel(["admin", "reprotect", "--help"], environment(settings), tmp_path)
+    assert described.returncode == 0
+    assert all(option in described.stdout for option in ("--all", "--dry-run", "--here"))
+    refused = easel(["admin", "reprotect"], environment(settings), tmp_path)
+    assert refused.returncode == 1
+    assert "no protection model is configured (EASEL_VAE_PATH is empty)" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -25,6 +25,8 @@ def test_defaults_follow_the_design_table() -> None:
     assert settings.ai_uploads == "reject"
     assert settings.rate_limits is True
     assert settings.authorized_fetch is False
+    assert (settings.protect_strength, settings.protect_profile, settings.protect_device) == (
+        "default", "auto", "auto")
     assert settings.base_url == "https://localhost:8080"
 
 
@@ -48,6 +50,11 @@ def test_booleans_accept_every_documented_spelling(raw: str, expected: bool) -> 
     ({"EASEL_DATABASE_URL": "mysql://x"}, "EASEL_DATABASE_URL='mysql://x' is not supported"),
     ({"EASEL_BROKER_URL": "kafka://x"}, "EASEL_BROKER_URL='kafka://x' is not supported"),
     ({"EASEL_VAE_PATH": "/nonexistent/vae"}, "EASEL_VAE_PATH: /nonexistent/vae does not exist"),
+    ({"EASEL_PROTECT_STRENGTH": "max"},
+     "EASEL_PROTECT_STRENGTH='max' must be one of: low, default, high"),
+    ({"EASEL_PROTECT_PROFILE": "gpu"}, "EASEL_PROTECT_PROFILE='gpu' must be one of: auto, default, cpu"),
+    ({"EASEL_PROTECT_DEVICE": "mps"}, "EASEL_PROTECT_DEVICE='mps' must be auto, cpu, cuda or cuda:N"),
+    ({"EASEL_PROTECT_DEVICE": "cuda:x"}, "EASEL_PROTECT_DEVICE='cuda:x' must be"),
 ])
 def test_bad_values_are_refused_with_a_message_naming_the_variable(
     env: dict[str, str], message: str
@@ -96,3 +103,26 @@ def test_a_malformed_dotenv_line_is_reported_with_its_line_number(tmp_path: Path
 
 def test_unknown_easel_variables_are_kept_aside_for_a_warning() -> None:
     assert load({"EASEL_DOMIAN": "typo.example"}).extra == {"EASEL_DOMIAN": "typo.example"}
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"EASEL_PROTECT_STRENGTH": " High "}, ("high", "auto", "auto")),
+    ({"EASEL_PROTECT_STRENGTH": "low", "EASEL_PROTECT_PROFILE": "cpu"}, ("low", "cpu", "auto")),
+    ({"EASEL_PROTECT_PROFILE": "default", "EASEL_PROTECT_DEVICE": "cuda"}, ("default", "default", "cuda")),
+    ({"EASEL_PROTECT_DEVICE": "CUDA:1"}, ("default", "auto", "cuda:1")),
+    ({"EASEL_PROTECT_DEVICE": "cpu"}, ("default", "auto", "cpu")),
+])
+def test_protection_settings(env: dict[str, str], expected: tuple[str, str, str]) -> None:
+    settings = load(env)
+    assert (settings.protect_strength, settings.protect_profile, settings.protect_device) == expected
+    assert settings.extra == {}
+
+
+def test_protection_choices_match_the_perturbation_module() -> None:
+    """settings.py repeats the names so the web process need not import torch."""
+    pytest.importorskip("torch")
+    from protect.perturb import PROFILES, STRENGTHS
+    from server.settings import PROTECT_PROFILES, PROTECT_STRENGTHS
+
+    assert set(PROTECT_STRENGTHS) == set(STRENGTHS)
+    assert set(PROTECT_PROFILES) == {"auto", *PROFILES}

@@ -1,4 +1,5 @@
-"""Media endpoints: upload, processing states, update, the private original, /system/."""
+"""Media endpoints: upload, processing states, update, the private original, /system/, and
+the owner's protection state and choices (without a model; tests/protect has them with one)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,18 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from server.db import Database
-from server.models import Job, MediaAttachment, User
+from server.models import Job, MediaAttachment, MediaState, User
+from server.storage import LocalStorage, StorageError
 from tests.conftest import authorized, make_token
 from tests.protect import images
-from tests.protect.conftest import media_row, run_protect, stored_files, upload
+from tests.protect.conftest import (
+    activities,
+    media_row,
+    run_protect,
+    run_protect_later,
+    stored_files,
+    upload,
+)
 
 
 def _path(url: str) -> str:
@@ -218,3 +227,110 @@ async def test_system_serves_public_files_with_their_type(app: Starlette, client
     assert response.headers["x-robots-tag"] == "noai, noimageai"
     head = await client.head("/system/avatars/aa/bb/face.webp")
     assert head.status_code == 200 and head.headers["x-robots-tag"] == "noai, noimageai"
+
+
+# ------------------------------------------------------------------------- protection
+
+def _protection_paths(media_id: str) -> list[tuple[str, str]]:
+    return [("GET", f"/api/v1/easel/media/{media_id}/protection"),
+            ("POST", f"/api/v1/easel/media/{media_id}/retry"),
+            ("POST", f"/api/v1/easel/media/{media_id}/publish_unprotected")]
+
+
+async def test_without_a_model_the_owner_is_told_the_media_is_unprotected_and_why(
+        app: Starlette, alice_api: httpx.AsyncClient) -> None:
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    pending = await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")
+    assert pending.status_code == 200 and pending.headers["cache-control"] == "private, no-store"
+    assert pending.json()["state"] == "pending" and pending.json()["progress"] == 0.0
+    await run_protect(app)
+    document = (await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")).json()
+    assert document["state"] == "unprotected" and document["progress"] == 1.0
+    assert document["reason"] == "no protection model is configured (EASEL_VAE_PATH is empty)"
+    assert (document["models"], document["strength"], document["profile"]) == ([], None, None)
+    assert document["updated_at"].endswith("Z")
+
+
+async def test_protection_is_the_owners_business_only(
+        app: Starlette, client: httpx.AsyncClient, db: Database, alice: User,
+        alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient) -> None:
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    async with authorized(client, await make_token(db, None, "read write")) as app_only:
+        for method, path in _protection_paths(media_id):
+            for who in (bob_api, client, app_only):
+                response = await who.request(method, path)
+                assert response.status_code == 404, (method, path, who)
+                assert response.json() == {"error": "Record not found"}
+            assert (await alice_api.request(method, path.replace(media_id, "12345"))).status_code == 404
+    async with authorized(client, await make_token(db, alice, "read")) as reader:
+        for method, path in _protection_paths(media_id):
+            assert (await reader.request(method, path)).status_code == 403
+    assert (await media_row(app, media_id)).state == MediaState.PROCESSING  # nothing changed
+
+
+async def test_the_author_chooses_only_once_protection_has_failed(
+        app: Starlette, alice_api: httpx.AsyncClient) -> None:
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    for _method, path in _protection_paths(media_id)[1:]:
+        response = await alice_api.post(path)  # still processing
+        assert response.status_code == 422 and "failed" in response.json()["error"]
+    await run_protect(app)
+    for _method, path in _protection_paths(media_id)[1:]:
+        response = await alice_api.post(path)  # ready (unprotected: no model)
+        assert response.status_code == 422 and "failed" in response.json()["error"]
+
+
+async def _fail_every_attempt(app: Starlette, monkeypatch: pytest.MonkeyPatch) -> None:
+    async def unavailable(self: LocalStorage, key: str, *, private: bool = False) -> bytes:
+        raise StorageError("the shared disk is away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(LocalStorage, "get", unavailable)
+        assert await run_protect_later(app) == 5
+
+
+async def test_after_failing_for_good_the_author_retries_and_the_status_is_published(
+        app: Starlette, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    status = (await alice_api.post("/api/v1/statuses", json={
+        "status": "a new study", "media_ids": [media_id]})).json()
+    await _fail_every_attempt(app, monkeypatch)
+    failed = (await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")).json()
+    assert failed["state"] == "failed" and failed["progress"] == 0.0
+    assert failed["reason"] == "The original file could not be read from storage; please upload it again."
+    assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 404
+    mine = (await alice_api.get(f"/api/v1/statuses/{status['id']}")).json()
+    assert mine["media_attachments"][0]["url"] is None
+
+    retried = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
+    assert retried.status_code == 202 and retried.json()["state"] == "pending"
+    assert (await media_row(app, media_id)).state == MediaState.PROCESSING
+    assert (await alice_api.get(f"/api/v1/media/{media_id}")).status_code == 206
+    again = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
+    assert again.status_code == 422  # no longer failed
+    assert await run_protect(app) == 1
+    assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 200
+    assert (await media_row(app, media_id)).state == MediaState.READY
+
+
+async def test_the_author_publishes_unprotected_and_the_status_federates_once(
+        app: Starlette, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    status = (await alice_api.post("/api/v1/statuses", json={
+        "status": "as it is", "media_ids": [media_id]})).json()
+    await _fail_every_attempt(app, monkeypatch)
+    chosen = await alice_api.post(f"/api/v1/easel/media/{media_id}/publish_unprotected")
+    assert chosen.status_code == 202 and chosen.json()["state"] == "pending"
+    assert chosen.json()["requested"] == "unprotected"
+    assert await run_protect(app) == 1
+    document = (await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")).json()
+    assert document["state"] == "unprotected"
+    assert document["reason"] == "published unprotected at the author's request"
+    published = await bob_api.get(f"/api/v1/statuses/{status['id']}")
+    assert published.status_code == 200 and published.json()["media_attachments"][0]["url"]
+    await app.state.easel.queue.drain()
+    assert await run_protect_later(app) == 0
+    assert [a.payload["status_id"] for a in await activities(app, "Create")] == [
+        int(published.json()["id"])]

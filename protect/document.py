@@ -1,0 +1,129 @@
+"""The protection document: what an image's owner is told about its protection.
+
+Stored in ``media.meta["protection"]`` by the protect job (``media.protection`` holds the
+same state, for queries) and returned by ``GET /api/v1/easel/media/:id/protection``::
+
+    {"state": "pending" | "protected" | "unprotected" | "failed",
+     "progress": 0..1, "models": [names], "strength": "default" | None,
+     "profile": "default" | "cpu" | None, "reason": str | None, "seconds": float | None,
+     "updated_at": iso8601}
+
+``models``/``strength``/``profile`` say what was applied (empty/None when nothing was),
+``reason`` why an image is unprotected or failed. Two keys are the pipeline's own:
+``requested`` ("unprotected": the author chose to publish without protection; the job
+honours it, also when it redoes the media) and, while a ready image is being protected
+again, ``previous`` (the document of the renditions still served, restored if the redo
+fails for good). ``previous`` is never shown.
+
+Torch-free: the web process reads these documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from server.ids import utcnow
+from server.models import MediaAttachment, ProtectionState
+
+Document = dict[str, Any]
+
+NO_MODEL_REASON = "no protection model is configured (EASEL_VAE_PATH is empty)"
+AUTHOR_REASON = "published unprotected at the author's request"
+REQUESTED_UNPROTECTED = "unprotected"
+INTERNAL_KEYS = ("previous",)
+
+
+def timestamp() -> str:
+    """ISO 8601 in UTC with milliseconds, as the client API writes datetimes."""
+    return utcnow().isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def document(
+    state: ProtectionState,
+    *,
+    models: Sequence[str] = (),
+    strength: str | None = None,
+    profile: str | None = None,
+    reason: str | None = None,
+    seconds: float | None = None,
+    **extra: Any,
+) -> Document:
+    return {
+        "state": state.value,
+        "progress": 0.0 if state == ProtectionState.PENDING else 1.0,
+        "models": list(models),
+        "strength": strength,
+        "profile": profile,
+        "reason": reason,
+        "seconds": round(seconds, 2) if seconds is not None else None,
+        "updated_at": timestamp(),
+        **extra,
+    }
+
+
+def stored(media: MediaAttachment) -> Document:
+    """The document on the row (a copy; empty for rows written before it existed)."""
+    found = (media.meta or {}).get("protection")
+    return dict(found) if isinstance(found, dict) else {}
+
+
+def store(media: MediaAttachment, doc: Document) -> None:
+    """Write ``doc`` to the row: meta (a new dict, so the JSON column is saved) and column."""
+    media.meta = {**(media.meta or {}), "protection": doc}
+    media.protection = doc["state"]
+
+
+def requested_unprotected(doc: Document) -> bool:
+    return doc.get("requested") == REQUESTED_UNPROTECTED
+
+
+def pending(media: MediaAttachment, *, strength: str | None, requested: str | None = None,
+            redo: bool = False) -> Document:
+    """The document of a media queued for (re-)protection. ``redo``: it has renditions,
+    which stay served until the new ones land; their document is kept as ``previous``."""
+    previous = stored(media)
+    extra: dict[str, Any] = {}
+    if requested is not None:
+        extra["requested"] = requested
+    if redo:
+        previous.pop("previous", None)
+        extra["previous"] = previous
+    return document(ProtectionState.PENDING, strength=strength, **extra)
+
+
+def for_owner(media: MediaAttachment, progress: float | None = None) -> Document:
+    """The document as the API returns it. The state comes from the row's column (the
+    source of truth); ``progress`` is the job's, live, while the state is pending."""
+    doc = {key: value for key, value in stored(media).items() if key not in INTERNAL_KEYS}
+    state = media.protection
+    if state == ProtectionState.PENDING:
+        shown = progress if progress is not None else 0.0
+    elif state == ProtectionState.FAILED:
+        shown = 0.0
+    else:
+        shown = 1.0
+    if state == ProtectionState.FAILED and not doc.get("reason"):
+        doc["reason"] = media.processing_error
+    return {
+        "state": state,
+        "progress": round(min(max(shown, 0.0), 1.0), 3),
+        "models": list(doc.pop("models", None) or []),
+        "strength": doc.pop("strength", None),
+        "profile": doc.pop("profile", None),
+        "reason": doc.pop("reason", None),
+        "seconds": doc.pop("seconds", None),
+        "updated_at": doc.pop("updated_at", None),
+        **{k: v for k, v in doc.items() if k not in ("state", "progress")},
+    }
+
+
+def is_stale(doc: Document, *, models: Sequence[str], strength: str, profile: str | None) -> bool:
+    """Whether a ready image's document differs from the configuration: other models, or
+    another strength, or (``profile`` not None: set explicitly, not "auto") another profile.
+    Images the author chose to publish unprotected are never stale."""
+    if requested_unprotected(doc):
+        return False
+    if list(doc.get("models") or []) != list(models) or doc.get("strength") != strength:
+        return True
+    return profile is not None and doc.get("profile") != profile

@@ -1,0 +1,153 @@
+"""An image's protection as its owner and the admin act on it.
+
+The owner reads the protection document (``protect/document.py``) with live progress, and
+decides what happens when protection failed for good (DESIGN.md: "retry, publish
+unprotected, or delete"): :func:`retry` queues the protect job again, :func:`publish_unprotected`
+queues it told to skip the perturbation. Either way the media goes back to processing and
+its status, still unpublished, is published by the job as usual. Deleting is the status's
+own DELETE.
+
+The admin re-protects ready images when the models, strength or profile change
+(``easel admin reprotect``): :func:`find_stale` finds them, :func:`mark_for_reprotection`
+marks them pending and requeues their jobs; they stay ready and published meanwhile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protect import document as doc
+from protect.jobs import protect_media
+from server.models import Account, Job, MediaAttachment, MediaState, ProtectionState
+from server.queue.jobs import enqueue
+from server.services.errors import ServiceError
+from server.services.media import get_own_media
+from server.settings import Settings
+
+BATCH = 200
+
+
+async def job_progress(session: AsyncSession, media_id: int) -> float | None:
+    """The protect job's recorded progress for this media (None: no job row)."""
+    progress: float | None = await session.scalar(select(Job.progress).where(
+        Job.kind == protect_media.name, Job.ref == str(media_id)))
+    return progress
+
+
+async def protection_of(session: AsyncSession, account: Account, media_id: int) -> doc.Document:
+    """The protection document of one's own media; anyone else's is not found."""
+    media = await get_own_media(session, account, media_id)
+    progress = (await job_progress(session, media.id)
+                if media.protection == ProtectionState.PENDING else None)
+    return doc.for_owner(media, progress)
+
+
+def _requested_unprotected(media: MediaAttachment) -> bool:
+    return doc.requested_unprotected(doc.stored(media))
+
+
+async def _requeue(session: AsyncSession, media: MediaAttachment, pending: doc.Document) -> doc.Document:
+    if media.state == MediaState.FAILED:
+        media.state = MediaState.PROCESSING.value
+        media.processing_error = None
+    doc.store(media, pending)
+    await enqueue(session, protect_media, str(media.id), again=True)
+    await session.commit()
+    return doc.for_owner(media, 0.0)
+
+
+async def retry(session: AsyncSession, settings: Settings, account: Account,
+                media_id: int) -> doc.Document:
+    """Protect one's own media again: one whose protection failed, or one published
+    unprotected at one's own request (it stays published until the new renditions land)."""
+    media = await get_own_media(session, account, media_id)
+    if media.state == MediaState.FAILED:
+        pending = doc.pending(media, strength=settings.protect_strength)
+    elif media.state == MediaState.READY and media.file_key and _requested_unprotected(media) \
+            and media.protection != ProtectionState.PENDING:
+        pending = doc.pending(media, strength=settings.protect_strength, redo=True)
+    else:
+        raise ServiceError("Only media whose protection failed (or that was published unprotected "
+                           "at your request) can be retried")
+    return await _requeue(session, media, pending)
+
+
+async def publish_unprotected(session: AsyncSession, settings: Settings, account: Account,
+                              media_id: int) -> doc.Document:
+    """Make renditions of one's own failed media without perturbing it; its status is then
+    published as usual. The choice is recorded and honoured if the media is redone."""
+    media = await get_own_media(session, account, media_id)
+    if media.state != MediaState.FAILED:
+        raise ServiceError("Only media whose protection failed can be published unprotected")
+    return await _requeue(session, media, doc.pending(
+        media, strength=None, requested=doc.REQUESTED_UNPROTECTED))
+
+
+# --------------------------------------------------------------------------- reprotect
+
+@dataclass(frozen=True)
+class Configuration:
+    """What ready images should be protected with: the loaded models' names, the strength,
+    and the profile when it is set explicitly (None for "auto": each worker picks by its
+    device, and any of them is accepted)."""
+
+    models: tuple[str, ...]
+    strength: str
+    profile: str | None
+
+
+async def _ready_local_images(session: AsyncSession) -> AsyncIterator[MediaAttachment]:
+    last = 0
+    while True:
+        batch = list(await session.scalars(
+            select(MediaAttachment)
+            .where(MediaAttachment.id > last, MediaAttachment.purpose == "attachment",
+                   MediaAttachment.remote_url.is_(None), MediaAttachment.file_key.is_not(None),
+                   MediaAttachment.state == MediaState.READY.value)
+            .order_by(MediaAttachment.id).limit(BATCH)))
+        if not batch:
+            return
+        for media in batch:
+            yield media
+        last = batch[-1].id
+
+
+async def find_stale(session: AsyncSession, current: Configuration, *,
+                     every: bool = False) -> tuple[list[MediaAttachment], list[MediaAttachment]]:
+    """Ready local images to protect again — those protected otherwise than ``current``
+    (``every``: all of them) — and those already being re-protected. Images whose authors
+    chose to publish them unprotected are left alone."""
+    stale: list[MediaAttachment] = []
+    in_progress: list[MediaAttachment] = []
+    async for media in _ready_local_images(session):
+        stored = doc.stored(media)
+        if media.protection == ProtectionState.PENDING:
+            in_progress.append(media)
+        elif doc.requested_unprotected(stored):
+            continue
+        elif every or doc.is_stale(stored, models=current.models, strength=current.strength,
+                                   profile=current.profile):
+            stale.append(media)
+    return stale, in_progress
+
+
+async def mark_for_reprotection(session: AsyncSession, settings: Settings,
+                                media_ids: Sequence[int]) -> int:
+    """Mark these ready images pending and requeue their protect jobs; commits in batches.
+    Returns how many were marked (one that changed meanwhile is skipped)."""
+    marked = 0
+    for start in range(0, len(media_ids), BATCH):
+        chunk = media_ids[start:start + BATCH]
+        for media in await session.scalars(select(MediaAttachment).where(
+                MediaAttachment.id.in_(chunk), MediaAttachment.state == MediaState.READY.value,
+                MediaAttachment.file_key.is_not(None),
+                MediaAttachment.protection != ProtectionState.PENDING.value)):
+            doc.store(media, doc.pending(media, strength=settings.protect_strength, redo=True))
+            await enqueue(session, protect_media, str(media.id), again=True)
+            marked += 1
+        await session.commit()
+    return marked
