@@ -24,6 +24,7 @@ import importlib.util
 import io
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,29 @@ def down_up(image: Image.Image) -> Image.Image:
 TRANSFORMS = {"identity": lambda im: im, "jpeg75": jpeg, "down0.5": down_up}
 
 
+def measure(original: Image.Image, protected: Image.Image,
+            latent: Callable[[Image.Image], torch.Tensor]) -> dict[str, float]:
+    """The five ratios of issue 6 for one image, against ±L∞ sign noise (L∞ as made).
+
+    id: protected / noise shift; kj, kd: shift kept after JPEG 75 / 0.5× down-and-up;
+    nj, nd: protected / noise shift under the same transform. Also linf (in /255).
+    """
+    a, b = np.asarray(original, dtype=np.int16), np.asarray(protected, dtype=np.int16)
+    linf = int(np.abs(b - a).max())
+    rng = np.random.default_rng(0)
+    noisy = Image.fromarray(np.clip(a + linf * rng.choice([-1, 1], size=a.shape), 0, 255).astype(np.uint8))
+    shift = {}
+    for t_name, transform in TRANSFORMS.items():
+        clean = latent(transform(original))
+        shift[t_name] = (float((latent(transform(protected)) - clean).norm()),
+                         float((latent(transform(noisy)) - clean).norm()))
+    base = shift["identity"][0]
+    return {"id": base / shift["identity"][1],
+            "kj": shift["jpeg75"][0] / base, "kd": shift["down0.5"][0] / base,
+            "nj": shift["jpeg75"][0] / shift["jpeg75"][1], "nd": shift["down0.5"][0] / shift["down0.5"][1],
+            "linf": float(linf)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -99,26 +123,14 @@ def main() -> None:
         started = time.perf_counter()
         protected = protect_image(original, encoder, strength=args.strength, seed=0)
         seconds = time.perf_counter() - started
-        a, b = np.asarray(original, dtype=np.int16), np.asarray(protected, dtype=np.int16)
-        linf = int(np.abs(b - a).max())
-        rng = np.random.default_rng(0)
-        noise = np.clip(a + linf * rng.choice([-1, 1], size=a.shape), 0, 255).astype(np.uint8)
-        noisy = Image.fromarray(noise)
-        shift = {}
-        for t_name, transform in TRANSFORMS.items():
-            clean = latent(transform(original))
-            shift[t_name] = (float((latent(transform(protected)) - clean).norm()),
-                             float((latent(transform(noisy)) - clean).norm()))
-        base = shift["identity"][0]
+        m = measure(original, protected, latent)
         row = {
-            "image": name, "linf": linf, "seconds": seconds,
-            "vs_noise": base / shift["identity"][1],
-            "kept_jpeg": shift["jpeg75"][0] / base, "kept_down": shift["down0.5"][0] / base,
-            "vs_noise_jpeg": shift["jpeg75"][0] / shift["jpeg75"][1],
-            "vs_noise_down": shift["down0.5"][0] / shift["down0.5"][1],
+            "image": name, "linf": int(m["linf"]), "seconds": seconds,
+            "vs_noise": m["id"], "kept_jpeg": m["kj"], "kept_down": m["kd"],
+            "vs_noise_jpeg": m["nj"], "vs_noise_down": m["nd"],
         }
         rows.append(row)
-        print(f"  {name:<10} L∞ {linf}/255  {seconds:6.1f} s  protected/noise {row['vs_noise']:.2f}  "
+        print(f"  {name:<10} L∞ {row['linf']}/255  {seconds:6.1f} s  protected/noise {row['vs_noise']:.2f}  "
               f"kept after JPEG75 {row['kept_jpeg']:.2f}, after 0.5× {row['kept_down']:.2f}  "
               f"vs noise under JPEG75 {row['vs_noise_jpeg']:.2f}, under 0.5× {row['vs_noise_down']:.2f}")
     mean = {key: sum(r[key] for r in rows) / len(rows) for key in rows[0] if key != "image"}

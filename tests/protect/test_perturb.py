@@ -277,3 +277,60 @@ def test_jpeg_straight_through_is_a_real_round_trip_with_identity_gradient() -> 
     assert float((y - x).detach().abs().mean()) > 1e-3
     y.sum().backward()
     assert x.grad is not None and torch.equal(x.grad, torch.ones_like(x))
+
+
+class Coarse(torch.nn.Module):
+    """An encoder that shrinks by 32 (a latent cell per 32 × 32 pixels) and fails below that."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv = torch.nn.Conv2d(3, 4, 32, stride=32)
+        self.smallest: int | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        side = min(x.shape[-2:])
+        self.smallest = side if self.smallest is None else min(self.smallest, side)
+        if side < 32:
+            raise ValueError(f"a {side}px input has no latent cell")
+        return torch.tanh(self.conv(x * 2 - 1))
+
+
+def test_nothing_assumes_a_downscaling_factor_of_8() -> None:
+    encoder = Coarse()
+    # Strong downscaling in the pool: to 16 px on the short side would leave no latent cell.
+    profile = dataclasses.replace(FAST, tile=96, overlap=32, train_sides=(16,),
+                                  transforms=("downscale", "jpeg"), eot_pool=6, identity_share=0.0)
+    x = as_tensor(picture(96, 96))
+    y = P.perturb(x, encoder, strength=QUICK, seed=0, profile=profile)
+    assert encoder.smallest is not None and encoder.smallest >= 64  # two cells of 32
+    assert latent_distance(encoder, y, x) > 0
+
+
+def test_progress_never_goes_backwards_after_an_out_of_memory_restart() -> None:
+    seen: list[float] = []
+    profile = dataclasses.replace(FAST, tile=64, overlap=16, min_tile=16, train_sides=())
+    x = as_tensor(picture(80, 72))
+
+    class LateFailure(Strided):
+        """Runs out of memory at 64 px only after a few steps have been reported."""
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if max(x.shape[-2:]) > 32 and len(seen) >= 3:
+                raise torch.OutOfMemoryError("injected")
+            return super().forward(x)
+
+    P.perturb(x, LateFailure(limit=None), strength=QUICK, seed=0, profile=profile, progress=seen.append)
+    assert seen == sorted(seen) and len(set(seen)) == len(seen)
+    assert seen[-1] == 1.0
+
+
+def test_an_encoder_with_bf16_weights_gets_bf16_input_and_gives_fp32(tiny_vae: Any) -> None:
+    import copy
+
+    encoder = P.as_encoder(copy.deepcopy(tiny_vae).to(torch.bfloat16))
+    z = P.encode(encoder, torch.rand(1, 3, 32, 32))
+    assert z.dtype == torch.float32 and z.shape[1] == 4
+    y = P.perturb(as_tensor(picture(48, 48)), encoder, strength=QUICK, seed=0, profile=FAST)
+    assert y.dtype == torch.float32
+    assert float((y - as_tensor(picture(48, 48))).abs().max()) <= 8 / 255 + 1e-6
