@@ -303,7 +303,15 @@ def create_activity(note: Document) -> Document:
 
 
 def update_activity(note: Document, *, at: datetime) -> Document:
-    """``Update`` of an edited Note, id unique per edit (``…#updates/<unix time>``)."""
+    """``Update`` of an edited Note, id unique per edit (``…#updates/<unix time>``).
+
+    The embedded note's ``updated`` is the time of this update (Mastodon applies an
+    ``Update`` only when ``updated`` is newer than the edit it already has; a note whose
+    images were re-protected has no text edit to point to).
+    """
+    updated = rfc3339(at)
+    if note.get("updated", "") < updated:
+        note = {**note, "updated": updated}
     return {
         "@context": context(),
         "id": f"{note['id']}#updates/{int(at.timestamp())}",

@@ -287,7 +287,16 @@ def test_update_of_a_note_has_an_id_per_edit(note: dict[str, Any]) -> None:
     assert update["id"] == f"{note['id']}#updates/{int(at.timestamp())}"
     assert (update["type"], update["actor"], update["published"]) == ("Update", ALICE, "2024-05-02T09:30:00Z")
     assert update["object"]["id"] == note["id"]
+    # Mastodon applies an Update only when the note's `updated` is newer than what it has.
+    assert update["object"]["updated"] == "2024-05-02T09:30:00Z"
+    assert "updated" not in note  # the note given is left as it was
     assert_only_permitted_contexts(update)
+
+
+def test_an_update_keeps_a_later_edit_time(note: dict[str, Any]) -> None:
+    edited = {**note, "updated": "2024-05-03T00:00:00Z"}
+    update = update_activity(edited, at=datetime(2024, 5, 2, 9, 30, tzinfo=UTC))
+    assert update["object"]["updated"] == "2024-05-03T00:00:00Z"
 
 
 def test_delete_of_a_note_carries_a_tombstone_and_of_an_actor_its_id() -> None:
