@@ -1,7 +1,7 @@
-"""The ``easel`` command: serve, migrate, worker, protect, admin.
+"""The ``easel`` command: serve, migrate, worker, protect, verify, admin.
 
-Building the parser imports no torch (``protect.offline`` loads it inside ``run``), so
-``easel --help`` and every web-side command stay light.
+Building the parser imports no torch (``protect.offline`` and ``protect.verify_cli`` load it
+inside ``run``), so ``easel --help`` and every web-side command stay light.
 """
 
 from __future__ import annotations
@@ -49,6 +49,13 @@ def build_parser() -> argparse.ArgumentParser:
         "protect", help="protect image files or folders offline, with a progress bar "
                         "(needs the protect extra)")
     offline.add_arguments(protect)
+
+    from protect import verify_cli
+
+    verify = commands.add_parser(
+        "verify", help="check whether an image's protection works (with --original: the full "
+                       "report; without: a blind test; needs the protect extra)")
+    verify_cli.add_arguments(verify)
 
     admin = commands.add_parser("admin", help="instance administration")
     admin_commands = admin.add_subparsers(dest="admin_command", required=True)
@@ -126,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from protect import offline
 
             return offline.run(args, settings)
+        if args.command == "verify":
+            from protect import verify_cli
+
+            return verify_cli.run(args, settings)
         if args.admin_command == "create-user":
             return asyncio.run(commands.create_user(
                 settings, args.username, args.email, args.password, args.admin))
