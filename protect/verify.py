@@ -127,16 +127,27 @@ __all__ = [
 #: ratio's. An unperturbed image has shift 0 under every transform, hence ratio 0: it is
 #: ``defeated`` by construction, whatever the calibrated values (as long as RATIO_DEFEATED > 0).
 #: The values are read at call time, so a calibration run may patch them.
-RATIO_HOLDS = 2.0
+#:
+#: Calibrated on a real trained encoder (taef2, ``bench/verify_calibration.py``, figures in
+#: bench/RESULTS.md): same-budget sign noise served as if it were protection gives ratios of
+#: 0.98–1.02 under every transform (so below RATIO_DEFEATED it is "defeated": noise is not
+#: protection), while protected images give 1.42–5.3 and keep 0.25–1.0 of their shift.
+#: "holds" uses issue 6's targets for a protection that survives a transform: at least 1.5×
+#: what noise does under it, and at least half of the untransformed effect.
+RATIO_HOLDS = 1.5
 RETENTION_HOLDS = 0.5
-RATIO_DEFEATED = 1.25
+RATIO_DEFEATED = 1.2
 RETENTION_DEFEATED = 0.2
 
-#: Blind verdict, from the gap in dB between how well a model reconstructs the lightly
-#: purified copy and the image itself (the largest gap over the models): ``detected`` at
-#: or above BLIND_DETECTED_DB, ``weak`` at or above BLIND_WEAK_DB, ``none`` below.
-BLIND_DETECTED_DB = 6.0
-BLIND_WEAK_DB = 3.0
+#: Blind verdict, from the band gap in dB (``band_gap_db``: how much better a model
+#: reconstructs the lightly purified copy than the image, compared in the purified copy's
+#: frequency band; the largest over the models): ``detected`` at or above
+#: BLIND_DETECTED_DB, ``weak`` at or above BLIND_WEAK_DB, ``none`` below. Calibrated on
+#: taef2 (bench/RESULTS.md): 15 clean photographs gave −2.6 to +1.75 dB (so all "none"),
+#: the same images protected at ``default`` 0.2 to 3.3 dB — the blind test misses most
+#: protected images on that encoder; it is a hint, the full report needs the original.
+BLIND_DETECTED_DB = 3.0
+BLIND_WEAK_DB = 2.0
 
 VERDICTS = ("holds", "weakened", "defeated")  # from best to worst
 BLIND_VERDICTS = ("none", "weak", "detected")
@@ -757,7 +768,7 @@ def report(original: Image.Image, served: Image.Image, models: Sequence[Model], 
 
 
 def blind_verdict(gap_db: float) -> str:
-    """``detected``, ``weak`` or ``none`` from the reconstruction gap (see the thresholds)."""
+    """``detected``, ``weak`` or ``none`` from the band gap (see the thresholds)."""
     if gap_db >= BLIND_DETECTED_DB:
         return "detected"
     if gap_db >= BLIND_WEAK_DB:
@@ -805,12 +816,13 @@ def _blind_figures(model: Model, x: np.ndarray, p: np.ndarray, tile: int) -> dic
     jump, natural = (math.sqrt(s) for s in sums)
     natural = max(natural, NATURAL_FLOOR * math.sqrt(max(1, latent_size)))
     gap = purified_psnr - image_psnr
+    band_gap = purified_psnr - band_psnr
     return {
-        "verdict": blind_verdict(gap),
+        "verdict": blind_verdict(band_gap),
         "gap_db": round(gap, 2),
         "psnr_image": round(image_psnr, 2),
         "psnr_purified": round(purified_psnr, 2),
-        "band_gap_db": round(purified_psnr - band_psnr, 2),
+        "band_gap_db": round(band_gap, 2),
         "purification_shift": _sig(_ratio(jump, natural)),
     }
 
@@ -820,12 +832,13 @@ def blind(image: Image.Image, models: Sequence[Model], *, working_side: int | No
     """The blind test of an image whose clean original is not at hand. Per model with a
     decoder: PSNR of its reconstruction of the image and of a lightly purified copy (JPEG
     ``BLIND_JPEG_QUALITY`` and a Gaussian blur of ``BLIND_BLUR_SIGMA``), each against its
-    own input; ``gap_db`` = purified − image. A protected image reconstructs much worse
+    own input; ``gap_db`` = purified − image, and ``band_gap_db`` the same with the
+    image's reconstruction purified too (the verdict's figure). A protected image reconstructs much worse
     than its purified copy, a clean one about as well. The verdict is the strongest over
     the models. Document::
 
         {"check": "blind", "verdict": "detected" | "weak" | "none", "summary",
-         "gap_db", "models": [names], "figures": {name: {"verdict", "gap_db",
+         "gap_db", "band_gap_db", "models": [names], "figures": {name: {"verdict", "gap_db",
          "psnr_image", "psnr_purified", "band_gap_db", "purification_shift"}},
          "purification",
          "resolution": [w, h], "size": [w, h], "untested": [...], "thresholds": {...}}
@@ -842,9 +855,9 @@ def blind(image: Image.Image, models: Sequence[Model], *, working_side: int | No
     x = _array(work)
     p = _array(_purified(work))
     figures = {m.name: _blind_figures(m, x, p, tile) for m in usable}
-    strongest_name, strongest = max(figures.items(), key=lambda item: item[1]["gap_db"])
+    strongest_name, strongest = max(figures.items(), key=lambda item: item[1]["band_gap_db"])
     verdict = strongest["verdict"]
-    gap = strongest["gap_db"]
+    gap = strongest["band_gap_db"]
     names = _join([m.name for m in usable])
     if verdict == "detected":
         summary = (f"Protection detected against {strongest_name}: it reconstructs this image "
@@ -869,7 +882,8 @@ def blind(image: Image.Image, models: Sequence[Model], *, working_side: int | No
         "check": "blind",
         "verdict": verdict,
         "summary": summary,
-        "gap_db": gap,
+        "gap_db": strongest["gap_db"],
+        "band_gap_db": gap,
         "models": [m.name for m in usable],
         "figures": figures,
         "purification": f"JPEG quality {BLIND_JPEG_QUALITY}, then Gaussian blur σ = {BLIND_BLUR_SIGMA:g} px",
