@@ -9,11 +9,13 @@ same state, for queries) and returned by ``GET /api/v1/easel/media/:id/protectio
      "updated_at": iso8601}
 
 ``models``/``strength``/``profile`` say what was applied (empty/None when nothing was),
-``reason`` why an image is unprotected or failed. Two keys are the pipeline's own:
+``reason`` why an image is unprotected or failed. Some keys are the pipeline's own:
 ``requested`` ("unprotected": the author chose to publish without protection; the job
 honours it, also when it redoes the media) and, while a ready image is being protected
 again, ``previous`` (the document of the renditions still served, restored if the redo
-fails for good). ``previous`` is never shown.
+fails for good) and ``expected`` (the configuration ``easel admin reprotect`` asked for; a
+worker that loaded another one refuses the re-protection). ``previous`` and ``expected``
+are never shown. A pending document names no models nor strength: the worker decides them.
 
 Torch-free: the web process reads these documents.
 """
@@ -31,7 +33,8 @@ Document = dict[str, Any]
 NO_MODEL_REASON = "no protection model is configured (EASEL_VAE_PATH is empty)"
 AUTHOR_REASON = "published unprotected at the author's request"
 REQUESTED_UNPROTECTED = "unprotected"
-INTERNAL_KEYS = ("previous",)
+EXPECTED_KEY = "expected"
+INTERNAL_KEYS = ("previous", EXPECTED_KEY)
 
 
 def timestamp() -> str:

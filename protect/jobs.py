@@ -19,8 +19,17 @@ Failures: a file that can never decode is recorded at once (no retry). Anything 
 pass (storage, a model path being fixed, the GPU out of memory below the smallest tile, a
 worker killed mid-way) is retried; after the last attempt ``record_give_up`` marks the
 media failed with a reason its owner reads — and the author chooses: retry, publish
-unprotected, or delete (``server/services/protection.py``). A redo that fails for good
-leaves the served renditions and their document as they were.
+unprotected, or delete (``server/services/protection.py``). A worker killed on every
+attempt (out of memory on this one image) is given up by the runner the same way. A redo
+that fails for good leaves the served renditions and their document as they were.
+
+The author's choice (protect, or publish unprotected) is read when the attempt starts and
+again just before its commit; if it changed meanwhile, the attempt's files are dropped and
+the media is done again as now asked, in the same attempt. A re-protection asked by
+``easel admin reprotect`` records the configuration the command saw (``expected``); a
+worker that loaded another one (its settings were edited, and it was not restarted)
+refuses it at once — no new renditions, no purge, no ``Update``, not retried — and the
+command says so.
 
 Torch-free at import: ``protect.models`` and ``protect.perturb`` (torch) are imported inside
 the job only, so the web process, which imports this module to enqueue, never loads torch.
@@ -49,7 +58,7 @@ from server.limits import FULL_MAX_EDGE, IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
 from server.models import Account, Job, MediaAttachment, MediaState, ProtectionState, Status
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
-from server.queue.runner import JobContext
+from server.queue.runner import JobContext, TimeLimitExceeded, WorkerLost
 from server.settings import Settings
 from server.storage import LocalStorage, StorageError, check_key, media_storage, new_key
 
@@ -70,6 +79,12 @@ PROGRESS_INTERVAL = 2.0
 # Replaced renditions are deleted this long after the swap: remote servers that stored
 # their URLs get the Update (and fetch the new files) first.
 PURGE_DELAY = timedelta(minutes=15)
+# How often one attempt starts over because the author's choice changed while it ran.
+CHOICE_REDOS = 2
+# The owner's reprotect_error when this worker runs another configuration than the
+# command that asked for the re-protection (``easel admin reprotect`` looks for it).
+OTHER_CONFIGURATION = ("Not protected again: the protection worker runs another configuration "
+                       "than the administrator asked for; the earlier protection stays.")
 
 
 class AttemptFailed(Exception):
@@ -181,7 +196,7 @@ def _record_failure(media: MediaAttachment, message: str) -> None:
         _fail(media, message)
 
 
-def owner_message(exc: BaseException, time_limit: timedelta = TIME_LIMIT) -> str:
+def owner_message(exc: BaseException) -> str:
     """What the owner reads about a final failure. Server details (a model's path, a
     traceback) are the admin's, in the job's last_error (``easel admin jobs``)."""
     if isinstance(exc, AttemptFailed):
@@ -190,9 +205,12 @@ def owner_message(exc: BaseException, time_limit: timedelta = TIME_LIMIT) -> str
     if models is not None and isinstance(exc, models.ModelLoadError):
         return ("The protection model could not be loaded on the server; the administrator "
                 "can see why in `easel admin jobs`.")
-    if isinstance(exc, TimeoutError):
-        return (f"Protection did not finish within {int(time_limit.total_seconds() // 60)} "
+    if isinstance(exc, TimeLimitExceeded):
+        return (f"Protection did not finish within {int(exc.time_limit.total_seconds() // 60)} "
                 "minutes; the server may be overloaded.")
+    if isinstance(exc, WorkerLost):
+        return ("The protection worker stopped while protecting this image, at every attempt; "
+                "it may need more memory than the server has.")
     if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
         return "The protection worker ran out of memory on this image."
     return "Protection failed on the server; the administrator can see why in `easel admin jobs`."
@@ -218,22 +236,47 @@ async def _announce_new_renditions(session: AsyncSession, status_id: int) -> Non
                               object_type="Note", status_id=status.id)
 
 
+def other_configuration(expected: object, models: ProtectionModels | None) -> str | None:
+    """How this worker's loaded configuration differs from the one ``easel admin reprotect``
+    expected (for the log), or None when it is the same (or nothing was expected)."""
+    if not isinstance(expected, dict):
+        return None
+    loaded: doc.Document = {"models": models.names if models else [],
+                            "strength": models.strength if models else None,
+                            "profile": models.profile.name if models else None}
+    if not doc.is_stale(loaded, models=expected.get("models") or [],
+                        strength=str(expected.get("strength")), profile=expected.get("profile")):
+        return None
+    return (f"asked for {expected}, this worker loaded {loaded} (its settings changed since "
+            f"it started? restart it)")
+
+
 @job_kind("protect_media", queue="protect", max_attempts=MAX_ATTEMPTS, time_limit=TIME_LIMIT,
           lease=LEASE, retry_base=timedelta(seconds=30), retry_cap=timedelta(hours=1),
           on_give_up=record_give_up)
 async def protect_media(context: JobContext) -> None:
+    for _ in range(CHOICE_REDOS + 1):
+        if await _protect(context):
+            return
+    raise RuntimeError("the author's choice kept changing while the image was being protected")
+
+
+async def _protect(context: JobContext) -> bool:
+    """One pass; False when the author's choice changed meanwhile (nothing is committed,
+    the pass's files are deleted) and the media must be done again."""
     session = context.session
     media_id = int(context.job.ref)
     media = await session.get(MediaAttachment, media_id)
     if media is None:
-        return  # deleted since; nothing to do
+        return True  # deleted since; nothing to do
     if not waits_for_job(media):
-        return  # an earlier attempt completed and committed
+        return True  # an earlier attempt completed and committed
     if media.original_key is None:
         _record_failure(media, "The original file of this upload is missing; please upload it again.")
-        return
+        return True
     original_key, seed = media.original_key, seed_for(media)
     requested_unprotected = doc.requested_unprotected(doc.stored(media))
+    expected = doc.stored(media).get(doc.EXPECTED_KEY)
     # No transaction (nor, on PostgreSQL, a pooled connection) stays open through a
     # perturbation that may take many minutes; the row is read again before the commit.
     await session.rollback()
@@ -250,7 +293,7 @@ async def protect_media(context: JobContext) -> None:
         media = await _pending(session, media_id)
         if media is not None:
             _record_failure(media, f"The image could not be processed: {exc.message}")
-        return  # can never succeed: recorded, not retried
+        return True  # can never succeed: recorded, not retried
     await context.report_progress(DECODED)
 
     started = time.monotonic()
@@ -259,6 +302,13 @@ async def protect_media(context: JobContext) -> None:
                                   requested=doc.REQUESTED_UNPROTECTED)
     else:
         models = await asyncio.to_thread(load_models, context.settings)  # ModelLoadError: retried
+        differs = other_configuration(expected, models)
+        if differs is not None:  # would redo it as it is: refused, not retried
+            log.warning("media %s: re-protection refused: %s", media_id, differs)
+            media = await _pending(session, media_id)
+            if media is not None:
+                _record_failure(media, OTHER_CONFIGURATION)
+            return True
         if models is None:
             protection = doc.document(ProtectionState.UNPROTECTED, reason=doc.NO_MODEL_REASON)
         else:
@@ -283,7 +333,13 @@ async def protect_media(context: JobContext) -> None:
     media = await _pending(session, media_id)
     if media is None:  # deleted, or settled otherwise, while this attempt was perturbing
         await _delete(storage, keys.values())
-        return
+        return True
+    if doc.requested_unprotected(doc.stored(media)) != requested_unprotected:
+        log.info("media %s: the author's choice changed while it was being protected; "
+                 "done again", media_id)
+        await session.rollback()
+        await _delete(storage, keys.values())
+        return False
     replaced = [k for k in (media.file_key, media.small_key, media.thumb_key) if k]
     media.file_key, media.small_key, media.thumb_key = keys["full"], keys["small"], keys["thumb"]
     media.blurhash = result.blurhash
@@ -300,6 +356,7 @@ async def protect_media(context: JobContext) -> None:
         published_now = await publish_if_ready(session, media.status_id)
         if replaced and not published_now:
             await _announce_new_renditions(session, media.status_id)
+    return True
 
 
 def waits_for_job(media: MediaAttachment) -> bool:

@@ -109,6 +109,8 @@ async def jobs(
     try:
         async with db.session() as session:
             if retry is not None:
+                # A new run of retries: attempts from 0 (claims, which fence the attempts,
+                # go on counting; see server/queue/runner.py).
                 statement = update(Job).where(Job.state == JobState.FAILED).values(
                     state=JobState.QUEUED, attempts=0, next_try_at=utcnow(),
                     finished_at=None, updated_at=utcnow())
@@ -355,7 +357,12 @@ async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = 
                     here: bool = False, stream: TextIO | None = None) -> int:
     """``easel admin reprotect``: requeue outdated images (``every``: all of them), then
     follow their progress (``here``: run them) until all are finished. Ctrl-C stops
-    following; the jobs stay queued for the worker."""
+    following; the jobs stay queued for the worker.
+
+    What is outdated is decided from this command's settings; the worker applies its own,
+    loaded when it started. So the result is checked against what this command expected:
+    images the worker refused (it runs another configuration) or protected otherwise are
+    reported, with exit status 1 — after editing the settings, restart the worker first."""
     err = stream or sys.stderr
     current = await asyncio.to_thread(_current_configuration, settings, here=here)
     db = Database.from_settings(settings)
@@ -374,7 +381,7 @@ async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = 
                 print(f"{media.id}  account={media.account_id}  {_describe(doc.stored(media))}")
             return 0
         async with db.session() as session:
-            await mark_for_reprotection(session, settings, [media.id for media in stale])
+            await mark_for_reprotection(session, current, [media.id for media in stale])
         media_ids = [media.id for media in stale + in_progress]
         if not media_ids:
             return 0
@@ -393,23 +400,46 @@ async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = 
                   file=err, flush=True)
             raise
         bar.finish()
-        failed = await _count_reprotect_errors(db, media_ids)
-        print(f"re-protected {len(media_ids) - failed} image(s)"
-              + (f"; {failed} kept their earlier renditions (see `easel admin jobs --state failed`)"
-                 if failed else ""))
-        return 1 if failed else 0
+        return _report(await _outcomes(db, media_ids, current), len(media_ids), err)
     finally:
         if queue is not None:
             queue.close()
         await db.dispose()
 
 
-async def _count_reprotect_errors(db: Database, media_ids: Sequence[int]) -> int:
-    failed = 0
+async def _outcomes(db: Database, media_ids: Sequence[int],
+                    current: Configuration) -> dict[str, int]:
+    """How the re-protection of these media ended: "failed" (kept their earlier renditions),
+    "refused" (the worker runs another configuration), "otherwise" (done, but the result is
+    not what ``current`` makes: the worker's configuration differs)."""
+    from protect.jobs import OTHER_CONFIGURATION
+
+    counts = {"failed": 0, "refused": 0, "otherwise": 0}
     async with db.session() as session:
         for start in range(0, len(media_ids), 500):
             for media in await session.scalars(select(MediaAttachment).where(
                     MediaAttachment.id.in_(media_ids[start:start + 500]))):
-                if doc.stored(media).get("reprotect_error"):
-                    failed += 1
-    return failed
+                stored = doc.stored(media)
+                error = stored.get("reprotect_error")
+                if error == OTHER_CONFIGURATION:
+                    counts["refused"] += 1
+                elif error:
+                    counts["failed"] += 1
+                elif media.protection != ProtectionState.PENDING and not current.applied_to(stored):
+                    counts["otherwise"] += 1
+    return counts
+
+
+def _report(counts: dict[str, int], total: int, err: TextIO) -> int:
+    """Print how it went; the exit status (1 unless every image is as expected)."""
+    failed, refused, otherwise = counts["failed"], counts["refused"], counts["otherwise"]
+    done = total - failed - refused - otherwise
+    print(f"re-protected {done} image(s)"
+          + (f"; {failed} kept their earlier renditions (see `easel admin jobs --state failed`)"
+             if failed else ""))
+    if refused or otherwise:
+        print(f"{refused + otherwise} image(s) not re-protected as this command expected: the "
+              f"protect worker is running another configuration (it reads the settings when it "
+              f"starts); restart it (`easel serve` or `easel worker`), then run `easel admin "
+              f"reprotect` again", file=err)
+    return 1 if failed or refused or otherwise else 0

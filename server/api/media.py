@@ -139,7 +139,7 @@ async def retry_protection(request: Request) -> Response:
     media_id = parse_id(request.path_params["id"])
     state = easel(request)
     async with state.db.session() as session:
-        document = await protection_service.retry(session, state.settings, account, media_id)
+        document = await protection_service.retry(session, account, media_id)
     return JSONResponse(document, status_code=202)
 
 
@@ -148,8 +148,7 @@ async def publish_unprotected(request: Request) -> Response:
     media_id = parse_id(request.path_params["id"])
     state = easel(request)
     async with state.db.session() as session:
-        document = await protection_service.publish_unprotected(session, state.settings, account,
-                                                                media_id)
+        document = await protection_service.publish_unprotected(session, account, media_id)
     return JSONResponse(document, status_code=202)
 
 

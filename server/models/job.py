@@ -47,7 +47,13 @@ class Job(Base):
     # What the job is about, e.g. a media id; (kind, ref) is unique, so enqueuing twice is one job.
     ref: Mapped[str] = mapped_column(String(1024))
     state: Mapped[str] = mapped_column(String(16), default=JobState.QUEUED.value)
+    # Attempts in this run of retries: reset when the job is requeued (enqueue again, an
+    # admin's retry), so it is what a kind's max_attempts counts.
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Claims by a runner over the job's whole life, never reset. ``attempts`` alone may name
+    # two attempts (a stalled one from before a requeue, and the fresh one after it): the
+    # runner fences everything an attempt writes on both (``server/queue/runner.py``).
+    claims: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     progress: Mapped[float] = mapped_column(Float, default=0.0)
     next_try_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column(default=None)

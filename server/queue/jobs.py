@@ -25,8 +25,11 @@ async def enqueue(
     """Add (or find) the job ``(kind, ref)`` in this session's transaction.
 
     The job is one row per ``(kind, ref)``: enqueuing it twice is one job. A finished job is
-    run again only with ``again=True`` (e.g. re-protection). The caller commits; the queue
-    is told after the commit.
+    run again only with ``again=True`` (e.g. re-protection): a new run of retries, so its
+    ``attempts`` start again from 0. Its ``claims`` go on counting: an attempt of the earlier
+    run that is still going (stalled past its claim) is fenced on both and can never commit
+    over an attempt of the new run with the same number. The caller commits; the queue is
+    told after the commit.
     """
     now = utcnow()
     due = now + delay if delay else now

@@ -5,19 +5,33 @@ never run the same attempt. A handler's session is committed in the same transac
 that marks its job done, and only if the claim still holds: an attempt whose worker
 stalled past its claim, and was taken over, commits nothing.
 
+An attempt is named by ``(attempts, claims)`` and everything it writes (done, failed,
+progress, lease) is fenced on both. ``attempts`` counts this run of retries and is reset
+when the job is requeued (``enqueue(again=True)``, ``easel admin jobs --retry``), so on
+its own a stalled attempt from before a requeue would share its number with the fresh one
+after it; ``claims`` counts every claim and is never reset. (``attempts`` stays the
+per-run count, not a monotonic one, because kinds read it as such: a handler that decides
+"this is the last attempt" from ``job.attempts``, the federation's bulk deliveries.)
+
 A claim holds until ``locked_until``. For most kinds that is the whole time limit. A kind
 with long attempts (protection: up to half an hour) declares a short ``lease`` instead,
 and the runner renews it every lease/3 from a heartbeat task while the handler runs, so
 the claim of a worker that was killed (SIGKILL, a lost machine) runs out within one lease
 and another worker redoes the job, instead of waiting for the whole time limit. The
 heartbeat, not progress reports, carries the lease: a long step that reports nothing
-(loading a model) keeps its claim, and progress stays a best-effort display.
+(loading a model) keeps its claim, and progress stays a best-effort display. A heartbeat
+that finds the claim lost (another worker took the job over) stops the handler at once:
+two workers never go on running one job side by side.
+
+A worker that is killed never records its attempt's failure. So a job whose worker keeps
+dying on it (a protection child killed for memory on one upload, restarted, killed again)
+would be redone for ever; instead, a claim that expired on the job's last attempt is not
+taken over: the job is given up (``on_give_up`` runs) in the transaction that finds it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import traceback
 from collections.abc import Callable, Sequence
@@ -25,7 +39,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Update, and_, or_, select, update
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -41,6 +55,34 @@ MAX_ERROR_LENGTH = 4000
 # How long a polling worker waits when nothing is due (new rows from other processes).
 POLL_INTERVAL = 1.0
 PROGRESS_BUSY_TIMEOUT_MS = 200
+
+
+class TimeLimitExceeded(Exception):
+    """The runner stopped an attempt at its kind's time limit. (A ``TimeoutError`` that a
+    handler raises itself, from a network call say, is that handler's failure, not this.)"""
+
+    def __init__(self, kind: JobKind) -> None:
+        super().__init__(f"time limit of {kind.time_limit} exceeded")
+        self.time_limit = kind.time_limit
+
+
+class WorkerLost(Exception):
+    """The job's last attempt never finished: its claim ran out with nothing recorded, so
+    its worker was killed or crashed (or stalled past its claim). What ``on_give_up`` gets."""
+
+    MESSAGE = "its worker stopped during the last attempt (killed or crashed)"
+
+    def __init__(self) -> None:
+        super().__init__(self.MESSAGE)
+
+
+class ClaimLost(Exception):
+    """Raised in the runner when the heartbeat found this attempt's claim taken over."""
+
+
+def this_attempt(job: Job) -> ColumnElement[bool]:
+    """The job's row while it is still at the attempt ``job`` was claimed as."""
+    return and_(Job.id == job.id, Job.attempts == job.attempts, Job.claims == job.claims)
 
 
 @dataclass
@@ -60,15 +102,11 @@ class JobContext:
         gives up after a short wait (and is logged) instead of failing the job.
         """
         progress = min(max(progress, 0.0), 1.0)
-        statement = (
-            update(Job)
-            .where(Job.id == self.job.id, Job.attempts == self.job.attempts)
-            .values(progress=progress)
-        )
+        statement = update(Job).where(this_attempt(self.job)).values(progress=progress)
         try:
             await side_write(self.db, statement)
-        except OperationalError as exc:
-            log.info("job %s: progress %.2f not recorded: %s", self.job.id, progress, exc.orig)
+        except (SQLAlchemyError, OSError) as exc:
+            log.info("job %s: progress %.2f not recorded: %s", self.job.id, progress, exc)
 
 
 async def side_write(db: Database, statement: Update) -> int:
@@ -113,89 +151,164 @@ class JobRunner:
         self.on_retry: Callable[[int, str, timedelta], None] | None = None
 
     async def claim(self, job_id: int) -> tuple[Job, JobKind] | None:
-        """Take job ``job_id`` if it is due and of a kind this process runs."""
+        """Take job ``job_id`` if it is due and of a kind this process runs (None also when
+        it was given up instead: its last attempt's worker died)."""
+        taken = await self._take(job_id)
+        return None if isinstance(taken, str) else taken
+
+    async def run(self, job_id: int) -> str:
+        """Run job ``job_id`` once if it is due; return what happened: "done", "retry",
+        "failed", "lost" (our claim was taken over), or "skipped" (not due, not ours)."""
+        taken = await self._take(job_id)
+        if isinstance(taken, str):
+            return taken
+        return await self._execute(*taken)
+
+    async def _take(self, job_id: int) -> tuple[Job, JobKind] | str:
+        """Claim the job: the claimed attempt, or "skipped", or "failed" when the claim that
+        ran out was on its last attempt (the job is given up, not run again)."""
         now = self.clock()
         async with self.db.session() as session:
             job = await session.get(Job, job_id)
             if job is None:
-                return None
+                return "skipped"
             kind = self.kinds.get(job.kind)
             if kind is None:
-                return None
+                return "skipped"
+            unchanged = and_(this_attempt(job), Job.state == job.state, _due(now))
+            abandoned = job.state == JobState.RUNNING  # due: its claim ran out, nothing recorded
+            if abandoned and job.attempts >= kind.max_attempts:
+                return await self._give_up_abandoned(session, job, kind, unchanged, now)
+            values: dict[str, object] = {
+                "state": JobState.RUNNING,
+                "attempts": Job.attempts + 1,
+                "claims": Job.claims + 1,
+                "locked_until": now + kind.claim_duration,
+                "updated_at": now,
+            }
+            if abandoned:
+                values["last_error"] = f"attempt {job.attempts}: {WorkerLost.MESSAGE}"
             result = await session.execute(
-                update(Job)
-                .where(Job.id == job_id, Job.attempts == job.attempts, _due(now))
-                .values(
-                    state=JobState.RUNNING,
-                    attempts=Job.attempts + 1,
-                    locked_until=now + kind.claim_duration,
-                    updated_at=now,
-                )
+                update(Job).where(unchanged).values(**values)
                 .execution_options(synchronize_session=False)
             )
             if result.rowcount != 1:  # type: ignore[attr-defined]
                 await session.rollback()
-                return None
+                return "skipped"
             await session.commit()
             await session.refresh(job)
             return job, kind
 
-    async def run(self, job_id: int) -> str:
-        """Run job ``job_id`` once if it is due; return what happened."""
-        claimed = await self.claim(job_id)
-        if claimed is None:
+    async def _give_up_abandoned(self, session: AsyncSession, job: Job, kind: JobKind,
+                                 unchanged: ColumnElement[bool], now: datetime) -> str:
+        """The job's last attempt ran out its claim without recording anything: mark it
+        failed and run ``on_give_up``, in one transaction, instead of running it again."""
+        mark = (
+            update(Job).where(unchanged)
+            .values(state=JobState.FAILED, locked_until=None, finished_at=now, updated_at=now,
+                    last_error=f"attempt {job.attempts}: {WorkerLost.MESSAGE}")
+            .execution_options(synchronize_session=False)
+        )
+        if not await self._mark(session, mark, job, kind, WorkerLost()):
             return "skipped"
-        return await self._execute(*claimed)
+        log.warning("job %s (%s): %s, attempt %s of %s; given up", job.id, job.kind,
+                    WorkerLost.MESSAGE, job.attempts, kind.max_attempts)
+        return "failed"
+
+    async def _mark(self, session: AsyncSession, mark: Update, job: Job, kind: JobKind,
+                    give_up: BaseException | None) -> bool:
+        """Run ``mark`` (an UPDATE of the job, fenced on its attempt) and, when the job is
+        given up (``give_up``: why), the kind's ``on_give_up``, and commit them together.
+        False, with nothing written, when the attempt is no longer the job's."""
+        if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
+            await session.rollback()
+            return False
+        if give_up is not None and kind.on_give_up is not None:
+            try:
+                await kind.on_give_up(session, job, give_up)
+            except Exception:
+                log.exception("job %s (%s): recording the failure failed", job.id, job.kind)
+                await session.rollback()
+                if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
+                    await session.rollback()
+                    return False
+        await session.commit()
+        return True
 
     async def renew_lease(self, job: Job, kind: JobKind) -> bool | None:
         """Hold the claim on this attempt for another lease from now.
 
         True: renewed; False: the claim is no longer ours (taken over, or the job finished);
-        None: the database was busy (SQLite) or away, try again at the next beat.
+        None: the database was busy (SQLite) or away (a dropped connection: on PostgreSQL an
+        InterfaceError or another DBAPIError), try again at the next beat.
         """
         statement = (
             update(Job)
-            .where(Job.id == job.id, Job.attempts == job.attempts, Job.state == JobState.RUNNING)
+            .where(this_attempt(job), Job.state == JobState.RUNNING)
             .values(locked_until=self.clock() + kind.claim_duration)
         )
         try:
             return await side_write(self.db, statement) == 1
-        except (OperationalError, OSError) as exc:
+        except (SQLAlchemyError, OSError) as exc:
             log.info("job %s: lease not renewed this time: %s", job.id, exc)
             return None
 
     async def _heartbeat(self, job: Job, kind: JobKind) -> None:
+        """Renew the claim every lease/3; return once it is found lost. Never raises: a
+        beat that fails is logged and the next one tries again (three per lease)."""
         interval = kind.claim_duration.total_seconds() / 3
         while True:
             await asyncio.sleep(interval)
-            if await self.renew_lease(job, kind) is False:
-                log.warning("job %s (%s): claim lost while running; its effects will be "
-                            "discarded", job.id, job.kind)
+            try:
+                renewed = await self.renew_lease(job, kind)
+            except Exception:
+                log.exception("job %s (%s): renewing the lease failed", job.id, job.kind)
+                continue
+            if renewed is False:
+                log.warning("job %s (%s): claim lost while running (another worker took the "
+                            "job over); this attempt is stopped and commits nothing",
+                            job.id, job.kind)
                 return
 
     async def _run_handler(self, context: JobContext, kind: JobKind) -> None:
-        """The handler under its time limit; a kind with a lease gets a heartbeat meanwhile."""
-        handler = asyncio.wait_for(kind.handler(context), kind.time_limit.total_seconds())
-        if kind.lease is None:
-            await handler
-            return
-        heartbeat = asyncio.create_task(self._heartbeat(context.job, kind))
+        """The handler, as a task, until it ends, its time limit passes (TimeLimitExceeded)
+        or, for a kind with a lease, the heartbeat beside it finds the claim lost
+        (ClaimLost); in the last two cases the handler is cancelled. What the heartbeat
+        itself raises never decides the attempt."""
+        handler: asyncio.Future[None] = asyncio.ensure_future(kind.handler(context))
+        tasks = {handler}
+        heartbeat: asyncio.Future[None] | None = None
+        if kind.lease is not None:
+            heartbeat = asyncio.create_task(self._heartbeat(context.job, kind))
+            tasks.add(heartbeat)
         try:
-            await handler
+            done, _pending = await asyncio.wait(tasks, timeout=kind.time_limit.total_seconds(),
+                                                return_when=asyncio.FIRST_COMPLETED)
+            if handler in done:
+                handler.result()  # the handler's own exception, if any
+                return
+            if heartbeat is not None and heartbeat in done:
+                raise ClaimLost
+            raise TimeLimitExceeded(kind)
         finally:
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            for task in tasks:
+                task.cancel()
+            # Let them finish stopping; their errors by now (a cancelled handler's cleanup,
+            # a heartbeat's) change nothing about the outcome decided above.
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _execute(self, job: Job, kind: JobKind) -> str:
         try:
             async with self.db.session() as session:
                 context = JobContext(job=job, session=session, settings=self.settings, db=self.db)
-                await self._run_handler(context, kind)
+                try:
+                    await self._run_handler(context, kind)
+                except ClaimLost:
+                    await session.rollback()
+                    return "lost"
                 finished = await session.execute(
                     update(Job)
-                    .where(Job.id == job.id, Job.state == JobState.RUNNING,
-                           Job.attempts == job.attempts)
+                    .where(this_attempt(job), Job.state == JobState.RUNNING)
                     .values(state=JobState.DONE, progress=1.0, locked_until=None,
                             finished_at=self.clock(), last_error=None)
                     .execution_options(synchronize_session=False)
@@ -212,8 +325,8 @@ class JobRunner:
 
     async def _record_failure(self, job: Job, kind: JobKind, exc: BaseException) -> str:
         now = self.clock()
-        if isinstance(exc, TimeoutError):
-            error = f"time limit of {kind.time_limit} exceeded"
+        if isinstance(exc, TimeLimitExceeded):
+            error = str(exc)
         else:
             error = "".join(traceback.format_exception_only(exc)).strip()
         log.warning("job %s (%s) attempt %s failed: %s", job.id, job.kind, job.attempts, error)
@@ -230,24 +343,13 @@ class JobRunner:
             values.update(state=JobState.QUEUED, next_try_at=now + delay)
         mark = (
             update(Job)
-            .where(Job.id == job.id, Job.state == JobState.RUNNING, Job.attempts == job.attempts)
+            .where(this_attempt(job), Job.state == JobState.RUNNING)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
         async with self.db.session() as session:
-            if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
-                await session.rollback()
+            if not await self._mark(session, mark, job, kind, exc if give_up else None):
                 return "lost"
-            if give_up and kind.on_give_up is not None:
-                try:
-                    await kind.on_give_up(session, job, exc)
-                except Exception:
-                    log.exception("job %s (%s): recording the failure failed", job.id, job.kind)
-                    await session.rollback()
-                    if (await session.execute(mark)).rowcount != 1:  # type: ignore[attr-defined]
-                        await session.rollback()
-                        return "lost"
-            await session.commit()
         if give_up:
             return "failed"
         if self.on_retry is not None:

@@ -10,6 +10,11 @@ own DELETE.
 The admin re-protects ready images when the models, strength or profile change
 (``easel admin reprotect``): :func:`find_stale` finds them, :func:`mark_for_reprotection`
 marks them pending and requeues their jobs; they stay ready and published meanwhile.
+
+A pending document records nothing the worker decides (models, strength): the worker's
+own settings do, and the web process's or the command's may differ until it restarts. A
+re-protection records, internally, the configuration the command expected; the worker
+refuses one it would not apply as expected (``protect/jobs.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +31,6 @@ from server.models import Account, Job, MediaAttachment, MediaState, ProtectionS
 from server.queue.jobs import enqueue
 from server.services.errors import ServiceError
 from server.services.media import get_own_media
-from server.settings import Settings
 
 BATCH = 200
 
@@ -60,23 +64,22 @@ async def _requeue(session: AsyncSession, media: MediaAttachment, pending: doc.D
     return doc.for_owner(media, 0.0)
 
 
-async def retry(session: AsyncSession, settings: Settings, account: Account,
-                media_id: int) -> doc.Document:
+async def retry(session: AsyncSession, account: Account, media_id: int) -> doc.Document:
     """Protect one's own media again: one whose protection failed, or one published
     unprotected at one's own request (it stays published until the new renditions land)."""
     media = await get_own_media(session, account, media_id)
     if media.state == MediaState.FAILED:
-        pending = doc.pending(media, strength=settings.protect_strength)
+        pending = doc.pending(media, strength=None)
     elif media.state == MediaState.READY and media.file_key and _requested_unprotected(media) \
             and media.protection != ProtectionState.PENDING:
-        pending = doc.pending(media, strength=settings.protect_strength, redo=True)
+        pending = doc.pending(media, strength=None, redo=True)
     else:
         raise ServiceError("Only media whose protection failed (or that was published unprotected "
                            "at your request) can be retried")
     return await _requeue(session, media, pending)
 
 
-async def publish_unprotected(session: AsyncSession, settings: Settings, account: Account,
+async def publish_unprotected(session: AsyncSession, account: Account,
                               media_id: int) -> doc.Document:
     """Make renditions of one's own failed media without perturbing it; its status is then
     published as usual. The choice is recorded and honoured if the media is redone."""
@@ -98,6 +101,15 @@ class Configuration:
     models: tuple[str, ...]
     strength: str
     profile: str | None
+
+    def as_expected(self) -> dict[str, object]:
+        """As recorded in a pending document (``expected``) and checked by the worker."""
+        return {"models": list(self.models), "strength": self.strength, "profile": self.profile}
+
+    def applied_to(self, document: doc.Document) -> bool:
+        """Whether a ready image's document is what this configuration makes."""
+        return not doc.is_stale(document, models=self.models, strength=self.strength,
+                                profile=self.profile)
 
 
 async def _ready_local_images(session: AsyncSession) -> AsyncIterator[MediaAttachment]:
@@ -129,16 +141,16 @@ async def find_stale(session: AsyncSession, current: Configuration, *,
             in_progress.append(media)
         elif doc.requested_unprotected(stored):
             continue
-        elif every or doc.is_stale(stored, models=current.models, strength=current.strength,
-                                   profile=current.profile):
+        elif every or not current.applied_to(stored):
             stale.append(media)
     return stale, in_progress
 
 
-async def mark_for_reprotection(session: AsyncSession, settings: Settings,
+async def mark_for_reprotection(session: AsyncSession, current: Configuration,
                                 media_ids: Sequence[int]) -> int:
-    """Mark these ready images pending and requeue their protect jobs; commits in batches.
-    Returns how many were marked (one that changed meanwhile is skipped)."""
+    """Mark these ready images pending, expecting ``current``, and requeue their protect
+    jobs; commits in batches. Returns how many were marked (one that changed meanwhile is
+    skipped)."""
     marked = 0
     for start in range(0, len(media_ids), BATCH):
         chunk = media_ids[start:start + BATCH]
@@ -146,7 +158,9 @@ async def mark_for_reprotection(session: AsyncSession, settings: Settings,
                 MediaAttachment.id.in_(chunk), MediaAttachment.state == MediaState.READY.value,
                 MediaAttachment.file_key.is_not(None),
                 MediaAttachment.protection != ProtectionState.PENDING.value)):
-            doc.store(media, doc.pending(media, strength=settings.protect_strength, redo=True))
+            pending = doc.pending(media, strength=None, redo=True)
+            pending[doc.EXPECTED_KEY] = current.as_expected()
+            doc.store(media, pending)
             await enqueue(session, protect_media, str(media.id), again=True)
             marked += 1
         await session.commit()

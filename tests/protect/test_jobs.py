@@ -4,18 +4,38 @@ protection, failures recorded for the owner, statuses published when their media
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from starlette.applications import Starlette
 
-from protect.jobs import ProgressReporter, ProtectionCancelled, protect_media
-from server.models import Job, JobState, MediaState, ProtectionState
+from protect import document as doc
+from protect.jobs import (
+    MAX_ATTEMPTS,
+    OTHER_CONFIGURATION,
+    PERTURBED,
+    ProgressReporter,
+    ProtectionCancelled,
+    protect_media,
+)
+from server.ids import utcnow
+from server.models import Job, JobState, MediaAttachment, MediaState, ProtectionState
 from server.queue.jobs import enqueue
+from server.queue.runner import JobContext
+from server.services.protection import Configuration, mark_for_reprotection
 from server.storage import LocalStorage, StorageError
 from tests.protect import images
-from tests.protect.conftest import media_row, run_protect, stored_files, upload
+from tests.protect.conftest import (
+    activities,
+    media_row,
+    protect_job,
+    run_protect,
+    run_protect_later,
+    stored_files,
+    upload,
+)
 
 
 async def test_the_job_makes_renditions_and_marks_the_media_ready_but_unprotected(
@@ -169,3 +189,87 @@ async def test_progress_from_the_perturbation_thread_is_throttled_and_stops_a_ca
     reporter.cancelled.set()  # the attempt hit its time limit
     with pytest.raises(ProtectionCancelled):
         await asyncio.to_thread(reporter, 0.5)
+
+
+async def test_a_job_whose_worker_dies_at_every_attempt_fails_for_its_owner(
+        app: Starlette, alice_api: httpx.AsyncClient) -> None:
+    """The worker was killed during the last attempt too (out of memory on this image):
+    the job is given up when its claim runs out, and the author is told, to choose."""
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    job = await protect_job(app, media_id)
+    async with app.state.easel.db.session() as session:
+        await session.execute(update(Job).where(Job.id == job.id).values(
+            state=JobState.RUNNING, attempts=MAX_ATTEMPTS, claims=MAX_ATTEMPTS,
+            locked_until=utcnow() - timedelta(seconds=1)))
+        await session.commit()
+    assert await run_protect(app) == 1
+    assert (await protect_job(app, media_id)).state == JobState.FAILED
+    media = await media_row(app, media_id)
+    assert media.state == MediaState.FAILED and media.file_key is None
+    assert media.processing_error is not None
+    assert media.processing_error.startswith("The protection worker stopped while protecting")
+    document = (await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")).json()
+    assert document["state"] == "failed" and document["reason"] == media.processing_error
+    assert stored_files(app) == []
+
+
+async def test_a_choice_made_while_the_job_ran_is_honoured(
+        app: Starlette, alice_api: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The author asks to publish unprotected while an attempt is already past reading the
+    row: that attempt's result is dropped (its files too) and the media done as asked."""
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    real = JobContext.report_progress
+    changed: list[float] = []
+
+    async def choose_meanwhile(self: JobContext, progress: float) -> None:
+        if progress == PERTURBED and not changed:
+            changed.append(progress)
+            async with app.state.easel.db.session() as session:
+                media = await session.get(MediaAttachment, int(media_id))
+                assert media is not None
+                doc.store(media, doc.pending(media, strength=None,
+                                             requested=doc.REQUESTED_UNPROTECTED))
+                await session.commit()
+        await real(self, progress)
+
+    monkeypatch.setattr(JobContext, "report_progress", choose_meanwhile)
+    assert await run_protect(app) == 1
+    assert changed
+    media = await media_row(app, media_id)
+    assert media.state == MediaState.READY
+    stored = media.meta["protection"]
+    assert (stored["state"], stored["reason"]) == ("unprotected", doc.AUTHOR_REASON)
+    assert stored["requested"] == doc.REQUESTED_UNPROTECTED
+    assert len(stored_files(app)) == 3  # the dropped pass's renditions are gone
+    assert (await protect_job(app, media_id)).attempts == 1  # in the same attempt
+
+
+async def test_a_reprotection_the_worker_would_not_apply_as_expected_is_refused(
+        app: Starlette, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient) -> None:
+    """`easel admin reprotect` expected a model; this worker has none (its settings were
+    not reloaded): refused at once, and nothing changes for what is served."""
+    media_id = (await upload(alice_api, images.png())).json()["id"]
+    status = (await alice_api.post("/api/v1/statuses", json={
+        "status": "served", "media_ids": [media_id]})).json()
+    assert await run_protect(app) == 1
+    before = await media_row(app, media_id)
+    files = stored_files(app)
+    expected = Configuration(models=("sd-vae-ft-mse",), strength="default", profile=None)
+    async with app.state.easel.db.session() as session:
+        assert await mark_for_reprotection(session, expected, [int(media_id)]) == 1
+    pending = (await alice_api.get(f"/api/v1/easel/media/{media_id}/protection")).json()
+    assert pending["state"] == "pending" and "expected" not in pending
+    assert pending["strength"] is None and pending["models"] == []
+
+    assert await run_protect(app) == 1
+    job = await protect_job(app, media_id)
+    assert (job.state, job.attempts) == (JobState.DONE, 1)  # not retried
+    after = await media_row(app, media_id)
+    assert after.state == MediaState.READY and after.protection == ProtectionState.UNPROTECTED
+    assert (after.file_key, after.small_key) == (before.file_key, before.small_key)
+    assert after.meta["protection"]["reprotect_error"] == OTHER_CONFIGURATION
+    assert stored_files(app) == files
+    assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 200
+    assert await run_protect_later(app) == 0  # no purge, nothing else
+    await app.state.easel.queue.drain()
+    assert await activities(app, "Update") == []

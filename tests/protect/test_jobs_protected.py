@@ -28,6 +28,7 @@ from protect.renditions import make_renditions
 from server import commands
 from server.models import Job, JobState, MediaState, ProtectionState
 from server.queue.runner import JobRunner
+from server.services.protection import Configuration, mark_for_reprotection
 from server.settings import Settings
 from tests.protect import images
 from tests.protect.conftest import (
@@ -42,6 +43,8 @@ from tests.protect.conftest import (
 from tests.protect.tiny_models import save_tiny_vae
 
 pytestmark = pytest.mark.torch
+
+TINY = Configuration(models=("tiny-vae",), strength="default", profile=None)
 
 
 @pytest.fixture
@@ -375,10 +378,8 @@ async def test_a_redo_that_fails_for_good_keeps_what_is_served(
         bob_api: httpx.AsyncClient) -> None:
     media_id, status_id = await published_work(app, alice_api, bob_api)
     before = await media_row(app, media_id)
-    from server.services.protection import mark_for_reprotection
-
     async with app.state.easel.db.session() as session:
-        assert await mark_for_reprotection(session, settings, [int(media_id)]) == 1
+        assert await mark_for_reprotection(session, TINY, [int(media_id)]) == 1
     broken = settings.with_changes(vae_paths=(broken_vae,))
     app.state.easel.settings = broken
     await run_protect_later(app)
@@ -389,3 +390,65 @@ async def test_a_redo_that_fails_for_good_keeps_what_is_served(
     assert (await bob_api.get(f"/api/v1/statuses/{status_id}")).status_code == 200
     async with app.state.easel.db.session() as session:
         assert await session.scalar(select(Job).where(Job.kind == "purge_media_files")) is None
+
+
+async def follow_reprotect(app: Starlette, command: Settings, worker: Settings,
+                           err: io.StringIO) -> int:
+    """`easel admin reprotect` with ``command``'s settings, following a worker that runs
+    with ``worker``'s (loaded when it started)."""
+    runner = JobRunner(app.state.easel.db, worker)
+    follower = asyncio.create_task(commands.reprotect(command, stream=err))
+    deadline = asyncio.get_running_loop().time() + 120
+    while not follower.done():
+        assert asyncio.get_running_loop().time() < deadline, err.getvalue()
+        await runner.run_due(["protect"])
+        await asyncio.sleep(0.05)
+    return await follower
+
+
+async def test_reprotect_with_settings_the_worker_has_not_loaded_changes_nothing_and_says_so(
+        app: Starlette, settings: Settings, alice_api: httpx.AsyncClient,
+        bob_api: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """The admin edited the strength and ran reprotect before restarting the worker: the
+    worker refuses (it would only redo the images as they are), the old files stay, no
+    Update is sent, and the command exits 1 telling to restart the worker."""
+    media_id, status_id = await published_work(app, alice_api, bob_api)
+    before = await media_row(app, media_id)
+    files = stored_files(app)
+    err = io.StringIO()
+    stronger = settings.with_changes(protect_strength="high")
+    assert await follow_reprotect(app, stronger, settings, err) == 1
+    assert "re-protected 0 image(s)" in capsys.readouterr().out
+    assert "restart it" in err.getvalue() and "another configuration" in err.getvalue()
+    job = await protect_job(app, media_id)
+    assert (job.state, job.attempts) == (JobState.DONE, 1)  # refused once, not retried
+    after = await media_row(app, media_id)
+    assert after.protection == ProtectionState.PROTECTED and after.file_key == before.file_key
+    assert after.meta["protection"]["strength"] == "default"
+    assert stored_files(app) == files
+    assert await run_protect_later(app, minutes=20) == 0  # no purge
+    await app.state.easel.queue.drain()
+    assert await activities(app, "Update") == []
+    assert (await bob_api.get(f"/api/v1/statuses/{status_id}")).status_code == 200
+
+    # Restarted with the new settings, the worker does it.
+    assert await follow_reprotect(app, stronger, stronger, io.StringIO()) == 0
+    assert (await media_row(app, media_id)).meta["protection"]["strength"] == "high"
+
+
+async def test_reprotect_checks_what_the_worker_made_against_what_it_expected(
+        app: Starlette, settings: Settings, alice_api: httpx.AsyncClient,
+        bob_api: httpx.AsyncClient, capsys: pytest.CaptureFixture[str]) -> None:
+    """An image already being re-protected (as an earlier run asked: strength low) is
+    followed by a run that expects strength high: done as low, reported, exit 1."""
+    media_id, _status_id = await published_work(app, alice_api, bob_api)
+    low = settings.with_changes(protect_strength="low")
+    async with app.state.easel.db.session() as session:
+        earlier = Configuration(models=("tiny-vae",), strength="low", profile=None)
+        assert await mark_for_reprotection(session, earlier, [int(media_id)]) == 1
+    err = io.StringIO()
+    assert await follow_reprotect(app, settings.with_changes(protect_strength="high"), low,
+                                  err) == 1
+    assert "1 already being re-protected" in capsys.readouterr().out
+    assert "1 image(s) not re-protected as this command expected" in err.getvalue()
+    assert (await media_row(app, media_id)).meta["protection"]["strength"] == "low"

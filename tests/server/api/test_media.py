@@ -305,6 +305,8 @@ async def test_after_failing_for_good_the_author_retries_and_the_status_is_publi
 
     retried = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
     assert retried.status_code == 202 and retried.json()["state"] == "pending"
+    # Nothing the worker decides (its settings, not the web process's) is claimed yet.
+    assert (retried.json()["models"], retried.json()["strength"]) == ([], None)
     assert (await media_row(app, media_id)).state == MediaState.PROCESSING
     assert (await alice_api.get(f"/api/v1/media/{media_id}")).status_code == 206
     again = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")

@@ -1,12 +1,28 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 
 from server.db import Database
 from tests.server.queue.kinds_for_tests import create_effects_table
+
+START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
+
+
+class Clock:
+    """The runner's injectable clock, moved by hand."""
+
+    def __init__(self, now: datetime = START) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
 
 
 @pytest.fixture

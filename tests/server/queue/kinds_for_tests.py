@@ -123,3 +123,35 @@ async def _record_give_up(session: AsyncSession, job: Job, exc: BaseException) -
 async def gives_up(context: JobContext) -> None:
     await record_effect(context)
     raise RuntimeError(context.job.ref)
+
+
+@job_kind("test.dies", time_limit=timedelta(minutes=30), lease=timedelta(minutes=1),
+          max_attempts=2, on_give_up=_record_give_up)
+async def dies(context: JobContext) -> None:
+    """Completes when run; the tests kill its "worker" by claiming without running it."""
+    await record_effect(context)
+
+
+# Refs of the attempts of test.stopped_when_taken_over that were cancelled.
+STOPPED: list[str] = []
+
+
+@job_kind("test.stopped_when_taken_over", time_limit=timedelta(seconds=60),
+          lease=timedelta(milliseconds=300))
+async def stopped_when_taken_over(context: JobContext) -> None:
+    """Another worker takes the job over (as if this one had stalled past its lease), and
+    this attempt goes on for far longer than a lease, until it is cancelled."""
+    async with context.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE jobs SET attempts = attempts + 1, claims = claims + 1 "
+                                "WHERE id = :id"), {"id": context.job.id})
+    try:
+        await asyncio.Event().wait()
+    except asyncio.CancelledError:
+        STOPPED.append(context.job.ref)
+        raise
+
+
+@job_kind("test.times_out_itself", max_attempts=1)
+async def times_out_itself(context: JobContext) -> None:
+    """A handler whose own call timed out, well within its time limit."""
+    raise TimeoutError("the remote server did not answer")

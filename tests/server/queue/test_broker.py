@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 from starlette.applications import Starlette
 
+from server.ids import utcnow
 from server.models import Job, JobState
 from server.queue.broker import JobQueue
 from server.queue.jobs import PENDING_JOBS_KEY, enqueue
@@ -72,6 +74,25 @@ async def test_the_reconciler_resends_a_job_whose_message_was_lost(state: EaselS
     await state.queue.reconcile(LIGHT_QUEUES)
     assert (await settled(state, job.id)).state == JobState.DONE
     assert await effects(state.db, "lost-message") == [1]
+
+
+async def test_the_reconciler_gives_up_a_job_whose_worker_died_on_its_last_attempt(
+        state: EaselState) -> None:
+    """Its worker was killed during attempt 2 of 2 (its claim ran out with nothing
+    recorded): the reconciler sends it, and the worker that gets it gives it up."""
+    async with state.db.session() as session:
+        job = await enqueue(session, KINDS["test.dies"], "died-twice")
+        session.info.pop(PENDING_JOBS_KEY)
+        job.state, job.attempts, job.claims = JobState.RUNNING, 2, 2
+        job.locked_until = utcnow() - timedelta(seconds=1)
+        await session.commit()
+    await state.queue.reconcile(LIGHT_QUEUES)
+    failed = await settled(state, job.id)
+    assert (failed.state, failed.attempts) == (JobState.FAILED, 2)
+    assert await effects(state.db, "died-twice") == []  # not run a third time
+    assert await effects(state.db, "gave up: its worker stopped during the last attempt "
+                                   "(killed or crashed)") == [2]
+    assert await state.runner.due_jobs(LIGHT_QUEUES) == []
 
 
 async def test_a_duplicate_message_runs_the_job_once(state: EaselState) -> None:

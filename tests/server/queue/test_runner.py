@@ -13,6 +13,7 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import KINDS
 from server.queue.runner import JobRunner
 from server.settings import Settings
+from tests.server.queue.conftest import Clock
 from tests.server.queue.kinds_for_tests import effects
 
 
@@ -99,6 +100,47 @@ async def test_a_job_over_its_time_limit_fails_and_commits_nothing(
     assert failed.state == JobState.FAILED
     assert "time limit" in (failed.last_error or "")
     assert await effects(db, "h") == []
+
+
+async def test_a_timeout_the_handler_raises_is_its_own_failure_not_the_time_limit(
+    db: Database, runner: JobRunner
+) -> None:
+    job = await add_job(db, "test.times_out_itself", "own-timeout")
+    assert await runner.run(job.id) == "failed"
+    error = (await reload(db, job)).last_error or ""
+    assert "TimeoutError: the remote server did not answer" in error
+    assert "time limit" not in error
+
+
+async def test_an_attempt_from_before_a_requeue_commits_nothing_over_the_new_one(
+    db: Database, settings: Settings, effects_table: None
+) -> None:
+    """Attempt 1 stalls past its lease; attempt 2 takes over and completes; the job is
+    requeued (attempts from 0 again) and its new attempt 1 is running when the stalled one
+    wakes up: it shares the new attempt's number, and still commits nothing."""
+    clock = Clock()
+    first, second = JobRunner(db, settings, clock=clock), JobRunner(db, settings, clock=clock)
+    async with db.session() as session:
+        job = await enqueue(session, KINDS["test.leased"], "requeued")
+        await session.commit()
+    stalled = await first.claim(job.id)
+    assert stalled is not None and stalled[0].attempts == 1
+    clock.advance(minutes=2)
+    assert await second.run(job.id) == "done"
+    async with db.session() as session:
+        await enqueue(session, KINDS["test.leased"], "requeued", again=True)
+        await session.commit()
+    fresh = await second.claim(job.id)
+    assert fresh is not None and fresh[0].attempts == 1  # the stalled attempt's number
+    assert fresh[0].claims == 3 and stalled[0].claims == 1
+
+    assert await first.renew_lease(*stalled) is False
+    assert await first._execute(*stalled) == "lost"
+    assert await effects(db, "requeued") == [2]
+    running = await reload(db, job)
+    assert (running.state, running.attempts, running.claims) == (JobState.RUNNING, 1, 3)
+    assert await second._execute(*fresh) == "done"
+    assert await effects(db, "requeued") == [1, 2]
 
 
 async def test_an_attempt_whose_claim_was_taken_over_commits_nothing(
