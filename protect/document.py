@@ -9,7 +9,23 @@ same state, for queries) and returned by ``GET /api/v1/easel/media/:id/protectio
      "updated_at": iso8601}
 
 ``models``/``strength``/``profile`` say what was applied (empty/None when nothing was),
-``reason`` why an image is unprotected or failed. Some keys are the pipeline's own:
+``reason`` why an image is unprotected or failed, ``updated_at`` when that was recorded.
+
+The verification (``protect/verify_job.py``) adds, for a protected image::
+
+    "verification": "pending" | "done" | "failed" | "skipped",
+    "verification_reason": str (why failed or skipped), "verified_at": iso8601,
+    "budget", "transforms", "verdict", "summary", "battery", "untested", "resolution",
+    "size", "thresholds"    (the full rendition's report, ``protect.verify.report``),
+    "sizes": {"small": {...}, "thumb": {...}}    (each: budget, transforms, verdict,
+                                                  summary, resolution, size)
+
+The report's keys are there exactly when ``verification`` is ``done``. Its ``models`` is
+not copied: a report is only made with the models the image was protected against, so it
+is the document's own ``models``. An unprotected image has ``"verification": "skipped"``
+(nothing to verify); pending and failed protections have none.
+
+Some keys are the pipeline's own:
 ``requested`` ("unprotected": the author chose to publish without protection; the job
 honours it, also when it redoes the media) and, while a ready image is being protected
 again, ``previous`` (the document of the renditions still served, restored if the redo
@@ -36,6 +52,18 @@ REQUESTED_UNPROTECTED = "unprotected"
 EXPECTED_KEY = "expected"
 INTERNAL_KEYS = ("previous", EXPECTED_KEY)
 
+# The verification's states.
+VERIFICATION_PENDING = "pending"
+VERIFICATION_DONE = "done"
+VERIFICATION_FAILED = "failed"
+VERIFICATION_SKIPPED = "skipped"
+NOTHING_TO_VERIFY = "nothing to verify: the image was not perturbed"
+#: What a report puts at the top level (the full rendition's), and in each of ``sizes``.
+REPORT_KEYS = ("budget", "transforms", "verdict", "summary", "battery", "untested", "resolution",
+               "size", "thresholds")
+SIZE_KEYS = ("budget", "transforms", "verdict", "summary", "resolution", "size")
+_VERIFICATION_KEYS = ("verification", "verification_reason", "verified_at", "sizes", *REPORT_KEYS)
+
 
 def timestamp() -> str:
     """ISO 8601 in UTC with milliseconds, as the client API writes datetimes."""
@@ -52,6 +80,13 @@ def document(
     seconds: float | None = None,
     **extra: Any,
 ) -> Document:
+    """A new document. A protected image's verification is pending (its job is enqueued
+    with it); an unprotected one has nothing to verify."""
+    verification: Document = {}
+    if state == ProtectionState.PROTECTED:
+        verification = {"verification": VERIFICATION_PENDING}
+    elif state == ProtectionState.UNPROTECTED:
+        verification = {"verification": VERIFICATION_SKIPPED, "verification_reason": NOTHING_TO_VERIFY}
     return {
         "state": state.value,
         "progress": 0.0 if state == ProtectionState.PENDING else 1.0,
@@ -61,6 +96,7 @@ def document(
         "reason": reason,
         "seconds": round(seconds, 2) if seconds is not None else None,
         "updated_at": timestamp(),
+        **verification,
         **extra,
     }
 
@@ -95,6 +131,55 @@ def pending(media: MediaAttachment, *, strength: str | None, requested: str | No
     return document(ProtectionState.PENDING, strength=strength, **extra)
 
 
+# ------------------------------------------------------------------------ verification
+
+def verification(doc: Document) -> str | None:
+    """The verification's state (None: a pending or failed protection, or a document
+    written before verification existed)."""
+    value = doc.get("verification")
+    return value if isinstance(value, str) else None
+
+
+def _without_report(doc: Document) -> Document:
+    return {key: value for key, value in doc.items() if key not in _VERIFICATION_KEYS}
+
+
+def verification_pending(doc: Document) -> Document:
+    """``doc`` with its report dropped and a new verification pending (``easel admin
+    reverify``)."""
+    return {**_without_report(doc), "verification": VERIFICATION_PENDING}
+
+
+def with_report(doc: Document, full: Document, sizes: dict[str, Document]) -> Document:
+    """``doc`` with the reports of the full rendition (at the top level) and of the other
+    sizes (``protect.verify.report`` documents): verification done."""
+    return {
+        **_without_report(doc),
+        **{key: full[key] for key in REPORT_KEYS},
+        "sizes": {name: {key: report[key] for key in SIZE_KEYS} for name, report in sizes.items()},
+        "verification": VERIFICATION_DONE,
+        "verified_at": timestamp(),
+    }
+
+
+def verification_unavailable(doc: Document, outcome: str, reason: str) -> Document:
+    """``doc`` saying why it has no report: ``outcome`` is VERIFICATION_FAILED (it could
+    not be made) or VERIFICATION_SKIPPED (there is nothing to measure it with)."""
+    return {**_without_report(doc), "verification": outcome, "verification_reason": reason,
+            "verified_at": timestamp()}
+
+
+def report_outdated(doc: Document, thresholds: dict[str, float]) -> bool:
+    """Whether a protected image's document lacks a report, or has one older than its
+    protection or made with other thresholds than ``thresholds``."""
+    if verification(doc) != VERIFICATION_DONE:
+        return True
+    verified, updated = doc.get("verified_at"), doc.get("updated_at")
+    if isinstance(verified, str) and isinstance(updated, str) and verified < updated:
+        return True  # same format, in UTC: the strings sort as the times do
+    return doc.get("thresholds") != thresholds
+
+
 def for_owner(media: MediaAttachment, progress: float | None = None) -> Document:
     """The document as the API returns it. The state comes from the row's column (the
     source of truth); ``progress`` is the job's, live, while the state is pending."""
@@ -117,6 +202,7 @@ def for_owner(media: MediaAttachment, progress: float | None = None) -> Document
         "reason": doc.pop("reason", None),
         "seconds": doc.pop("seconds", None),
         "updated_at": doc.pop("updated_at", None),
+        "verification": doc.pop("verification", None),
         **{k: v for k, v in doc.items() if k not in ("state", "progress")},
     }
 

@@ -4,7 +4,10 @@ The job carries only the media id. One attempt: read the original → decode and
 fit to the full rendition's size → perturb it against the configured encoders (in a
 thread; progress goes to the job row) → renditions → one commit that swaps the new keys
 in, marks the media ready with its protection document (``protect/document.py``) and
-publishes the status whose last media this was.
+publishes the status whose last media this was. When the image was protected, the same
+commit enqueues ``verify_media`` (``protect/verify_job.py``), which measures the
+protection on the served bytes: it costs minutes on a CPU, so the image does not wait
+for it.
 
 Idempotent: a media with renditions and a settled protection is left alone, and every
 attempt writes files under new random keys, so a redone attempt never overwrites what an
@@ -42,10 +45,10 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from PIL import Image
 from sqlalchemy import or_, select
@@ -66,6 +69,7 @@ if TYPE_CHECKING:
     from protect.models import ProtectionModels
 
 log = logging.getLogger(__name__)
+Result = TypeVar("Result")
 
 MAX_ATTEMPTS = 5
 # A CPU-only instance may take ~10 minutes for a 1024² upload (the cpu profile).
@@ -96,7 +100,8 @@ class AttemptFailed(Exception):
 
 
 class ProtectionCancelled(Exception):
-    """Raised inside the perturbation thread when its attempt was cancelled (time limit)."""
+    """Raised inside a job's work thread (the perturbation, the verification) when its
+    attempt was cancelled (time limit, lost claim)."""
 
 
 def prepare(original: bytes) -> Image.Image:
@@ -121,13 +126,16 @@ def seed_for(media: MediaAttachment) -> int:
 
 
 class ProgressReporter:
-    """The perturbation's progress callback. Called from its thread after every step; writes
-    the job's progress on the event loop at most every PROGRESS_INTERVAL seconds, and stops
-    the thread (by raising) once the attempt has been cancelled."""
+    """The progress callback of work done in a thread (the perturbation, the verification).
+    Called from that thread with a fraction of its work; writes the job's progress, mapped
+    into ``span``, on the event loop at most every PROGRESS_INTERVAL seconds, and stops the
+    thread (by raising) once the attempt has been cancelled."""
 
-    def __init__(self, context: JobContext, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, context: JobContext, loop: asyncio.AbstractEventLoop,
+                 span: tuple[float, float] = (DECODED, PERTURBED)) -> None:
         self.context = context
         self.loop = loop
+        self.span = span
         self.cancelled = threading.Event()
         self.last = -float("inf")
         self.sent: Future[None] | None = None
@@ -139,7 +147,8 @@ class ProgressReporter:
         if now - self.last < PROGRESS_INTERVAL:
             return
         self.last = now
-        value = DECODED + (PERTURBED - DECODED) * min(max(fraction, 0.0), 1.0)
+        start, end = self.span
+        value = start + (end - start) * min(max(fraction, 0.0), 1.0)
         self.sent = asyncio.run_coroutine_threadsafe(self.context.report_progress(value), self.loop)
 
     async def settle(self) -> None:
@@ -151,21 +160,29 @@ class ProgressReporter:
                 log.exception("job %s: progress not recorded", self.context.job.id)
 
 
+async def in_thread(context: JobContext, span: tuple[float, float],
+                    work: Callable[..., Result], /, *args: Any, **kwargs: Any) -> Result:
+    """``work(*args, progress=…, **kwargs)`` in a thread, its progress written to the job
+    row within ``span``. If the attempt is cancelled (time limit, lost claim), the thread
+    stops at its next progress call."""
+    reporter = ProgressReporter(context, asyncio.get_running_loop(), span)
+    try:
+        return await asyncio.to_thread(work, *args, progress=reporter, **kwargs)
+    except asyncio.CancelledError:
+        reporter.cancelled.set()
+        raise
+    finally:
+        await reporter.settle()
+
+
 async def perturb(context: JobContext, image: Image.Image, models: ProtectionModels,
                   seed: int) -> Image.Image:
     from protect.perturb import protect_image
 
-    reporter = ProgressReporter(context, asyncio.get_running_loop())
     alpha = image.getchannel("A") if image.mode == "RGBA" else None
-    try:
-        protected = await asyncio.to_thread(
-            protect_image, image.convert("RGB"), models.encoders, strength=models.strength,
-            seed=seed, profile=models.profile, progress=reporter)
-    except asyncio.CancelledError:
-        reporter.cancelled.set()  # the thread stops at its next step
-        raise
-    finally:
-        await reporter.settle()
+    protected = await in_thread(context, (DECODED, PERTURBED), protect_image, image.convert("RGB"),
+                                models.encoders, strength=models.strength, seed=seed,
+                                profile=models.profile)
     if alpha is not None:
         protected.putalpha(alpha)  # transparency is not perturbed
     return protected
@@ -189,16 +206,29 @@ def _keep(media: MediaAttachment, message: str) -> None:
     doc.store(media, restored)
 
 
-def _record_failure(media: MediaAttachment, message: str) -> None:
-    if media.file_key is not None:
-        _keep(media, message)
-    else:
+async def _record_failure(session: AsyncSession, media: MediaAttachment, message: str) -> None:
+    if media.file_key is None:
         _fail(media, message)
+        return
+    _keep(media, message)
+    if doc.verification(doc.stored(media)) == doc.VERIFICATION_PENDING:
+        # The served renditions were still waiting for their report when the redo began
+        # (and their verification then stood aside): it is due again.
+        await request_verification(session, media)
 
 
-def owner_message(exc: BaseException) -> str:
-    """What the owner reads about a final failure. Server details (a model's path, a
-    traceback) are the admin's, in the job's last_error (``easel admin jobs``)."""
+async def request_verification(session: AsyncSession, media: MediaAttachment) -> None:
+    """Enqueue the verification of a ready, protected media (in the caller's transaction;
+    its document already says the verification is pending)."""
+    from protect.verify_job import verify_media
+
+    await enqueue(session, verify_media, str(media.id), again=True)
+
+
+def owner_message(exc: BaseException, *, work: str = "Protection", doing: str = "protecting") -> str:
+    """What the owner reads about a final failure of ``work`` (``doing`` the image). Server
+    details (a model's path, a traceback) are the admin's, in the job's last_error
+    (``easel admin jobs``)."""
     if isinstance(exc, AttemptFailed):
         return exc.message
     models = sys.modules.get("protect.models")  # loaded if it raised; never imported here
@@ -206,21 +236,21 @@ def owner_message(exc: BaseException) -> str:
         return ("The protection model could not be loaded on the server; the administrator "
                 "can see why in `easel admin jobs`.")
     if isinstance(exc, TimeLimitExceeded):
-        return (f"Protection did not finish within {int(exc.time_limit.total_seconds() // 60)} "
+        return (f"{work} did not finish within {int(exc.time_limit.total_seconds() // 60)} "
                 "minutes; the server may be overloaded.")
     if isinstance(exc, WorkerLost):
-        return ("The protection worker stopped while protecting this image, at every attempt; "
+        return (f"The protection worker stopped while {doing} this image, at every attempt; "
                 "it may need more memory than the server has.")
     if "out of memory" in str(exc).lower() or type(exc).__name__ == "OutOfMemoryError":
-        return "The protection worker ran out of memory on this image."
-    return "Protection failed on the server; the administrator can see why in `easel admin jobs`."
+        return f"The protection worker ran out of memory while {doing} this image."
+    return f"{work} failed on the server; the administrator can see why in `easel admin jobs`."
 
 
 async def record_give_up(session: AsyncSession, job: Job, exc: BaseException) -> None:
     """The last attempt failed: say so on the media (in the job's failing transaction)."""
     media = await session.get(MediaAttachment, int(job.ref))
     if media is not None and waits_for_job(media):
-        _record_failure(media, owner_message(exc))
+        await _record_failure(session, media, owner_message(exc))
 
 
 async def _announce_new_renditions(session: AsyncSession, status_id: int) -> None:
@@ -252,7 +282,7 @@ def other_configuration(expected: object, models: ProtectionModels | None) -> st
 
 
 @job_kind("protect_media", queue="protect", max_attempts=MAX_ATTEMPTS, time_limit=TIME_LIMIT,
-          lease=LEASE, retry_base=timedelta(seconds=30), retry_cap=timedelta(hours=1),
+          lease=LEASE, priority=1, retry_base=timedelta(seconds=30), retry_cap=timedelta(hours=1),
           on_give_up=record_give_up)
 async def protect_media(context: JobContext) -> None:
     for _ in range(CHOICE_REDOS + 1):
@@ -272,7 +302,8 @@ async def _protect(context: JobContext) -> bool:
     if not waits_for_job(media):
         return True  # an earlier attempt completed and committed
     if media.original_key is None:
-        _record_failure(media, "The original file of this upload is missing; please upload it again.")
+        await _record_failure(session, media,
+                              "The original file of this upload is missing; please upload it again.")
         return True
     original_key, seed = media.original_key, seed_for(media)
     requested_unprotected = doc.requested_unprotected(doc.stored(media))
@@ -292,7 +323,7 @@ async def _protect(context: JobContext) -> bool:
     except ImageRejected as exc:
         media = await _pending(session, media_id)
         if media is not None:
-            _record_failure(media, f"The image could not be processed: {exc.message}")
+            await _record_failure(session, media, f"The image could not be processed: {exc.message}")
         return True  # can never succeed: recorded, not retried
     await context.report_progress(DECODED)
 
@@ -307,7 +338,7 @@ async def _protect(context: JobContext) -> bool:
             log.warning("media %s: re-protection refused: %s", media_id, differs)
             media = await _pending(session, media_id)
             if media is not None:
-                _record_failure(media, OTHER_CONFIGURATION)
+                await _record_failure(session, media, OTHER_CONFIGURATION)
             return True
         if models is None:
             protection = doc.document(ProtectionState.UNPROTECTED, reason=doc.NO_MODEL_REASON)
@@ -350,6 +381,8 @@ async def _protect(context: JobContext) -> bool:
     media.processing_error = None
     if replaced:
         await enqueue(session, purge_media_files, " ".join(replaced), delay=PURGE_DELAY)
+    if media.protection == ProtectionState.PROTECTED:
+        await request_verification(session, media)
     if media.status_id is not None:
         from server.services.statuses import publish_if_ready
 

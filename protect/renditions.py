@@ -85,14 +85,17 @@ def encode(image: Image.Image, name: str, *, quality: int = 88) -> Rendition:
                      extension=extension, width=image.width, height=image.height)
 
 
+def as_shown(image: Image.Image) -> Image.Image:
+    """RGB as most clients draw it: transparency shows as white."""
+    if image.mode == "RGBA":
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(image, mask=image.getchannel("A"))
+        return background
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
 def compute_blurhash(image: Image.Image) -> str:
-    sample = resized(image, fit_edge(image.size, BLURHASH_SAMPLE_EDGE))
-    if sample.mode == "RGBA":  # transparency shows as white, as most clients draw it
-        background = Image.new("RGB", sample.size, (255, 255, 255))
-        background.paste(sample, mask=sample.getchannel("A"))
-        sample = background
-    elif sample.mode != "RGB":
-        sample = sample.convert("RGB")
+    sample = as_shown(resized(image, fit_edge(image.size, BLURHASH_SAMPLE_EDGE)))
     raw, width = sample.tobytes(), sample.width
     rows = [[list(raw[offset:offset + 3]) for offset in range(row * width * 3, (row + 1) * width * 3, 3)]
             for row in range(sample.height)]
@@ -108,7 +111,8 @@ def size_meta(width: int, height: int) -> dict[str, Any]:
 
 def make_renditions(image: Image.Image) -> RenditionSet:
     """Full (longest edge ≤ FULL_MAX_EDGE), small (≈ SMALL_MAX_PIXELS) and thumbnail
-    (longest edge ≤ THUMB_MAX_EDGE) from a normalised RGB/RGBA image."""
+    (longest edge ≤ THUMB_MAX_EDGE) from a normalised RGB/RGBA image. The verification
+    makes them from the clean original too: what Easel would serve unprotected."""
     full_image = resized(image, fit_edge(image.size, FULL_MAX_EDGE))
     small_image = resized(full_image, fit_pixels(full_image.size, SMALL_MAX_PIXELS))
     thumb_image = resized(small_image, fit_edge(small_image.size, THUMB_MAX_EDGE))

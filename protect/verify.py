@@ -17,7 +17,13 @@ The full report (:func:`report`) needs the clean image
                         served image's actual L∞ distance to the original where the battery
                         runs (at least 1/255; a fixed seed). Noise of the same L∞
                         everywhere has more energy than the texture-shaped perturbation,
-                        so this comparison is conservative.
+                        so this comparison is conservative. A caller that knows the budget
+                        and how the served image was made passes that baseline instead
+                        (``baseline``): the protect pipeline's served bytes are JPEG, which
+                        alone changes single pixels of a fine texture by 30–60/255, so a
+                        measured L∞ would make the noise several times the budget (the
+                        verify job: the clean image ± the strength's budget, made into a
+                        rendition like the served one).
     ``ratio``           shift / noise_shift: how much more the perturbation does than
                         random noise of its budget would.
     ``retention``       shift(T) / shift(identity): how much of the effect survives ``T``.
@@ -106,13 +112,15 @@ __all__ = [
     "match_original",
     "psnr",
     "report",
+    "sign_noise",
     "ssim",
+    "thresholds",
     "transform_verdict",
     "vae_roundtrip",
 ]
 
 # ---------------------------------------------------------------------------------------
-# Thresholds (placeholders until calibrated on a trained encoder in bench/)
+# Thresholds (calibrated on a trained encoder in bench/: bench/RESULTS.md)
 # ---------------------------------------------------------------------------------------
 
 #: Verdict of one model under one transform, from its ``ratio`` (shift / shift of random
@@ -150,6 +158,13 @@ BLIND_DETECTED_DB = 3.0
 BLIND_WEAK_DB = 2.0
 
 VERDICTS = ("holds", "weakened", "defeated")  # from best to worst
+
+
+def thresholds() -> dict[str, float]:
+    """The verdicts' thresholds as a report records them (read now: a calibration run, or
+    a test, may patch them; ``easel admin reverify`` recomputes reports made with others)."""
+    return {"ratio_holds": RATIO_HOLDS, "retention_holds": RETENTION_HOLDS,
+            "ratio_defeated": RATIO_DEFEATED, "retention_defeated": RETENTION_DEFEATED}
 BLIND_VERDICTS = ("none", "weak", "detected")
 
 # ---------------------------------------------------------------------------------------
@@ -624,6 +639,12 @@ def _sign_noise(array: np.ndarray, linf: int, seed: int) -> np.ndarray:
     return np.clip(array.astype(np.int16) + linf * signs, 0, 255).astype(np.uint8)
 
 
+def sign_noise(image: Image.Image, linf: int, seed: int = 0) -> Image.Image:
+    """``image`` (RGB) ± ``linf``/255 on every pixel and channel, signs from ``seed``: the
+    random noise of a budget, for a ``baseline``."""
+    return _image(_sign_noise(_array(image), linf, seed))
+
+
 def _target(height: int, width: int) -> np.ndarray:
     from protect.perturb import target_texture
 
@@ -674,6 +695,7 @@ def _summary(transforms: dict[str, dict[str, Any]], models: Sequence[Model], res
 
 def report(original: Image.Image, served: Image.Image, models: Sequence[Model], *, seed: int = 0,
            working_side: int | None = None, untested: Sequence[str] = (), tile: int = MAX_TILE,
+           baseline: Image.Image | None = None,
            progress: Callable[[float], None] | None = None) -> dict[str, Any]:
     """The full report on ``served`` (the decoded served bytes) against ``original`` (the
     clean image at the served size, resized exactly as the rendition was). See the module
@@ -690,6 +712,8 @@ def report(original: Image.Image, served: Image.Image, models: Sequence[Model], 
 
     ``working_side``: the longest side both images are downscaled to first (the ``cpu``
     profile); ``untested``: more to name as not tested (e.g. models not configured);
+    ``baseline``: the random-noise image to compare with, at the served size (default:
+    ``original`` ± the measured L∞ in sign noise; see ``noise_shift``);
     ``progress(f)`` after each (model, transform), f in (0, 1].
     """
     if not models:
@@ -699,13 +723,19 @@ def report(original: Image.Image, served: Image.Image, models: Sequence[Model], 
     if original.size != served.size:
         raise VerifyError(f"the original ({original.width}×{original.height}) and the served image "
                           f"({served.width}×{served.height}) differ in size")
+    if baseline is not None and baseline.size != served.size:
+        raise VerifyError("the noise baseline and the served image differ in size")
     size = served.size
     budget_doc = budget(original, served)
     clean = _array(_fit_longest(original, working_side))
     protected = _array(_fit_longest(served, working_side))
     height, width = clean.shape[:2]
-    linf = max(1, int(np.abs(clean.astype(np.int16) - protected.astype(np.int16)).max()))
-    sources = [protected, clean, _sign_noise(clean, linf, seed), _target(height, width),
+    if baseline is None:
+        linf = max(1, int(np.abs(clean.astype(np.int16) - protected.astype(np.int16)).max()))
+        noise = _sign_noise(clean, linf, seed)
+    else:
+        noise = _array(_fit_longest(baseline, working_side))
+    sources = [protected, clean, noise, _target(height, width),
                np.roll(clean, (height // 2, width // 2), axis=(0, 1))]
     battery = [name for name in BATTERY if not TRANSFORMS[name].needs_decoder
                or any(m.decoder is not None for m in models)]
@@ -757,8 +787,7 @@ def report(original: Image.Image, served: Image.Image, models: Sequence[Model], 
         "size": list(size),
         "battery": battery,
         "untested": not_tested,
-        "thresholds": {"ratio_holds": RATIO_HOLDS, "retention_holds": RETENTION_HOLDS,
-                       "ratio_defeated": RATIO_DEFEATED, "retention_defeated": RETENTION_DEFEATED},
+        "thresholds": thresholds(),
     }
 
 

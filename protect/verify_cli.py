@@ -33,7 +33,6 @@ from PIL import Image
 
 from protect.ingest import ImageRejected
 from protect.offline import PROFILE_CHOICES, UsageError, _first_line, _models, decode
-from protect.verify import TRANSFORMS, VerifyError, full_check
 from server.settings import Settings, SettingsError, load_settings
 
 __all__ = ["add_arguments", "format_human", "run"]
@@ -87,6 +86,7 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def format_human(doc: dict[str, Any]) -> str:
+    from protect.verify import TRANSFORMS  # numpy: not imported to build the parser
     """A report or blind-test document as text for a terminal."""
     lines: list[str] = []
     size = "×".join(str(v) for v in doc["size"])
@@ -122,6 +122,11 @@ def format_human(doc: dict[str, Any]) -> str:
 def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     """Run ``easel verify`` with parsed ``args``; returns the exit status."""
     err: TextIO = sys.stderr
+    try:
+        from protect.verify import VerifyError, full_check  # numpy: only when run
+    except ImportError as exc:
+        print(f"easel verify: this needs the protect extra (torch and diffusers): {exc}", file=err)
+        return 2
     try:
         if settings is None:
             settings = load_settings()

@@ -104,6 +104,23 @@ def build_parser() -> argparse.ArgumentParser:
     reprotect.add_argument("--here", action="store_true",
                            help="run the jobs in this process (an instance without a running "
                                 "protect worker) instead of following the worker's progress")
+
+    reverify = admin_commands.add_parser(
+        "reverify", help="recompute the verification reports of protected images",
+        description="Requeues the verification of ready local images protected against the "
+                    "configured models (EASEL_VAE_PATH): by default those without a report, or "
+                    "whose report is older than their protection or was made with other "
+                    "thresholds; --all: every one (e.g. after the battery changed); or the "
+                    "images given by id. Then shows their progress. Images protected against "
+                    "other models are left alone: re-protect them first.")
+    reverify.add_argument("media_ids", nargs="*", type=int, metavar="ID",
+                          help="only these media (ids as the API shows them)")
+    reverify.add_argument("--all", dest="every", action="store_true",
+                          help="every protected local image, not only those without a current report")
+    reverify.add_argument("--dry-run", action="store_true", help="list what would be requeued")
+    reverify.add_argument("--here", action="store_true",
+                          help="run the jobs in this process (an instance without a running "
+                               "protect worker) instead of following the worker's progress")
     return parser
 
 
@@ -153,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "reprotect":
             return asyncio.run(commands.reprotect(settings, every=args.every, dry_run=args.dry_run,
                                                   here=args.here))
+        if args.admin_command == "reverify":
+            return asyncio.run(commands.reverify(settings, every=args.every, dry_run=args.dry_run,
+                                                 here=args.here, media_ids=args.media_ids))
         return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
     except commands.CommandError as exc:
         print(f"easel: {exc}", file=sys.stderr)

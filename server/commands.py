@@ -6,9 +6,11 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TextIO
 
 from sqlalchemy import select, update
+from sqlalchemy.sql.elements import ColumnElement
 
 import server
 from protect import document as doc
@@ -22,10 +24,16 @@ from server.services import domain_blocks
 from server.services.accounts import create_user as create_user_service
 from server.services.accounts import instance_actor
 from server.services.errors import ServiceError
-from server.services.protection import Configuration, find_stale, mark_for_reprotection
+from server.services.protection import (
+    Configuration,
+    find_stale,
+    find_unverified,
+    mark_for_reprotection,
+    mark_for_verification,
+)
 from server.settings import Settings
 
-# How often `easel admin reprotect` looks at the jobs' progress (seconds).
+# How often `easel admin reprotect` and `reverify` look at the jobs' progress (seconds).
 FOLLOW_INTERVAL = 0.5
 
 
@@ -261,19 +269,22 @@ class ProgressBar:
             self.stream.flush()
 
 
-def _current_configuration(settings: Settings, *, here: bool) -> Configuration:
+def _current_configuration(settings: Settings, *, here: bool, command: str = "reprotect",
+                           pointless: str = "re-protecting would only make unprotected "
+                                            "renditions again") -> Configuration:
     """Load the configured models (their names are what jobs record) and check them: a
     broken path is refused now rather than in every requeued job. Only ``--here`` loads
-    them onto the configured device; for names the CPU does (the worker may hold the GPU)."""
+    them onto the configured device; for names the CPU does (the worker may hold the GPU).
+    ``command`` and ``pointless`` (what it would do without a model) are for messages."""
     if not settings.vae_paths:
         raise CommandError(
-            "no protection model is configured (EASEL_VAE_PATH is empty): re-protecting would "
-            "only make unprotected renditions again; set EASEL_VAE_PATH first")
+            f"no protection model is configured (EASEL_VAE_PATH is empty): {pointless}; set "
+            "EASEL_VAE_PATH first")
     try:
         from protect import models
     except ModuleNotFoundError as exc:
         raise CommandError(
-            f"easel admin reprotect loads the models, which needs the protect extra "
+            f"easel admin {command} loads the models, which needs the protect extra "
             f"(torch, diffusers): {exc}") from exc
     try:
         loaded = models.load_models(settings if here else settings.with_changes(protect_device="cpu"))
@@ -291,25 +302,47 @@ def _describe(doc: dict[str, object]) -> str:
             f"profile {doc.get('profile') or '-'}")
 
 
-async def _progress(db: Database, media_ids: Sequence[int]) -> tuple[int, list[float], list[int]]:
+@dataclass(frozen=True)
+class _Tracked:
+    """The media jobs a command follows: of ``kind`` (on the protect queue), for media that
+    match ``waiting`` (None: any) — a media that does not, or whose job has finished,
+    counts as settled."""
+
+    kind: str
+    waiting: ColumnElement[bool] | None = None
+
+
+def _protecting() -> _Tracked:
+    from protect.jobs import protect_media
+
+    return _Tracked(protect_media.name, MediaAttachment.protection == ProtectionState.PENDING)
+
+
+def _verifying() -> _Tracked:
+    from protect.verify_job import verify_media
+
+    return _Tracked(verify_media.name)
+
+
+async def _progress(db: Database, media_ids: Sequence[int],
+                    tracked: _Tracked) -> tuple[int, list[float], list[int]]:
     """How many of these media are settled, the running jobs' progress, and the ids of the
     jobs still to run (queued or running). A media whose job has finished (or never
     existed) counts as settled, whatever its row says: nothing more will happen to it."""
-    from protect.jobs import protect_media
-
     unsettled = 0
     running: list[float] = []
     waiting: list[int] = []
     async with db.session() as session:
         for start in range(0, len(media_ids), 500):
             chunk = media_ids[start:start + 500]
-            pending = {str(media_id) for media_id in await session.scalars(
-                select(MediaAttachment.id).where(MediaAttachment.id.in_(chunk),
-                                                 MediaAttachment.protection == ProtectionState.PENDING))}
+            pending = {str(media_id) for media_id in chunk}
+            if tracked.waiting is not None:
+                pending = {str(media_id) for media_id in await session.scalars(
+                    select(MediaAttachment.id).where(MediaAttachment.id.in_(chunk), tracked.waiting))}
             if not pending:
                 continue
             for job in await session.scalars(select(Job).where(
-                    Job.kind == protect_media.name, Job.ref.in_(pending),
+                    Job.kind == tracked.kind, Job.ref.in_(pending),
                     Job.state.in_([JobState.QUEUED, JobState.RUNNING]))):
                 unsettled += 1
                 waiting.append(job.id)
@@ -318,25 +351,26 @@ async def _progress(db: Database, media_ids: Sequence[int]) -> tuple[int, list[f
     return len(media_ids) - unsettled, running, waiting
 
 
-async def _follow(db: Database, media_ids: Sequence[int], bar: ProgressBar) -> None:
+async def _follow(db: Database, media_ids: Sequence[int], bar: ProgressBar, tracked: _Tracked) -> None:
     while True:
-        done, running, _waiting = await _progress(db, media_ids)
+        done, running, _waiting = await _progress(db, media_ids, tracked)
         bar.update(done, running)
         if done >= len(media_ids):
             return
         await asyncio.sleep(FOLLOW_INTERVAL)
 
 
-async def _run_here(db: Database, settings: Settings, media_ids: Sequence[int], bar: ProgressBar) -> None:
-    """Run these media's protect jobs in this process (retries included), drawing the bar
-    from a second task meanwhile (a job's progress is on its row)."""
+async def _run_here(db: Database, settings: Settings, media_ids: Sequence[int], bar: ProgressBar,
+                    tracked: _Tracked) -> None:
+    """Run these media's jobs in this process (retries included), drawing the bar from a
+    second task meanwhile (a job's progress is on its row)."""
     from server.queue.kinds import load_job_modules
 
     runner = JobRunner(db, settings, kinds=load_job_modules())
-    follower = asyncio.create_task(_follow(db, media_ids, bar))
+    follower = asyncio.create_task(_follow(db, media_ids, bar, tracked))
     try:
         while True:
-            _done, _running, waiting = await _progress(db, media_ids)
+            _done, _running, waiting = await _progress(db, media_ids, tracked)
             if not waiting:
                 break
             ran = [await runner.run(job_id) for job_id in waiting]
@@ -349,15 +383,36 @@ async def _run_here(db: Database, settings: Settings, media_ids: Sequence[int], 
         follower.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await follower
-    done, running, _waiting = await _progress(db, media_ids)
+    done, running, _waiting = await _progress(db, media_ids, tracked)
     bar.update(done, running)
+
+
+async def _run_or_follow(db: Database, settings: Settings, media_ids: Sequence[int], *, here: bool,
+                         label: str, tracked: _Tracked, err: TextIO) -> None:
+    """Run (``here``) or follow these media's jobs with a progress bar until all are
+    settled. Ctrl-C stops following; the jobs stay queued for the protect worker."""
+    bar = ProgressBar(err, len(media_ids), label)
+    if not here:
+        print("following the protect worker (Ctrl-C stops following; the jobs stay queued; "
+              "no worker running? use --here)", file=err, flush=True)
+    try:
+        if here:
+            await _run_here(db, settings, media_ids, bar, tracked)
+        else:
+            await _follow(db, media_ids, bar, tracked)
+    except asyncio.CancelledError:
+        bar.finish()
+        print("stopped following; the remaining images stay queued for the protect worker",
+              file=err, flush=True)
+        raise
+    bar.finish()
 
 
 async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = False,
                     here: bool = False, stream: TextIO | None = None) -> int:
     """``easel admin reprotect``: requeue outdated images (``every``: all of them), then
-    follow their progress (``here``: run them) until all are finished. Ctrl-C stops
-    following; the jobs stay queued for the worker.
+    follow their progress (``here``: run them, and then their verifications) until all are
+    finished. Ctrl-C stops following; the jobs stay queued for the worker.
 
     What is outdated is decided from this command's settings; the worker applies its own,
     loaded when it started. So the result is checked against what this command expected:
@@ -385,21 +440,11 @@ async def reprotect(settings: Settings, *, every: bool = False, dry_run: bool = 
         media_ids = [media.id for media in stale + in_progress]
         if not media_ids:
             return 0
-        bar = ProgressBar(err, len(media_ids), "re-protecting")
-        if not here:
-            print("following the protect worker (Ctrl-C stops following; the jobs stay queued; "
-                  "no worker running? use --here)", file=err, flush=True)
-        try:
-            if here:
-                await _run_here(db, settings, media_ids, bar)
-            else:
-                await _follow(db, media_ids, bar)
-        except asyncio.CancelledError:
-            bar.finish()
-            print("stopped following; the remaining images stay queued for the protect worker",
-                  file=err, flush=True)
-            raise
-        bar.finish()
+        await _run_or_follow(db, settings, media_ids, here=here, label="re-protecting",
+                             tracked=_protecting(), err=err)
+        if here:  # no worker to verify the new renditions: that is done here too
+            await _run_or_follow(db, settings, media_ids, here=True, label="verifying",
+                                 tracked=_verifying(), err=err)
         return _report(await _outcomes(db, media_ids, current), len(media_ids), err)
     finally:
         if queue is not None:
@@ -443,3 +488,76 @@ def _report(counts: dict[str, int], total: int, err: TextIO) -> int:
               f"starts); restart it (`easel serve` or `easel worker`), then run `easel admin "
               f"reprotect` again", file=err)
     return 1 if failed or refused or otherwise else 0
+
+
+# ----------------------------------------------------------------------------- reverify
+
+def _verification(document: dict[str, object]) -> str:
+    state = document.get("verification") or "none"
+    verdict = f", {document['verdict']}" if document.get("verdict") else ""
+    at = f" at {document['verified_at']}" if document.get("verified_at") else ""
+    return f"verification {state}{verdict}{at}"
+
+
+async def reverify(settings: Settings, *, every: bool = False, dry_run: bool = False,
+                   here: bool = False, media_ids: Sequence[int] = (),
+                   stream: TextIO | None = None) -> int:
+    """``easel admin reverify``: recompute the verification reports of ready protected
+    local images — those without one, or whose report is older than their protection or
+    was made with other thresholds (``every``: all of them; ``media_ids``: those) — then
+    follow their progress (``here``: run them) until all are settled. Images protected
+    against other models than the configured ones are left alone (re-protect them first).
+    Exit status 1 when some could not be verified."""
+    err = stream or sys.stderr
+    current = await asyncio.to_thread(
+        _current_configuration, settings, here=here, command="reverify",
+        pointless="there is nothing to verify the protection against")
+    from protect.verify import thresholds
+
+    db = Database.from_settings(settings)
+    queue: JobQueue | None = None
+    if settings.broker_url and not dry_run:
+        queue = JobQueue(JobRunner(db, settings), make_broker(settings))
+    try:
+        async with db.session() as session:
+            found = await find_unverified(session, current.models, thresholds(), every=every,
+                                          media_ids=media_ids)
+        print(f"{len(found.due)} image(s) to verify against {', '.join(current.models)}")
+        if found.other_models:
+            print(f"{len(found.other_models)} image(s) protected against other models are left "
+                  f"alone: re-protect them first (`easel admin reprotect`)", file=err)
+        if found.not_verifiable:
+            print(f"not a ready, protected local image: {' '.join(map(str, found.not_verifiable))}",
+                  file=err)
+        if dry_run:
+            for media in found.due:
+                print(f"{media.id}  account={media.account_id}  {_verification(doc.stored(media))}")
+            return 0
+        ids = [media.id for media in found.due]
+        if ids:
+            async with db.session() as session:
+                await mark_for_verification(session, ids)
+            await _run_or_follow(db, settings, ids, here=here, label="verifying",
+                                 tracked=_verifying(), err=err)
+        return await _verified(db, ids, err) or (1 if found.not_verifiable else 0)
+    finally:
+        if queue is not None:
+            queue.close()
+        await db.dispose()
+
+
+async def _verified(db: Database, media_ids: Sequence[int], err: TextIO) -> int:
+    """Print how the verification of these media ended; 1 unless each got its report."""
+    counts: dict[str, int] = {}
+    async with db.session() as session:
+        for start in range(0, len(media_ids), 500):
+            for media in await session.scalars(select(MediaAttachment).where(
+                    MediaAttachment.id.in_(media_ids[start:start + 500]))):
+                state = doc.verification(doc.stored(media)) or "none"
+                counts[state] = counts.get(state, 0) + 1
+    verified = counts.pop(doc.VERIFICATION_DONE, 0)
+    print(f"verified {verified} image(s)")
+    if counts:
+        print("not verified: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+              + " (the reason is in each image's document; see also `easel admin jobs`)", file=err)
+    return 1 if counts else 0

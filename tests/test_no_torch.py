@@ -22,7 +22,7 @@ from server.cli import build_parser
 from server.settings import Settings
 create_app(Settings())
 build_parser()  # easel --help: the protect subcommand's options come from protect.offline
-loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "diffusers"))
+loaded = sorted(name for name in sys.modules if name.split(".")[0] in ("torch", "diffusers", "numpy"))
 print(",".join(loaded) or "none")
 """
 

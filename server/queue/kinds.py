@@ -39,6 +39,9 @@ class JobKind:
     # Called when the last attempt has failed, in the transaction that marks the job
     # failed: records the failure where its owner looks (e.g. the media row).
     on_give_up: GiveUpHandler | None = None
+    # Among due jobs of one queue, higher priority runs first (polling workers): a new
+    # upload's protection goes before the verification of earlier ones.
+    priority: int = 0
 
     @property
     def claim_duration(self) -> timedelta:
@@ -74,7 +77,7 @@ def job_kind(name: str, *, queue: str = "default", **options: object) -> Callabl
 
 
 # Modules that declare job kinds; every process that runs jobs imports them all.
-JOB_MODULES: tuple[str, ...] = ("protect.jobs", "federation.jobs")
+JOB_MODULES: tuple[str, ...] = ("protect.jobs", "protect.verify_job", "federation.jobs")
 
 
 def load_job_modules() -> dict[str, JobKind]:

@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import Update, and_, or_, select, update
+from sqlalchemy import Update, and_, case, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -357,13 +357,17 @@ class JobRunner:
         return "retry"
 
     async def due_jobs(self, queues: Sequence[str], limit: int = 1000) -> list[tuple[int, str]]:
-        """Jobs of known kinds in ``queues`` that are due now, oldest first."""
+        """Jobs of known kinds in ``queues`` that are due now: higher kind priority first,
+        then oldest first."""
         now = self.clock()
+        urgent = [(Job.kind == kind.name, -kind.priority)
+                  for kind in self.kinds.values() if kind.priority]
+        order = [case(*urgent, else_=0)] if urgent else []
         async with self.db.session() as session:
             rows = await session.execute(
                 select(Job.id, Job.queue)
                 .where(Job.queue.in_(queues), Job.kind.in_(list(self.kinds)), _due(now))
-                .order_by(Job.next_try_at, Job.id)
+                .order_by(*order, Job.next_try_at, Job.id)
                 .limit(limit)
             )
             return [(row.id, row.queue) for row in rows]

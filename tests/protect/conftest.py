@@ -30,6 +30,15 @@ async def run_protect(app: Starlette) -> int:
     return ran
 
 
+async def settle(app: Starlette) -> None:
+    """Let the light queues (federation) finish: the in-process workers, or — with a broker,
+    which the test app does not consume itself — the due jobs run here."""
+    state = app.state.easel
+    if state.queue.in_process:
+        await state.queue.drain()
+    await state.runner.run_due(["default", "federation"])
+
+
 async def media_row(app: Starlette, media_id: int | str) -> MediaAttachment:
     async with app.state.easel.db.session() as session:
         media = await session.get(MediaAttachment, int(media_id))

@@ -33,6 +33,7 @@ from tests.protect.conftest import (
     protect_job,
     run_protect,
     run_protect_later,
+    settle,
     stored_files,
     upload,
 )
@@ -271,5 +272,5 @@ async def test_a_reprotection_the_worker_would_not_apply_as_expected_is_refused(
     assert stored_files(app) == files
     assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 200
     assert await run_protect_later(app) == 0  # no purge, nothing else
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert await activities(app, "Update") == []

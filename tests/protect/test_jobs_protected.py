@@ -37,6 +37,7 @@ from tests.protect.conftest import (
     protect_job,
     run_protect,
     run_protect_later,
+    settle,
     stored_files,
     upload,
 )
@@ -115,7 +116,7 @@ async def test_the_api_shows_progress_then_protected(
         assert current["state"] == "pending" and 0.05 < current["progress"] < 0.85
     finally:
         release.set()
-    assert await worker == 1
+    assert await worker == 2  # protected, then verified
 
     done = await protection(alice_api, media_id)
     assert done["state"] == "protected" and done["progress"] == 1.0
@@ -141,7 +142,7 @@ async def test_the_served_rendition_is_perturbed_within_the_budget(
     monkeypatch.setattr("protect.jobs.make_renditions", spy)
     original = busy_png()
     media_id = (await upload(alice_api, original, content_type="image/png")).json()["id"]
-    assert await run_protect(app) == 1
+    assert await run_protect(app) == 2  # protected, then verified
 
     clean = prepare(original)
     change = np.abs(np.asarray(made[0], dtype=np.int16) - np.asarray(clean, dtype=np.int16))
@@ -189,7 +190,7 @@ async def test_out_of_memory_below_the_smallest_tile_is_retried(
     job = await protect_job(app, media_id)
     assert job.state == JobState.QUEUED and "OutOfMemoryError" in (job.last_error or "")
     assert (await media_row(app, media_id)).protection == ProtectionState.PENDING
-    assert await run_protect_later(app) == 1
+    assert await run_protect_later(app) == 2  # and verified
     assert (await media_row(app, media_id)).protection == ProtectionState.PROTECTED
 
 
@@ -244,12 +245,12 @@ async def test_a_model_that_cannot_load_fails_after_retries_and_the_author_retri
     retried = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
     assert retried.status_code == 202 and retried.json()["state"] == "pending"
     assert (await protect_job(app, media_id)).state == JobState.QUEUED
-    assert await run_protect(app) == 1
+    assert await run_protect(app) == 2  # protected, then verified
     done = await protection(alice_api, media_id)
     assert done["state"] == "protected" and done["models"] == ["vae-being-copied"]
     published = await bob_api.get(f"/api/v1/statuses/{status_id}")
     assert published.status_code == 200 and published.json()["media_attachments"][0]["url"]
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert len(await activities(app, "Create")) == 1
 
 
@@ -269,7 +270,7 @@ async def test_the_author_publishes_unprotected_after_a_failure_and_may_protect_
     assert document["reason"] == "published unprotected at the author's request"
     assert document["models"] == [] and document["progress"] == 1.0
     assert (await bob_api.get(f"/api/v1/statuses/{status_id}")).status_code == 200
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert len(await activities(app, "Create")) == 1
     assert await run_protect_later(app) == 0  # nothing left to do, nothing published twice
     assert len(await activities(app, "Create")) == 1
@@ -281,10 +282,10 @@ async def test_the_author_publishes_unprotected_after_a_failure_and_may_protect_
     retried = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
     assert retried.status_code == 202 and "requested" not in retried.json()
     assert (await bob_api.get(f"/api/v1/statuses/{status_id}")).status_code == 200  # still up
-    assert await run_protect(app) == 1
+    assert await run_protect(app) == 2  # protected, then verified
     after = await media_row(app, media_id)
     assert after.protection == ProtectionState.PROTECTED and after.file_key != before.file_key
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert (len(await activities(app, "Create")), len(await activities(app, "Update"))) == (1, 1)
 
 
@@ -329,7 +330,7 @@ async def test_reprotect_redoes_outdated_media_and_purges_the_old_files_later(
     assert await run_protect(app) == 0  # the purge waits for remote servers to catch up
     assert await run_protect_later(app, minutes=20) == 1
     assert set(stored_files(app)).isdisjoint(old_files) and len(stored_files(app)) == 3
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert len(await activities(app, "Create")) == 1  # published once
     updates = await activities(app, "Update")
     assert len(updates) == 1 and updates[0].payload["status_id"] == int(status_id)
@@ -427,7 +428,7 @@ async def test_reprotect_with_settings_the_worker_has_not_loaded_changes_nothing
     assert after.meta["protection"]["strength"] == "default"
     assert stored_files(app) == files
     assert await run_protect_later(app, minutes=20) == 0  # no purge
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert await activities(app, "Update") == []
     assert (await bob_api.get(f"/api/v1/statuses/{status_id}")).status_code == 200
 

@@ -149,6 +149,20 @@ def test_an_unperturbed_image_is_defeated_everywhere(with_decoder: LoadedModel) 
     assert doc["summary"].startswith("Defeated by identity, jpeg95, ")
 
 
+def test_noise_served_as_protection_is_defeated_against_its_own_baseline(
+        with_decoder: LoadedModel) -> None:
+    """A caller's baseline (the verify job's: same-budget noise made into a rendition like
+    the served image) replaces the measured-L∞ noise: served noise is that noise."""
+    noisy = V.sign_noise(picture(), 8)
+    assert np.abs(np.asarray(noisy, dtype=np.int16) - np.asarray(picture(), dtype=np.int16)).max() == 8
+    doc = V.report(picture(), noisy, [with_decoder], baseline=noisy)
+    for entry in doc["transforms"].values():
+        assert entry["shift"] == entry["noise_shift"] > 0 and entry["ratio"] == 1.0
+        assert entry["verdict"] == "defeated"
+    with pytest.raises(V.VerifyError, match="baseline"):
+        V.report(picture(), noisy, [with_decoder], baseline=picture(40, 48))
+
+
 def test_several_models_get_per_model_entries(with_decoder: LoadedModel, encoder_only: LoadedModel,
                                               protected: Image.Image) -> None:
     doc = V.report(picture(), protected, [with_decoder, encoder_only])

@@ -144,7 +144,7 @@ def test_serve_migrates_serves_and_federates_an_identity(settings: Settings, tmp
     assert children_of(server.pid) == []
 
 
-def test_the_protection_commands_are_listed_and_reprotect_needs_a_model(
+def test_the_protection_commands_are_listed_and_reprotect_and_reverify_need_a_model(
         settings: Settings, tmp_path: Path) -> None:
     listed = easel(["--help"], environment(settings), tmp_path)
     assert listed.returncode == 0 and "protect" in listed.stdout
@@ -154,4 +154,13 @@ def test_the_protection_commands_are_listed_and_reprotect_needs_a_model(
     refused = easel(["admin", "reprotect"], environment(settings), tmp_path)
     assert refused.returncode == 1
     assert "no protection model is configured (EASEL_VAE_PATH is empty)" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+    described = easel(["admin", "reverify", "--help"], environment(settings), tmp_path)
+    assert described.returncode == 0
+    assert all(option in described.stdout for option in ("--all", "--dry-run", "--here", "ID"))
+    refused = easel(["admin", "reverify", "12"], environment(settings), tmp_path)
+    assert refused.returncode == 1
+    assert "no protection model is configured (EASEL_VAE_PATH is empty): there is nothing to " \
+           "verify the protection against" in refused.stderr
     assert "Traceback" not in refused.stderr

@@ -18,6 +18,7 @@ from tests.protect.conftest import (
     media_row,
     run_protect,
     run_protect_later,
+    settle,
     stored_files,
     upload,
 )
@@ -249,6 +250,12 @@ async def test_without_a_model_the_owner_is_told_the_media_is_unprotected_and_wh
     assert document["reason"] == "no protection model is configured (EASEL_VAE_PATH is empty)"
     assert (document["models"], document["strength"], document["profile"]) == ([], None, None)
     assert document["updated_at"].endswith("Z")
+    # Nothing was perturbed, so there is nothing to verify (and no verification job).
+    assert document["verification"] == "skipped"
+    assert document["verification_reason"] == "nothing to verify: the image was not perturbed"
+    assert "transforms" not in document and "verdict" not in document
+    async with app.state.easel.db.session() as session:
+        assert await session.scalar(select(Job).where(Job.kind == "verify_media")) is None
 
 
 async def test_protection_is_the_owners_business_only(
@@ -332,7 +339,7 @@ async def test_the_author_publishes_unprotected_and_the_status_federates_once(
     assert document["reason"] == "published unprotected at the author's request"
     published = await bob_api.get(f"/api/v1/statuses/{status['id']}")
     assert published.status_code == 200 and published.json()["media_attachments"][0]["url"]
-    await app.state.easel.queue.drain()
+    await settle(app)
     assert await run_protect_later(app) == 0
     assert [a.payload["status_id"] for a in await activities(app, "Create")] == [
         int(published.json()["id"])]

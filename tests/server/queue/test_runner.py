@@ -175,3 +175,16 @@ async def test_a_rolled_back_enqueue_leaves_no_row_and_sends_nothing(db: Databas
         assert sent == []  # not before the commit
         await session.commit()
     assert sent == [(committed.id, "default")]
+
+
+async def test_due_jobs_of_a_higher_priority_kind_come_first(db: Database, settings: Settings,
+                                                             effects_table: None) -> None:
+    import dataclasses
+
+    older = await add_job(db, "test.record", "older")
+    newer = await add_job(db, "test.flaky", "0:newer")
+    plain = JobRunner(db, settings)
+    assert [job_id for job_id, _ in await plain.due_jobs(["default"])][:2] == [older.id, newer.id]
+    urgent = {**KINDS, "test.flaky": dataclasses.replace(KINDS["test.flaky"], priority=1)}
+    ordered = JobRunner(db, settings, kinds=urgent)
+    assert [job_id for job_id, _ in await ordered.due_jobs(["default"])][:2] == [newer.id, older.id]
