@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from protect.perturb import PROFILES, STRENGTHS, Profile, as_encoder
+from protect.perturb import PROFILES, STRENGTHS, Profile, as_encoder, device_of, latent_scaling
 from server.settings import Settings
 
 __all__ = [
@@ -107,24 +107,16 @@ class ProtectionModels:
         return [m.encoder for m in self.models]
 
 
-def _device_of(module: nn.Module) -> torch.device:
-    for parameter in module.parameters():
-        return parameter.device
-    return torch.device("cpu")
-
-
 class KLDecoder(nn.Module):
     """Inverse of ``perturb.KLEncoder``: a latent in its scaled space → image in [0, 1]."""
 
     def __init__(self, vae: nn.Module) -> None:
         super().__init__()
         self.vae = vae
-        config = getattr(vae, "config", None)
-        self.scale = float(getattr(config, "scaling_factor", None) or 1.0)
-        self.shift = float(getattr(config, "shift_factor", None) or 0.0)
+        self.scale, self.shift = latent_scaling(vae)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        latent = z.to(_device_of(self.vae)) / self.scale + self.shift
+        latent = z.to(device_of(self.vae)) / self.scale + self.shift
         sample: torch.Tensor = self.vae.decode(latent).sample  # type: ignore[operator]
         return ((sample.float() + 1) / 2).clamp(0, 1).to(z.device)
 
@@ -139,7 +131,7 @@ class TinyDecoder(nn.Module):
         self.taesd = taesd
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        sample: torch.Tensor = self.taesd.decode(z.to(_device_of(self.taesd))).sample  # type: ignore[operator]
+        sample: torch.Tensor = self.taesd.decode(z.to(device_of(self.taesd))).sample  # type: ignore[operator]
         return ((sample.float() + 1) / 2).clamp(0, 1).to(z.device)
 
 

@@ -85,7 +85,9 @@ __all__ = [
     "as_encoder",
     "blend_window",
     "budget_map",
+    "device_of",
     "encode",
+    "latent_scaling",
     "perturb",
     "protect_image",
     "target_texture",
@@ -185,6 +187,13 @@ def _is_oom(exc: BaseException) -> bool:
 # ---------------------------------------------------------------------------------------
 
 
+def latent_scaling(vae: nn.Module) -> tuple[float, float]:
+    """A diffusers VAE's ``(scaling_factor, shift_factor)`` (1 and 0 when it has none)."""
+    config = getattr(vae, "config", None)
+    return (float(getattr(config, "scaling_factor", None) or 1.0),
+            float(getattr(config, "shift_factor", None) or 0.0))
+
+
 class KLEncoder(nn.Module):
     """A diffusers ``AutoencoderKL`` as an image-in-[0, 1] → latent module.
 
@@ -195,9 +204,7 @@ class KLEncoder(nn.Module):
     def __init__(self, vae: nn.Module) -> None:
         super().__init__()
         self.vae = vae
-        config = getattr(vae, "config", None)
-        self.scale = float(getattr(config, "scaling_factor", None) or 1.0)
-        self.shift = float(getattr(config, "shift_factor", None) or 0.0)
+        self.scale, self.shift = latent_scaling(vae)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         posterior = self.vae.encode(x * 2 - 1).latent_dist  # type: ignore[operator]
@@ -229,7 +236,7 @@ def as_encoder(model: nn.Module) -> nn.Module:
     return model
 
 
-def _device_of(module: nn.Module) -> torch.device:
+def device_of(module: nn.Module) -> torch.device:
     for p in module.parameters():
         return p.device
     for b in module.buffers():
@@ -249,7 +256,7 @@ def encode(encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
     An encoder whose weights are bf16 gets a bf16 input; an fp32 encoder runs under bf16
     autocast on CUDA and in fp32 elsewhere. The image and the perturbation never leave fp32.
     """
-    device = _device_of(encoder)
+    device = device_of(encoder)
     inp = x.to(device)
     if _dtype_of(encoder) == torch.bfloat16:
         z = encoder(inp.to(torch.bfloat16))
@@ -589,7 +596,7 @@ def perturb(x: torch.Tensor, encoders: nn.Module | Sequence[nn.Module], *,
     x = x.detach().float()
     if x.dim() != 3 or x.shape[0] != 3:
         raise ValueError("expected an RGB image tensor of shape (3, H, W)")
-    device = _device_of(wrapped[0])
+    device = device_of(wrapped[0])
     x = x.to(device)
     full_budget = budget_map(x.unsqueeze(0), strength.epsilon)[0]
 
