@@ -15,13 +15,14 @@ pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny
+from diffusers import AutoencoderKL
 from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
 from safetensors.torch import load_file, save_file
 
 from protect import models as M
 from protect.perturb import CPU_PROFILE, DEFAULT_PROFILE, KLEncoder, TinyEncoder
 from server.settings import Settings
+from tests.protect.tiny_models import tiny_kl, tiny_taesd
 
 pytestmark = pytest.mark.torch
 
@@ -36,24 +37,6 @@ def _fresh_cache() -> Any:
     yield
     M.clear_cache()
     torch.set_num_threads(threads)
-
-
-def tiny_kl(**config: Any) -> Any:
-    torch.manual_seed(0)
-    vae: Any = AutoencoderKL(in_channels=3, out_channels=3,
-                             down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                             up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                             block_out_channels=(8, 16), layers_per_block=1, latent_channels=4,
-                             norm_num_groups=4, sample_size=32, **config)
-    return vae.eval()
-
-
-def tiny_taesd() -> Any:
-    torch.manual_seed(1)
-    vae: Any = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
-                               num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1),
-                               latent_channels=4)
-    return vae.eval()
 
 
 @pytest.fixture(scope="module")

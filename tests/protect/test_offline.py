@@ -15,7 +15,6 @@ pytest.importorskip("diffusers")
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL
 from PIL import Image
 
 from protect import models as M
@@ -23,21 +22,14 @@ from protect import offline
 from protect import perturb as P
 from server.settings import Settings
 from tests.protect.images import sideways_jpeg_with_gps
+from tests.protect.tiny_models import save_tiny_vae
 
 pytestmark = pytest.mark.torch
 
 
 @pytest.fixture(scope="module")
 def vae_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    vae: Any = AutoencoderKL(in_channels=3, out_channels=3,
-                             down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                             up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                             block_out_channels=(8, 16), layers_per_block=1, latent_channels=4,
-                             norm_num_groups=4, sample_size=32)
-    folder = tmp_path_factory.mktemp("models") / "tiny-vae"
-    vae.save_pretrained(folder)
-    return folder
+    return save_tiny_vae(tmp_path_factory.mktemp("models") / "tiny-vae")
 
 
 @pytest.fixture(autouse=True)

@@ -12,10 +12,10 @@ pytest.importorskip("diffusers")
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKL, AutoencoderTiny
 from PIL import Image
 
 from protect import perturb as P
+from tests.protect.tiny_models import tiny_kl, tiny_taesd
 
 pytestmark = pytest.mark.torch
 
@@ -33,22 +33,12 @@ def _threads() -> None:
 
 @pytest.fixture(scope="module")
 def kl_vae() -> Any:
-    torch.manual_seed(0)
-    vae: Any = AutoencoderKL(in_channels=3, out_channels=3,
-                         down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
-                         up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
-                         block_out_channels=(8, 16), layers_per_block=1, latent_channels=4,
-                         norm_num_groups=4, sample_size=32)
-    return vae.eval()
+    return tiny_kl()
 
 
 @pytest.fixture(scope="module")
 def tiny_vae() -> Any:
-    torch.manual_seed(1)
-    vae: Any = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
-                           num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1),
-                           latent_channels=4)
-    return vae.eval()
+    return tiny_taesd()
 
 
 def picture(width: int = 64, height: int = 64, seed: int = 0) -> Image.Image:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 
-def save_tiny_vae(folder: Path) -> Path:
-    """A random AutoencoderKL with a few thousand parameters, in diffusers' folder layout."""
+def tiny_kl(**config: Any) -> Any:
+    """A random AutoencoderKL with a few thousand parameters (seed 0), in eval mode."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -19,8 +19,25 @@ def save_tiny_vae(folder: Path) -> Path:
                              down_block_types=("DownEncoderBlock2D", "DownEncoderBlock2D"),
                              up_block_types=("UpDecoderBlock2D", "UpDecoderBlock2D"),
                              block_out_channels=(8, 16), layers_per_block=1, latent_channels=4,
-                             norm_num_groups=4, sample_size=32)
-    vae.save_pretrained(folder)
+                             norm_num_groups=4, sample_size=32, **config)
+    return vae.eval()
+
+
+def tiny_taesd() -> Any:
+    """A random AutoencoderTiny (seed 1), in eval mode."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(1)
+    vae: Any = AutoencoderTiny(encoder_block_out_channels=(8, 8, 8), decoder_block_out_channels=(8, 8, 8),
+                               num_encoder_blocks=(1, 1, 1), num_decoder_blocks=(1, 1, 1),
+                               latent_channels=4)
+    return vae.eval()
+
+
+def save_tiny_vae(folder: Path) -> Path:
+    """:func:`tiny_kl` in diffusers' folder layout."""
+    tiny_kl().save_pretrained(folder)
     return folder
 
 

@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import text
 
 from server.db import Database
+from server.models import Job
 from tests.server.queue.kinds_for_tests import create_effects_table
 
 START = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
@@ -33,3 +34,11 @@ async def effects_table(db: Database) -> AsyncIterator[None]:
     yield
     async with db.engine.begin() as conn:
         await conn.execute(text("DROP TABLE test_effects"))
+
+
+async def reload(db: Database, job: Job) -> Job:
+    """The job row as it is now."""
+    async with db.session() as session:
+        found = await session.get(Job, job.id)
+        assert found is not None
+        return found

@@ -17,7 +17,7 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import KINDS, JobKind
 from server.queue.runner import JobRunner
 from server.settings import Settings
-from tests.server.queue.conftest import START, Clock
+from tests.server.queue.conftest import START, Clock, reload
 from tests.server.queue.kinds_for_tests import STOPPED, effects
 
 
@@ -27,13 +27,6 @@ async def add_job(db: Database, kind: str, ref: str, clock: Callable[[], datetim
         job.next_try_at = clock()
         await session.commit()
         return job
-
-
-async def reload(db: Database, job: Job) -> Job:
-    async with db.session() as session:
-        found = await session.get(Job, job.id)
-        assert found is not None
-        return found
 
 
 async def test_a_claim_holds_for_the_lease_not_the_time_limit(

@@ -13,7 +13,7 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import KINDS
 from server.queue.runner import JobRunner
 from server.settings import Settings
-from tests.server.queue.conftest import Clock
+from tests.server.queue.conftest import Clock, reload
 from tests.server.queue.kinds_for_tests import effects
 
 
@@ -27,13 +27,6 @@ async def add_job(db: Database, kind: str, ref: str) -> Job:
         job = await enqueue(session, KINDS[kind], ref)
         await session.commit()
         return job
-
-
-async def reload(db: Database, job: Job) -> Job:
-    async with db.session() as session:
-        found = await session.get(Job, job.id)
-        assert found is not None
-        return found
 
 
 async def test_a_job_runs_once_and_its_effect_commits_with_it(db: Database, runner: JobRunner) -> None:
