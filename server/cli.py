@@ -27,6 +27,14 @@ def _queues(value: str) -> list[str]:
     return names
 
 
+def _requeue_options(parser: argparse.ArgumentParser) -> None:
+    """Options of the commands that requeue protect-queue jobs and follow them."""
+    parser.add_argument("--dry-run", action="store_true", help="list what would be requeued")
+    parser.add_argument("--here", action="store_true",
+                        help="run the jobs in this process (an instance without a running "
+                             "protect worker) instead of following the worker's progress")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="easel", description="Easel: a federated portfolio network")
     parser.add_argument("--version", action="version", version=f"easel {server.__version__}")
@@ -100,10 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "unprotected are left alone.")
     reprotect.add_argument("--all", dest="every", action="store_true",
                            help="every local image with renditions, not only the outdated ones")
-    reprotect.add_argument("--dry-run", action="store_true", help="list what would be requeued")
-    reprotect.add_argument("--here", action="store_true",
-                           help="run the jobs in this process (an instance without a running "
-                                "protect worker) instead of following the worker's progress")
+    _requeue_options(reprotect)
 
     reverify = admin_commands.add_parser(
         "reverify", help="recompute the verification reports of protected images",
@@ -117,10 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="only these media (ids as the API shows them)")
     reverify.add_argument("--all", dest="every", action="store_true",
                           help="every protected local image, not only those without a current report")
-    reverify.add_argument("--dry-run", action="store_true", help="list what would be requeued")
-    reverify.add_argument("--here", action="store_true",
-                          help="run the jobs in this process (an instance without a running "
-                               "protect worker) instead of following the worker's progress")
+    _requeue_options(reverify)
     return parser
 
 

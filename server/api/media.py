@@ -11,6 +11,10 @@ do not even confirm that a media exists.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -20,7 +24,7 @@ from server.api.entities import EntityContext, media_to_entity
 from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.limits import IMAGE_SIZE_LIMIT
-from server.models import MediaAttachment, MediaState
+from server.models import Account, MediaAttachment, MediaState
 from server.services import media as media_service
 from server.services import protection as protection_service
 from server.services.errors import NotFound
@@ -134,22 +138,22 @@ async def protection(request: Request) -> Response:
     return JSONResponse(document, headers={"Cache-Control": "private, no-store"})
 
 
-async def retry_protection(request: Request) -> Response:
+async def _authors_choice(request: Request, choose: Callable[[AsyncSession, Account, int],
+                                                                Awaitable[dict[str, Any]]]) -> Response:
+    """The author's choice for a media whose protection failed (retry, publish unprotected)."""
     _user, account = (await _owner(request)).require_user()
     media_id = parse_id(request.path_params["id"])
-    state = easel(request)
-    async with state.db.session() as session:
-        document = await protection_service.retry(session, account, media_id)
+    async with easel(request).db.session() as session:
+        document = await choose(session, account, media_id)
     return JSONResponse(document, status_code=202)
+
+
+async def retry_protection(request: Request) -> Response:
+    return await _authors_choice(request, protection_service.retry)
 
 
 async def publish_unprotected(request: Request) -> Response:
-    _user, account = (await _owner(request)).require_user()
-    media_id = parse_id(request.path_params["id"])
-    state = easel(request)
-    async with state.db.session() as session:
-        document = await protection_service.publish_unprotected(session, account, media_id)
-    return JSONResponse(document, status_code=202)
+    return await _authors_choice(request, protection_service.publish_unprotected)
 
 
 routes: list[BaseRoute] = [
