@@ -16,6 +16,16 @@ from server.models.federation import (
 from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
 from server.models.oauth import OAuthApplication, OAuthAuthorizationCode, OAuthToken
+from server.models.portfolio import (
+    TAG_KINDS,
+    PortfolioTag,
+    PortfolioTagAlias,
+    Project,
+    ProjectWork,
+    StatusPin,
+    Work,
+    WorkTag,
+)
 from server.models.social import NOTIFICATION_TYPES, Bookmark, Favourite, Follow, FollowRequest, Notification
 from server.models.status import (
     VISIBILITIES,
@@ -31,6 +41,7 @@ from server.models.user import User
 __all__ = [
     "JOB_TRANSITIONS",
     "NOTIFICATION_TYPES",
+    "TAG_KINDS",
     "VISIBILITIES",
     "Account",
     "Activity",
@@ -55,13 +66,20 @@ __all__ = [
     "OAuthApplication",
     "OAuthAuthorizationCode",
     "OAuthToken",
+    "PortfolioTag",
+    "PortfolioTagAlias",
+    "Project",
+    "ProjectWork",
     "ProtectionState",
     "Report",
     "Status",
     "StatusAlias",
+    "StatusPin",
     "StatusTag",
     "Tag",
     "Tombstone",
     "UTCDateTime",
     "User",
+    "Work",
+    "WorkTag",
 ]

@@ -59,6 +59,12 @@ class Account(Base):
         ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
     # The actor's alsoKnownAs: the uris it says are also its own (a Move needs it).
     also_known_as: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # AI opt-out. Local: the IPTC PLUS DataMining value the artist chose (the full
+    # http://ns.useplus.org/ldf/vocab/DMI-… URI); None means the instance default,
+    # DMI-PROHIBITED-AIMLTRAINING. Remote: what the actor stated, None when it said nothing.
+    data_mining: Mapped[str | None] = mapped_column(String(128), default=None)
+    # Remote only: the actor's FEP-5e53 xRobotsTag as stated (e.g. "noai, noimageai").
+    robots: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

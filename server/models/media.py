@@ -56,5 +56,9 @@ class MediaAttachment(Base):
     # For media of remote statuses: where it came from.
     remote_url: Mapped[str | None] = mapped_column(String(2048), default=None)
     processing_error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Generative-AI provenance found when the upload was screened (the marker, e.g.
+    # "XMP DigitalSourceType trainedAlgorithmicMedia"), kept when the instance labels
+    # or allows such uploads; None: no marker found (which proves nothing).
+    ai_provenance: Mapped[str | None] = mapped_column(String(255), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -56,6 +56,10 @@ class Status(Base):
     replies_count: Mapped[int] = mapped_column(Integer, default=0)
     reblogs_count: Mapped[int] = mapped_column(Integer, default=0)
     favourites_count: Mapped[int] = mapped_column(Integer, default=0)
+    # Remote only: the object's own opt-out as stated (FEP-5e53 xRobotsTag, Easel's
+    # dataMining), None when it said nothing.
+    robots: Mapped[str | None] = mapped_column(String(255), default=None)
+    data_mining: Mapped[str | None] = mapped_column(String(128), default=None)
 
 
 class Mention(Base):
