@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import io
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -36,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from protect.perturb import protect_image
 
-TAEF2 = ROOT.parent / "shared" / "models" / "taef2" / "taef2.py"
+TAEF2 = Path(os.environ.get("EASEL_TAEF2", ROOT.parent / "shared" / "models" / "taef2")) / "taef2.py"
 
 
 def load_taef2_encoder() -> torch.nn.Module:
@@ -50,12 +51,17 @@ def load_taef2_encoder() -> torch.nn.Module:
 
 
 def sample_images(size: int) -> dict[str, Image.Image]:
-    import skimage.data
-
+    """scikit-image's astronaut, chelsea and coffee, centre-cropped; from PNG copies in
+    ``$EASEL_BENCH_IMAGES`` (a machine without scikit-image, e.g. the GPU one) when set."""
+    folder = os.environ.get("EASEL_BENCH_IMAGES")
     images = {}
     for name in ("astronaut", "chelsea", "coffee"):
-        array = getattr(skimage.data, name)()
-        image = Image.fromarray(array).convert("RGB")
+        if folder:
+            image = Image.open(Path(folder) / f"{name}.png").convert("RGB")
+        else:
+            import skimage.data
+
+            image = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
         side = min(image.size)
         left, top = (image.width - side) // 2, (image.height - side) // 2
         images[name] = image.crop((left, top, left + side, top + side)).resize((size, size), Image.LANCZOS)

@@ -130,6 +130,8 @@ def main() -> None:
     parser.add_argument("--skip-bare", action="store_true", help="only time protect_image (slow CPUs)")
     parser.add_argument("--bf16-weights", action="store_true")
     parser.add_argument("--compile", action="store_true")
+    parser.add_argument("--steps", type=int, nargs="*", default=[],
+                        help="also time these step counts (at the strength's step size)")
     args = parser.parse_args()
 
     if args.device == "auto":
@@ -177,6 +179,17 @@ def main() -> None:
             print(f"{size}²: protect_image strength={strength} profile={profile.name}: "
                   f"{best:.2f} s (runs: {', '.join(f'{r:.2f}' for r in runs)}); {steps} steps",
                   flush=True)
+        for count in args.steps:
+            fewer = dataclasses.replace(P.STRENGTHS["default"], steps=count)
+            runs = []
+            for _ in range(max(1, args.repeats - 1)):
+                sync(device)
+                started = time.perf_counter()
+                P.protect_image(image, encoder, strength=fewer, seed=0, profile=profile)
+                sync(device)
+                runs.append(time.perf_counter() - started)
+            print(f"{size}²: protect_image default budget, {count} steps, profile={profile.name}: "
+                  f"{min(runs):.2f} s (runs: {', '.join(f'{r:.2f}' for r in runs)})", flush=True)
 
 
 if __name__ == "__main__":

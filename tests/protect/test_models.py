@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -389,3 +390,33 @@ def test_resolve_profile() -> None:
     assert M.resolve_profile("cpu", torch.device("cuda")) is CPU_PROFILE
     with pytest.raises(M.ModelLoadError, match="EASEL_PROTECT_PROFILE"):
         M.resolve_profile("fast", CPU)
+
+
+@pytest.mark.parametrize("folder_fixture", ["kl_folder", "taesd_folder"])
+def test_the_search_encoder_on_a_gpu_is_a_bf16_copy_without_the_decoder(
+        request: pytest.FixtureRequest, folder_fixture: str) -> None:
+    # Given a loaded VAE (on the CPU here; load_model makes this copy on CUDA only)
+    loaded = M.load_model(request.getfixturevalue(folder_fixture), torch.device("cpu"))
+    assert loaded.search_encoder is None
+    # When its bf16 search copy is made
+    search = M._bf16_copy(loaded.encoder)
+    # I expect bf16 weights, no decoder in the copy, the original untouched (fp32, decoder kept)
+    assert {p.dtype for p in search.parameters()} == {torch.bfloat16}
+    inner = getattr(search, "vae", None) or search.taesd
+    assert inner.decoder is None
+    original = getattr(loaded.encoder, "vae", None) or loaded.encoder.taesd
+    assert original.decoder is not None
+    assert {p.dtype for p in loaded.encoder.parameters()} == {torch.float32}
+    # and the same latents within bf16 precision
+    with torch.no_grad():
+        exact = loaded.encoder(image_batch())
+        approx = search(image_batch().to(torch.bfloat16)).float()
+    assert torch.allclose(exact, approx, atol=0.1 * float(exact.abs().max()) + 1e-3)
+
+
+def test_protection_models_search_with_the_search_encoder(kl_folder: Path) -> None:
+    loaded = M.load_model(kl_folder, torch.device("cpu"))
+    search = M._bf16_copy(loaded.encoder)
+    models = M.ProtectionModels(models=(dataclasses.replace(loaded, search_encoder=search), loaded),
+                                device=torch.device("cpu"), profile=CPU_PROFILE, strength="default")
+    assert models.encoders == [search, loaded.encoder]
