@@ -50,7 +50,10 @@ NO_MODEL_REASON = "no protection model is configured (EASEL_VAE_PATH is empty)"
 AUTHOR_REASON = "published unprotected at the author's request"
 REQUESTED_UNPROTECTED = "unprotected"
 EXPECTED_KEY = "expected"
-INTERNAL_KEYS = ("previous", EXPECTED_KEY)
+# "pictures": private storage keys of the report's pictures (protect/verify_job.py); the
+# owner's web page serves them, the API does not show keys.
+PICTURES_KEY = "pictures"
+INTERNAL_KEYS = ("previous", EXPECTED_KEY, PICTURES_KEY)
 
 # The verification's states.
 VERIFICATION_PENDING = "pending"
@@ -62,6 +65,8 @@ NOTHING_TO_VERIFY = "nothing to verify: the image was not perturbed"
 REPORT_KEYS = ("budget", "transforms", "verdict", "summary", "battery", "untested", "resolution",
                "size", "thresholds")
 SIZE_KEYS = ("budget", "transforms", "verdict", "summary", "resolution", "size")
+# (Not "pictures": files the document names stay named until a new report replaces them,
+# which is when protect/verify_job.py deletes them; show them only with a done report.)
 _VERIFICATION_KEYS = ("verification", "verification_reason", "verified_at", "sizes", *REPORT_KEYS)
 
 
@@ -150,16 +155,30 @@ def verification_pending(doc: Document) -> Document:
     return {**_without_report(doc), "verification": VERIFICATION_PENDING}
 
 
-def with_report(doc: Document, full: Document, sizes: dict[str, Document]) -> Document:
+def with_report(doc: Document, full: Document, sizes: dict[str, Document],
+                pictures: Document | None = None) -> Document:
     """``doc`` with the reports of the full rendition (at the top level) and of the other
-    sizes (``protect.verify.report`` documents): verification done."""
+    sizes (``protect.verify.report`` documents): verification done. ``pictures``: the
+    report's pictures (``{"model", "crop", "reconstruction_clean",
+    "reconstruction_protected"}``, the last two private storage keys), when made."""
+    kept = {key: value for key, value in _without_report(doc).items() if key != PICTURES_KEY}
     return {
-        **_without_report(doc),
+        **kept,
         **{key: full[key] for key in REPORT_KEYS},
         "sizes": {name: {key: report[key] for key in SIZE_KEYS} for name, report in sizes.items()},
         "verification": VERIFICATION_DONE,
         "verified_at": timestamp(),
+        **({PICTURES_KEY: pictures} if pictures else {}),
     }
+
+
+def picture_keys(doc: Document) -> list[str]:
+    """The private storage keys of a document's report pictures."""
+    pictures = doc.get(PICTURES_KEY)
+    if not isinstance(pictures, dict):
+        return []
+    return [value for name, value in pictures.items()
+            if name.startswith("reconstruction_") and isinstance(value, str)]
 
 
 def verification_unavailable(doc: Document, outcome: str, reason: str) -> Document:

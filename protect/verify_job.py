@@ -61,7 +61,7 @@ from protect.renditions import as_shown, make_renditions
 from server.models import Job, MediaAttachment, MediaState, ProtectionState
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
-from server.storage import StorageError, media_storage
+from server.storage import StorageError, media_storage, new_key
 
 if TYPE_CHECKING:
     from protect.models import ProtectionModels
@@ -80,6 +80,10 @@ READ = 0.05
 
 NO_MODEL_REASON = ("Not verified: no protection model is configured on the server now, so "
                    "there is nothing to measure the protection with.")
+# The reconstruction pictures: a crop of the full rendition as served (no resampling, so
+# the perturbation is exactly what the model sees), at most this many pixels a side.
+PICTURE_SIDE = 768
+
 MISSING_ORIGINAL = ("The verification could not be made: the original of this image is missing, "
                     "so the served image cannot be compared with it.")
 
@@ -196,6 +200,55 @@ async def measure(context: JobContext, sizes: Sequence[Size],
     return reports
 
 
+def reconstructions(size: Size, models: ProtectionModels) -> tuple[bytes, bytes, Document] | None:
+    """What the first configured model with a decoder makes of the clean and the protected
+    image — the centre crop (≤ PICTURE_SIDE) of the served full rendition and of its clean
+    counterpart, encoded and decoded — as PNGs, with what they show. None without a decoder."""
+    from protect.verify import vae_roundtrip
+
+    model = next((m for m in models.models if m.decoder is not None), None)
+    if model is None:
+        return None
+    width, height = size.served.size
+    w, h = min(width, PICTURE_SIDE), min(height, PICTURE_SIDE)
+    box = ((width - w) // 2, (height - h) // 2, (width - w) // 2 + w, (height - h) // 2 + h)
+
+    def png(image: Image.Image) -> bytes:
+        out = io.BytesIO()
+        vae_roundtrip(image.convert("RGB").crop(box), model).save(out, "PNG")
+        return out.getvalue()
+
+    about = {"model": model.name, "crop": [box[0], box[1], w, h]}
+    return png(size.clean), png(size.served), about
+
+
+async def store_pictures(context: JobContext, size: Size, models: ProtectionModels) -> Document | None:
+    """Make and store (privately) the reconstruction pictures; their description, or None."""
+    made = await asyncio.to_thread(reconstructions, size, models)
+    if made is None:
+        return None
+    clean, protected, about = made
+    storage = media_storage(context.settings)
+    keys = {"reconstruction_clean": new_key("verification", "png"),
+            "reconstruction_protected": new_key("verification", "png")}
+    try:
+        await storage.put(keys["reconstruction_clean"], clean, private=True)
+        await storage.put(keys["reconstruction_protected"], protected, private=True)
+    except StorageError as exc:
+        raise AttemptFailed("The verification could not be made: its pictures could not be "
+                            "stored.", exc) from exc
+    return {**about, **keys}
+
+
+async def _delete_pictures(context: JobContext, keys: Sequence[str]) -> None:
+    storage = media_storage(context.settings)
+    for key in keys:
+        try:
+            await storage.delete(key, private=True)
+        except StorageError:
+            log.warning("could not delete the verification picture %s", key)
+
+
 async def record_give_up(session: AsyncSession, job: Job, exc: BaseException) -> None:
     """The last attempt failed: the document says the verification could not be made (in
     the job's failing transaction). The media stays published."""
@@ -276,5 +329,24 @@ async def _verify(context: JobContext) -> bool:
         return await _settle(session, media_id, keys, lambda d: doc.verification_unavailable(
             d, doc.VERIFICATION_FAILED, failed))
     full = reports.pop("full")
+    pictures = await store_pictures(context, sizes[0], models)
     log.info("media %s verified: %s", media_id, full["verdict"])
-    return await _settle(session, media_id, keys, lambda d: doc.with_report(d, full, reports))
+    new_pictures = doc.picture_keys({doc.PICTURES_KEY: pictures})
+    stored: list[Document] = []
+
+    def report(d: Document) -> Document:
+        stored.append(d)
+        return doc.with_report(d, full, reports, pictures)
+
+    try:
+        settled = await _settle(session, media_id, keys, report)
+    except BaseException:
+        await _delete_pictures(context, new_pictures)
+        raise
+    # The pictures no document names any more: the replaced report's, or these when they
+    # were not stored (the renditions changed, or the media was settled otherwise). Deleted
+    # before the commit: should it fail, the retry makes new ones, and a page shows a
+    # missing picture as missing, nothing worse.
+    replaced = doc.picture_keys(stored[0]) if stored else []
+    await _delete_pictures(context, replaced if stored else new_pictures)
+    return settled

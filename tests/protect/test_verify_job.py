@@ -22,6 +22,7 @@ pytest.importorskip("diffusers")
 
 import httpx
 import torch
+from PIL import Image
 from sqlalchemy import select, update
 from starlette.applications import Starlette
 
@@ -152,6 +153,15 @@ async def test_a_protected_image_is_published_then_verified_on_every_served_size
     sizes = {tuple(done["size"]), *(tuple(done["sizes"][n]["size"]) for n in SIZES)}
     assert sizes == {(96, 64), (61, 41), (40, 27)}  # three different served sizes
     assert (await verify_job_row(app, media_id)).state == JobState.DONE  # type: ignore[union-attr]
+    # The reconstruction pictures: private files the document names, never in the API.
+    assert "pictures" not in done
+    pictures = doc.stored(await media_row(app, media_id))["pictures"]
+    assert pictures["model"] == "tiny-vae" and pictures["crop"] == [0, 0, 96, 64]
+    storage = LocalStorage(app.state.easel.settings.data_dir / "media", "")
+    for key in doc.picture_keys(doc.stored(await media_row(app, media_id))):
+        assert await storage.exists(key, private=True) and not await storage.exists(key)
+        with Image.open(io.BytesIO(await storage.get(key, private=True))) as picture:
+            assert (picture.format, picture.size) == ("PNG", (96, 64))
 
 
 async def test_the_battery_runs_at_the_cpu_profiles_working_resolution_and_says_so(
@@ -342,6 +352,7 @@ async def test_reverify_recomputes_reports_made_with_other_thresholds(
     media_id = (await upload(alice_api, busy_png(), content_type="image/png")).json()["id"]
     await run_protect(app)
     before = await document(alice_api, media_id)
+    media_before = await media_row(app, media_id)
     assert before["verification"] == "done"
     assert await commands.reverify(settings, here=True, stream=io.StringIO()) == 0
     assert "0 image(s) to verify" in capsys.readouterr().out  # up to date
@@ -363,6 +374,11 @@ async def test_reverify_recomputes_reports_made_with_other_thresholds(
     assert {t["verdict"] for t in after["transforms"].values()} == {"defeated"}
     assert {t["verdict"] for t in after["sizes"]["thumb"]["transforms"].values()} == {"defeated"}
     assert after["budget"] == before["budget"]  # the same served bytes
+    # The new report's pictures replaced the old ones, which are deleted.
+    old, new = (doc.picture_keys(doc.stored(m)) for m in (media_before, await media_row(app, media_id)))
+    storage = LocalStorage(settings.data_dir / "media", "")
+    assert len(new) == 2 and not set(old) & set(new)
+    assert [await storage.exists(k, private=True) for k in old + new] == [False, False, True, True]
 
     # --all and ids requeue reports that are up to date; ids that are no protected image
     # are named, and the exit status says so.
