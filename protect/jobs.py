@@ -2,7 +2,8 @@
 
 The job carries only the media id. One attempt: read the original → decode and normalise →
 fit to the full rendition's size → perturb it against the configured encoders (in a
-thread; progress goes to the job row) → renditions → one commit that swaps the new keys
+thread; progress goes to the job row) → renditions, each with its artist's opt-out XMP, EXIF
+and signed C2PA manifest (``protect/optout_metadata.py``) → one commit that swaps the new keys
 in, marks the media ready with its protection document (``protect/document.py``) and
 publishes the status whose last media this was. When the image was protected, the same
 commit enqueues ``verify_media`` (``protect/verify_job.py``), which measures the
@@ -56,6 +57,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protect import document as doc
 from protect.ingest import ImageRejected, decode_upload
+from protect.optout_metadata import OptOut, optout_for
+from protect.provenance import digital_source_type_of
 from protect.renditions import fit_edge, make_renditions, resized
 from server.limits import FULL_MAX_EDGE, IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
 from server.models import Account, Job, MediaAttachment, MediaState, ProtectionState, Status
@@ -308,6 +311,7 @@ async def _protect(context: JobContext) -> bool:
     original_key, seed = media.original_key, seed_for(media)
     requested_unprotected = doc.requested_unprotected(doc.stored(media))
     expected = doc.stored(media).get(doc.EXPECTED_KEY)
+    optout = await _optout(session, media, context.settings)
     # No transaction (nor, on PostgreSQL, a pooled connection) stays open through a
     # perturbation that may take many minutes; the row is read again before the commit.
     await session.rollback()
@@ -348,7 +352,7 @@ async def _protect(context: JobContext) -> bool:
                 ProtectionState.PROTECTED, models=models.names, strength=models.strength,
                 profile=models.profile.name, seconds=time.monotonic() - started)
     await context.report_progress(PERTURBED)
-    result = await asyncio.to_thread(make_renditions, image)
+    result = await asyncio.to_thread(make_renditions, image, optout)
     await context.report_progress(RENDERED)
 
     keys: dict[str, str] = {}
@@ -390,6 +394,15 @@ async def _protect(context: JobContext) -> bool:
         if replaced and not published_now:
             await _announce_new_renditions(session, media.status_id)
     return True
+
+
+async def _optout(session: AsyncSession, media: MediaAttachment, settings: Settings) -> OptOut | None:
+    """What the renditions say about their artist (``protect/optout_metadata.py``): name,
+    profile, data-mining choice, and the AI label of an upload the instance labelled."""
+    account = await session.get(Account, media.account_id)
+    if account is None:
+        return None
+    return optout_for(account, settings, digital_source_type=digital_source_type_of(media.ai_provenance))
 
 
 def waits_for_job(media: MediaAttachment) -> bool:

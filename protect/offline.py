@@ -9,7 +9,8 @@ JPEG or lossy WebP would blur part of the perturbation away before anyone sees t
 What it must never do: pretend. Without a model it stops (exit 2) instead of writing
 copies that look protected and are not. It never overwrites an input, never leaves a
 half-written file under a final name (it writes a temporary file and renames it), and a
-file it cannot read stops only that file.
+file it cannot read stops only that file. Every output says "not for AI training" in its
+XMP and EXIF, as Easel's renditions do (``--artist`` adds whose it is).
 
 Importing this module never loads torch (``easel`` builds its parser from it in the web
 process's command); torch and the models load inside :func:`run`.
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, TextIO
 from PIL import Image
 
 from protect.ingest import MEGABYTE, UNREADABLE, ImageRejected, decode_upload, normalise, sniff_type
+from protect.optout_metadata import DMI_PROHIBITED_AIML, OptOut, save_with_metadata
 from server.limits import IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
 from server.settings import PROTECT_PROFILES, PROTECT_STRENGTHS, Settings, SettingsError, load_settings
 
@@ -82,6 +84,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"(several: repeat, or separate with {os.pathsep!r}); "
                              "default: EASEL_VAE_PATH")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--artist", default="", metavar="NAME",
+                        help="your name, written into each PNG's XMP (dc:creator) and EXIF (Artist) "
+                             "beside the 'not for AI training' statement (IPTC PLUS DataMining "
+                             "DMI-PROHIBITED-AIMLTRAINING) that every output carries")
+    parser.add_argument("--artist-url", default="", metavar="URL",
+                        help="where to ask you for a licence (XMP plus:LicensorURL), e.g. your "
+                             "portfolio")
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,13 +176,24 @@ def decode(data: bytes) -> Image.Image:
             image.close()
 
 
-def write_png(image: Image.Image, target: Path) -> None:
-    """Write ``image`` to ``target`` atomically: a temporary file beside it, then a rename."""
+def optout_of(args: argparse.Namespace) -> OptOut:
+    """What every output says: not for AI training, and whose it is when ``--artist`` says."""
+    artist = (getattr(args, "artist", "") or "").strip()
+    return OptOut(creator=artist, handle=artist, profile_url=(getattr(args, "artist_url", "") or "").strip(),
+                  data_mining=DMI_PROHIBITED_AIML, policy_url="")
+
+
+def write_png(image: Image.Image, target: Path, optout: OptOut | None = None) -> None:
+    """Write ``image`` to ``target`` atomically: a temporary file beside it, then a rename.
+    With ``optout``, the PNG carries its XMP and EXIF (``protect/optout_metadata.py``)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".part")
     try:
         with os.fdopen(fd, "wb") as handle:
-            image.save(handle, "PNG")
+            if optout is None:
+                image.save(handle, "PNG")
+            else:
+                handle.write(save_with_metadata(image, "PNG", optout))
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -270,7 +290,8 @@ def _models(args: argparse.Namespace, settings: Settings) -> ProtectionModels:
     return models
 
 
-def _protect_one(task: Task, index: int, models: ProtectionModels, seed: int, bar: ProgressBar) -> None:
+def _protect_one(task: Task, index: int, models: ProtectionModels, seed: int, bar: ProgressBar,
+                 optout: OptOut | None = None) -> None:
     from protect.perturb import protect_image
 
     image = decode(task.source.read_bytes())
@@ -280,7 +301,7 @@ def _protect_one(task: Task, index: int, models: ProtectionModels, seed: int, ba
                               profile=models.profile, progress=lambda f: bar.update(index, task.shown, f))
     if alpha is not None:
         protected.putalpha(alpha)  # transparency is kept as it was; the colours are protected
-    write_png(protected, task.target)
+    write_png(protected, task.target, optout)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -312,7 +333,7 @@ def run(args: argparse.Namespace, settings: Settings | None = None) -> int:
     for index, task in enumerate(tasks, start=1):
         begun = time.monotonic()
         try:
-            _protect_one(task, index, models, args.seed, bar)
+            _protect_one(task, index, models, args.seed, bar, optout_of(args))
         except ImageRejected as exc:
             failed += 1
             bar.failed(index, task.shown, exc.message)

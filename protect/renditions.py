@@ -2,8 +2,11 @@
 renditions, their blurhash and Mastodon's ``meta`` sizes.
 
 Renditions are encoded from pixels only, so they carry no EXIF, GPS or XMP of the
-upload (the opt-out XMP is attached by a later step, deliberately). Opaque images become
-JPEG (what every fediverse server can show); images with transparency become WebP.
+upload. Given the artist's ``OptOut`` (``protect/optout_metadata.py``), each one is written
+with the opt-out signals instead: XMP, EXIF Artist/Copyright and a signed C2PA manifest —
+re-attached to every size, since a re-save keeps none of them. Without it (the
+verification's clean comparison renditions) they carry no metadata at all. Opaque images
+become JPEG (what every fediverse server can show); images with transparency become WebP.
 Never imports torch.
 """
 
@@ -17,6 +20,7 @@ from typing import Any
 import blurhash
 from PIL import Image
 
+from protect.optout_metadata import OptOut, encode_with_optout
 from server.limits import FULL_MAX_EDGE, SMALL_MAX_PIXELS, THUMB_MAX_EDGE
 
 BLURHASH_COMPONENTS = (4, 4)  # Mastodon's
@@ -71,17 +75,23 @@ def resized(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def encode(image: Image.Image, name: str, *, quality: int = 88) -> Rendition:
-    """Encode pixels only: no ``exif``, ``icc_profile`` or ``xmp`` is ever passed."""
-    buffer = io.BytesIO()
+def encode(image: Image.Image, name: str, *, quality: int = 88, optout: OptOut | None = None) -> Rendition:
+    """Encode the pixels, with the opt-out metadata of ``optout`` when given; nothing of
+    the upload (EXIF, ICC profile, XMP) is ever passed on."""
     if image.mode == "RGBA":
-        image.save(buffer, "WEBP", quality=quality, method=4)
-        content_type, extension = "image/webp", "webp"
+        target, params = image, {"quality": quality, "method": 4}
+        image_format, content_type, extension = "WEBP", "image/webp", "webp"
     else:
-        rgb = image if image.mode == "RGB" else image.convert("RGB")
-        rgb.save(buffer, "JPEG", quality=quality, optimize=True, progressive=True)
-        content_type, extension = "image/jpeg", "jpg"
-    return Rendition(name=name, data=buffer.getvalue(), content_type=content_type,
+        target = image if image.mode == "RGB" else image.convert("RGB")
+        params = {"quality": quality, "optimize": True, "progressive": True}
+        image_format, content_type, extension = "JPEG", "image/jpeg", "jpg"
+    if optout is not None:
+        data = encode_with_optout(target, image_format, optout, **params)
+    else:
+        buffer = io.BytesIO()
+        target.save(buffer, image_format, **params)
+        data = buffer.getvalue()
+    return Rendition(name=name, data=data, content_type=content_type,
                      extension=extension, width=image.width, height=image.height)
 
 
@@ -109,16 +119,17 @@ def size_meta(width: int, height: int) -> dict[str, Any]:
     return {"width": width, "height": height, "size": f"{width}x{height}", "aspect": width / height}
 
 
-def make_renditions(image: Image.Image) -> RenditionSet:
+def make_renditions(image: Image.Image, optout: OptOut | None = None) -> RenditionSet:
     """Full (longest edge ≤ FULL_MAX_EDGE), small (≈ SMALL_MAX_PIXELS) and thumbnail
-    (longest edge ≤ THUMB_MAX_EDGE) from a normalised RGB/RGBA image. The verification
-    makes them from the clean original too: what Easel would serve unprotected."""
+    (longest edge ≤ THUMB_MAX_EDGE) from a normalised RGB/RGBA image, each carrying the
+    artist's ``optout`` signals. The verification makes them from the clean original too,
+    without metadata: what Easel would serve unprotected (the same pixels)."""
     full_image = resized(image, fit_edge(image.size, FULL_MAX_EDGE))
     small_image = resized(full_image, fit_pixels(full_image.size, SMALL_MAX_PIXELS))
     thumb_image = resized(small_image, fit_edge(small_image.size, THUMB_MAX_EDGE))
-    full = encode(full_image, "full", quality=90)
-    small = encode(small_image, "small", quality=85)
-    thumb = encode(thumb_image, "thumb", quality=80)
+    full = encode(full_image, "full", quality=90, optout=optout)
+    small = encode(small_image, "small", quality=85, optout=optout)
+    thumb = encode(thumb_image, "thumb", quality=80, optout=optout)
     meta = {
         "original": size_meta(full.width, full.height),
         "small": size_meta(small.width, small.height),

@@ -6,8 +6,11 @@ client is still waiting. The original is then stored privately under a random ke
 handed to the ``protect_media`` job; nothing public exists until that job has made the
 renditions. Profile images (avatar, header) are small and processed at once instead.
 
-Uses only the torch-free parts of ``protect`` (ingest, renditions) and never serves a
-file itself.
+Before anything is stored, the original bytes are screened for generative-AI provenance
+(``protect/provenance.py``) under the instance's ``EASEL_AI_UPLOADS`` policy.
+
+Uses only the torch-free parts of ``protect`` (ingest, provenance, renditions, opt-out
+metadata) and never serves a file itself.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protect.ingest import ImageRejected, decode_upload, inspect_upload
 from protect.jobs import protect_media
+from protect.optout_metadata import OptOut
+from protect.provenance import screen
 from protect.renditions import encode
 from server.limits import (
     AVATAR_SIZE,
@@ -31,11 +36,12 @@ from server.limits import (
 )
 from server.models import Account, MediaAttachment, MediaState, ProtectionState, Status
 from server.queue.jobs import enqueue
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.state import EaselState
 from server.storage import LocalStorage, new_key
 
 PROFILE_PURPOSES = {"avatar": AVATAR_SIZE, "header": HEADER_SIZE}
+AI_REFUSED = "This server does not accept AI-generated images"
 
 
 def parse_focus(raw: str | None) -> tuple[float, float] | None:
@@ -78,7 +84,7 @@ async def create_media(
                                        pixel_limit=IMAGE_MATRIX_LIMIT)
     except ImageRejected as exc:
         raise ValidationFailed(exc.message) from None
-    # ---- provenance screening (AI-generation markers, EASEL_AI_UPLOADS) goes here ----
+    ai_provenance = await screen_provenance(data, state.settings.ai_uploads)
     key = new_key("originals", info.type.extension)
     await state.storage.put(key, data, private=True)
     try:
@@ -95,6 +101,7 @@ async def create_media(
             description=description or "",
             focus_x=point[0] if point else 0.0,
             focus_y=point[1] if point else 0.0,
+            ai_provenance=ai_provenance,
         )
         session.add(media)
         await session.flush()
@@ -105,6 +112,19 @@ async def create_media(
         await state.storage.delete(key, private=True)
         raise
     return media
+
+
+async def screen_provenance(data: bytes, policy: str) -> str | None:
+    """Screen an upload's original bytes for generative-AI provenance
+    (``protect/provenance.py``) under the instance's ``EASEL_AI_UPLOADS`` policy: ``reject``
+    refuses it (422 naming the marker); ``label`` and ``allow`` return the marker, which the
+    media row keeps (None: no marker found, which proves nothing)."""
+    finding = await asyncio.to_thread(screen, data)
+    if finding is None:
+        return None
+    if policy == "reject":
+        raise ServiceError(f"{AI_REFUSED} ({finding.marker})", 422)
+    return finding.marker[:255]
 
 
 async def get_own_media(session: AsyncSession, account: Account, media_id: int) -> MediaAttachment:
@@ -154,23 +174,26 @@ async def read_original(storage: LocalStorage, session: AsyncSession, account: A
     return data, media.original_content_type or "application/octet-stream"
 
 
-def _render_profile_image(data: bytes, size: tuple[int, int]) -> tuple[bytes, str]:
+def _render_profile_image(data: bytes, size: tuple[int, int],
+                          optout: OptOut | None) -> tuple[bytes, str]:
     image, _info = decode_upload(data, size_limit=PROFILE_IMAGE_SIZE_LIMIT,
                                  pixel_limit=IMAGE_MATRIX_LIMIT)
     fitted = ImageOps.fit(image, size, centering=(0.5, 0.5))
-    rendition = encode(fitted, "profile", quality=88)
+    rendition = encode(fitted, "profile", quality=88, optout=optout)
     return rendition.data, rendition.extension
 
 
-async def process_profile_image(storage: LocalStorage, data: bytes, purpose: str) -> str:
+async def process_profile_image(storage: LocalStorage, data: bytes, purpose: str,
+                                optout: OptOut | None = None) -> str:
     """Check, normalise and crop an avatar (AVATAR_SIZE) or header (HEADER_SIZE) image,
     write it as a public file and return its storage key. Profile images are not
-    perturbed: they are small and not the portfolio."""
+    perturbed: they are small and not the portfolio; they carry the artist's opt-out XMP
+    and EXIF (``optout``) like every served image."""
     if purpose not in PROFILE_PURPOSES:
         raise ValueError(f"unknown profile image purpose: {purpose!r}")
     try:
         rendered, extension = await asyncio.to_thread(
-            _render_profile_image, data, PROFILE_PURPOSES[purpose])
+            _render_profile_image, data, PROFILE_PURPOSES[purpose], optout)
     except ImageRejected as exc:
         raise ValidationFailed(_profile_message(purpose, exc.message)) from None
     key = new_key(f"{purpose}s", extension)

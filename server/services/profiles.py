@@ -120,17 +120,23 @@ def _fields_with_verification(new: list[ProfileField],
     return [{"name": f.name, "value": f.value, "verified_at": verified.get(f.value)} for f in new]
 
 
-async def _store_images(storage: LocalStorage, changes: ProfileChanges) -> dict[str, str]:
-    """Process and store the new images; {"avatar_key": …, "header_key": …} for those given.
-    If the second one fails, the first is deleted again."""
-    # Imported here: it brings Pillow and the upload checks, needed only when an image comes.
+async def _store_images(storage: LocalStorage, changes: ProfileChanges,
+                        account: Account) -> dict[str, str]:
+    """Process and store the new images, with the artist's opt-out XMP and EXIF;
+    {"avatar_key": …, "header_key": …} for those given. If the second one fails, the first
+    is deleted again."""
+    if changes.avatar is None and changes.header is None:
+        return {}
+    # Imported here: they bring Pillow and the upload checks, needed only when an image comes.
+    from protect.optout_metadata import optout_at
     from server.services.media import process_profile_image
 
+    optout = optout_at(account, storage.base_url, display_name=changes.display_name)
     stored: dict[str, str] = {}
     try:
         for purpose, data in (("avatar", changes.avatar), ("header", changes.header)):
             if data is not None:
-                stored[f"{purpose}_key"] = await process_profile_image(storage, data, purpose)
+                stored[f"{purpose}_key"] = await process_profile_image(storage, data, purpose, optout)
     except BaseException:
         await _delete_files(storage, stored.values())
         raise
@@ -165,7 +171,7 @@ async def update_profile(session: AsyncSession, storage: LocalStorage, account_i
     user = await session.get(User, user_id)
     if account is None or user is None or user.account_id != account.id:
         raise NotFound("Record not found")
-    new_keys = await _store_images(storage, changes)
+    new_keys = await _store_images(storage, changes, account)
     old_keys = [getattr(account, name) for name in new_keys]
     try:
         was_locked = account.locked

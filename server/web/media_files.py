@@ -3,7 +3,8 @@
 Only the public root of LocalStorage is ever read here: private originals have their own
 owner-checked endpoint, and no key can reach them (keys are validated with
 ``check_key``, and the resolved path must stay under the public root). Every response,
-404s included, says "not for AI training" in ``X-Robots-Tag``. Files never change under
+404s included, says "not for AI training" with the instance's opt-out headers
+(``server/web/optout.py``; the file itself carries its artist's own choice). Files never change under
 a key (new content gets a new random key), so they are cached for a year.
 """
 
@@ -15,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.state import easel
 from server.storage import StorageError, check_key
-from server.web.optout import NO_AI
+from server.web.optout import OPT_OUT_HEADERS
 
 CONTENT_TYPES = {
     "jpg": "image/jpeg",
@@ -29,7 +30,7 @@ CONTENT_TYPES = {
 
 def _not_found() -> Response:
     return PlainTextResponse("Not found", status_code=404,
-                             headers={"X-Robots-Tag": NO_AI, "Cache-Control": "no-store"})
+                             headers={**OPT_OUT_HEADERS, "Cache-Control": "no-store"})
 
 
 async def public_file(request: Request) -> Response:
@@ -48,7 +49,7 @@ async def public_file(request: Request) -> Response:
         return _not_found()
     return FileResponse(path, media_type=content_type, headers={
         "Cache-Control": "public, max-age=31536000, immutable",
-        "X-Robots-Tag": NO_AI,
+        **OPT_OUT_HEADERS,
         "X-Content-Type-Options": "nosniff",
     })
 

@@ -101,6 +101,20 @@ def assert_no_metadata(data: bytes) -> None:
         assert "XML:com.adobe.xmp" not in image.info
 
 
+def assert_only_optout_metadata(data: bytes) -> None:
+    """Nothing of the upload (EXIF, GPS, XMP, camera name, ICC profile) in a served file:
+    only Easel's own opt-out XMP and EXIF Artist/Copyright (protect/optout_metadata.py)."""
+    assert b"SecretCam" not in data and b"secret-artist-xmp" not in data
+    with Image.open(io.BytesIO(data)) as image:
+        exif = image.getexif()
+        assert set(exif) == {0x013B, 0x8298}  # Artist, Copyright
+        assert not exif.get_ifd(0x8825)  # no GPS
+        xmp = image.info.get("xmp") or image.info.get("XML:com.adobe.xmp")
+        assert xmp is not None and b"DMI-PROHIBITED-AIMLTRAINING" in (
+            xmp if isinstance(xmp, bytes) else xmp.encode())
+        assert "icc_profile" not in image.info
+
+
 def colour_at(data: bytes, xy: tuple[float, float]) -> tuple[int, ...]:
     """The colour at a relative position (0..1, 0..1) of an encoded image."""
     with Image.open(io.BytesIO(data)) as image:

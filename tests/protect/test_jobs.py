@@ -55,7 +55,7 @@ async def test_the_job_makes_renditions_and_marks_the_media_ready_but_unprotecte
     for key in (media.file_key, media.small_key, media.thumb_key):
         assert key is not None and key.startswith("media/")
         data = await storage.get(key)
-        images.assert_no_metadata(data)
+        images.assert_only_optout_metadata(data)
         assert not await storage.exists(key, private=True)
 
 

@@ -135,9 +135,9 @@ async def test_the_served_rendition_is_perturbed_within_the_budget(
         monkeypatch: pytest.MonkeyPatch) -> None:
     made: list[Image.Image] = []
 
-    def spy(image: Image.Image) -> Any:
+    def spy(image: Image.Image, optout: Any = None) -> Any:
         made.append(image.copy())
-        return make_renditions(image)
+        return make_renditions(image, optout)
 
     monkeypatch.setattr("protect.jobs.make_renditions", spy)
     original = busy_png()

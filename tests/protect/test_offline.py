@@ -119,10 +119,12 @@ def test_files_are_normalised_like_uploads_and_written_as_png(tmp_path: Path, va
     assert status == 0, capsys.readouterr().err
     data = (out / "photo.png").read_bytes()
     assert data.startswith(b"\x89PNG")
-    assert b"SecretCam" not in data and b"xmpmeta" not in data
+    assert b"SecretCam" not in data and b"secret-artist-xmp" not in data
     with Image.open(io.BytesIO(data)) as image:
         assert image.size == (40, 80)  # the EXIF orientation applied
-        assert "exif" not in image.info
+        # Nothing of the input's metadata; only "not for AI training" (protect/optout_metadata.py).
+        assert set(image.getexif()) == {0x8298}  # Copyright
+        assert b"DMI-PROHIBITED-AIMLTRAINING" in image.info["xmp"]
     assert np.abs(pixels(out / "scan.png") - pixels(scan)).max() <= 4  # low: ≤ 4/255
     assert "strength low, profile cpu" in capsys.readouterr().err
 

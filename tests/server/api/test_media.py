@@ -64,7 +64,7 @@ async def test_an_upload_is_accepted_then_processed(app: Starlette, alice_api: h
     assert served.headers["content-type"] == "image/jpeg"
     assert served.headers["x-robots-tag"] == "noai, noimageai"
     assert "immutable" in served.headers["cache-control"]
-    images.assert_no_metadata(served.content)
+    images.assert_only_optout_metadata(served.content)
     preview = await client.get(_path(entity["preview_url"]))
     assert preview.status_code == 200 and preview.headers["x-robots-tag"] == "noai, noimageai"
 
