@@ -416,6 +416,9 @@ class ActorFetcher:
         account.fields = [{"name": f.name, "value": f.value, "verified_at": None}
                           for f in actor.fields]
         account.also_known_as = list(actor.also_known_as)  # an inbound Move checks it
+        # Its AI opt-out as stated (FEP-5e53, Easel's dataMining); None when silent.
+        account.robots = actor.robots
+        account.data_mining = actor.data_mining
         account.updated_at = self.clock()  # the time of this fetch
 
     # ------------------------------------------------------------------ keys

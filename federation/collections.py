@@ -6,7 +6,9 @@ the one place that reads those from the database and hands them to the converter
 :mod:`federation.serialize`: it chooses the rows (only what an anonymous viewer may see,
 ``visibility.visible_to(None)``), pages them newest first by id with a ``max_id`` cursor
 as Mastodon does, and loads everything a page of Notes needs (mentions, hashtags, media,
-replied-to and boosted statuses) in one query per kind, never one per status.
+replied-to and boosted statuses, portfolio data) in one query per kind, never one per
+status. ``featured`` is the account's pins (``StatusPin``), newest pin first, as full
+Notes, as Mastodon serves it.
 
 It never does HTTP (no requests, no responses, no signature checks: ``federation.routes``
 does those), never writes, and never returns a private, direct or unpublished status, nor
@@ -32,8 +34,9 @@ from federation.serialize import (
     ordered_collection_page,
     status_to_note,
 )
-from server.models import Account, MediaAttachment, Mention, Status, StatusTag, Tag
+from server.models import Account, MediaAttachment, Mention, Status, StatusPin, StatusTag, Tag
 from server.services.follows import followers_query, following_query
+from server.services.portfolio import WorkView, work_metadata
 from server.services.timelines import original_visible_to
 from server.services.visibility import visible_to
 from server.storage import Storage
@@ -42,6 +45,8 @@ from server.urls import Urls
 OUTBOX_PAGE_SIZE = 20
 # Mastodon's FollowerAccountsController::PAGE_SIZE.
 FOLLOWS_PAGE_SIZE = 10
+# Pins shown in ``featured`` (Mastodon allows 5 per account; the collection has no pages).
+FEATURED_LIMIT = 40
 
 
 # ------------------------------------------------------------------------ what is shown
@@ -84,6 +89,7 @@ class _NoteParts:
     mentions: dict[int, list[Account]] = field(default_factory=lambda: defaultdict(list))
     tags: dict[int, list[Tag]] = field(default_factory=lambda: defaultdict(list))
     parent_uris: dict[int, str] = field(default_factory=dict)
+    works: dict[int, WorkView] = field(default_factory=dict)
 
 
 async def _note_parts(session: AsyncSession, statuses: Sequence[Status]) -> _NoteParts:
@@ -108,6 +114,7 @@ async def _note_parts(session: AsyncSession, statuses: Sequence[Status]) -> _Not
     if parent_ids:
         parts.parent_uris = {row.id: row.uri for row in (await session.execute(
             select(Status.id, Status.uri).where(Status.id.in_(parent_ids)))).all()}
+    parts.works = dict(await work_metadata(session, ids))
     return parts
 
 
@@ -116,7 +123,7 @@ def _note(status: Status, author: Account, parts: _NoteParts, urls: Urls,
     parent = parts.parent_uris.get(status.in_reply_to_id) if status.in_reply_to_id else None
     return status_to_note(status, author, parts.media.get(status.id, []),
                           parts.mentions.get(status.id, []), parts.tags.get(status.id, []),
-                          urls, storage, parent)
+                          urls, storage, parent, work=parts.works.get(status.id))
 
 
 async def _originals(session: AsyncSession, boosts: Sequence[Status]) -> dict[int, tuple[str, str]]:
@@ -235,9 +242,23 @@ async def following_page(session: AsyncSession, account: Account, urls: Urls, *,
 
 # ------------------------------------------------------------------------------ featured
 
-def featured_collection(account: Account, urls: Urls) -> Document:
-    """Pinned statuses. Easel has no pins yet, so this is always empty (``totalItems`` 0,
-    ``orderedItems`` []); it becomes a query here when pinning lands."""
-    collection = ordered_collection(featured_id(account, urls), 0)
-    collection["orderedItems"] = []
+async def featured_collection(session: AsyncSession, account: Account, urls: Urls,
+                              storage: Storage) -> Document:
+    """Pinned statuses, newest pin first, as full Notes (Mastodon embeds them so a
+    profile shows its pins without one fetch each): only those anyone may see (public or
+    unlisted, published; never a boost)."""
+    statuses = list(await session.scalars(
+        select(Status).join(StatusPin, StatusPin.status_id == Status.id)
+        .where(StatusPin.account_id == account.id, Status.reblog_of_id.is_(None),
+               _outbox_filter(account))
+        .order_by(StatusPin.created_at.desc(), StatusPin.id.desc()).limit(FEATURED_LIMIT)))
+    parts = await _note_parts(session, statuses)
+    collection = ordered_collection(featured_id(account, urls), len(statuses))
+    collection["orderedItems"] = [
+        _embedded_note(_note(status, account, parts, urls, storage)) for status in statuses]
     return collection
+
+
+def _embedded_note(note: Document) -> Document:
+    note.pop("@context", None)
+    return note

@@ -21,7 +21,13 @@ Note, as a status Easel shows". This module is that one conversion and its rules
   local accounts get their ``mention`` notification once. Counters (the author's
   ``statuses_count``/``last_status_at``, the parent's ``replies_count``) move once, on
   creation. A replayed Note changes nothing; a Note whose uri has a ``Tombstone`` is never
-  recreated.
+  recreated. The note's AI opt-out (FEP-5e53 ``xRobotsTag``, Easel's ``dataMining``) is
+  kept on the status as stated.
+* Works: a note with images is a work (:mod:`server.services.portfolio`). An Easel
+  server's ``portfolio`` data is stored with ``set_work_metadata``, bounded, and a part
+  the service refuses is dropped, never the note; any other server's work gets its
+  portfolio tags from its hashtags (``recognise_hashtags``), so browsing by tag here finds
+  works from elsewhere. A note that loses its images stops being a work.
 * Updates (the same function, for a uri already stored): only by the same author;
   content, warning, sensitivity, language, attachments, hashtags and mentions are replaced
   and ``edited_at`` set — only when something changed, and never by a stale ``updated``.
@@ -61,6 +67,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -86,6 +93,7 @@ from federation.parse import (
     ParseError,
     RemoteAttachment,
     RemoteNote,
+    RemoteWork,
     first_id,
     parse_note,
     same_origin,
@@ -102,12 +110,21 @@ from server.models import (
     Status,
     StatusTag,
     Tombstone,
+    Work,
+    WorkTag,
 )
 from server.models.media import ProtectionState
-from server.services.errors import ValidationFailed
+from server.services.errors import ServiceError, ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
 from server.services.outbox import record_activity
+from server.services.portfolio import (
+    WorkMeta,
+    hashtag_for,
+    recognise_hashtags,
+    set_work_metadata,
+    work_metadata,
+)
 from server.services.statuses import _tags_for
 
 # How many levels of unknown reply parents one stored note may fetch.
@@ -436,7 +453,8 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
         in_reply_to_id=parent.id if parent is not None else None,
         in_reply_to_account_id=parent.account_id if parent is not None else None,
         in_reply_to_uri=note.in_reply_to, local=False, published=True,
-        published_at=utcnow(), created_at=created_at,
+        published_at=utcnow(), created_at=created_at, robots=note.robots,
+        data_mining=note.data_mining,
     )
     session.add(status)
     try:
@@ -459,6 +477,7 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
             replies_count=Status.replies_count + 1))
     await _adopt_waiting_replies(session, status)
     await session.flush()
+    await _keep_work(session, status, note, reject_media=reject_media)
     for account in mentioned:
         await notify(session, account, "mention", author, status.id)
     replies_to_other = parent is not None and parent.account_id != author.id
@@ -537,6 +556,8 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
         if getattr(status, name) != value:
             setattr(status, name, value)
             changed = True
+    # Not an edit of the post (no edited_at), but kept as now stated.
+    status.robots, status.data_mining = note.robots, note.data_mining
 
     wanted_media = [] if reject_media else list(note.attachments)
     current_media = list(await session.scalars(select(MediaAttachment).where(
@@ -549,7 +570,13 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
             session.add(row)
         changed = True
 
-    wanted_tags = {t.id for t in await _tags_for(session, [h.name for h in note.hashtags])}
+    # The work first: its terms are hashtags of the status too (as on the sender's side).
+    await session.flush()
+    await _keep_work(session, status, note, reject_media=reject_media)
+    wanted_names = [h.name for h in note.hashtags]
+    if note.work is not None:  # its terms were made hashtags by set_work_metadata
+        wanted_names += await _term_hashtags(session, status)
+    wanted_tags = {t.id for t in await _tags_for(session, wanted_names)}
     current_tags = set(await session.scalars(select(StatusTag.tag_id).where(
         StatusTag.status_id == status.id)))
     if wanted_tags != current_tags:
@@ -583,6 +610,83 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
             Status, Status.account_id == Account.id).where(
             Status.reblog_of_id == status.id, Account.domain == "")):
         await notify(session, booster, "update", author, status.id)
+
+
+# ---------------------------------------------------------------------------- works
+
+def _is_work(note: RemoteNote, *, reject_media: bool) -> bool:
+    """A note is a work when it shows images here (a domain whose media are rejected
+    shows none)."""
+    return not reject_media and any(a.kind == "image" for a in note.attachments)
+
+
+async def _keep_work(session: AsyncSession, status: Status, note: RemoteNote, *,
+                     reject_media: bool) -> None:
+    """The status's portfolio data as the note now says: an Easel server's ``portfolio``,
+    else the suggested terms its hashtags name (what an edit took away goes too); no work
+    when it shows no images."""
+    if not _is_work(note, reject_media=reject_media):
+        await session.execute(delete(WorkTag).where(WorkTag.status_id == status.id))
+        await session.execute(delete(Work).where(Work.status_id == status.id)
+                              .execution_options(synchronize_session=False))
+        return
+    if note.work is not None:
+        await _set_work(session, status, note.work)
+        return
+    if await session.get(Work, status.id) is not None:
+        await set_work_metadata(session, status, WorkMeta())
+    await recognise_hashtags(session, status, [tag.name for tag in note.hashtags])
+
+
+async def _term_hashtags(session: AsyncSession, status: Status) -> list[str]:
+    """The hashtags the work's terms add to the status (``set_work_metadata`` makes them
+    StatusTags), so an update compares the tags it should have, not only the note's."""
+    view = (await work_metadata(session, [status.id])).get(status.id)
+    if view is None:
+        return []
+    tags = (hashtag_for(term.name) for terms in view.tags.values() for term in terms)
+    return [tag for tag in tags if any(c.isalpha() for c in tag)]
+
+
+_TEXTS = ("title", "description", "year", "dimensions")
+
+
+def _work_meta(work: RemoteWork) -> WorkMeta:
+    year = work.year if work.year is not None and work.year <= utcnow().year + 1 else None
+    return WorkMeta(title=work.title, description=work.description, year=year,
+                    dimensions=work.dimensions, ai_generated=work.ai_generated,
+                    tags=work.tags_by_kind())
+
+
+async def _set_work(session: AsyncSession, status: Status, work: RemoteWork) -> None:
+    """``set_work_metadata`` with what another server sent (already bounded as a local
+    author's input is, by :func:`federation.parse.parse_work`). Should the service still
+    refuse the whole, each part (a text, the year, one vocabulary's terms) is tried on
+    its own and only those it accepts are kept: a bad part never costs the note. The
+    service checks everything before it writes, so a refused call leaves nothing."""
+    meta = _work_meta(work)
+    try:
+        await set_work_metadata(session, status, meta)
+        return
+    except ServiceError:
+        pass
+    accepted = WorkMeta(ai_generated=meta.ai_generated)
+    trials = [replace(accepted, tags={}, **{name: getattr(meta, name)}) for name in _TEXTS
+              if getattr(meta, name) not in ("", None)]
+    trials += [replace(accepted, tags={kind: names}) for kind, names in meta.tags.items()]
+    for trial in trials:
+        try:
+            await set_work_metadata(session, status, trial)
+        except ServiceError:
+            continue
+        for name in _TEXTS:
+            if getattr(trial, name) not in ("", None):
+                setattr(accepted, name, getattr(trial, name))
+        accepted.tags.update(trial.tags)
+    try:
+        await set_work_metadata(session, status, accepted)
+    except ServiceError:  # a boost, or parts that pass alone but not together: bare
+        return
 
 
 def _aware(moment: datetime) -> datetime:

@@ -12,6 +12,11 @@ They never trust a shape: every value is type-checked, every URL must be absolut
 hostile document cannot make Easel store or loop over megabytes. A document missing what
 Easel needs raises :class:`ParseError` with a reason; no other exception escapes.
 
+Easel's own terms are read the same way, from any server: a work's ``portfolio`` object
+(:func:`parse_work`, bounded exactly as a local artist's input is, a bad part dropped),
+and the AI opt-out, FEP-5e53's ``xRobotsTag`` and ``dataMining`` (:func:`parse_robots_tag`,
+:func:`parse_data_mining`), on actors and notes.
+
 They never decide trust either: whether an activity's actor signed it, or whether an
 embedded object may be believed (origin rules), is for the inbox to check — the helpers
 ``same_origin`` and ``ids_of`` are here for it.
@@ -28,6 +33,8 @@ from urllib.parse import urlsplit
 
 from federation.content_types import PUBLIC
 from federation.sanitize import html_to_text, sanitize_html
+from federation.serialize import PLUS_VOCAB, PORTFOLIO_TERMS
+from server.services import portfolio
 from server.services.text import MAX_TAG_LENGTH, normalize_tag, plain_to_html
 
 # ------------------------------------------------------------------------------ limits
@@ -50,6 +57,17 @@ MAX_KEYS = 16                    # publicKey entries looked at
 MAX_PEM_CHARS = 16_384
 MAX_BLURHASH_CHARS = 128
 MAX_DIMENSION = 100_000
+# Opt-out signals (the account and status columns' sizes).
+MAX_ROBOTS_CHARS = 255
+MAX_ROBOTS_TOKEN_CHARS = 64
+MAX_DATA_MINING_CHARS = 128
+# A work's portfolio data (Easel's ``portfolio`` term): bounded as a local author's input.
+MAX_WORK_TITLE_CHARS = portfolio.MAX_TITLE
+MAX_WORK_DESCRIPTION_CHARS = portfolio.MAX_DESCRIPTION
+MAX_WORK_DIMENSIONS_CHARS = portfolio.MAX_DIMENSIONS
+MAX_WORK_TERMS = portfolio.MAX_TERMS_PER_KIND   # terms kept per vocabulary
+MAX_WORK_TERM_CHARS = portfolio.MAX_TERM_LENGTH  # longer terms are dropped, not cut
+MIN_WORK_YEAR, MAX_WORK_YEAR = portfolio.MIN_YEAR, 9999
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 NOTE_TYPES = frozenset({"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Event"})
@@ -68,6 +86,8 @@ VISIBILITIES = ("public", "unlisted", "private", "direct")
 
 _LANGUAGE_RE = re.compile(r"\A[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8}){0,3}\Z")
 _BLURHASH_RE = re.compile(r"\A[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{6,128}\Z")
+_ROBOTS_TOKEN_RE = re.compile(r"\A[a-z0-9_.:/+\- ]+\Z")
+_DATA_MINING_CODE_RE = re.compile(r"\ADMI(?:-[A-Z0-9]+){1,6}\Z")
 _MEDIA_TYPE_RE = re.compile(r"\A[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,127}\Z")
 
 
@@ -120,6 +140,8 @@ class RemoteActor:
     fields: tuple[RemoteField, ...]
     moved_to: str | None
     also_known_as: tuple[str, ...]
+    robots: str | None = None       # FEP-5e53 xRobotsTag, sanitised ("noai, noimageai")
+    data_mining: str | None = None  # a PLUS DataMining URI
 
     @property
     def domain(self) -> str:
@@ -161,6 +183,22 @@ class RemoteAttachment:
 
 
 @dataclass(frozen=True)
+class RemoteWork:
+    """A work's portfolio data as an Easel server sent it (``portfolio``), bounded plain
+    text; terms by vocabulary (``TAG_KINDS``) as display names."""
+
+    title: str = ""
+    description: str = ""
+    year: int | None = None
+    dimensions: str = ""
+    ai_generated: bool = False
+    tags: tuple[tuple[str, tuple[str, ...]], ...] = ()
+
+    def tags_by_kind(self) -> dict[str, list[str]]:
+        return {kind: list(names) for kind, names in self.tags}
+
+
+@dataclass(frozen=True)
 class RemoteNote:
     id: str
     type: str
@@ -181,6 +219,9 @@ class RemoteNote:
     attachments: tuple[RemoteAttachment, ...]
     language: str | None
     conversation: str | None
+    work: RemoteWork | None = None  # Easel's portfolio data, when sent
+    robots: str | None = None       # FEP-5e53 xRobotsTag, sanitised
+    data_mining: str | None = None  # a PLUS DataMining URI
 
     @property
     def text(self) -> str:
@@ -417,6 +458,50 @@ def _page_url(value: Any) -> str | None:
     return url
 
 
+# ----------------------------------------------------------------------------- opt-out
+
+def parse_robots_tag(value: Any) -> str | None:
+    """FEP-5e53's ``xRobotsTag`` (a string, or a list of strings) as one X-Robots-Tag
+    value: comma-separated directives, lower case, single spaces, each of the characters
+    directives use (``noai``, ``noimageai``, ``googlebot: noindex``); anything else is
+    dropped, and the whole fits the column. None when nothing usable is left."""
+    directives: list[str] = []
+    length = 0
+    for item in _as_list(value, 16):
+        if not isinstance(item, str):
+            continue
+        for raw in item[:MAX_ROBOTS_CHARS * 4].split(",")[:32]:
+            directive = " ".join(raw.split()).lower()
+            if not directive or len(directive) > MAX_ROBOTS_TOKEN_CHARS \
+                    or not _ROBOTS_TOKEN_RE.match(directive) or directive in directives:
+                continue
+            added = len(directive) + (2 if directives else 0)
+            if length + added > MAX_ROBOTS_CHARS:
+                break
+            directives.append(directive)
+            length += added
+    return ", ".join(directives) or None
+
+
+def parse_data_mining(value: Any) -> str | None:
+    """Easel's ``dataMining``: an IPTC PLUS DataMining value, as its full
+    ``http://ns.useplus.org/ldf/vocab/DMI-…`` URI. The URI (http or https, or an object
+    with it as ``id``), ``plus:DMI-…`` or the bare code are read; anything else is None."""
+    if isinstance(value, dict):
+        value = value.get("id")
+    if not isinstance(value, str) or len(value) > MAX_DATA_MINING_CHARS:
+        return None
+    code = value.strip()
+    for prefix in (PLUS_VOCAB, PLUS_VOCAB.replace("http://", "https://", 1), "plus:"):
+        if code.startswith(prefix):
+            code = code[len(prefix):]
+            break
+    code = code.upper()
+    if not _DATA_MINING_CODE_RE.match(code) or len(PLUS_VOCAB) + len(code) > MAX_DATA_MINING_CHARS:
+        return None
+    return PLUS_VOCAB + code
+
+
 # ------------------------------------------------------------------------------ actors
 
 def _public_key(value: Any, actor_id: str) -> RemoteKey | None:
@@ -493,6 +578,8 @@ def parse_actor(doc: Any) -> RemoteActor:
         fields=_fields(doc.get("attachment")),
         moved_to=_id_of(doc.get("movedTo")),
         also_known_as=ids_of(doc.get("alsoKnownAs")),
+        robots=parse_robots_tag(doc.get("xRobotsTag")),
+        data_mining=parse_data_mining(doc.get("dataMining")),
     )
 
 
@@ -604,6 +691,59 @@ def _language_and_content(doc: dict[str, Any]) -> tuple[str | None, str]:
     return language, ""
 
 
+def _work_terms(value: Any) -> tuple[str, ...]:
+    """A vocabulary's terms: entries ``{"name": …, "hashtag": …}`` (or plain strings), as
+    plain display names, in order, without repeats (by normalised key); a term too long
+    or without a letter or digit is dropped."""
+    names: list[str] = []
+    seen: set[str] = set()
+    for item in _as_list(value, MAX_WORK_TERMS * 4):
+        raw = item.get("name") if isinstance(item, dict) else item
+        if not isinstance(raw, str):
+            continue
+        name = portfolio.clean_name(_plain(raw, MAX_WORK_TERM_CHARS * 2))
+        key = portfolio.normalise_key(name)
+        if not key or len(name) > MAX_WORK_TERM_CHARS or key in seen:
+            continue
+        seen.add(key)
+        names.append(name)
+        if len(names) == MAX_WORK_TERMS:
+            break
+    return tuple(names)
+
+
+def _work_year(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 4:
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value if MIN_WORK_YEAR <= value <= MAX_WORK_YEAR else None
+
+
+def parse_work(value: Any) -> RemoteWork | None:
+    """Easel's ``portfolio`` object, bounded: a part that is not of its type is dropped,
+    texts are cut to their limits, never an error. None when it is not an object."""
+    if not isinstance(value, dict):
+        return None
+    tags = []
+    for kind, term in PORTFOLIO_TERMS.items():
+        names = _work_terms(value.get(term))
+        if names:
+            tags.append((kind, names))
+
+    def text(key: str, limit: int) -> str:
+        return _plain(value.get(key), limit).strip()
+
+    return RemoteWork(
+        title=" ".join(text("title", MAX_WORK_TITLE_CHARS).split()),
+        description=text("description", MAX_WORK_DESCRIPTION_CHARS),
+        year=_work_year(value.get("year")),
+        dimensions=" ".join(text("dimensions", MAX_WORK_DIMENSIONS_CHARS).split()),
+        ai_generated=value.get("aiGenerated") is True,
+        tags=tuple(tags),
+    )
+
+
 def visibility_of(to: tuple[str, ...], cc: tuple[str, ...], followers_url: str | None) -> str:
     """Mastodon's rule: public in ``to`` → public; in ``cc`` → unlisted; the author's
     followers in ``to`` → private; otherwise direct (only those addressed)."""
@@ -666,6 +806,9 @@ def parse_note(doc: Any, *, followers_url: str | None = None) -> RemoteNote:
         attachments=tuple(attachments),
         language=language,
         conversation=conversation[:MAX_URL_LENGTH] if isinstance(conversation, str) else None,
+        work=parse_work(doc.get("portfolio")),
+        robots=parse_robots_tag(doc.get("xRobotsTag")),
+        data_mining=parse_data_mining(doc.get("dataMining")),
     )
 
 

@@ -211,7 +211,10 @@ async def following(request: Request) -> Response:
 async def featured(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
-    return _activity(collections.featured_collection(account, state.urls))
+    async with state.db.session() as session:
+        document = await collections.featured_collection(session, account, state.urls,
+                                                         state.storage)
+    return _activity(document)
 
 
 def _status_id(request: Request) -> int:

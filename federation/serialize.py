@@ -10,6 +10,13 @@ is defined inline (``INLINE_CONTEXT``), so no reader ever has to fetch a context
 anyone else. New Easel terms (portfolio data, opt-out) are added to ``INLINE_CONTEXT``
 under the ``easel:`` namespace, never as another remote context URL.
 
+A work's portfolio data (title, description, year, dimensions, its tags by vocabulary) is
+the Note's ``portfolio`` object; every portfolio tag is also an ordinary ``Hashtag`` in
+``tag`` (and a link in ``content``), so servers that ignore the extension still show it.
+Actors and Notes say "not for AI training" as FEP-5e53's ``xRobotsTag`` and as Easel's
+``dataMining`` (the IPTC PLUS DataMining URI). Nothing in any document says whether an
+image was perturbed: that is private to its owner.
+
 These functions never do I/O, never read a clock (times come from the models or the
 caller), and never put a private original's URL or a private key into a document.
 """
@@ -22,12 +29,31 @@ from datetime import UTC, datetime
 from typing import Any
 
 from federation.content_types import AS2_CONTEXT, PUBLIC, SECURITY_CONTEXT
+from protect.optout_metadata import DMI_VOCABULARY, PROHIBITS_AI_TRAINING, effective_data_mining
 from server.models import Account, MediaAttachment, MediaState, Status, Tag
+from server.services.portfolio import WorkView
 from server.services.text import linkify_line, plain_to_html
 from server.storage import Storage
 from server.urls import Urls
 
 EASEL_NS = "https://easel.social/ns#"
+# FEP-5e53 names no namespace of its own; its term is given the FEPs' w3id.org IRI. Readers
+# go by the plain key, ``xRobotsTag``.
+FEP_5E53_X_ROBOTS_TAG = "https://w3id.org/fep/5e53#xRobotsTag"
+
+# IPTC PLUS DataMining values are URIs in this vocabulary.
+PLUS_VOCAB = DMI_VOCABULARY
+# The X-Robots-Tag value of an opt-out from AI training (as served over HTTP).
+NO_AI = "noai, noimageai"
+
+# Portfolio vocabulary (``server.models.portfolio.TAG_KINDS``) → its list in ``portfolio``.
+PORTFOLIO_TERMS = {
+    "field": "fields",
+    "medium": "mediums",
+    "project_type": "projectTypes",
+    "category": "categories",
+    "software": "software",
+}
 
 Document = dict[str, Any]
 
@@ -51,6 +77,24 @@ INLINE_CONTEXT: dict[str, Any] = {
     "atomUri": "ostatus:atomUri",
     "conversation": "ostatus:conversation",
     "easel": EASEL_NS,
+    # FEP-5e53 opt-out preference signal, as an X-Robots-Tag value ("noai, noimageai").
+    "xRobotsTag": FEP_5E53_X_ROBOTS_TAG,
+    # The IPTC PLUS DataMining value (a http://ns.useplus.org/ldf/vocab/DMI-… URI).
+    "dataMining": {"@id": "easel:dataMining", "@type": "@id"},
+    # A work's portfolio data (see FEDERATION.md, "Easel's extensions").
+    "portfolio": "easel:portfolio",
+    "PortfolioWork": "easel:PortfolioWork",
+    "title": "easel:title",
+    "description": "easel:description",
+    "year": "easel:year",
+    "dimensions": "easel:dimensions",
+    "aiGenerated": "easel:aiGenerated",
+    "fields": {"@id": "easel:fields", "@container": "@list"},
+    "mediums": {"@id": "easel:mediums", "@container": "@list"},
+    "projectTypes": {"@id": "easel:projectTypes", "@container": "@list"},
+    "categories": {"@id": "easel:categories", "@container": "@list"},
+    "software": {"@id": "easel:software", "@container": "@list"},
+    "hashtag": "easel:hashtag",
 }
 
 ACTOR_CONTEXT: list[Any] = [AS2_CONTEXT, SECURITY_CONTEXT, INLINE_CONTEXT]
@@ -93,6 +137,21 @@ def _unique(values: Iterable[str]) -> list[str]:
             seen.add(value)
             result.append(value)
     return result
+
+
+# ------------------------------------------------------------------------------ opt-out
+
+def _opt_out(account: Account) -> Document:
+    """The opt-out terms of a local account's documents (actor and Notes): its artist's
+    PLUS DataMining choice, else the instance default (``protect.optout_metadata``, the
+    same value the image files carry), and ``xRobotsTag`` when that prohibits AI
+    training (every ``DMI-PROHIBITED…`` value)."""
+    data_mining = effective_data_mining(account)
+    terms: Document = {}
+    if data_mining in PROHIBITS_AI_TRAINING:
+        terms["xRobotsTag"] = NO_AI
+    terms["dataMining"] = data_mining
+    return terms
 
 
 # ------------------------------------------------------------------------------ actors
@@ -145,6 +204,8 @@ def account_to_actor(account: Account, urls: Urls, storage: Storage | None = Non
     ):
         if value:
             actor[key] = value
+    if account.actor_type != "Application":  # the instance actor posts nothing
+        actor.update(_opt_out(account))
     fields = [field for field in (account.fields or []) if isinstance(field, dict)]
     if fields:
         actor["attachment"] = [
@@ -211,6 +272,28 @@ def _hashtag_tag(tag: Tag, urls: Urls) -> Document:
             "name": f"#{tag.display_name or tag.name}"}
 
 
+def portfolio_document(work: WorkView) -> Document:
+    """A work's ``portfolio`` object: the fields that are set, and every vocabulary's
+    terms in order, each as its display name and the hashtag it travels as."""
+    document: Document = {"type": "PortfolioWork"}
+    if work.title:
+        document["title"] = work.title
+    if work.description:
+        document["description"] = work.description
+    if work.year is not None:
+        document["year"] = work.year
+    if work.dimensions:
+        document["dimensions"] = work.dimensions
+    if work.ai_generated:
+        document["aiGenerated"] = True
+    for kind, term in PORTFOLIO_TERMS.items():
+        items = work.tags.get(kind) or []
+        if items:
+            document[term] = [{"name": item.name, "hashtag": "#" + item.hashtag.lstrip("#")}
+                              for item in items]
+    return document
+
+
 def note_audience(visibility: str, followers_url: str,
                   mentioned_uris: Sequence[str]) -> tuple[list[str], list[str]]:
     """``(to, cc)`` for a status of ``visibility``, as Mastodon addresses it."""
@@ -237,9 +320,11 @@ def status_to_note(
     in_reply_to_uri: str | None = None,
     *,
     conversation: str | None = None,
+    work: WorkView | None = None,
 ) -> Document:
     """A local status as a ``Note``: ``media`` in the order given (ready ones only),
-    ``mentions`` the mentioned accounts, ``tags`` its hashtags."""
+    ``mentions`` the mentioned accounts, ``tags`` its hashtags (portfolio tags included),
+    ``work`` its portfolio data (a ``name`` = its title too), and the author's opt-out."""
     to, cc = note_audience(status.visibility or "public", _followers_url(author, urls),
                            [account.uri for account in mentions])
     published = status.published_at or status.created_at
@@ -278,6 +363,11 @@ def status_to_note(
             seen_tags.add(tag.name)
             tag_list.append(_hashtag_tag(tag, urls))
     note["tag"] = tag_list
+    if work is not None:
+        if work.title:
+            note["name"] = work.title
+        note["portfolio"] = portfolio_document(work)
+    note.update(_opt_out(author))
     return note
 
 

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import server
+from server.models.portfolio import TAG_KINDS
 from server.queue.kinds import QUEUES
 from server.services.domain_blocks import SEVERITIES
 from server.settings import SettingsError, load_settings
@@ -95,6 +96,31 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("domain")
     block_commands.add_parser("list", help="list domain blocks")
 
+    vocabulary = admin_commands.add_parser(
+        "vocabulary", help="the suggested portfolio terms (fields, mediums, project types, "
+                           "categories, software) and their aliases")
+    vocabulary_commands = vocabulary.add_subparsers(dest="vocabulary_command", required=True)
+    listing = vocabulary_commands.add_parser("list", help="list the suggestions, by kind")
+    listing.add_argument("kind", nargs="?", choices=list(TAG_KINDS), default=None)
+    suggest = vocabulary_commands.add_parser(
+        "add", help="suggest a term (last in its list), or promote an existing one")
+    suggest.add_argument("kind", choices=list(TAG_KINDS))
+    suggest.add_argument("name")
+    suggest.add_argument("--alias", action="append", default=[], metavar="ALIAS",
+                         help="another spelling that means this term (repeatable)")
+    unsuggest = vocabulary_commands.add_parser(
+        "remove", help="take a term off the suggestions (works keep it)")
+    unsuggest.add_argument("kind", choices=list(TAG_KINDS))
+    unsuggest.add_argument("name")
+    alias = vocabulary_commands.add_parser("alias", help="add another spelling of a term")
+    alias.add_argument("kind", choices=list(TAG_KINDS))
+    alias.add_argument("name")
+    alias.add_argument("alias")
+    order = vocabulary_commands.add_parser(
+        "order", help="put these suggestions first, in this order")
+    order.add_argument("kind", choices=list(TAG_KINDS))
+    order.add_argument("names", nargs="+", metavar="NAME")
+
     reports = admin_commands.add_parser("reports", help="list the latest reports")
     reports.add_argument("--limit", type=int, default=50)
 
@@ -167,6 +193,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.block_command == "remove":
                 return asyncio.run(commands.domain_block_remove(settings, args.domain))
             return asyncio.run(commands.domain_block_list(settings))
+        if args.admin_command == "vocabulary":
+            return asyncio.run(commands.vocabulary(settings, args))
         if args.admin_command == "reports":
             return asyncio.run(commands.reports(settings, args.limit))
         if args.admin_command == "reprotect":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import sys
@@ -20,7 +21,7 @@ from server.migrate import current_revision, head_revision, upgrade
 from server.models import Account, Job, JobState, MediaAttachment, ProtectionState, Report
 from server.queue.broker import JobQueue, make_broker
 from server.queue.runner import JobRunner
-from server.services import domain_blocks
+from server.services import domain_blocks, portfolio
 from server.services.accounts import create_user as create_user_service
 from server.services.accounts import instance_actor
 from server.services.errors import ServiceError
@@ -202,6 +203,47 @@ async def domain_block_list(settings: Settings) -> int:
                 (("public", block.public_comment), ("private", block.private_comment)) if text)
             print(f"{block.domain}  {block.severity:<8} {media:<12} "
                   f"{block.created_at:%Y-%m-%d}  {comments}".rstrip())
+    finally:
+        await db.dispose()
+    return 0
+
+
+# --------------------------------------------------------------------------- vocabulary
+
+def _print_suggestion(kind: str, suggestion: portfolio.Suggestion) -> None:
+    aliases = f"  (aliases: {', '.join(suggestion.aliases)})" if suggestion.aliases else ""
+    print(f"{kind:<13} {suggestion.term.name:<24} #{suggestion.hashtag}{aliases}")
+
+
+async def vocabulary(settings: Settings, args: argparse.Namespace) -> int:
+    """``easel admin vocabulary list|add|remove|alias|order``."""
+    await migrate(settings, quiet=True)
+    db = Database.from_settings(settings)
+    try:
+        async with db.session() as session:
+            command = args.vocabulary_command
+            if command == "list":
+                lists = await portfolio.vocabulary(session, args.kind)
+                for kind, suggestions in lists.items():
+                    for suggestion in suggestions:
+                        _print_suggestion(kind, suggestion)
+                if not any(lists.values()):
+                    print("no suggestions")
+            elif command == "add":
+                _print_suggestion(args.kind, await portfolio.add_suggestion(
+                    session, args.kind, args.name, args.alias))
+            elif command == "remove":
+                term = await portfolio.remove_suggestion(session, args.kind, args.name)
+                print(f"{args.kind} {term.name!r} is no longer suggested")
+            elif command == "alias":
+                _print_suggestion(args.kind, await portfolio.add_alias(
+                    session, args.kind, args.name, args.alias))
+            else:
+                for suggestion in await portfolio.reorder_suggestions(
+                        session, args.kind, args.names):
+                    _print_suggestion(args.kind, suggestion)
+    except ServiceError as exc:
+        raise CommandError(exc.message) from exc
     finally:
         await db.dispose()
     return 0

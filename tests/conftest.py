@@ -48,28 +48,58 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+# Tables whose rows migrations seed (the instance's suggested portfolio vocabulary): kept
+# across the per-test TRUNCATE on PostgreSQL, as a fresh SQLite copy keeps them.
+SEEDED_TABLES = ("portfolio_tags", "portfolio_tag_aliases")
+Seeds = dict[str, list[dict[str, object]]]
+
+
+def seed_snapshot(url: str) -> Seeds:
+    """The rows migrations seeded in a freshly migrated database."""
+    async def run() -> Seeds:
+        db = Database(url)
+        try:
+            async with db.engine.connect() as conn:
+                return {table: [dict(row._mapping) for row in
+                                await conn.execute(Base.metadata.tables[table].select())]
+                        for table in SEEDED_TABLES}
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+def truncate_all(url: str, seeds: Seeds) -> None:
+    """Empty every table of a PostgreSQL test database, then put the seeded rows back."""
+    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+
+    async def run() -> None:
+        db = Database(url)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+                for table in SEEDED_TABLES:  # parents first
+                    if seeds[table]:
+                        await conn.execute(Base.metadata.tables[table].insert(), seeds[table])
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="session")
-def postgres_migrated() -> str:
+def postgres_migrated() -> tuple[str, Seeds]:
+    """The migrated test database and the rows its migrations seeded."""
     _migrate(TEST_DATABASE_URL)
-    return TEST_DATABASE_URL
+    return TEST_DATABASE_URL, seed_snapshot(TEST_DATABASE_URL)
 
 
 @pytest.fixture
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if TEST_DATABASE_URL:
-        url: str = request.getfixturevalue("postgres_migrated")
-        tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-
-        async def truncate() -> None:
-            db = Database(url)
-            try:
-                async with db.engine.begin() as conn:
-                    await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-            finally:
-                await db.dispose()
-
-        asyncio.run(truncate())
-        return url
+        url, seeds = request.getfixturevalue("postgres_migrated")
+        truncate_all(url, seeds)
+        return str(url)
     template: Path = request.getfixturevalue("sqlite_template")
     path = tmp_path / "data" / "easel.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,7 @@ from server.limits import PROFILE_IMAGE_SIZE_LIMIT
 from server.models import Account, Follow, FollowRequest, Status, User
 from server.services import accounts as account_service
 from server.services import follows as follow_service
+from server.services import portfolio
 from server.services.profiles import ProfileChanges, ProfileField, update_profile
 from server.services.visibility import visible_to
 from server.state import easel
@@ -204,9 +205,11 @@ async def account_statuses(request: Request) -> JSONResponse:
     async with state.db.session() as session:
         account = await account_service.find_account(session, account_id)
         if pinned:
-            # Easel has no pinned statuses yet (they arrive with their own issue): the
-            # pinned list is empty, which clients show as "no pinned posts".
-            return _json([])
+            # Mastodon answers the pinned list whole, latest pin first, without paging.
+            if page.max_id is not None or page.min_id is not None or page.since_id is not None:
+                return _json([])
+            statuses = await portfolio.pinned_statuses(session, me, account.id)
+            return _json(await statuses_to_entities(session, statuses, EntityContext.of(state), me))
         query = account_service.account_statuses_query(
             account, visible_to(me), only_media=only_media, exclude_replies=exclude_replies,
             exclude_reblogs=exclude_reblogs, tagged=tagged or None)

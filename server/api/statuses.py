@@ -24,6 +24,7 @@ from server.api.entities import (
 )
 from server.api.pagination import Page, link_header
 from server.api.params import Params, parse_id
+from server.api.portfolio import work_meta_from_params
 from server.errors import ApiError
 from server.ids import parse_id as parse_db_id
 from server.models import Account, Status
@@ -59,6 +60,11 @@ async def create_status(request: Request) -> Response:
         raise ApiError(422, "Validation failed: Polls are not supported on this server")
     if params.get_str("scheduled_at"):
         raise ApiError(422, "Validation failed: Scheduled statuses are not supported on this server")
+    # Easel: a work's portfolio data in the same call (the shape of PUT /api/v1/easel/works/:id).
+    work = (work_meta_from_params(params, "easel")[0]
+            if any(name.startswith("easel[") for name in params.values) else None)
+    if params.has("easel") and work is None:
+        raise ApiError(422, "Validation failed: easel must be an object")
     state = easel(request)
     # Unknown @user@host mentions are looked up first (bounded), so the service links them.
     await resolve_unknown_mentions(federation_context(state.settings, state.db), text)
@@ -67,7 +73,7 @@ async def create_status(request: Request) -> Response:
             session, state.settings, account, auth.application.id,
             text=text, media_ids=media_ids, sensitive=sensitive, spoiler_text=spoiler_text,
             visibility=visibility, in_reply_to_id=in_reply_to_id, language=language,
-            idempotency_key=request.headers.get("idempotency-key"))
+            idempotency_key=request.headers.get("idempotency-key"), work=work)
         entity = await status_to_entity(session, status, EntityContext.of(state), account)
     return JSONResponse(entity)
 
@@ -211,6 +217,10 @@ routes: list[BaseRoute] = [
     Route("/api/v1/statuses/{id}/unbookmark", _action("write:bookmarks", service.unbookmark),
           methods=["POST"]),
     Route("/api/v1/statuses/{id}/reblog", reblog_status, methods=["POST"]),
+    Route("/api/v1/statuses/{id}/pin", _action("write:accounts", service.pin_status),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unpin", _action("write:accounts", service.unpin_status),
+          methods=["POST"]),
     Route("/api/v1/statuses/{id}/unreblog", _action("write:statuses", service.unreblog),
           methods=["POST"]),
     Route("/api/v1/statuses/{id}/favourited_by", favourited_by, methods=["GET"]),

@@ -41,17 +41,31 @@ from server.models import (
     MediaState,
     Mention,
     Notification,
+    Project,
+    ProjectWork,
     Status,
     StatusAlias,
+    StatusPin,
     StatusTag,
     Tag,
     Tombstone,
     User,
 )
+from server.services import portfolio
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
 from server.services.outbox import record_activity
+from server.services.portfolio import (
+    WorkMeta,
+    ensure_work,
+    move_work,
+    recognise_hashtags,
+    refresh_listed,
+    set_work_metadata,
+    validate_meta,
+    work_metadata,
+)
 from server.services.text import (
     countable_length,
     extract_hashtags,
@@ -210,9 +224,13 @@ async def create_status(
     in_reply_to_id: int | None = None,
     language: str | None = None,
     idempotency_key: str | None = None,
+    work: WorkMeta | None = None,
 ) -> Status:
     """Post a status for ``account``, committed. Published at once unless some of its media
-    are still processing. Raises ServiceError (422/404) with nothing written on bad input."""
+    are still processing. Raises ServiceError (422/404) with nothing written on bad input.
+
+    A status with images is a work: ``work`` is its portfolio data; without it, the
+    hashtags of the text that name suggested terms become its tags."""
     text = (text or "").strip()
     spoiler_text = (spoiler_text or "").strip()
     key = _idempotency_key(idempotency_key)
@@ -230,6 +248,10 @@ async def create_status(
               + countable_length(spoiler_text, limits.CHARACTERS_RESERVED_PER_URL))
     if length > limits.MAX_STATUS_CHARACTERS:
         raise ValidationFailed(f"Text character limit of {limits.MAX_STATUS_CHARACTERS} exceeded")
+    if work is not None:
+        validate_meta(work)
+        if not unique_media_ids:
+            raise ValidationFailed("A work needs at least one image")
 
     user = await session.scalar(select(User).where(User.account_id == account.id))
     if visibility is None or visibility == "":
@@ -254,7 +276,7 @@ async def create_status(
         status = await _insert_status(
             session, settings, account, application_id, text=text, spoiler_text=spoiler_text,
             visibility=visibility, sensitive=sensitive, language=language, parent=parent,
-            media=media, mentioned=mentioned, key=key)
+            media=media, mentioned=mentioned, key=key, work=work)
         await session.commit()
     except IntegrityError:
         await session.rollback()
@@ -272,7 +294,7 @@ async def _insert_status(
     session: AsyncSession, settings: Settings, account: Account, application_id: int | None, *,
     text: str, spoiler_text: str, visibility: str, sensitive: bool, language: str | None,
     parent: Status | None, media: list[MediaAttachment], mentioned: list[Account],
-    key: str | None,
+    key: str | None, work: WorkMeta | None = None,
 ) -> Status:
     """Write a validated status with its mentions, tags, media and idempotency key, and
     publish it if it can be (not committed)."""
@@ -306,6 +328,11 @@ async def _insert_status(
         if claimed.rowcount != len(media):
             await session.rollback()
             raise ServiceError(_media_not_found([m.id for m in media]))
+        if work is not None:
+            await set_work_metadata(session, status, work)
+        elif any(m.type == "image" for m in media):
+            await ensure_work(session, status)
+            await recognise_hashtags(session, status, extract_hashtags(text))
     if key is not None:
         # An expired use of the key frees it; a live one makes this insert conflict.
         await session.execute(delete(IdempotencyKey).where(
@@ -361,6 +388,7 @@ _STATUS_REFERENCES: tuple[tuple[Any, str], ...] = (
     (Favourite, "status_id"), (Bookmark, "status_id"), (IdempotencyKey, "status_id"),
     (Notification, "status_id"), (StatusAlias, "status_id"),
     (Status, "in_reply_to_id"), (Status, "reblog_of_id"),
+    (StatusPin, "status_id"), (ProjectWork, "status_id"), (Project, "cover_status_id"),
 )
 
 
@@ -385,6 +413,7 @@ async def _renumber(session: AsyncSession, status: Status, now: datetime) -> Sta
                           .values(uri=f"{status.uri}#renumbered")
                           .execution_options(synchronize_session=False))
     await session.execute(insert(Status).values(**values))
+    await move_work(session, old_id, new)
     for model, column in _STATUS_REFERENCES:
         await session.execute(update(model).where(getattr(model, column) == old_id)
                               .values({column: new}).execution_options(synchronize_session=False))
@@ -448,6 +477,7 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
                                   uri=status.uri, object_type="Note", status_id=status.id)
         return True
 
+    await refresh_listed(session, status)
     for mentioned in await session.scalars(select(Account).join(
             Mention, Mention.account_id == Account.id).where(Mention.status_id == status.id)):
         await notify(session, mentioned, "mention", author, status.id)
@@ -468,6 +498,54 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
 def create_uri(status_uri: str) -> str:
     """The id of a status's Create (served at ``…/statuses/{id}/activity``)."""
     return f"{status_uri}/activity"
+
+
+# ------------------------------------------------------------------- portfolio data
+
+WORK_FIELDS = ("title", "description", "year", "dimensions", "tags", "ai_generated")
+
+
+async def visible_work(session: AsyncSession, viewer: Account | None, status_id: int) -> Status:
+    """A status that is a work (it has images), if ``viewer`` may see it; else NotFound."""
+    status = await visible_status(session, viewer, status_id)
+    if status.reblog_of_id is not None or not await work_metadata(session, [status.id]):
+        raise NotFound("Record not found")
+    return status
+
+
+async def edit_work(session: AsyncSession, account: Account, status_id: int,
+                    meta: WorkMeta, *, given: Sequence[str] | None = None) -> Status:
+    """Replace the portfolio data of one of the account's own works (``given``: only
+    those of ``WORK_FIELDS``, keeping the others; for ``tags``, only the kinds in
+    ``meta.tags``), committed. A published work's change is federated as an Update(Note)
+    (its hashtags changed too)."""
+    status = await own_status(session, account, status_id)
+    if status.reblog_of_id is not None:
+        raise NotFound("Record not found")
+    has_images = await session.scalar(select(func.count()).select_from(MediaAttachment).where(
+        MediaAttachment.status_id == status.id, MediaAttachment.type == "image"))
+    if not has_images:
+        raise ValidationFailed("A work needs at least one image")
+    if given is not None:
+        current = (await work_metadata(session, [status.id])).get(status.id)
+        if current is not None:
+            tags = {kind: [t.name for t in terms] for kind, terms in current.tags.items()}
+            tags.update(meta.tags)
+            meta = WorkMeta(
+                title=meta.title if "title" in given else current.title,
+                description=meta.description if "description" in given else current.description,
+                year=meta.year if "year" in given else current.year,
+                dimensions=meta.dimensions if "dimensions" in given else current.dimensions,
+                tags=tags,
+                ai_generated=meta.ai_generated if "ai_generated" in given else current.ai_generated)
+    await set_work_metadata(session, status, meta)
+    if status.published:
+        status.edited_at = utcnow()
+        await record_activity(session, account, "Update", object_uri=status.uri,
+                              object_type="Note", status_id=status.id)
+    await session.commit()
+    await session.refresh(status)
+    return status
 
 
 # ------------------------------------------------------------------------- delete
@@ -767,6 +845,17 @@ async def context(session: AsyncSession, viewer: Account | None, status_id: int)
     ancestors = await visible_statuses(session, viewer, ancestor_ids)
     descendants = await visible_statuses(session, viewer, descendant_ids[:limit])
     return Context(ancestors, descendants)
+
+
+async def pin_status(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Pin one of the account's own public or unlisted statuses (Mastodon's rules)."""
+    status = await visible_status(session, account, status_id)
+    return await portfolio.pin(session, account, status)
+
+
+async def unpin_status(session: AsyncSession, account: Account, status_id: int) -> Status:
+    status = await visible_status(session, account, status_id)
+    return await portfolio.unpin(session, account, status)
 
 
 async def status_source(session: AsyncSession, account: Account, status_id: int) -> Status:

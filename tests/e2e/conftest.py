@@ -33,11 +33,11 @@ from starlette.applications import Starlette
 from federation.context import FederationContext, install_federation_context
 from server.app import AppOptions, create_app
 from server.db import Database
-from server.models import Account, Base, Job, JobState, User
+from server.models import Account, Job, JobState, User
 from server.queue.kinds import QUEUES
 from server.services.accounts import create_user
 from server.settings import Settings
-from tests.conftest import TEST_DATABASE_URL, _migrate, make_token
+from tests.conftest import TEST_DATABASE_URL, Seeds, _migrate, make_token, seed_snapshot, truncate_all
 
 ART = "art.example"
 PAINT = "paint.example"
@@ -73,34 +73,20 @@ def _create_database_if_missing(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def peer_postgres_migrated() -> str:
+def peer_postgres_migrated() -> tuple[str, Seeds]:
     url = peer_database_url(TEST_DATABASE_URL)
     _create_database_if_missing(url)
     _migrate(url)
-    return url
-
-
-def _truncate(url: str) -> None:
-    tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
-
-    async def run() -> None:
-        db = Database(url)
-        try:
-            async with db.engine.begin() as conn:
-                await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        finally:
-            await db.dispose()
-
-    asyncio.run(run())
+    return url, seed_snapshot(url)
 
 
 @pytest.fixture
 def peer_database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, migrated database for the second instance, on the suite's backend."""
     if TEST_DATABASE_URL:
-        url: str = request.getfixturevalue("peer_postgres_migrated")
-        _truncate(url)
-        return url
+        url, seeds = request.getfixturevalue("peer_postgres_migrated")
+        truncate_all(url, seeds)
+        return str(url)
     template: Path = request.getfixturevalue("sqlite_template")
     path = tmp_path / "peer" / "easel.sqlite3"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -8,6 +8,7 @@ Mastodon's shapes, paged newest first with ``next`` links, and 404 for the rest.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -17,8 +18,8 @@ from sqlalchemy import event, update
 from federation.collections import OUTBOX_PAGE_SIZE
 from federation.content_types import PUBLIC
 from server.db import Database
-from server.models import Account, Status, User
-from server.services import follows, statuses
+from server.models import Account, Status, StatusPin, User
+from server.services import follows, portfolio, statuses
 from server.settings import Settings
 
 AS2 = {"Accept": "application/activity+json"}
@@ -233,12 +234,43 @@ async def test_followers_page_by_follow_id(
 
 # ------------------------------------------------------------------------------ featured
 
-async def test_featured_is_an_empty_collection_until_pins_exist(
+async def test_featured_is_an_empty_collection_without_pins(
     client: httpx.AsyncClient, mixed: dict[str, Status]
 ) -> None:
     featured = await get_json(client, "/users/alice/collections/featured")
     assert (featured["id"], featured["type"], featured["totalItems"], featured["orderedItems"]) == (
         ALICE + "/collections/featured", "OrderedCollection", 0, [])
+
+
+async def pin(db: Database, user: User, status: Status, minute: int) -> None:
+    async with db.session() as session:
+        session.add(StatusPin(account_id=user.account_id, status_id=status.id,
+                              created_at=datetime(2024, 5, 1, 10, minute, tzinfo=UTC)))
+        await session.commit()
+
+
+async def test_featured_is_the_shareable_pins_newest_first_as_full_notes(
+    client: httpx.AsyncClient, db: Database, alice: User, mixed: dict[str, Status]
+) -> None:
+    async with db.session() as session:
+        await portfolio.set_work_metadata(session, mixed["public"], portfolio.WorkMeta(
+            title="Heron", tags={"medium": ["Ink"]}))
+        await session.commit()
+    for minute, kind in enumerate(["public", "private", "unlisted", "direct", "unpublished"]):
+        await pin(db, alice, mixed[kind], minute)
+
+    featured = await get_json(client, "/users/alice/collections/featured")
+    assert (featured["type"], featured["totalItems"]) == ("OrderedCollection", 2)
+    unlisted, public = featured["orderedItems"]
+    assert (unlisted["id"], public["id"]) == (mixed["unlisted"].uri, mixed["public"].uri)
+    for note in (unlisted, public):
+        assert note["type"] == "Note" and note["attributedTo"] == ALICE
+        assert "@context" not in note and note["xRobotsTag"] == "noai, noimageai"
+    assert public["name"] == "Heron"
+    assert public["portfolio"]["mediums"] == [{"name": "Ink", "hashtag": "#Ink"}]
+    assert "#Ink" in {t["name"] for t in public["tag"] if t["type"] == "Hashtag"}
+    # bob's featured does not show alice's pins
+    assert (await get_json(client, "/users/bob/collections/featured"))["totalItems"] == 0
 
 
 # ------------------------------------------------------------------------- status objects
