@@ -5,7 +5,8 @@ ActivityPub ids are permanent, so these paths never change once an instance fede
 
 from __future__ import annotations
 
-from urllib.parse import quote
+import re
+from urllib.parse import quote, urlsplit
 
 from server.settings import Settings
 
@@ -59,3 +60,28 @@ class Urls:
     @property
     def instance_actor(self) -> str:
         return self.base + INSTANCE_ACTOR_PATH
+
+
+_SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,63}")
+_HOST = re.compile(r"[a-z0-9.-]{1,253}|\[[0-9a-f:.]{2,45}\]")
+
+
+def source_of(uri: str) -> str | None:
+    """A CSP source expression that allows exactly ``uri``'s origin: ``https://host:port``
+    for web URIs, ``scheme:`` for an app's custom scheme (``myapp://callback``); None for
+    anything that cannot be written safely into the header (or a URN such as OAuth's oob,
+    which redirects nowhere)."""
+    parts = urlsplit(uri)
+    scheme = parts.scheme.lower()
+    if not _SCHEME.fullmatch(scheme) or scheme == "urn":
+        return None
+    if scheme not in ("http", "https"):
+        return f"{scheme}:"
+    try:
+        host, port = (parts.hostname or "").lower(), parts.port
+    except ValueError:
+        return None
+    if not _HOST.fullmatch(host if ":" not in host else f"[{host}]"):
+        return None
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}" + (f":{port}" if port is not None else "")

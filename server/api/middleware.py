@@ -9,13 +9,15 @@ import time
 from collections import OrderedDict
 
 from starlette.datastructures import Headers, MutableHeaders
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.errors import BodyTooLarge
 from server.limits import IMAGE_SIZE_LIMIT, PROFILE_IMAGE_SIZE_LIMIT
 
 API_PREFIXES = ("/api/", "/oauth/")
+# The web session's sign-in and sign-out forms: small bodies, sign-in attempts counted.
+WEB_AUTH_PREFIX = "/auth/"
 OPEN_FORMS_KEY = "easel.open_forms"
 
 # The largest request body the API reads: uploads (an image, or an avatar and a header)
@@ -33,7 +35,7 @@ class BodyLimitMiddleware:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+        if scope["type"] != "http" or not scope["path"].startswith((*API_PREFIXES, WEB_AUTH_PREFIX)):
             await self.app(scope, receive, send)
             return
         limit = UPLOAD_BODY_LIMIT if scope["path"].startswith(UPLOAD_PATHS) else BODY_LIMIT
@@ -113,7 +115,7 @@ class TrailingSlashMiddleware:
 
 
 # Sign-in and sign-up attempts per address per window (argon2 makes each one costly).
-AUTH_PATHS = ("/oauth/token", "/oauth/authorize/login", "/api/v1/accounts")
+AUTH_PATHS = ("/oauth/token", "/oauth/authorize/login", "/api/v1/accounts", "/auth/sign_in")
 AUTH_LIMIT = 25
 
 
@@ -157,7 +159,7 @@ class RateLimitMiddleware:
         return buckets
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(API_PREFIXES):
+        if scope["type"] != "http" or not scope["path"].startswith((*API_PREFIXES, WEB_AUTH_PREFIX)):
             await self.app(scope, receive, send)
             return
         now = time.time()
@@ -177,8 +179,12 @@ class RateLimitMiddleware:
             "X-RateLimit-Reset": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(reset)),
         }
         if exceeded:
-            response = JSONResponse({"error": "Too many requests"}, status_code=429,
-                                    headers={**headers, "Retry-After": str(math.ceil(reset - now))})
+            retry = {**headers, "Retry-After": str(math.ceil(reset - now))}
+            response: Response = (
+                JSONResponse({"error": "Too many requests"}, status_code=429, headers=retry)
+                if scope["path"].startswith(API_PREFIXES) else
+                PlainTextResponse("Too many sign-in attempts. Please try again later.",
+                                  status_code=429, headers=retry))
             await response(scope, receive, send)
             return
 

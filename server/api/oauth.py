@@ -2,10 +2,10 @@
 /oauth/revoke, and the RFC 8414 metadata that describes them.
 
 The authorize pages are plain HTML forms: a login form (e-mail address or username and
-password) and a consent form naming the app and the scopes it asks for. Being logged in
-is a signed cookie (``server/secrets.py``) bound to the password hash, so changing the
-password logs every browser out; every form carries a CSRF token bound to a second
-cookie. The pages may never be framed, cached or leak the code through a Referer.
+password) and a consent form naming the app and the scopes it asks for. The login
+cookie and the CSRF tokens on every form are ``server/web/session.py``'s, shared with
+the rest of the web pages. These pages may never be framed, cached or leak the code
+through a Referer.
 The grants themselves live in ``server/services/oauth.py``.
 """
 
@@ -13,41 +13,35 @@ from __future__ import annotations
 
 import base64
 import binascii
-import secrets
 from typing import Any
 from urllib.parse import unquote_plus, urlencode, urlsplit, urlunsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api.params import TRUE_WORDS, Params
 from server.errors import ApiError
-from server.models import Account, User
-from server.secrets import keyed_digest, secret_key, sign, unsign
+from server.models import Account
 from server.services import oauth
 from server.services.oauth import AuthorizationRequest, AuthorizationRequestError, OAuthError
 from server.services.scopes import ALL_SCOPES
 from server.state import EaselState, easel
-from server.web.pages import templates
+from server.web.security import PRIVATE_PAGE_HEADERS, content_security_policy, source_of
+from server.web.session import (
+    CSRF_FIELD,
+    csrf_ok,
+    current_user,
+    log_in,
+    page_headers,
+    render,
+)
 
-SESSION_COOKIE = "easel_session"
-CSRF_COOKIE = "easel_csrf"
-CSRF_FIELD = "authenticity_token"
-SESSION_MAX_AGE = 7 * 24 * 3600
-SESSION_PURPOSE = "login-session"
-CSRF_PURPOSE = "csrf"
 AUTHORIZE_FIELDS = ("client_id", "redirect_uri", "response_type", "scope", "state",
                     "code_challenge", "code_challenge_method", "response_mode")
-PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": ("default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
-                                "frame-ancestors 'none'; base-uri 'none'"),
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex",
-}
+# On top of every page's security headers (server/web/security.py): these pages hold
+# secrets (a login form, a code) and are never cached, indexed or sent as a Referer.
+PAGE_HEADERS = {**PRIVATE_PAGE_HEADERS, "X-Robots-Tag": "noindex"}
 TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 SCOPE_VERBS = {"read": "see", "write": "change", "admin:read": "see (as an admin)",
@@ -72,74 +66,17 @@ def describe_scope(scope: str) -> str:
     return f"{verb.capitalize()} your {resource.replace('_', ' ')}"
 
 
-# ------------------------------------------------------------------------ cookies and CSRF
-
-def _secure(state: EaselState) -> bool:
-    return state.settings.scheme == "https"
-
-
-def _session_fingerprint(key: bytes, user: User) -> str:
-    # Bound to the password hash: a new password ends every existing login.
-    return keyed_digest(key, "session-password", user.password_hash)[:22]
-
-
-def _set_session(response: Response, state: EaselState, user: User) -> None:
-    key = secret_key(state.settings)
-    value = sign(key, SESSION_PURPOSE, f"{user.id}:{_session_fingerprint(key, user)}")
-    response.set_cookie(SESSION_COOKIE, value, max_age=SESSION_MAX_AGE, path="/", httponly=True,
-                        secure=_secure(state), samesite="lax")
-
-
-async def _session_user(request: Request, session: AsyncSession, state: EaselState) -> User | None:
-    """The logged-in user the session cookie names, if it is valid and they may log in."""
-    raw = request.cookies.get(SESSION_COOKIE)
-    if not raw:
-        return None
-    key = secret_key(state.settings)
-    payload = unsign(key, SESSION_PURPOSE, raw, max_age=SESSION_MAX_AGE)
-    if payload is None:
-        return None
-    user_id, _, fingerprint = payload.partition(":")
-    if not user_id.isdigit():
-        return None
-    user = await session.get(User, int(user_id))
-    if user is None or oauth.login_refusal(user) is not None:
-        return None
-    if not secrets.compare_digest(fingerprint, _session_fingerprint(key, user)):
-        return None
-    return user
-
-
-def _csrf_cookie(request: Request) -> str | None:
-    value = request.cookies.get(CSRF_COOKIE)
-    return value if value and len(value) >= 32 else None
-
-
-def _csrf_ok(request: Request, state: EaselState, params: Params) -> bool:
-    cookie = _csrf_cookie(request)
-    submitted = params.get_str(CSRF_FIELD)
-    if cookie is None or not submitted:
-        return False
-    expected = keyed_digest(secret_key(state.settings), CSRF_PURPOSE, cookie)
-    return secrets.compare_digest(submitted.encode("utf-8"), expected.encode("ascii"))
-
+# ------------------------------------------------------------------------------- pages
 
 def _page(request: Request, state: EaselState, template: str, context: dict[str, Any], *,
-          status_code: int = 200) -> Response:
-    """Render an oauth_*.html page with the security headers and a CSRF token for its form."""
-    cookie = _csrf_cookie(request)
-    fresh = cookie is None
-    if cookie is None:
-        cookie = secrets.token_urlsafe(32)
-    context = {"title": state.settings.title,
-               "csrf_token": keyed_digest(secret_key(state.settings), CSRF_PURPOSE, cookie),
-               "csrf_field": CSRF_FIELD, **context}
-    response = templates.TemplateResponse(request, template, context, status_code=status_code,
-                                          headers=PAGE_HEADERS)
-    if fresh:
-        response.set_cookie(CSRF_COOKIE, cookie, path="/oauth", httponly=True,
-                            secure=_secure(state), samesite="lax")
-    return response
+          status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """Render an oauth_*.html page (with a CSRF token for its form) as every page is."""
+    return render(request, state, template, context, status_code=status_code,
+                  headers={**PAGE_HEADERS, **(headers or {})})
+
+
+def _form_ok(request: Request, state: EaselState, params: Params) -> bool:
+    return csrf_ok(request, state, params.get_str(CSRF_FIELD))
 
 
 # ------------------------------------------------------------------------------ redirects
@@ -153,8 +90,8 @@ def _with_params(uri: str, values: dict[str, str], mode: str) -> str:
     return urlunsplit(parts._replace(query=query))
 
 
-def _redirect(location: str) -> Response:
-    return RedirectResponse(location, status_code=302, headers=PAGE_HEADERS)
+def _redirect(state: EaselState, location: str) -> Response:
+    return RedirectResponse(location, status_code=302, headers=page_headers(state, PAGE_HEADERS))
 
 
 def _request_error(request: Request, state: EaselState, error: AuthorizationRequestError) -> Response:
@@ -164,7 +101,7 @@ def _request_error(request: Request, state: EaselState, error: AuthorizationRequ
         values = {"error": error.error, "error_description": error.description}
         if error.state is not None:
             values["state"] = error.state
-        return _redirect(_with_params(error.redirect_uri, values, error.response_mode))
+        return _redirect(state, _with_params(error.redirect_uri, values, error.response_mode))
     return _page(request, state, "oauth_error.html",
                  {"error": error.error, "description": error.description}, status_code=400)
 
@@ -185,12 +122,15 @@ def _consent_page(request: Request, state: EaselState, auth: AuthorizationReques
                   account: Account) -> Response:
     fields = auth.form_fields()
     switch = "/oauth/authorize?" + urlencode({**fields, "force_login": "true"})
+    # The answer redirects to the app: its origin (or custom scheme) must be a form target.
+    target = source_of(auth.redirect_uri)
     return _page(request, state, "oauth_consent.html", {
         "app": auth.app, "fields": fields, "action": "/oauth/authorize",
         "handle": f"{account.username}@{state.settings.domain}",
         "scopes": [(scope, describe_scope(scope)) for scope in auth.scopes],
         "switch_url": switch,
-    })
+    }, headers={"Content-Security-Policy": content_security_policy(
+        form_targets=[target] if target else [])})
 
 
 # ----------------------------------------------------------------------------- endpoints
@@ -205,7 +145,7 @@ async def authorize(request: Request) -> Response:
             auth = await oauth.check_authorization_request(session, _authorize_params(params))
         except AuthorizationRequestError as error:
             return _request_error(request, state, error)
-        user = None if force_login else await _session_user(request, session, state)
+        user = None if force_login else await current_user(request, session, state)
         account = await session.get(Account, user.account_id) if user is not None else None
     if account is None:
         return _login_page(request, state, auth)
@@ -222,7 +162,7 @@ async def login(request: Request) -> Response:
             auth = await oauth.check_authorization_request(session, _authorize_params(params))
         except AuthorizationRequestError as error:
             return _request_error(request, state, error)
-        if not _csrf_ok(request, state, params):
+        if not _form_ok(request, state, params):
             return _login_page(request, state, auth, login=login_name, status_code=403,
                                error="This form has expired. Please try again.")
         user = await oauth.authenticate_user(session, login_name, params.get_str("password"))
@@ -234,11 +174,8 @@ async def login(request: Request) -> Response:
             return _login_page(request, state, auth, login=login_name, status_code=403,
                                error=refusal + ".")
     response = RedirectResponse("/oauth/authorize?" + urlencode(auth.form_fields()), status_code=303,
-                                headers=PAGE_HEADERS)
-    _set_session(response, state, user)
-    # A new CSRF cookie after logging in, so a token seen before login is worth nothing.
-    response.delete_cookie(CSRF_COOKIE, path="/oauth", secure=_secure(state), httponly=True,
-                           samesite="lax")
+                                headers=page_headers(state, PAGE_HEADERS))
+    log_in(response, state, user)
     return response
 
 
@@ -251,11 +188,11 @@ async def decide(request: Request) -> Response:
             auth = await oauth.check_authorization_request(session, _authorize_params(params))
         except AuthorizationRequestError as error:
             return _request_error(request, state, error)
-        user = await _session_user(request, session, state)
+        user = await current_user(request, session, state)
         if user is None:
             return _login_page(request, state, auth, status_code=401,
                                error="Please log in to continue.")
-        if not _csrf_ok(request, state, params):
+        if not _form_ok(request, state, params):
             return _page(request, state, "oauth_error.html", {
                 "error": "invalid_request",
                 "description": "This form has expired. Go back to the app and try again."},
@@ -269,7 +206,7 @@ async def decide(request: Request) -> Response:
             values = {"error": denied.error, "error_description": denied.description}
             if auth.state is not None:
                 values["state"] = auth.state
-            return _redirect(_with_params(auth.redirect_uri, values, auth.response_mode))
+            return _redirect(state, _with_params(auth.redirect_uri, values, auth.response_mode))
         if decision != "authorize":
             return _page(request, state, "oauth_error.html", {
                 "error": "invalid_request", "description": "Choose Authorize or Deny."},
@@ -280,7 +217,7 @@ async def decide(request: Request) -> Response:
     values = {"code": code}
     if auth.state is not None:
         values["state"] = auth.state
-    return _redirect(_with_params(auth.redirect_uri, values, auth.response_mode))
+    return _redirect(state, _with_params(auth.redirect_uri, values, auth.response_mode))
 
 
 def _client_credentials(request: Request, params: Params) -> tuple[str | None, str | None]:

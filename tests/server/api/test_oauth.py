@@ -528,3 +528,37 @@ async def test_tokens_are_stored_only_as_digests(
     assert token is not None and stored_app is not None
     assert issued["access_token"] not in (token.token_digest, token.refresh_token_digest)
     assert len(token.token_digest) == 64
+
+
+@pytest.mark.parametrize(("redirect_uri", "form_targets"), [
+    (REDIRECT, "'self' https://client.example"),
+    ("myapp://oauth/callback", "'self' myapp:"),
+    ("http://127.0.0.1:8765/cb", "'self' http://127.0.0.1:8765"),
+    (OOB, "'self'"),
+])
+async def test_the_consent_page_may_post_to_where_its_answer_redirects(
+        client: httpx.AsyncClient, alice: User, redirect_uri: str, form_targets: str) -> None:
+    # Browsers apply form-action to the redirect after a form post: the app's redirect
+    # URI's origin (or custom scheme) must be allowed, and nothing else.
+    app = await register_app(client, redirect_uris=redirect_uri)
+    logged_in = await log_in(client, authorize_query(app, redirect_uri=redirect_uri))
+    page = await client.get(logged_in.headers["location"])
+    assert 'value="authorize"' in page.text
+    policy = dict(part.split(" ", 1) for part in page.headers["content-security-policy"].split("; "))
+    assert policy["form-action"] == form_targets
+    assert policy["script-src"] == "'self'" and policy["frame-ancestors"] == "'none'"
+
+
+@pytest.mark.parametrize(("uri", "source"), [
+    ("https://Client.Example:8443/cb?x=1", "https://client.example:8443"),
+    ("com.example.app:/oauth", "com.example.app:"),
+    ("https://x@a.example;sandbox/cb", None),
+    ("https://[::1]:9/cb", "https://[::1]:9"),
+    ("urn:ietf:wg:oauth:2.0:oob", None),
+    ("javascript alert(1)", None),
+    ("https://a.example:99999/", None),
+])
+def test_csp_sources_are_written_only_when_safe(uri: str, source: str | None) -> None:
+    from server.web.security import source_of
+
+    assert source_of(uri) == source
