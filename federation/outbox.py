@@ -67,6 +67,7 @@ from federation.serialize import (
     Document,
     accept_activity,
     announce_activity,
+    context,
     create_activity,
     delete_activity,
     follow_activity,
@@ -425,6 +426,36 @@ async def follow(fed: FederationContext, session: AsyncSession,
     actor = await _actor(session, activity)
     return Outgoing(document=follow_activity(activity.uri, actor.uri, target.uri),
                     recipients=[target])
+
+
+def block_activity(id: str, actor_uri: str, object_uri: str) -> Document:
+    return {"@context": context(), "id": id, "type": "Block", "actor": actor_uri,
+            "object": object_uri}
+
+
+@builds("Block", "Person")
+async def block(fed: FederationContext, session: AsyncSession,
+                activity: Activity) -> Outgoing | None:
+    """A local account blocks a remote one: the Block goes to the blocked account only
+    (Mastodon's servers then hide the blocker from it)."""
+    target = await _account(session, _payload_int(activity, "target_id"))
+    if target is None or target.is_local:
+        return None
+    actor = await _actor(session, activity)
+    return Outgoing(document=block_activity(activity.uri, actor.uri, target.uri),
+                    recipients=[target])
+
+
+@builds("Undo", "Block")
+async def undo_block(fed: FederationContext, session: AsyncSession,
+                     activity: Activity) -> Outgoing | None:
+    target = await _account(session, _payload_int(activity, "target_id"))
+    block_uri = _payload_str(activity, "block_uri")
+    if target is None or target.is_local or not block_uri:
+        return None
+    actor = await _actor(session, activity)
+    inner = block_activity(block_uri, actor.uri, target.uri)
+    return Outgoing(document=undo_activity(inner, id=activity.uri), recipients=[target])
 
 
 @builds("Undo", "Follow")

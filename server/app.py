@@ -20,20 +20,28 @@ import federation.inbox.routes
 import federation.routes
 import server.api.accounts
 import server.api.apps
+import server.api.blocks
 import server.api.instance
+import server.api.lists
+import server.api.markers
 import server.api.media
 import server.api.notifications
 import server.api.oauth
+import server.api.portfolio
 import server.api.registrations
 import server.api.reports
 import server.api.search
 import server.api.statuses
+import server.api.tags
 import server.api.timelines
 import server.health
 import server.web.media_files
 import server.web.pages
+import server.web.robots
+import server.web.studio
 import server.wellknown
 from federation.context import close_federation_context
+from protect.optout_metadata import policy_url
 from server.api.middleware import (
     BodyLimitMiddleware,
     CloseUploadsMiddleware,
@@ -52,7 +60,7 @@ from server.settings import Settings
 from server.state import EaselState
 from server.storage import media_storage
 from server.urls import Urls
-from server.web.optout import OptOutHeaders
+from server.web.optout import OptOutHeaders, TdmPolicy
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +119,13 @@ def all_routes() -> list[BaseRoute]:
         *server.api.oauth.routes,
         *server.api.registrations.routes,
         *server.api.instance.routes,
+        *server.api.blocks.routes,
+        *server.api.lists.routes,
+        *server.api.tags.routes,
+        *server.api.markers.routes,
         *server.api.accounts.routes,
         *server.api.statuses.routes,
+        *server.api.portfolio.routes,
         *server.api.media.routes,
         *server.api.timelines.routes,
         *server.api.notifications.routes,
@@ -120,6 +133,8 @@ def all_routes() -> list[BaseRoute]:
         *server.api.reports.routes,
         *federation.routes.routes,
         *server.web.media_files.routes,
+        *server.web.robots.routes,
+        *server.web.studio.routes,
         *server.web.pages.routes,
     ]
 
@@ -164,7 +179,8 @@ def create_app(
             await close_federation_context(state.db)
             await state.db.dispose()
 
-    middleware = [Middleware(RejectNulMiddleware), Middleware(PathCORSMiddleware),
+    middleware = [Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
+                  Middleware(PathCORSMiddleware),
                   Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit))

@@ -22,6 +22,8 @@ from server.models import (
     Favourite,
     Follow,
     FollowRequest,
+    List,
+    Marker,
     MediaAttachment,
     MediaState,
     Mention,
@@ -32,6 +34,8 @@ from server.models import (
     Tag,
     User,
 )
+from server.services.blocks import relationship_flags
+from server.services.portfolio import KINDS, WorkView, pinned_among, work_metadata
 from server.services.text import linkify_line, plain_to_html
 from server.state import EaselState
 from server.storage import LocalStorage
@@ -70,12 +74,15 @@ def account_note_html(account: Account) -> str:
 
 def fields_to_entities(account: Account) -> list[Entity]:
     """Profile fields as Mastodon shows them: HTML values (links made, everything else
-    escaped) and escaped names. Remote fields are stored already sanitised."""
+    escaped) and escaped names. Remote values are stored already sanitised HTML; remote
+    names are stored as plain text (``federation.parse``), so they are escaped like local
+    ones."""
     fields = []
     for field in account.fields or []:
         name, value = str(field.get("name", "")), str(field.get("value", ""))
+        name = html.escape(name, quote=False)
         if account.is_local:
-            name, value = html.escape(name, quote=False), linkify_line(value)
+            value = linkify_line(value)
         fields.append({"name": name, "value": value, "verified_at": field.get("verified_at")})
     return fields
 
@@ -188,6 +195,20 @@ def application_to_entity(app: OAuthApplication, *, with_secret: bool = False) -
     return entity
 
 
+def work_to_entity(work: WorkView) -> Entity:
+    """A work's portfolio data: the ``easel`` key of its status entity (Easel's own; no
+    Mastodon field changes)."""
+    return {
+        "title": work.title,
+        "description": work.description,
+        "year": work.year,
+        "dimensions": work.dimensions,
+        "ai_generated": work.ai_generated,
+        "tags": {kind: [{"name": term.name, "hashtag": term.hashtag}
+                        for term in work.tags.get(kind, [])] for kind in KINDS},
+    }
+
+
 def tag_to_entity(tag: Tag, ctx: EntityContext, *, following: bool | None = None) -> Entity:
     entity: Entity = {"name": tag.display_name, "url": f"{ctx.urls.base}/tags/{tag.name}",
                       "history": []}
@@ -249,6 +270,11 @@ async def statuses_to_entities(
             Bookmark.account_id == viewer.id, Bookmark.status_id.in_(all_ids))))
         reblogged = {i for i in await session.scalars(select(Status.reblog_of_id).where(
             Status.account_id == viewer.id, Status.reblog_of_id.in_(all_ids))) if i is not None}
+        pinned = await pinned_among(
+            session, viewer.id, [i for i, s in by_id.items() if s.account_id == viewer.id])
+    else:
+        pinned = set()
+    works = await work_metadata(session, [i for i in all_ids if media.get(i)])
 
     account_entities: dict[int, Entity] = {}  # a timeline often repeats its authors
 
@@ -260,7 +286,7 @@ async def statuses_to_entities(
 
     def one(status: Status) -> Entity:
         app = apps.get(status.application_id) if status.application_id else None
-        return {
+        entity: Entity = {
             "id": str(status.id),
             "uri": status.uri,
             "url": status.url or None,
@@ -283,7 +309,7 @@ async def statuses_to_entities(
             "reblogged": status.id in reblogged,
             "bookmarked": status.id in bookmarked,
             "muted": False,
-            "pinned": False,
+            "pinned": status.id in pinned,
             "media_attachments": [media_to_entity(m, ctx) for m in media.get(status.id, [])],
             "mentions": [
                 {"id": str(a.id), "username": a.username, "acct": a.acct(),
@@ -298,6 +324,13 @@ async def statuses_to_entities(
                             if app is not None else None),
             "filtered": [],
         }
+        if (viewer is None or status.account_id != viewer.id or status.reblog_of_id is not None
+                or status.visibility == "direct"):
+            del entity["pinned"]  # Mastodon: only where the viewer could pin it
+        work = works.get(status.id)
+        if work is not None:
+            entity["easel"] = work_to_entity(work)
+        return entity
 
     entities = []
     for status in statuses:
@@ -336,6 +369,7 @@ async def relationships_to_entities(
                                     FollowRequest.target_account_id.in_(ids)))}
     requested_by = set(await session.scalars(select(FollowRequest.account_id).where(
         FollowRequest.target_account_id == viewer.id, FollowRequest.account_id.in_(ids))))
+    blocking = await relationship_flags(session, viewer.id, ids)
     result = []
     for target in targets:
         follow = following.get(target.id) or requested.get(target.id)
@@ -346,10 +380,7 @@ async def relationships_to_entities(
             "notifying": follow.notify if follow else False,
             "languages": None,
             "followed_by": target.id in followed_by,
-            "blocking": False,
-            "blocked_by": False,
-            "muting": False,
-            "muting_notifications": False,
+            **blocking[target.id],
             "requested": target.id in requested,
             "requested_by": target.id in requested_by,
             "domain_blocking": False,
@@ -386,3 +417,13 @@ async def notifications_to_entities(
                        if notification.status_id is not None else None),
         })
     return result
+
+
+def list_to_entity(found: List) -> Entity:
+    return {"id": str(found.id), "title": found.title, "replies_policy": found.replies_policy,
+            "exclusive": found.exclusive}
+
+
+def marker_to_entity(marker: Marker) -> Entity:
+    return {"last_read_id": str(marker.last_read_id), "version": marker.version,
+            "updated_at": iso(marker.updated_at)}

@@ -1,11 +1,11 @@
-"""Relations between accounts and statuses: follows, requests, favourites, bookmarks,
-notifications."""
+"""Relations between accounts and statuses: follows, requests, favourites, bookmarks, blocks,
+mutes, notifications, lists, followed tags, markers."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ids import new_id, utcnow
@@ -76,3 +76,95 @@ class Notification(Base):
     status_id: Mapped[int | None] = mapped_column(
         ForeignKey("statuses.id", ondelete="CASCADE"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Block(Base):
+    """``account_id`` blocks ``target_account_id``: no follows either way, neither sees the
+    other's posts or notifications. ``uri``: the Block activity sent when the target is
+    remote (its Undo is built from it)."""
+
+    __tablename__ = "blocks"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    target_account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    uri: Mapped[str | None] = mapped_column(String(2048), default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Mute(Base):
+    """``account_id`` mutes ``target_account_id``: their posts leave its timelines (and,
+    with ``hide_notifications``, their notifications) until ``expires_at`` (None: for good).
+    Private to the muter; never federated."""
+
+    __tablename__ = "mutes"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    target_account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    hide_notifications: Mapped[bool] = mapped_column(Boolean, default=True)
+    expires_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+REPLIES_POLICIES = ("followed", "list", "none")
+
+
+class List(Base):
+    """A user's list of followed accounts, with its own timeline. ``exclusive``: the
+    members' posts leave the home timeline. ``replies_policy``: which replies the list's
+    timeline shows (to anyone followed, to members only, or none)."""
+
+    __tablename__ = "lists"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(255))
+    replies_policy: Mapped[str] = mapped_column(String(16), default="list")
+    exclusive: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ListAccount(Base):
+    __tablename__ = "list_accounts"
+    __table_args__ = (UniqueConstraint("list_id", "account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    list_id: Mapped[int] = mapped_column(ForeignKey("lists.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class TagFollow(Base):
+    """``account_id`` follows a hashtag: public posts with it join its home timeline."""
+
+    __tablename__ = "tag_follows"
+    __table_args__ = (UniqueConstraint("account_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+MARKER_TIMELINES = ("home", "notifications")
+
+
+class Marker(Base):
+    """Where a user stopped reading a timeline (Mastodon's markers), synced across apps."""
+
+    __tablename__ = "markers"
+    __table_args__ = (UniqueConstraint("account_id", "timeline"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    timeline: Mapped[str] = mapped_column(String(16))
+    last_read_id: Mapped[int] = mapped_column(BigInteger)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

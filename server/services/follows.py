@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.ids import new_id
 from server.models import Account, Follow, FollowRequest, Notification
 from server.services.accounts import find_account, listed_accounts
+from server.services.blocks import blocked_either_way
 from server.services.errors import NotFound, ServiceError
 from server.services.notifications import notify as add_notification
 from server.services.outbox import record_activity
@@ -190,6 +191,8 @@ async def follow(session: AsyncSession, source: Account, target_id: int, *,
     """
     target = await find_account(session, target_id)
     _check_followable(source, target)
+    if await blocked_either_way(session, source.id, target.id):
+        raise ServiceError(NOT_ALLOWED_ERROR, 403)
     for model in (Follow, FollowRequest):
         if await _exists(session, model, source.id, target.id):
             await _set_options(session, model, source.id, target.id, reblogs, notify)
@@ -227,13 +230,19 @@ async def unfollow(session: AsyncSession, source: Account, target_id: int) -> Ac
     a remote account records the Undo of the Follow that was sent.
     """
     target = await find_account(session, target_id)
+    await leave(session, source, target)
+    await session.commit()
+    return target
+
+
+async def leave(session: AsyncSession, source: Account, target: Account) -> None:
+    """``source`` stops following (or asking to follow) ``target``; for a remote target the
+    Undo of each Follow sent is recorded. Not committed."""
     removed = await _unfollow_pair(session, source.id, target.id)
     if not target.is_local:
         for uri in dict.fromkeys(row.uri for row in removed if row.uri):
             await record_activity(session, source, "Undo", object_uri=uri, uri=f"{uri}/undo",
                                   object_type="Follow", target_id=target.id, follow_uri=uri)
-    await session.commit()
-    return target
 
 
 async def authorize_follow_request(session: AsyncSession, target: Account,
@@ -294,7 +303,8 @@ async def remote_follow(session: AsyncSession, source: Account, target: Account,
     ``"already"``. The instance actor, a remote target or a local source: a Reject is
     recorded where it can be — ``"rejected"``. Not committed.
     """
-    if source.is_local or not target.is_local or target.actor_type == "Application":
+    if source.is_local or not target.is_local or target.actor_type == "Application" \
+            or await blocked_either_way(session, source.id, target.id):
         await _answer(session, target, source, "Reject", uri)  # nothing if target is remote
         return REJECTED
     if await _exists(session, Follow, source.id, target.id):

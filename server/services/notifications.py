@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Account, Notification
+from server.services.blocks import notification_blocked
 
 
 async def notify(
@@ -17,10 +18,13 @@ async def notify(
 ) -> Notification | None:
     """Add a notification to ``session`` (the caller commits); None when not warranted.
 
-    Only local accounts receive notifications; a repeated action (favourite, unfavourite,
+    Only local accounts receive notifications, and never from an account they block, that
+    blocks them, or that they mute with its notifications; a repeated action (favourite, unfavourite,
     favourite again) does not notify twice.
     """
     if not recipient.is_local or recipient.id == sender.id:
+        return None
+    if await notification_blocked(session, recipient.id, sender.id):
         return None
     existing = await session.scalar(select(Notification).where(
         Notification.account_id == recipient.id, Notification.type == type_,

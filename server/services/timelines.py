@@ -21,7 +21,7 @@ from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import InstrumentedAttribute
+from sqlalchemy.orm import InstrumentedAttribute, aliased
 
 from server.models import (
     NOTIFICATION_TYPES,
@@ -35,8 +35,12 @@ from server.models import (
     StatusTag,
     Tag,
 )
+from server.services.blocks import hidden_accounts, muted_senders
 from server.services.domain_blocks import hidden_from_public_timelines
 from server.services.errors import NotFound
+from server.services.lists import exclusive_members, own_list
+from server.services.lists import members as list_members
+from server.services.tags import followed_tag_ids
 from server.services.text import normalize_tag
 from server.services.visibility import visible_to
 
@@ -101,6 +105,18 @@ async def without_silenced(session: AsyncSession, query: Select[Any],
     return query.where(allowed)
 
 
+def not_hidden_from(viewer: Account | None) -> ColumnElement[bool]:
+    """Statuses (and boosts of statuses) by accounts ``viewer`` blocks, is blocked by or
+    mutes are left out of its timelines (``server.services.blocks``)."""
+    if viewer is None:
+        return true()
+    hidden = hidden_accounts(viewer.id)
+    original = aliased(Status)
+    boosted_hidden = exists().where(original.id == Status.reblog_of_id,
+                                    original.account_id.in_(hidden))
+    return and_(Status.account_id.not_in(hidden), not_(boosted_hidden))
+
+
 async def _statuses(session: AsyncSession, query: Select[Any], page: Paging) -> list[Status]:
     rows = list(await session.scalars(page.apply(query, Status.id)))
     return page.arrange(rows)
@@ -114,7 +130,9 @@ async def home_timeline(session: AsyncSession, viewer: Account, page: Paging) ->
     As Mastodon: boosts by a followed account unless that follow has ``show_reblogs``
     false; replies only when they answer the viewer, the author themself (threads), or an
     account the viewer follows. The viewer's own statuses are never filtered (unpublished
-    ones included: they are the author's to see).
+    ones included: they are the author's to see). Members of the viewer's exclusive lists
+    are left out (they are read in their list); public posts with a hashtag the viewer
+    follows are in.
     """
     followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
     hiding_reblogs = select(Follow.target_account_id).where(
@@ -126,12 +144,50 @@ async def home_timeline(session: AsyncSession, viewer: Account, page: Paging) ->
         Status.in_reply_to_account_id.in_(followed),
     )
     boost_allowed = or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(hiding_reblogs))
+    # Public posts with a hashtag the viewer follows (never boosts), as Mastodon 4.
+    with_followed_tag = and_(
+        Status.visibility == "public", Status.reblog_of_id.is_(None),
+        exists().where(StatusTag.status_id == Status.id,
+                       StatusTag.tag_id.in_(followed_tag_ids(viewer.id))))
     query = select(Status).where(
-        or_(Status.account_id == viewer.id, Status.account_id.in_(followed)),
+        or_(Status.account_id == viewer.id,
+            and_(Status.account_id.in_(followed),
+                 Status.account_id.not_in(exclusive_members(viewer.id))),
+            with_followed_tag),
         visible_to(viewer),
         original_visible_to(viewer),
         or_(Status.account_id == viewer.id, and_(reply_allowed, boost_allowed)),
+        not_hidden_from(viewer),
     )
+    # Posts a followed hashtag brings in obey domain silences as the hashtag timeline does
+    # (followed accounts' posts pass anyway).
+    query = await without_silenced(session, query, viewer)
+    return await _statuses(session, query, page)
+
+
+async def list_timeline(session: AsyncSession, viewer: Account, list_id: int,
+                        page: Paging) -> list[Status]:
+    """Posts and boosts by the list's members (those the owner still follows), with the
+    replies its ``replies_policy`` allows: to anyone the owner follows (or the owner),
+    to members only, or none; self-replies (threads) always, except with ``none``."""
+    found = await own_list(session, viewer, list_id)
+    members = list_members(found.id, viewer.id)
+    followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+    hiding_reblogs = select(Follow.target_account_id).where(
+        Follow.account_id == viewer.id, Follow.show_reblogs.is_(False))
+    if found.replies_policy == "none":
+        reply_allowed: ColumnElement[bool] = not_(is_reply())
+    elif found.replies_policy == "list":
+        reply_allowed = or_(not_(is_reply()), Status.in_reply_to_account_id == Status.account_id,
+                            Status.in_reply_to_account_id.in_(members))
+    else:
+        reply_allowed = or_(not_(is_reply()), Status.in_reply_to_account_id == Status.account_id,
+                            Status.in_reply_to_account_id == viewer.id,
+                            Status.in_reply_to_account_id.in_(followed))
+    boost_allowed = or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(hiding_reblogs))
+    query = select(Status).where(
+        Status.account_id.in_(members), visible_to(viewer), original_visible_to(viewer),
+        reply_allowed, boost_allowed, not_hidden_from(viewer))
     return await _statuses(session, query, page)
 
 
@@ -156,7 +212,7 @@ async def public_timeline(
         query = query.where(has_media())
     if not local:
         query = await without_silenced(session, query, viewer)
-    return await _statuses(session, query, page)
+    return await _statuses(session, query.where(not_hidden_from(viewer)), page)
 
 
 async def tag_timeline(
@@ -191,7 +247,7 @@ async def tag_timeline(
         query = query.where(has_media())
     if not local:
         query = await without_silenced(session, query, viewer)
-    return await _statuses(session, query, page)
+    return await _statuses(session, query.where(not_hidden_from(viewer)), page)
 
 
 # -------------------------------------------------------------------- bookmarks, favourites
@@ -226,11 +282,13 @@ async def favourited_statuses(
 # -------------------------------------------------------------------------- notifications
 
 def _own_visible_notifications(viewer: Account) -> Select[Any]:
-    """The viewer's notifications, less those about a status they can no longer see."""
+    """The viewer's notifications, less those about a status they can no longer see and
+    those from accounts blocked either way or muted with their notifications."""
     seen = select(Status.id).where(visible_to(viewer))
     return select(Notification).where(
         Notification.account_id == viewer.id,
         or_(Notification.status_id.is_(None), Notification.status_id.in_(seen)),
+        Notification.from_account_id.not_in(muted_senders(viewer.id)),
     )
 
 

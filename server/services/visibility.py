@@ -1,6 +1,7 @@
 """Who may see which status: the one rule every read path applies.
 
 - The author sees all their own statuses, published or not.
+- Nobody sees the statuses of an author who blocks them.
 - Others see only published statuses, and then: ``public`` and ``unlisted`` by anyone;
   ``private`` by the author's followers; ``direct`` by the accounts it mentions.
 A boost is visible when the boost itself is (boosts of private statuses are not allowed).
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Account, Follow, Mention, Status
+from server.services.blocks import blocked_by_author
 
 
 def visible_to(viewer: Account | None) -> ColumnElement[bool]:
@@ -26,9 +28,15 @@ def visible_to(viewer: Account | None) -> ColumnElement[bool]:
     mentioned = exists().where(Mention.status_id == Status.id, Mention.account_id == viewer.id)
     return or_(
         Status.account_id == viewer.id,
-        public,
-        and_(Status.published.is_(True), Status.visibility == "private", follows_author),
-        and_(Status.published.is_(True), Status.visibility.in_(("private", "direct")), mentioned),
+        and_(
+            or_(
+                public,
+                and_(Status.published.is_(True), Status.visibility == "private", follows_author),
+                and_(Status.published.is_(True), Status.visibility.in_(("private", "direct")),
+                     mentioned),
+            ),
+            not_(blocked_by_author(viewer.id, Status.account_id)),
+        ),
     )
 
 

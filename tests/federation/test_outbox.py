@@ -30,6 +30,7 @@ from server.models import (
     Delivery,
     DomainBlock,
     Follow,
+    FollowRequest,
     Job,
     JobState,
     Status,
@@ -452,3 +453,35 @@ async def test_redoing_the_federate_job_sends_nothing_twice(
         await session.commit()
     assert await run_federation(app) == 1
     assert len(remote.received) == 2
+
+
+async def test_blocking_a_remote_account_sends_block_and_unblocking_sends_its_undo(
+    app: Starlette, db: Database, alice: User, remote: FakeFediverse
+) -> None:
+    from server.services import blocks
+
+    zoe = await remote_account(db, "zoe", "far.example", shared=True)
+    author = await local(db, alice)
+    await follow_directly(db, zoe, author.id)  # zoe follows alice: the block ends it
+    async with db.session() as session:
+        await follows.follow(session, author, zoe.id)  # and alice asked to follow zoe
+    await run_federation(app)
+    [asked] = remote.to("https://far.example/inbox")
+    remote.received.clear()
+    async with db.session() as session:
+        await blocks.block(session, author, zoe.id)
+        await blocks.block(session, author, zoe.id)  # again: nothing more is sent
+    await run_federation(app)
+    undo, block = sorted(remote.to("https://far.example/inbox"), key=lambda d: d["type"] != "Undo")
+    assert (block["type"], block["actor"], block["object"]) == ("Block", author.uri, zoe.uri)
+    assert undo["type"] == "Undo" and undo["object"]["id"] == asked["id"]  # alice's follow ends
+    assert await count(db, Follow) == 0 and await count(db, FollowRequest) == 0
+
+    remote.received.clear()
+    async with db.session() as session:
+        await blocks.unblock(session, author, zoe.id)
+        await blocks.unblock(session, author, zoe.id)
+    await run_federation(app)
+    [undo] = remote.to("https://far.example/inbox")
+    assert undo["type"] == "Undo" and undo["actor"] == author.uri
+    assert undo["object"] == {k: block[k] for k in ("id", "type", "actor", "object")}

@@ -192,6 +192,56 @@ def test_follows_favourites_reblogs_and_notifications(register: Register) -> Non
     assert [(n.type, n.status.id) for n in mentions] == [("mention", post.id)]
 
 
+def test_blocks_and_mutes(register: Register) -> None:
+    alice, bob = register("alice"), register("bob")
+    bob_account = bob.me()
+    bob.account_follow(alice.me())
+    blocked = alice.account_block(bob_account)
+    assert blocked.blocking is True and blocked.followed_by is False
+    assert [a.username for a in alice.blocks()] == ["bob"]
+    assert bob.account_relationships(alice.me())[0].blocked_by is True
+    assert alice.account_unblock(bob_account).blocking is False
+
+    muted = alice.account_mute(bob_account, notifications=False, duration=600)
+    assert muted.muting is True and muted.muting_notifications is False
+    [entry] = alice.mutes()
+    assert entry.username == "bob" and entry.mute_expires_at is not None
+    bob.status_post("a muted post")
+    assert alice.timeline_public() == []
+    assert alice.account_unmute(bob_account).muting is False
+    assert [s.account.username for s in alice.timeline_public()] == ["bob"]
+
+
+def test_lists_followed_tags_markers_and_preferences(register: Register) -> None:
+    alice, bob = register("alice"), register("bob")
+    bob_account = bob.me()
+    alice.account_follow(bob_account)
+    painters = alice.list_create("Painters", replies_policy="followed", exclusive=False)
+    assert painters.title == "Painters" and painters.replies_policy == "followed"
+    alice.list_accounts_add(painters, [bob_account])
+    assert [a.username for a in alice.list_accounts(painters)] == ["bob"]
+    post = bob.status_post("wet on wet #Watercolour")
+    assert [s.id for s in alice.timeline_list(painters)] == [post.id]
+    assert [entry.id for entry in alice.account_lists(bob_account)] == [painters.id]
+    alice.list_accounts_delete(painters, [bob_account])
+    assert alice.list_accounts(painters) == []
+    assert alice.list_update(painters, "Friends").title == "Friends"
+    alice.list_delete(painters)
+    assert alice.lists() == []
+
+    carol = register("carol")
+    tagged = carol.status_post("another #Watercolour")
+    assert carol.tag_follow("watercolour").following is True
+    assert [t.name for t in carol.followed_tags()] == ["Watercolour"]
+    assert carol.tag_unfollow("watercolour").following is False
+    assert tagged.id in [s.id for s in carol.timeline_home()]  # her own post stays
+
+    saved = alice.markers_set(["home"], [post.id])
+    assert saved.home.last_read_id == post.id
+    assert alice.markers_get(["home"]).home.version == 0
+    assert alice.preferences()["posting:default:visibility"] == "public"
+
+
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
