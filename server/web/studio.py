@@ -38,8 +38,8 @@ from server import limits
 from server.errors import BodyTooLarge
 from server.ids import parse_id
 from server.models import Account, MediaAttachment, User
+from server.services import checks, portfolio, studio
 from server.services import media as media_service
-from server.services import portfolio, studio
 from server.services import protection as protection_service
 from server.services.errors import NotFound, ServiceError
 from server.services.profiles import ProfileChanges
@@ -60,6 +60,7 @@ MEGABYTE = 1024 * 1024
 # The largest studio form bodies: a work's images, a profile's two images, anything else.
 UPLOAD_BODY_LIMIT = limits.MAX_MEDIA_ATTACHMENTS * limits.IMAGE_SIZE_LIMIT + MEGABYTE
 SETTINGS_BODY_LIMIT = 2 * limits.PROFILE_IMAGE_SIZE_LIMIT + MEGABYTE
+CHECK_BODY_LIMIT = 2 * limits.IMAGE_SIZE_LIMIT + MEGABYTE
 FORM_BODY_LIMIT = MEGABYTE
 # Files a form may carry: more than a work may have, so that too many images is a message
 # on the form (the body limit caps their size).
@@ -579,11 +580,11 @@ async def _settings_page(visit: Visit, *, values: dict[str, str], error: str | N
     }, status_code=status_code)
 
 
-async def _image_field(visit: Visit, name: str) -> bytes | None:
+async def _image_field(visit: Visit, name: str, limit: int = limits.PROFILE_IMAGE_SIZE_LIMIT) -> bytes | None:
     upload = visit.form.get(name) if visit.form is not None else None
     if not isinstance(upload, UploadFile) or not upload.filename:
         return None
-    data = await upload.read(limits.PROFILE_IMAGE_SIZE_LIMIT + 1)
+    data = await upload.read(limit + 1)
     return data
 
 
@@ -603,6 +604,31 @@ async def save_settings(visit: Visit) -> Response:
         await visit.rollback()
         return await _settings_page(visit, values=values, error=exc.message, status_code=422)
     return _redirect("/studio/settings?done=saved")
+
+
+# --------------------------------------------------------------------- checking an image
+
+async def check_form(visit: Visit) -> Response:
+    return visit.page("studio_check.html", {"check": None})
+
+
+async def start_check(visit: Visit) -> Response:
+    """Check an image protected elsewhere (``server/services/checks.py``)."""
+    image = await _image_field(visit, "image", limits.IMAGE_SIZE_LIMIT)
+    original = await _image_field(visit, "original", limits.IMAGE_SIZE_LIMIT)
+    try:
+        token = await checks.create_check(visit.session, visit.state.storage, visit.account,
+                                          image or b"", original)
+    except ServiceError as exc:
+        return visit.page("studio_check.html", {"check": None, "error": exc.message},
+                          status_code=422)
+    return _redirect(f"/studio/check/{token}")
+
+
+async def check_result(visit: Visit) -> Response:
+    found = await checks.get_check(visit.session, visit.state.storage, visit.account,
+                                   visit.request.path_params["token"])
+    return visit.page("studio_check.html", {"check": found})
 
 
 def _studio_routes() -> list[BaseRoute]:
@@ -630,6 +656,9 @@ def _studio_routes() -> list[BaseRoute]:
         page("/studio/projects", project_action, ["POST"]),
         page("/studio/settings", settings_form, ["GET", "HEAD"]),
         page("/studio/settings", save_settings, ["POST"], body_limit=SETTINGS_BODY_LIMIT),
+        page("/studio/check", check_form, ["GET", "HEAD"]),
+        page("/studio/check", start_check, ["POST"], body_limit=CHECK_BODY_LIMIT),
+        page("/studio/check/{token}", check_result, ["GET", "HEAD"]),
     ]
 
 

@@ -595,3 +595,53 @@ async def test_an_oversized_form_is_refused_without_reading_it(app: Starlette,
                                    headers={"content-type": "multipart/form-data; boundary=b"})
     assert garbled.status_code in (400, 403)
     assert await _count(app, Project) == 0
+
+
+# ---------------------------------------------------------------- checking an outside image
+
+async def post_check(browser: httpx.AsyncClient, image: bytes | None,
+                     original: bytes | None = None) -> httpx.Response:
+    files = [("image", ("glazed.png", image or b"", "image/png") if image is not None
+              else ("", b"", "application/octet-stream"))]
+    if original is not None:
+        files.append(("original", ("clean.png", original, "image/png")))
+    return await browser.post("/studio/check", data={CSRF_FIELD: await token(browser, "/studio/check")},
+                              files=files)
+
+
+async def test_checking_an_outside_image_is_private_and_says_when_no_model_is_there(
+        app: Starlette, alice_web: httpx.AsyncClient, bob_web: httpx.AsyncClient,
+        client: httpx.AsyncClient) -> None:
+    # Signed out: sign in first; the form says what the check can and cannot tell.
+    assert (await client.get("/studio/check")).status_code == 303
+    form = await alice_web.get("/studio/check")
+    assert "DiffPure" in form.text and 'name="original"' in form.text
+    started = await post_check(alice_web, images.png((64, 48)), images.png((64, 48)))
+    assert started.status_code == 303
+    url = started.headers["location"]
+    assert re.fullmatch(r"/studio/check/[0-9a-f]{32}", url)
+    pending = await alice_web.get(url)
+    assert pending.status_code == 200 and "Waiting for the protection worker" in pending.text
+    assert 'http-equiv="refresh"' in pending.text and "Full report" in pending.text
+    assert pending.headers["cache-control"] == "private, no-store"
+    # Nobody else sees it, and a made-up token is nothing.
+    assert (await bob_web.get(url)).status_code == 404
+    assert (await alice_web.get("/studio/check/" + "0" * 32)).status_code == 404
+    assert (await alice_web.get("/studio/check/../../etc")).status_code == 404
+    # Without a model the worker says so, and the uploads are deleted.
+    private = app.state.easel.storage.root / "private" / "checks"
+    assert {p.name for p in private.rglob("*.png")} == {"image.png", "original.png"}
+    assert await run_protect(app) == 1
+    done = await alice_web.get(url)
+    assert "No protection model is configured" in done.text and 'http-equiv="refresh"' not in done.text
+    assert not list(private.rglob("*.png")) and len(list(private.rglob("result.json"))) == 1
+
+
+async def test_a_bad_check_upload_is_refused_on_the_form(alice_web: httpx.AsyncClient,
+                                                         app: Starlette) -> None:
+    for image, original, message in ((None, None, "Choose the image to check"),
+                                     (b"not an image", None, "The image:"),
+                                     (images.png((32, 32)), b"nope", "The original:")):
+        refused = await post_check(alice_web, image, original)
+        assert refused.status_code == 422 and message in refused.text, message
+    assert not (app.state.easel.storage.root / "private" / "checks").exists()
