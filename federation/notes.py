@@ -72,8 +72,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, case, delete, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -99,6 +97,7 @@ from federation.parse import (
     same_origin,
 )
 from federation.sanitize import sanitize_html
+from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
 from server.models import (
     Account,
@@ -125,7 +124,7 @@ from server.services.portfolio import (
     set_work_metadata,
     work_metadata,
 )
-from server.services.statuses import _tags_for
+from server.services.tags import tags_for
 
 # How many levels of unknown reply parents one stored note may fetch.
 MAX_REPLY_DEPTH = 3
@@ -465,7 +464,7 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
     mentioned = await _mentioned(session, note)
     for account in mentioned:
         session.add(Mention(status_id=status.id, account_id=account.id))
-    for tag in await _tags_for(session, [h.name for h in note.hashtags]):
+    for tag in await tags_for(session, [h.name for h in note.hashtags]):
         session.add(StatusTag(status_id=status.id, tag_id=tag.id))
     if not reject_media:
         _add_media(session, status, author, note.attachments)
@@ -576,7 +575,7 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
     wanted_names = [h.name for h in note.hashtags]
     if note.work is not None:  # its terms were made hashtags by set_work_metadata
         wanted_names += await _term_hashtags(session, status)
-    wanted_tags = {t.id for t in await _tags_for(session, wanted_names)}
+    wanted_tags = {t.id for t in await tags_for(session, wanted_names)}
     current_tags = set(await session.scalars(select(StatusTag.tag_id).where(
         StatusTag.status_id == status.id)))
     if wanted_tags != current_tags:
@@ -695,15 +694,8 @@ def _aware(moment: datetime) -> datetime:
 
 # ------------------------------------------------------------------------- deleting
 
-def _insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
-                              conflict: list[str]) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-
-
 async def _tombstone(session: AsyncSession, uri: str, account_id: int) -> None:
-    await session.execute(_insert_ignoring_conflict(
+    await session.execute(insert_ignoring_conflict(
         session, Tombstone, {"id": new_id(), "uri": uri, "account_id": account_id,
                              "created_at": utcnow()}, ["uri"]))
 

@@ -376,6 +376,14 @@ async def _protect(context: JobContext) -> bool:
         await _delete(storage, keys.values())
         return False
     replaced = [k for k in (media.file_key, media.small_key, media.thumb_key) if k]
+    # The old report's pictures (private) go with the renditions they were made from (a
+    # redo keeps the old document as "previous").
+    if replaced:
+        current = doc.stored(media)
+        previous = current.get("previous")
+        pictures = doc.picture_keys(current) + doc.picture_keys(
+            previous if isinstance(previous, dict) else {})
+        replaced += [PRIVATE_PREFIX + k for k in dict.fromkeys(pictures)]
     media.file_key, media.small_key, media.thumb_key = keys["full"], keys["small"], keys["thumb"]
     media.blurhash = result.blurhash
     media.meta = {**result.meta, "protection": protection}
@@ -422,11 +430,17 @@ async def _delete(storage: LocalStorage, keys: Iterable[str]) -> None:
         await storage.delete(key)
 
 
+PRIVATE_PREFIX = "private:"
+
+
 @job_kind("purge_media_files", queue="protect", max_attempts=5, retry_base=timedelta(minutes=1))
 async def purge_media_files(context: JobContext) -> None:
-    """Delete renditions that were replaced (ref: their keys, space-separated). Idempotent:
-    missing files are fine, and a key some media row still uses is never deleted."""
-    keys = [check_key(key) for key in context.job.ref.split()]
+    """Delete renditions that were replaced (ref: their keys, space-separated; private
+    files — an old report's pictures — prefixed ``private:``). Idempotent: missing files
+    are fine, and a rendition some media row still uses is never deleted."""
+    parts = context.job.ref.split()
+    private = [check_key(p.removeprefix(PRIVATE_PREFIX)) for p in parts if p.startswith(PRIVATE_PREFIX)]
+    keys = [check_key(p) for p in parts if not p.startswith(PRIVATE_PREFIX)]
     columns = (MediaAttachment.file_key, MediaAttachment.small_key, MediaAttachment.thumb_key)
     rows = await context.session.execute(
         select(*columns).where(or_(*(column.in_(keys) for column in columns))))
@@ -437,3 +451,28 @@ async def purge_media_files(context: JobContext) -> None:
             log.warning("purge_media_files: %s is still in use; kept", key)
             continue
         await storage.delete(key)
+    for key in private:
+        await storage.delete(key, private=True)
+
+
+@job_kind("purge_detached_media", queue="default", max_attempts=5, retry_base=timedelta(minutes=1))
+async def purge_detached_media(context: JobContext) -> None:
+    """Delete the media of a deleted local status (ref: their ids, space-separated) that
+    were not attached again meanwhile: the rows, then every file — public renditions, the
+    private original and the verification pictures. Idempotent."""
+    ids = [int(part) for part in context.job.ref.split() if part.isdigit()]
+    session = context.session
+    found = list(await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.id.in_(ids), MediaAttachment.status_id.is_(None),
+        MediaAttachment.purpose == "attachment").with_for_update()))
+    public = [k for m in found for k in (m.file_key, m.small_key, m.thumb_key) if k]
+    private = [k for m in found for k in (m.original_key, *doc.picture_keys(doc.stored(m))) if k]
+    for media in found:
+        await session.delete(media)
+    await session.commit()  # the rows first: nobody can attach them again now
+    storage = media_storage(context.settings)
+    for key in public:
+        await storage.delete(key)
+    for key in private:
+        await storage.delete(key, private=True)
+    log.info("purged %d detached media (%d files)", len(found), len(public) + len(private))

@@ -106,3 +106,14 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+def insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
+                             conflict: list[str]) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite, PostgreSQL)."""
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)

@@ -1,6 +1,5 @@
-"""Reading positions and preferences: ``GET``/``POST /api/v1/markers`` (home and
-notifications, synced between apps) and ``GET /api/v1/preferences`` (the posting
-defaults set through ``update_credentials``' ``source``)."""
+"""Reading positions: ``GET``/``POST /api/v1/markers`` (home and notifications, synced
+between apps)."""
 
 from __future__ import annotations
 
@@ -48,20 +47,7 @@ async def save(request: Request) -> JSONResponse:
         return JSONResponse({m.timeline: marker_to_entity(m) for m in saved})
 
 
-async def preferences(request: Request) -> JSONResponse:
-    auth = await require(request, "read:accounts")
-    user, _ = auth.require_user()
-    return JSONResponse({
-        "posting:default:visibility": user.default_privacy,
-        "posting:default:sensitive": user.default_sensitive,
-        "posting:default:language": user.default_language,
-        "reading:expand:media": "default",
-        "reading:expand:spoilers": False,
-    })
-
-
 routes: list[BaseRoute] = [
     Route("/api/v1/markers", show, methods=["GET"]),
     Route("/api/v1/markers", save, methods=["POST"]),
-    Route("/api/v1/preferences", preferences, methods=["GET"]),
 ]

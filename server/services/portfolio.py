@@ -29,10 +29,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, exists, func, insert, select, union_all, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
 from server.models import (
     TAG_KINDS,
@@ -46,11 +45,11 @@ from server.models import (
     Status,
     StatusPin,
     StatusTag,
-    Tag,
     Work,
     WorkTag,
 )
 from server.services.errors import NotFound, ValidationFailed
+from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
 from server.services.visibility import visible_to
 
@@ -72,7 +71,7 @@ MAX_PROJECT_WORKS = 500
 MAX_PROJECT_TITLE = 200
 # Browsing: the driving kind is the one whose terms have the fewest listed works, counted
 # up to this many (enough to tell a rare term from a common one, bounded in cost).
-_COUNT_CAP = 20000
+_COUNT_CAP = 4000
 MAX_BROWSE_TERMS = 20
 # The tag rows of each kind, as a second reference to work_tags in browse's EXISTS checks
 # (made once: an alias per query costs more than the query's compiled-cache lookup).
@@ -187,13 +186,6 @@ def validate_meta(meta: WorkMeta) -> dict[str, list[str]]:
     return cleaned
 
 
-def _insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
-                              conflict: list[str]) -> Any:
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    statement = pg_insert if dialect == "postgresql" else sqlite_insert
-    return statement(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-
-
 async def _existing_terms(session: AsyncSession, kind: str,
                           keys: Sequence[str]) -> dict[str, PortfolioTag]:
     """Terms of ``kind`` found by key or by alias, keyed by the key asked for."""
@@ -219,7 +211,7 @@ async def resolve_terms(session: AsyncSession, kind: str, names: Sequence[str]) 
     found = await _existing_terms(session, kind, keys)
     for name, key in zip(names, keys, strict=True):
         if key not in found:
-            await session.execute(_insert_ignoring_conflict(
+            await session.execute(insert_ignoring_conflict(
                 session, PortfolioTag, {"id": new_id(), "kind": kind, "key": key, "name": name,
                                         "suggested": False, "position": 0,
                                         "created_at": utcnow()}, ["kind", "key"]))
@@ -248,7 +240,7 @@ async def ensure_work(session: AsyncSession, status: Status) -> Work:
     work = await session.get(Work, status.id)
     if work is None:
         now = utcnow()
-        await session.execute(_insert_ignoring_conflict(session, Work, {
+        await session.execute(insert_ignoring_conflict(session, Work, {
             "status_id": status.id, "account_id": status.account_id, "local": status.local,
             "title": "", "description": "", "year": None, "dimensions": "",
             "ai_generated": await media_says_ai(session, status.id), "listed": False,
@@ -387,21 +379,6 @@ async def work_metadata(session: AsyncSession, status_ids: Sequence[int]) -> dic
 
 # ------------------------------------------------------------------ hashtags
 
-async def _hashtag_rows(session: AsyncSession, names: Sequence[str]) -> list[Tag]:
-    wanted: dict[str, str] = {}
-    for name in names:
-        wanted.setdefault(normalize_tag(name), name)
-    if not wanted:
-        return []
-    existing = set(await session.scalars(select(Tag.name).where(Tag.name.in_(wanted))))
-    for name, display in wanted.items():
-        if name not in existing:
-            await session.execute(_insert_ignoring_conflict(
-                session, Tag, {"id": new_id(), "name": name, "display_name": display,
-                               "created_at": utcnow()}, ["name"]))
-    return list(await session.scalars(select(Tag).where(Tag.name.in_(wanted))))
-
-
 def _base_url(status: Status) -> str:
     parts = urlsplit(status.uri)
     return f"{parts.scheme}://{parts.netloc}"
@@ -413,15 +390,15 @@ async def _sync_hashtags(session: AsyncSession, status: Status, terms: Sequence[
     term_tags = [h for h in dict.fromkeys(hashtag_for(t.name) for t in terms) if _is_hashtag(h)]
     if not status.local:
         # A remote note's content is its own; its terms still find it by hashtag.
-        for tag in await _hashtag_rows(session, term_tags):
-            await session.execute(_insert_ignoring_conflict(
+        for tag in await tags_for(session, term_tags):
+            await session.execute(insert_ignoring_conflict(
                 session, StatusTag, {"status_id": status.id, "tag_id": tag.id},
                 ["status_id", "tag_id"]))
         return
     text_tags = extract_hashtags(status.text)
     in_text = {normalize_tag(t) for t in text_tags}
     extra = [h for h in term_tags if normalize_tag(h) not in in_text]
-    wanted = await _hashtag_rows(session, [*text_tags, *extra])
+    wanted = await tags_for(session, [*text_tags, *extra])
     wanted_ids = {t.id for t in wanted}
     have = set(await session.scalars(select(StatusTag.tag_id).where(
         StatusTag.status_id == status.id)))
@@ -637,7 +614,7 @@ async def pin(session: AsyncSession, account: Account, status: Status) -> Status
             StatusPin.account_id == account.id)) or 0
         if count >= MAX_PINS:
             raise ValidationFailed("You have already pinned the maximum number of posts")
-        await session.execute(_insert_ignoring_conflict(session, StatusPin, {
+        await session.execute(insert_ignoring_conflict(session, StatusPin, {
             "id": new_id(), "account_id": account.id, "status_id": status.id,
             "created_at": utcnow()}, ["account_id", "status_id"]))
     await session.commit()

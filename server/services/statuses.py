@@ -22,13 +22,12 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from server import limits
+from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
 from server.models import (
     VISIBILITIES,
@@ -47,10 +46,11 @@ from server.models import (
     StatusAlias,
     StatusPin,
     StatusTag,
-    Tag,
     Tombstone,
     User,
 )
+from server.queue.jobs import enqueue
+from server.queue.kinds import kind_named
 from server.services import portfolio
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
@@ -66,17 +66,22 @@ from server.services.portfolio import (
     validate_meta,
     work_metadata,
 )
+from server.services.tags import tags_for
 from server.services.text import (
     countable_length,
     extract_hashtags,
     extract_mentions,
     local_domain_of,
     mention_key,
-    normalize_tag,
     render_status,
 )
 from server.services.visibility import visible_to
 from server.settings import Settings
+
+# How long a deleted status's images are kept for its author to post them again ("delete
+# and redraft": Mastodon keeps unattached media a day), then purged with their files.
+DETACHED_MEDIA_TTL = timedelta(days=1)
+PURGE_DETACHED_JOB = "purge_detached_media"  # protect/jobs.py
 
 IDEMPOTENCY_WINDOW = timedelta(hours=1)
 # How far /context walks up and down a thread (Mastodon's limits).
@@ -91,21 +96,13 @@ AUDIO_OR_VIDEO = ("video", "gifv", "audio")
 
 # ------------------------------------------------------------------------- helpers
 
-def _insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],
-                              conflict: list[str]) -> Any:
-    """``INSERT … ON CONFLICT DO NOTHING`` for the session's dialect (SQLite, PostgreSQL)."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
-
-
 async def _inserted(session: AsyncSession, model: Any, values: dict[str, Any],
                     conflict: list[str]) -> bool:
     """Insert a row unless one with the same ``conflict`` columns exists; True if inserted.
     NotFound if a row it refers to has just been deleted (a concurrent delete)."""
     try:
         result: Any = await session.execute(
-            _insert_ignoring_conflict(session, model, values, conflict))
+            insert_ignoring_conflict(session, model, values, conflict))
     except IntegrityError:
         await session.rollback()
         raise NotFound("Record not found") from None
@@ -189,23 +186,6 @@ async def _mentioned_accounts(session: AsyncSession, settings: Settings,
     # federate: resolve unknown remote mentions through WebFinger here.
     return list(await session.scalars(select(Account).where(
         or_(*conditions), Account.actor_type != "Application").order_by(Account.id)))
-
-
-async def _tags_for(session: AsyncSession, names: list[str]) -> list[Tag]:
-    """Tag rows for these hashtags (display spellings), created if new. Concurrent posts
-    may create the same tag: the insert ignores the conflict and the row is read back."""
-    wanted: dict[str, str] = {}
-    for name in names:
-        wanted.setdefault(normalize_tag(name), name)
-    if not wanted:
-        return []
-    existing = {t.name for t in await session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
-    for name, display in wanted.items():
-        if name not in existing:
-            await session.execute(_insert_ignoring_conflict(
-                session, Tag, {"id": new_id(), "name": name, "display_name": display,
-                               "created_at": utcnow()}, ["name"]))
-    return list(await session.scalars(select(Tag).where(Tag.name.in_(wanted))))
 
 
 # ------------------------------------------------------------------------- create
@@ -314,7 +294,7 @@ async def _insert_status(
     await session.flush()
     for mentioned_account in mentioned:
         session.add(Mention(status_id=status.id, account_id=mentioned_account.id))
-    for tag in await _tags_for(session, extract_hashtags(text)):
+    for tag in await tags_for(session, extract_hashtags(text)):
         session.add(StatusTag(status_id=status.id, tag_id=tag.id))
     if media:
         # Claim the media only if still unattached: a concurrent post cannot take them too.
@@ -552,8 +532,10 @@ async def edit_work(session: AsyncSession, account: Account, status_id: int,
 
 async def delete_status(session: AsyncSession, status: Status) -> None:
     """Delete one of an account's statuses (or boosts), committed, keeping every counter
-    right. Its media are detached, not deleted, so the author can redraft with them;
-    favourites, bookmarks, mentions, tags and notifications go with it (foreign keys)."""
+    right. Its media are detached, not deleted, so the author can redraft with them for a
+    day (``DETACHED_MEDIA_TTL``); then the ``purge_detached_media`` job deletes those not
+    attached again, with their files. Favourites, bookmarks, mentions, tags and
+    notifications go with it (foreign keys)."""
     # Lock the row, so a concurrent publish or delete sees the final state.
     await session.execute(update(Status).where(Status.id == status.id)
                           .values(replies_count=Status.replies_count))
@@ -578,8 +560,13 @@ async def delete_status(session: AsyncSession, status: Status) -> None:
     for booster_id, count in boosts.items():
         await _decrement(session, Account, booster_id, Account.statuses_count, count)
     await session.execute(delete(Status).where(Status.reblog_of_id == current.id))
+    media_ids = list(await session.scalars(select(MediaAttachment.id).where(
+        MediaAttachment.status_id == current.id)))
     await session.execute(update(MediaAttachment).where(MediaAttachment.status_id == current.id)
                           .values(status_id=None).execution_options(synchronize_session=False))
+    if media_ids and current.local:  # kept a day for a redraft, then deleted with their files
+        await enqueue(session, kind_named(PURGE_DETACHED_JOB), " ".join(map(str, media_ids)),
+                      delay=DETACHED_MEDIA_TTL)
     await session.execute(delete(Status).where(Status.id == current.id)
                           .execution_options(synchronize_session=False))
     await session.commit()
@@ -604,7 +591,7 @@ async def _record_deletion(session: AsyncSession, status: Status) -> None:
                 original_visibility=original.visibility,
                 original_author_id=original.account_id, published_at=published.isoformat())
         return
-    await session.execute(_insert_ignoring_conflict(
+    await session.execute(insert_ignoring_conflict(
         session, Tombstone, {"id": new_id(), "uri": status.uri, "account_id": author.id,
                              "created_at": utcnow()}, ["uri"]))
     if not status.published:

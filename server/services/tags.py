@@ -4,10 +4,14 @@ creates it. Writes commit."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.db import insert_ignoring_conflict
+from server.ids import new_id, utcnow
 from server.models import Account, Tag, TagFollow
 from server.services.errors import NotFound, ServiceError
 from server.services.text import normalize_tag
@@ -30,21 +34,26 @@ async def find_tag(session: AsyncSession, raw: str) -> Tag | None:
     return await session.scalar(select(Tag).where(Tag.name == normalize_tag(check_tag_name(raw))))
 
 
+async def tags_for(session: AsyncSession, names: Sequence[str]) -> list[Tag]:
+    """Tag rows for these hashtags (display spellings), created if new. Concurrent posts
+    may create the same tag: the insert ignores the conflict and the row is read back."""
+    wanted: dict[str, str] = {}
+    for name in names:
+        wanted.setdefault(normalize_tag(name), name)
+    if not wanted:
+        return []
+    existing = {t.name for t in await session.scalars(select(Tag).where(Tag.name.in_(wanted)))}
+    for name, display in wanted.items():
+        if name not in existing:
+            await session.execute(insert_ignoring_conflict(
+                session, Tag, {"id": new_id(), "name": name, "display_name": display,
+                               "created_at": utcnow()}, ["name"]))
+    return list(await session.scalars(select(Tag).where(Tag.name.in_(wanted))))
+
+
 async def find_or_create_tag(session: AsyncSession, raw: str) -> Tag:
-    spelling = check_tag_name(raw)
-    key = normalize_tag(spelling)
-    found = await session.scalar(select(Tag).where(Tag.name == key))
-    if found is not None:
-        return found
-    try:
-        async with session.begin_nested():
-            tag = Tag(name=key, display_name=spelling)
-            session.add(tag)
-        return tag
-    except IntegrityError:  # created concurrently
-        found = await session.scalar(select(Tag).where(Tag.name == key))
-        assert found is not None
-        return found
+    [tag] = await tags_for(session, [check_tag_name(raw)])
+    return tag
 
 
 async def is_following(session: AsyncSession, account: Account | None, tag: Tag) -> bool:

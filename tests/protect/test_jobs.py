@@ -29,6 +29,7 @@ from server.storage import LocalStorage, StorageError
 from tests.protect import images
 from tests.protect.conftest import (
     activities,
+    later_runner,
     media_row,
     protect_job,
     run_protect,
@@ -274,3 +275,30 @@ async def test_a_reprotection_the_worker_would_not_apply_as_expected_is_refused(
     assert await run_protect_later(app) == 0  # no purge, nothing else
     await settle(app)
     assert await activities(app, "Update") == []
+
+
+async def test_a_deleted_statuss_images_are_kept_a_day_for_a_redraft_then_purged(
+        app: Starlette, alice_api: httpx.AsyncClient) -> None:
+    kept_id = (await upload(alice_api, images.sideways_jpeg_with_gps())).json()["id"]
+    gone_id = (await upload(alice_api, images.sideways_jpeg_with_gps())).json()["id"]
+    assert await run_protect(app) == 2
+    status = (await alice_api.post("/api/v1/statuses", data={
+        "status": "two", "media_ids[]": [kept_id, gone_id]})).json()
+    before_public, before_private = stored_files(app), stored_files(app, private=True)
+    assert len(before_public) == 6 and len(before_private) == 2
+    deleted = await alice_api.delete(f"/api/v1/statuses/{status['id']}")
+    assert deleted.status_code == 200
+    assert {m["id"] for m in deleted.json()["media_attachments"]} == {kept_id, gone_id}
+    # Not yet due: a redraft may use them within the day.
+    assert await app.state.easel.runner.run_due(["default"]) == 0
+    redraft = await alice_api.post("/api/v1/statuses", data={"status": "one", "media_ids[]": kept_id})
+    assert redraft.status_code == 200
+    # A day later the one not posted again is gone, with every file of it.
+    assert await later_runner(app, minutes=24 * 60 + 1).run_due(["default"]) == 1
+    async with app.state.easel.db.session() as session:
+        assert await session.get(MediaAttachment, int(gone_id)) is None
+    kept = await media_row(app, kept_id)
+    assert kept.status_id is not None
+    assert len(stored_files(app)) == 3 and len(stored_files(app, private=True)) == 1
+    assert {p.name for p in stored_files(app)} == {
+        k.rsplit("/", 1)[-1] for k in (kept.file_key, kept.small_key, kept.thumb_key) if k}

@@ -22,6 +22,7 @@ from PIL import Image
 from sqlalchemy import select
 from starlette.applications import Starlette
 
+from protect import document as doc
 from protect import perturb
 from protect.jobs import prepare
 from protect.renditions import make_renditions
@@ -328,8 +329,14 @@ async def test_reprotect_redoes_outdated_media_and_purges_the_old_files_later(
     assert entity["media_attachments"][0]["url"].endswith(str(after.file_key))
 
     assert await run_protect(app) == 0  # the purge waits for remote servers to catch up
+    old_pictures = doc.picture_keys(doc.stored(before))
+    assert len(old_pictures) == 2
+    storage = app.state.easel.storage
+    assert all([await storage.exists(k, private=True) for k in old_pictures])
     assert await run_protect_later(app, minutes=20) == 1
     assert set(stored_files(app)).isdisjoint(old_files) and len(stored_files(app)) == 3
+    # The old report's pictures went with the renditions they showed.
+    assert not any([await storage.exists(k, private=True) for k in old_pictures])
     await settle(app)
     assert len(await activities(app, "Create")) == 1  # published once
     updates = await activities(app, "Update")
