@@ -332,7 +332,12 @@ async def upload(visit: Visit) -> Response:
 
 async def _refused(visit: Visit, values: dict[str, str], kept: list[MediaAttachment],
                    message: str) -> Response:
-    """The upload form again, with the error and the images already accepted."""
+    """The upload form again, with the error and the images already accepted (committed
+    as they were accepted): what the refused step left in the session is rolled back
+    first, so a failed flush cannot turn the answer into a 500."""
+    kept_ids = [m.id for m in kept]
+    await visit.rollback()
+    kept = await studio.kept_media(visit.session, visit.account, kept_ids)
     return await _upload_page(visit, values=values, kept=kept, error=message, status_code=422)
 
 
