@@ -34,6 +34,7 @@ import server.api.search
 import server.api.statuses
 import server.api.tags
 import server.api.timelines
+import server.api.trends
 import server.health
 import server.web.media_files
 import server.web.pages
@@ -123,6 +124,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.lists.routes,
         *server.api.tags.routes,
         *server.api.markers.routes,
+        *server.api.trends.routes,
         *server.api.accounts.routes,
         *server.api.statuses.routes,
         *server.api.portfolio.routes,

@@ -242,6 +242,16 @@ def test_lists_followed_tags_markers_and_preferences(register: Register) -> None
     assert alice.preferences()["posting:default:visibility"] == "public"
 
 
+def test_trends_and_suggestions(register: Register) -> None:
+    alice, bob = register("alice"), register("bob")
+    post = alice.status_post("fresh #Linocut print")
+    bob.status_favourite(post)
+    assert [t.name for t in bob.trending_tags()] == ["Linocut"]
+    assert [s.id for s in bob.trending_statuses()] == [post.id]
+    assert bob.trending_links() == []
+    assert [a.username for a in bob.suggestions()] == ["alice"]
+
+
 def _s256(verifier: str) -> str:
     return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
 
