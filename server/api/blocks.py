@@ -16,7 +16,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.api.auth import require
 from server.api.entities import EntityContext, account_to_entity, iso, relationships_to_entities
-from server.api.pagination import Page, link_header
+from server.api.pagination import Page, paged_json
 from server.api.params import Params, parse_id
 from server.models import Account, Block, Mute
 from server.services import blocks
@@ -78,8 +78,7 @@ async def _accounts(request: Request, scope: str, query: Callable[[int], Select[
             expires = expiries.get(account.id)
             entity["mute_expires_at"] = iso(expires)
         entities.append(entity)
-    link = link_header(request, [row_id for row_id, _ in rows], page)
-    return JSONResponse(entities, headers={"Link": link} if link else None)
+    return paged_json(request, entities, [row_id for row_id, _ in rows], page)
 
 
 async def list_blocks(request: Request) -> JSONResponse:

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.api.auth import require
 from server.api.entities import EntityContext, account_to_entity, list_to_entity, statuses_to_entities
-from server.api.pagination import Page, link_header
+from server.api.pagination import Page, link_header, paged_json
 from server.api.params import Params, parse_id
 from server.models import ListAccount
 from server.services import lists, timelines
@@ -127,10 +127,7 @@ async def timeline(request: Request) -> JSONResponse:
     async with state.db.session() as session:
         statuses = await timelines.list_timeline(session, me, list_id, page)
         body = await statuses_to_entities(session, statuses, EntityContext.of(state), me)
-    response = JSONResponse(body)
-    if link := link_header(request, [s.id for s in statuses], page):
-        response.headers["Link"] = link
-    return response
+    return paged_json(request, body, [s.id for s in statuses], page)
 
 
 routes: list[BaseRoute] = [

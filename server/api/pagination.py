@@ -15,6 +15,7 @@ from urllib.parse import quote, urlencode
 from sqlalchemy import Select
 from sqlalchemy.orm import InstrumentedAttribute
 from starlette.requests import Request
+from starlette.responses import JSONResponse
 
 from server.api.params import Params
 from server.ids import parse_id
@@ -74,3 +75,11 @@ def link_header(request: Request, cursors: Sequence[int], page: Page) -> str | N
         return f"{base}?{urlencode(keep + [(k, str(v)) for k, v in cursor.items()])}"
 
     return f'<{url(max_id=cursors[-1])}>; rel="next", <{url(min_id=cursors[0])}>; rel="prev"'
+
+
+def paged_json(request: Request, body: Any, cursors: Sequence[int], page: Page) -> JSONResponse:
+    """A page of entities as JSON, with its ``Link`` header when it is not empty."""
+    response = JSONResponse(body)
+    if link := link_header(request, cursors, page):
+        response.headers["Link"] = link
+    return response

@@ -13,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.api.auth import optional, require
 from server.api.entities import EntityContext, tag_to_entity
-from server.api.pagination import Page, link_header
+from server.api.pagination import Page, paged_json
 from server.api.params import Params
 from server.models import TagFollow
 from server.services import tags
@@ -60,10 +60,8 @@ async def followed(request: Request) -> JSONResponse:
         query = cast("Select[Any]", tags.followed_tags_query(me.id))
         rows = page.arrange(list((await session.execute(page.apply(query, TagFollow.id))).all()))
     ctx = EntityContext.of(state)
-    response = JSONResponse([tag_to_entity(tag, ctx, following=True) for _, tag in rows])
-    if link := link_header(request, [row_id for row_id, _ in rows], page):
-        response.headers["Link"] = link
-    return response
+    return paged_json(request, [tag_to_entity(tag, ctx, following=True) for _, tag in rows],
+                      [row_id for row_id, _ in rows], page)
 
 
 routes: list[BaseRoute] = [
