@@ -80,7 +80,7 @@ def serve(settings: Settings, host: str, port: int) -> int:
         flush=True,
     )
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
-                forwarded_allow_ips="127.0.0.1", server_header=False)
+                forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)
     return 0
 
 

@@ -13,6 +13,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -47,9 +48,16 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return rev
 
 
+# pg_advisory_xact_lock key held while migrating: several web processes starting at once
+# against one PostgreSQL migrate one after the other (the later ones find nothing to do).
+MIGRATION_LOCK_KEY = 0x65617365  # "ease"
+
+
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
     """Bring the schema to ``revision``; a no-op when it is already there."""
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
         await conn.run_sync(_upgrade, revision)
 
 

@@ -8,6 +8,7 @@ a :class:`Settings` passed in.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -58,6 +59,9 @@ class Settings:
     # How long anonymous public/hashtag timeline responses are reused (0: never).
     public_cache_seconds: float = 1.0
     authorized_fetch: bool = False
+    # Addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto
+    # uvicorn believes; everything else is the client itself.
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
     title: str = "Easel"
     # Signs login cookies and CSRF tokens; empty: a random key kept in the data dir.
     secret_key: str = field(default="", repr=False)
@@ -175,6 +179,23 @@ def _seconds(name: str, raw: str) -> float:
     return value
 
 
+def _trusted_proxies(raw: str) -> tuple[str, ...]:
+    """``EASEL_TRUSTED_PROXIES``: comma-separated addresses or networks, or ``*`` (any)."""
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    if not entries:
+        raise SettingsError("EASEL_TRUSTED_PROXIES is empty: name the proxy's address, e.g. 127.0.0.1")
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"EASEL_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
+                "(e.g. 127.0.0.1, 172.16.0.0/12 or *)") from None
+    return entries
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -220,7 +241,7 @@ def load_settings(
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
         "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_PROTECT_STRENGTH", "EASEL_PROTECT_PROFILE",
-        "EASEL_PROTECT_DEVICE",
+        "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES",
     }
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
@@ -243,6 +264,7 @@ def load_settings(
         ai_uploads=_choice("EASEL_AI_UPLOADS", get("EASEL_AI_UPLOADS", "reject"), AI_UPLOAD_POLICIES),
         rate_limits=parse_bool("EASEL_RATE_LIMITS", get("EASEL_RATE_LIMITS", "on")),
         authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
+        trusted_proxies=_trusted_proxies(get("EASEL_TRUSTED_PROXIES", "127.0.0.1")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
         public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",

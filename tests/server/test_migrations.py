@@ -70,3 +70,37 @@ async def test_upgrading_keeps_existing_rows(tmp_path) -> None:  # type: ignore[
         assert tuple(row) == ("old", 0, "[]")
     finally:
         await db.dispose()
+
+
+async def test_web_processes_starting_together_on_postgresql_migrate_once() -> None:
+    """Two processes migrating one fresh PostgreSQL database at the same moment (a cluster
+    starting) both succeed: the second waits for the first and finds nothing to do."""
+    import asyncio
+
+    import pytest
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from tests.conftest import TEST_DATABASE_URL
+
+    if not TEST_DATABASE_URL:
+        pytest.skip("PostgreSQL only: one SQLite file has one web process")
+    url = make_url(TEST_DATABASE_URL)
+    fresh = url.set(database=f"{url.database}_migrate").render_as_string(hide_password=False)
+    admin = Database(url.set(database="postgres").render_as_string(hide_password=False))
+    try:
+        async with admin.engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}_migrate"'))
+            await conn.execute(text(f'CREATE DATABASE "{url.database}_migrate"'))
+    finally:
+        await admin.dispose()
+    first, second = Database(fresh), Database(fresh)
+    try:
+        await asyncio.gather(upgrade(first.engine), upgrade(second.engine))
+        assert await current_revision(first.engine) == head_revision()
+        async with first.engine.connect() as conn:
+            assert (await conn.scalar(text("SELECT count(*) FROM alembic_version"))) == 1
+    finally:
+        await first.dispose()
+        await second.dispose()

@@ -126,3 +126,36 @@ def test_protection_choices_match_the_perturbation_module() -> None:
 
     assert set(PROTECT_STRENGTHS) == set(STRENGTHS)
     assert set(PROTECT_PROFILES) == {"auto", *PROFILES}
+
+
+def test_trusted_proxies_default_to_loopback_and_take_addresses_and_networks() -> None:
+    assert load_settings(environ={}, dotenv=None).trusted_proxies == ("127.0.0.1",)
+    settings = load_settings(environ={"EASEL_TRUSTED_PROXIES": "10.0.0.2, 172.16.0.0/12"},
+                             dotenv=None)
+    assert settings.trusted_proxies == ("10.0.0.2", "172.16.0.0/12")
+    assert load_settings(environ={"EASEL_TRUSTED_PROXIES": "*"}, dotenv=None).trusted_proxies == ("*",)
+
+
+@pytest.mark.parametrize("raw", ["", " , ", "proxy.example", "10.0.0.300", "10.0.0.0/40"])
+def test_a_bad_trusted_proxy_is_refused_with_the_variable_named(raw: str) -> None:
+    with pytest.raises(SettingsError, match="EASEL_TRUSTED_PROXIES"):
+        load_settings(environ={"EASEL_TRUSTED_PROXIES": raw}, dotenv=None)
+
+
+async def test_a_request_through_a_trusted_proxy_network_gets_the_forwarded_client() -> None:
+    # What `easel serve` hands uvicorn: its proxy-header middleware with these addresses.
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    seen: list[tuple[str, str]] = []
+
+    async def app(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append((scope["client"][0], scope["scheme"]))
+
+    settings = load_settings(environ={"EASEL_TRUSTED_PROXIES": "172.16.0.0/12"}, dotenv=None)
+    middleware = ProxyHeadersMiddleware(app, trusted_hosts=list(settings.trusted_proxies))
+    headers = [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")]
+    for client in ("172.18.0.5", "192.0.2.1"):
+        scope = {"type": "http", "scheme": "http", "client": (client, 5000), "headers": headers}
+        await middleware(scope, None, None)  # type: ignore[arg-type]
+    # The proxy on the compose network is believed; a stranger's header is not.
+    assert seen == [("203.0.113.9", "https"), ("192.0.2.1", "http")]
