@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(PIP) "$(TORCH)"
-	$(PIP) -e ".[protect,postgres,redis,dev]"
+	$(PIP) -e ".[protect,postgres,redis,s3,dev]"
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -48,7 +48,7 @@ test: lint
 test-core: VENV := .venv-core
 test-core:
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[postgres,redis,dev]"
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -e ".[postgres,redis,s3,dev]"
 	! $(VENV)/bin/python -c "import torch" 2>/dev/null
 	$(VENV)/bin/pytest -m "not torch" $(PYTEST_ARGS)
 

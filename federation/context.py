@@ -23,7 +23,7 @@ from federation.actors import ActorFetcher
 from federation.http import Resolver, safe_client
 from server.db import Database
 from server.settings import Settings
-from server.storage import LocalStorage, media_storage
+from server.storage import Storage, media_storage
 from server.urls import Urls
 
 # Actor and object fetches: a fresh connection each time (hosts vary, answers are rare).
@@ -40,7 +40,7 @@ class FederationContext:
     delivery_client: httpx.AsyncClient
     fetcher: ActorFetcher
     urls: Urls
-    storage: LocalStorage
+    storage: Storage
     # Anything a block wants to keep per process (caches), by name.
     extras: dict[str, object] = field(default_factory=dict)
 

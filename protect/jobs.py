@@ -66,7 +66,7 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext, TimeLimitExceeded, WorkerLost
 from server.settings import Settings
-from server.storage import LocalStorage, StorageError, check_key, media_storage, new_key
+from server.storage import Storage, StorageError, check_key, media_storage, new_key
 
 if TYPE_CHECKING:
     from protect.models import ProtectionModels
@@ -425,7 +425,7 @@ async def _pending(session: AsyncSession, media_id: int) -> MediaAttachment | No
     return media if media is not None and waits_for_job(media) else None
 
 
-async def _delete(storage: LocalStorage, keys: Iterable[str]) -> None:
+async def _delete(storage: Storage, keys: Iterable[str]) -> None:
     for key in keys:
         await storage.delete(key)
 

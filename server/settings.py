@@ -62,6 +62,14 @@ class Settings:
     # Addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto
     # uvicorn believes; everything else is the client itself.
     trusted_proxies: tuple[str, ...] = ("127.0.0.1",)
+    # Media storage: "local" (EASEL_DATA_DIR/media) or "s3" (an S3-compatible bucket).
+    storage: str = "local"
+    s3_bucket: str = ""
+    s3_endpoint: str = ""
+    s3_region: str = ""
+    s3_access_key_id: str = field(default="", repr=False)
+    s3_secret_access_key: str = field(default="", repr=False)
+    s3_public_url: str = ""
     title: str = "Easel"
     # Signs login cookies and CSRF tokens; empty: a random key kept in the data dir.
     secret_key: str = field(default="", repr=False)
@@ -196,6 +204,16 @@ def _trusted_proxies(raw: str) -> tuple[str, ...]:
     return entries
 
 
+STORAGE_BACKENDS = ("local", "s3")
+
+
+def _http_url(name: str, raw: str) -> str:
+    value = raw.strip().rstrip("/")
+    if value and not re.match(r"^https?://[^/\s]+(/\S*)?$", value):
+        raise SettingsError(f"{name}={raw!r} must be an http:// or https:// URL")
+    return value
+
+
 def read_dotenv(path: Path) -> dict[str, str]:
     """Parse a ``.env`` file: ``NAME=value`` lines, ``#`` comments, optional quotes."""
     values: dict[str, str] = {}
@@ -241,8 +259,14 @@ def load_settings(
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
         "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_PROTECT_STRENGTH", "EASEL_PROTECT_PROFILE",
-        "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES",
+        "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES", "EASEL_STORAGE", "EASEL_S3_BUCKET",
+        "EASEL_S3_ENDPOINT", "EASEL_S3_REGION", "EASEL_S3_ACCESS_KEY_ID",
+        "EASEL_S3_SECRET_ACCESS_KEY", "EASEL_S3_PUBLIC_URL",
     }
+    storage = _choice("EASEL_STORAGE", get("EASEL_STORAGE", "local"), STORAGE_BACKENDS)
+    s3_bucket = get("EASEL_S3_BUCKET").strip()
+    if storage == "s3" and not s3_bucket:
+        raise SettingsError("EASEL_STORAGE=s3 needs EASEL_S3_BUCKET (the bucket's name)")
     return Settings(
         domain=_domain(get("EASEL_DOMAIN", "localhost:8080")),
         scheme=scheme,
@@ -265,6 +289,13 @@ def load_settings(
         rate_limits=parse_bool("EASEL_RATE_LIMITS", get("EASEL_RATE_LIMITS", "on")),
         authorized_fetch=parse_bool("EASEL_AUTHORIZED_FETCH", get("EASEL_AUTHORIZED_FETCH", "false")),
         trusted_proxies=_trusted_proxies(get("EASEL_TRUSTED_PROXIES", "127.0.0.1")),
+        storage=storage,
+        s3_bucket=s3_bucket,
+        s3_endpoint=_http_url("EASEL_S3_ENDPOINT", get("EASEL_S3_ENDPOINT")),
+        s3_region=get("EASEL_S3_REGION").strip(),
+        s3_access_key_id=get("EASEL_S3_ACCESS_KEY_ID").strip(),
+        s3_secret_access_key=get("EASEL_S3_SECRET_ACCESS_KEY").strip(),
+        s3_public_url=_http_url("EASEL_S3_PUBLIC_URL", get("EASEL_S3_PUBLIC_URL")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
         public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",

@@ -11,7 +11,7 @@ from server.db import Database
 from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
 from server.settings import Settings
-from server.storage import LocalStorage
+from server.storage import Storage
 from server.urls import Urls
 
 
@@ -22,7 +22,7 @@ class EaselState:
     runner: JobRunner
     queue: JobQueue
     urls: Urls
-    storage: LocalStorage
+    storage: Storage
     anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
 
     def __post_init__(self) -> None:

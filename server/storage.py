@@ -1,10 +1,18 @@
 """Where media files live, behind one interface.
 
 Keys are random names chosen by Easel (never user input). Public files (renditions,
-avatars) are served at ``/system/{key}``; private files (originals) live under a separate
-root that no route serves directly — only the owner-checked original endpoint reads them.
-The local-directory backend is the only one so far; an S3-compatible backend will
-implement the same methods.
+avatars) are served at ``/system/{key}``; private files (originals, report pictures) live
+under a separate root (a directory, or an object-key prefix) that no route serves directly
+— only owner-checked endpoints read them.
+
+Two backends implement :class:`Storage`: :class:`LocalStorage` (a directory, the default)
+and :class:`S3Storage` (any S3-compatible object store: AWS, MinIO, Garage, R2 …; the code
+speaks the S3 API to ``EASEL_S3_ENDPOINT`` and knows nothing else of what serves it). With
+S3, public files are still served at ``/system/{key}`` by Easel (which adds the "not for AI
+training" headers) unless ``EASEL_S3_PUBLIC_URL`` names a CDN or bucket URL that serves the
+``public/`` prefix; private objects never get a public URL.
+
+What it must never do: build a key from user input, or make a private file reachable by URL.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import os
 import re
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from server.settings import Settings
@@ -39,6 +47,8 @@ def check_key(key: str) -> str:
 
 
 class Storage(Protocol):
+    base_url: str  # the instance's https://domain, for links that name it
+
     async def put(self, key: str, data: bytes, *, private: bool = False) -> None: ...
     async def get(self, key: str, *, private: bool = False) -> bytes: ...
     async def delete(self, key: str, *, private: bool = False) -> None: ...
@@ -46,8 +56,10 @@ class Storage(Protocol):
     def public_url(self, key: str) -> str: ...
 
 
-def media_storage(settings: Settings) -> LocalStorage:
+def media_storage(settings: Settings) -> Storage:
     """The instance's media storage; every process (web, workers) builds it the same way."""
+    if settings.storage == "s3":
+        return S3Storage.from_settings(settings)
     return LocalStorage(settings.data_dir / "media", settings.base_url)
 
 
@@ -91,4 +103,126 @@ class LocalStorage:
         return await asyncio.to_thread(self.path(key, private=private).is_file)
 
     def public_url(self, key: str) -> str:
+        return f"{self.base_url}/system/{check_key(key)}"
+
+
+# Content types of the files Easel stores (by key extension); anything else is bytes.
+CONTENT_TYPES = {
+    "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
+    "gif": "image/gif", "avif": "image/avif", "json": "application/json",
+}
+
+
+def content_type_of(key: str) -> str:
+    return CONTENT_TYPES.get(key.rsplit(".", 1)[-1], "application/octet-stream")
+
+
+class S3Storage:
+    """Objects ``public/{key}`` and ``private/{key}`` in one bucket of an S3-compatible store.
+
+    boto3 is synchronous: each call runs in a worker thread. The client is made once per
+    storage (it is thread-safe) and only when first used, so building the storage (at
+    start-up, in every process) never touches the network.
+    """
+
+    def __init__(self, *, bucket: str, base_url: str, endpoint_url: str | None = None,
+                 region: str | None = None, access_key_id: str | None = None,
+                 secret_access_key: str | None = None, public_url: str | None = None) -> None:
+        self.bucket = bucket
+        self.base_url = base_url.rstrip("/")
+        self.public_base = public_url.rstrip("/") if public_url else None
+        self._client_options: dict[str, Any] = {
+            "endpoint_url": endpoint_url or None, "region_name": region or None,
+            "aws_access_key_id": access_key_id or None,
+            "aws_secret_access_key": secret_access_key or None,
+        }
+        self._client: Any = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> S3Storage:
+        return cls(bucket=settings.s3_bucket, base_url=settings.base_url,
+                   endpoint_url=settings.s3_endpoint, region=settings.s3_region,
+                   access_key_id=settings.s3_access_key_id,
+                   secret_access_key=settings.s3_secret_access_key,
+                   public_url=settings.s3_public_url)
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError as exc:  # pragma: no cover - depends on the install
+                raise StorageError("EASEL_STORAGE=s3 needs the s3 extra: pip install 'easel[s3]'") from exc
+            self._client = boto3.client(
+                "s3", config=Config(retries={"max_attempts": 5, "mode": "standard"},
+                                    s3={"addressing_style": "path"}),
+                **self._client_options)
+        return self._client
+
+    @staticmethod
+    def object_key(key: str, *, private: bool) -> str:
+        return f"{'private' if private else 'public'}/{check_key(key)}"
+
+    @staticmethod
+    def _missing(exc: Exception) -> bool:
+        response = getattr(exc, "response", None) or {}
+        code = str(response.get("Error", {}).get("Code", ""))
+        return code in ("404", "NoSuchKey", "NotFound")
+
+    async def put(self, key: str, data: bytes, *, private: bool = False) -> None:
+        object_key = self.object_key(key, private=private)
+        cache = "private, no-store" if private else "public, max-age=31536000, immutable"
+        try:
+            await asyncio.to_thread(self.client.put_object, Bucket=self.bucket, Key=object_key,
+                                    Body=data, ContentType=content_type_of(key), CacheControl=cache)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"could not store {key}: {type(exc).__name__}") from exc
+
+    async def get(self, key: str, *, private: bool = False) -> bytes:
+        object_key = self.object_key(key, private=private)
+
+        def read() -> bytes:
+            body = self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
+
+        try:
+            return await asyncio.to_thread(read)
+        except StorageError:
+            raise
+        except Exception as exc:
+            if self._missing(exc):
+                raise StorageError(f"no such file: {key}") from exc
+            raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+
+    async def delete(self, key: str, *, private: bool = False) -> None:
+        # Deleting a missing object is a success in S3, as unlink(missing_ok=True) locally.
+        object_key = self.object_key(key, private=private)
+        try:
+            await asyncio.to_thread(self.client.delete_object, Bucket=self.bucket, Key=object_key)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"could not delete {key}: {type(exc).__name__}") from exc
+
+    async def exists(self, key: str, *, private: bool = False) -> bool:
+        object_key = self.object_key(key, private=private)
+        try:
+            await asyncio.to_thread(self.client.head_object, Bucket=self.bucket, Key=object_key)
+        except StorageError:
+            raise
+        except Exception as exc:
+            if self._missing(exc):
+                return False
+            raise StorageError(f"could not look up {key}: {type(exc).__name__}") from exc
+        return True
+
+    def public_url(self, key: str) -> str:
+        if self.public_base is not None:
+            return f"{self.public_base}/{self.object_key(key, private=False)}"
         return f"{self.base_url}/system/{check_key(key)}"

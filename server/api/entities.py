@@ -38,7 +38,7 @@ from server.services.blocks import relationship_flags
 from server.services.portfolio import KINDS, WorkView, pinned_among, work_metadata
 from server.services.text import linkify_line, plain_to_html
 from server.state import EaselState
-from server.storage import LocalStorage
+from server.storage import Storage
 from server.urls import Urls
 
 Entity = dict[str, Any]
@@ -47,7 +47,7 @@ Entity = dict[str, Any]
 @dataclass(frozen=True)
 class EntityContext:
     urls: Urls
-    storage: LocalStorage
+    storage: Storage
 
     @classmethod
     def of(cls, state: EaselState) -> EntityContext:

@@ -29,7 +29,7 @@ from server.models import Account, Job, JobState
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
 from server.services.errors import NotFound, ServiceError
-from server.storage import LocalStorage, StorageError
+from server.storage import Storage, StorageError
 
 CHECK_JOB = "check_image"  # protect/check_job.py
 GAVE_UP = ("The check could not be made (the administrator can see why in `easel admin jobs`); "
@@ -62,7 +62,7 @@ def _png(data: bytes, what: str) -> bytes:
     return out.getvalue()
 
 
-async def create_check(session: AsyncSession, storage: LocalStorage, account: Account,
+async def create_check(session: AsyncSession, storage: Storage, account: Account,
                        image: bytes, original: bytes | None) -> str:
     """Store the uploads privately and queue their check; committed. Returns its token."""
     if not image:
@@ -81,7 +81,7 @@ async def create_check(session: AsyncSession, storage: LocalStorage, account: Ac
     return token
 
 
-async def read_json(storage: LocalStorage, token: str, name: str) -> dict[str, Any] | None:
+async def read_json(storage: Storage, token: str, name: str) -> dict[str, Any] | None:
     try:
         data = json.loads(await storage.get(key(token, name), private=True))
     except (StorageError, ValueError):
@@ -89,7 +89,7 @@ async def read_json(storage: LocalStorage, token: str, name: str) -> dict[str, A
     return data if isinstance(data, dict) else None
 
 
-async def get_check(session: AsyncSession, storage: LocalStorage, account: Account,
+async def get_check(session: AsyncSession, storage: Storage, account: Account,
                     token: str) -> CheckView:
     """The account's own check; NotFound for anyone else's or a token that is none."""
     if not TOKEN_RE.fullmatch(token):

@@ -43,7 +43,7 @@ from server.services.accounts import listed_accounts
 from server.services.domain_blocks import domain_candidates
 from server.services.portfolio import WorkView, work_metadata
 from server.services.visibility import visible_to
-from server.storage import LocalStorage
+from server.storage import Storage
 from server.urls import source_of
 
 T = TypeVar("T")
@@ -128,7 +128,7 @@ def _size(meta: dict[str, Any], name: str) -> tuple[int | None, int | None]:
     return None, None
 
 
-def image_view(media: MediaAttachment, storage: LocalStorage) -> ImageView | None:
+def image_view(media: MediaAttachment, storage: Storage) -> ImageView | None:
     """The public face of one attachment, or None when it has none (not ready, not an
     image, or a local file without a rendition)."""
     if media.state != MediaState.READY or media.type not in ("image", "gifv"):
@@ -163,7 +163,7 @@ def image_origins(cards: Sequence[WorkCard], accounts: Sequence[Account] = ()) -
             if urlsplit(url).scheme in ("https", "http") and (source := source_of(url))}
 
 
-async def cards(session: AsyncSession, statuses: Sequence[Status], storage: LocalStorage, *,
+async def cards(session: AsyncSession, statuses: Sequence[Status], storage: Storage, *,
                 with_hashtags: bool = False) -> list[WorkCard]:
     """Cards for ``statuses`` in their order, in at most four queries; statuses whose author
     may not be shown (a disabled or unapproved local account) are left out."""
@@ -269,7 +269,7 @@ def _listing(statuses: Sequence[Status], page_cards: list[WorkCard], limit: int)
     return Listing(page_cards, statuses[-1].id if len(statuses) >= limit else None)
 
 
-async def recent_works(session: AsyncSession, storage: LocalStorage, *, max_id: int | None,
+async def recent_works(session: AsyncSession, storage: Storage, *, max_id: int | None,
                        limit: int) -> Listing:
     """The instance's newest local works anyone may browse (public, published, with
     images, not labelled AI-generated)."""
@@ -277,7 +277,7 @@ async def recent_works(session: AsyncSession, storage: LocalStorage, *, max_id: 
     return _listing(statuses, await cards(session, statuses, storage), limit)
 
 
-async def browse_works(session: AsyncSession, storage: LocalStorage, filters: dict[str, list[str]],
+async def browse_works(session: AsyncSession, storage: Storage, filters: dict[str, list[str]],
                        *, local: bool | None, max_id: int | None, limit: int) -> Listing:
     """Works matching ``filters`` (AND across kinds, OR within one), local and remote."""
     statuses = await portfolio.browse(session, None, filters, local=local, max_id=max_id,
@@ -301,7 +301,7 @@ class Portfolio:
     project: ProjectCard | None  # the project shown instead of the works, if one was asked
 
 
-async def artist_portfolio(session: AsyncSession, storage: LocalStorage, account: Account, *,
+async def artist_portfolio(session: AsyncSession, storage: Storage, account: Account, *,
                            max_id: int | None, limit: int,
                            project_id: int | None = None) -> Portfolio | None:
     """An artist's page: pinned works (first page), projects with their covers, and a page
@@ -334,7 +334,7 @@ async def artist_portfolio(session: AsyncSession, storage: LocalStorage, account
                      None))
 
 
-async def work_card(session: AsyncSession, storage: LocalStorage, account: Account,
+async def work_card(session: AsyncSession, storage: Storage, account: Account,
                     status_id: int) -> WorkCard | None:
     """One of ``account``'s statuses as its public page shows it, or None (not there,
     not public or unlisted, not published, or a boost)."""
@@ -372,7 +372,7 @@ class TagPage:
     listing: Listing
 
 
-async def tag_page(session: AsyncSession, storage: LocalStorage, name: str, *,
+async def tag_page(session: AsyncSession, storage: Storage, name: str, *,
                    max_id: int | None, limit: int) -> TagPage:
     """Public statuses with the hashtag ``name`` (local and remote, as the tag timeline),
     merged with the works of the portfolio terms it names (a term's works are hashtagged

@@ -38,7 +38,7 @@ from server.models import Account, MediaAttachment, MediaState, ProtectionState,
 from server.queue.jobs import enqueue
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.state import EaselState
-from server.storage import LocalStorage, new_key
+from server.storage import Storage, new_key
 
 PROFILE_PURPOSES = {"avatar": AVATAR_SIZE, "header": HEADER_SIZE}
 AI_REFUSED = "This server does not accept AI-generated images"
@@ -161,7 +161,7 @@ async def update_media(
     return media
 
 
-async def read_original(storage: LocalStorage, session: AsyncSession, account: Account,
+async def read_original(storage: Storage, session: AsyncSession, account: Account,
                         media_id: int) -> tuple[bytes, str]:
     """The private original and its content type, for its owner only."""
     media = await get_own_media(session, account, media_id)
@@ -183,7 +183,7 @@ def _render_profile_image(data: bytes, size: tuple[int, int],
     return rendition.data, rendition.extension
 
 
-async def process_profile_image(storage: LocalStorage, data: bytes, purpose: str,
+async def process_profile_image(storage: Storage, data: bytes, purpose: str,
                                 optout: OptOut | None = None) -> str:
     """Check, normalise and crop an avatar (AVATAR_SIZE) or header (HEADER_SIZE) image,
     write it as a public file and return its storage key. Profile images are not

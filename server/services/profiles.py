@@ -37,7 +37,7 @@ from server.services.follows import authorize_all_follow_requests
 from server.services.languages import ISO_639_1
 from server.services.outbox import record_activity
 from server.services.text import countable_length
-from server.storage import LocalStorage
+from server.storage import Storage
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def _fields_with_verification(new: list[ProfileField],
     return [{"name": f.name, "value": f.value, "verified_at": verified.get(f.value)} for f in new]
 
 
-async def _store_images(storage: LocalStorage, changes: ProfileChanges,
+async def _store_images(storage: Storage, changes: ProfileChanges,
                         account: Account) -> dict[str, str]:
     """Process and store the new images, with the artist's opt-out XMP and EXIF;
     {"avatar_key": …, "header_key": …} for those given. If the second one fails, the first
@@ -143,7 +143,7 @@ async def _store_images(storage: LocalStorage, changes: ProfileChanges,
     return stored
 
 
-async def _delete_files(storage: LocalStorage, keys: Any) -> None:
+async def _delete_files(storage: Storage, keys: Any) -> None:
     for key in keys:
         if key:
             try:
@@ -159,7 +159,7 @@ def _changes_actor(changes: ProfileChanges, new_keys: dict[str, str]) -> bool:
         changes.indexable, changes.fields))
 
 
-async def update_profile(session: AsyncSession, storage: LocalStorage, account_id: int,
+async def update_profile(session: AsyncSession, storage: Storage, account_id: int,
                          user_id: int, changes: ProfileChanges) -> tuple[Account, User]:
     """Apply ``changes`` to the account and its login, all or nothing; committed.
 

@@ -159,3 +159,28 @@ async def test_a_request_through_a_trusted_proxy_network_gets_the_forwarded_clie
         await middleware(scope, None, None)  # type: ignore[arg-type]
     # The proxy on the compose network is believed; a stranger's header is not.
     assert seen == [("203.0.113.9", "https"), ("192.0.2.1", "http")]
+
+
+def test_s3_storage_needs_a_bucket_and_takes_urls_without_a_trailing_slash() -> None:
+    settings = load_settings(environ={
+        "EASEL_STORAGE": "S3", "EASEL_S3_BUCKET": "art", "EASEL_S3_ENDPOINT": "https://s3.example/",
+        "EASEL_S3_PUBLIC_URL": "https://cdn.example/media/", "EASEL_S3_SECRET_ACCESS_KEY": "hush",
+    }, dotenv=None)
+    assert (settings.storage, settings.s3_bucket) == ("s3", "art")
+    assert settings.s3_endpoint == "https://s3.example"
+    assert settings.s3_public_url == "https://cdn.example/media"
+    assert "hush" not in repr(settings) and settings.extra == {}
+    assert load_settings(environ={}, dotenv=None).storage == "local"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"EASEL_STORAGE": "s3"}, "EASEL_STORAGE=s3 needs EASEL_S3_BUCKET"),
+    ({"EASEL_STORAGE": "ftp"}, "EASEL_STORAGE='ftp' must be one of: local, s3"),
+    ({"EASEL_STORAGE": "s3", "EASEL_S3_BUCKET": "b", "EASEL_S3_ENDPOINT": "s3.example"},
+     "EASEL_S3_ENDPOINT='s3.example' must be an http:// or https:// URL"),
+    ({"EASEL_S3_PUBLIC_URL": "ftp://cdn"}, "EASEL_S3_PUBLIC_URL='ftp://cdn' must be"),
+])
+def test_bad_storage_settings_are_refused(env: dict[str, str], message: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        load_settings(environ=env, dotenv=None)
+    assert message in str(error.value)
