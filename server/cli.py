@@ -149,6 +149,18 @@ def build_parser() -> argparse.ArgumentParser:
     reverify.add_argument("--all", dest="every", action="store_true",
                           help="every protected local image, not only those without a current report")
     _requeue_options(reverify)
+
+    media = admin_commands.add_parser("media", help="stored media files")
+    media_commands = media.add_subparsers(dest="media_command", required=True)
+    prune = media_commands.add_parser(
+        "prune", help="delete stored files that nothing refers to",
+        description="Lists the media storage (directory or bucket) and deletes the files no "
+                    "database row names — left by a killed worker, a failed purge or a restored "
+                    "backup — once older than --older-than, and the studio's checks of outside "
+                    "images after 30 days.")
+    prune.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+                       help="only files older than this (default 24, at least 1)")
+    prune.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     return parser
 
 
@@ -200,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "reprotect":
             return asyncio.run(commands.reprotect(settings, every=args.every, dry_run=args.dry_run,
                                                   here=args.here))
+        if args.admin_command == "media":
+            return asyncio.run(commands.media_prune(settings, older_than_hours=args.older_than,
+                                                    dry_run=args.dry_run))
         if args.admin_command == "reverify":
             return asyncio.run(commands.reverify(settings, every=args.every, dry_run=args.dry_run,
                                                  here=args.here, media_ids=args.media_ids))

@@ -603,3 +603,59 @@ async def _verified(db: Database, media_ids: Sequence[int], err: TextIO) -> int:
         print("not verified: " + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
               + " (the reason is in each image's document; see also `easel admin jobs`)", file=err)
     return 1 if counts else 0
+
+
+def _size(count: float) -> str:
+    if count < 1024:
+        return f"{count:.0f} B"
+    for unit in ("KB", "MB"):
+        count /= 1024
+        if count < 1024:
+            return f"{count:.1f} {unit}"
+    return f"{count / 1024:.1f} GB"
+
+
+async def media_prune(settings: Settings, *, older_than_hours: float, dry_run: bool,
+                      err: TextIO = sys.stderr) -> int:
+    """Delete stored files no row names (older than the grace period) and expired checks."""
+    from datetime import timedelta
+
+    from protect.prune import MINIMUM_GRACE, prune
+    from server.storage import StorageError, media_storage
+
+    grace = timedelta(hours=older_than_hours)
+    if grace < MINIMUM_GRACE:
+        raise CommandError(f"--older-than must be at least {MINIMUM_GRACE.total_seconds() / 3600:g} hour(s): "
+                           "a job may be about to commit the row that names a newer file")
+    db = Database.from_settings(settings)
+    bar: ProgressBar | None = None
+
+    def progress(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = ProgressBar(err, total, "deleting")
+        bar.update(done, ())
+
+    try:
+        async with db.session() as session:
+            report = await prune(session, media_storage(settings), grace=grace,
+                                 dry_run=dry_run, progress=progress)
+    except StorageError as exc:
+        raise CommandError(f"the media storage could not be read: {exc}") from exc
+    finally:
+        await db.dispose()
+    if bar is not None:
+        bar.finish()
+    found = len(report.orphans) + len(report.expired_checks)
+    for stored, private in report.orphans if dry_run else ():
+        print(f"{'private' if private else 'public'}  {stored.key}  {_size(stored.size)}  "
+              f"{stored.modified:%Y-%m-%d %H:%M}")
+    verb = "would delete" if dry_run else "deleted"
+    print(f"{verb} {len(report.orphans)} orphaned file(s) and {len(report.expired_checks)} "
+          f"expired check file(s), {_size(report.bytes)}"
+          + (f"; {report.kept_young} unnamed file(s) younger than {older_than_hours:g} h kept"
+             if report.kept_young else ""))
+    if report.failed:
+        print(f"{report.failed} of {found} could not be deleted (run it again)", file=err)
+        return 1
+    return 0

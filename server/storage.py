@@ -21,6 +21,8 @@ import asyncio
 import os
 import re
 import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -40,14 +42,31 @@ def new_key(prefix: str, extension: str) -> str:
     return f"{prefix}/{token[:2]}/{token[2:4]}/{token}.{extension.lstrip('.').lower()}"
 
 
+def check_prefix(prefix: str) -> str:
+    if not re.fullmatch(r"[a-z0-9_]+(/[a-z0-9_]+)*", prefix):
+        raise StorageError(f"invalid storage prefix: {prefix!r}")
+    return prefix
+
+
 def check_key(key: str) -> str:
     if not _KEY_RE.match(key) or ".." in key:
         raise StorageError(f"invalid storage key: {key!r}")
     return key
 
 
+@dataclass(frozen=True)
+class StoredFile:
+    key: str
+    size: int
+    modified: datetime  # aware, UTC
+
+
 class Storage(Protocol):
     base_url: str  # the instance's https://domain, for links that name it
+
+    async def list_files(self, prefix: str, *, private: bool = False) -> list[StoredFile]:
+        """Every file whose key starts with ``prefix`` + "/" (for housekeeping: prune)."""
+        ...
 
     async def put(self, key: str, data: bytes, *, private: bool = False) -> None: ...
     async def get(self, key: str, *, private: bool = False) -> bytes: ...
@@ -104,6 +123,23 @@ class LocalStorage:
 
     def public_url(self, key: str) -> str:
         return f"{self.base_url}/system/{check_key(key)}"
+
+    async def list_files(self, prefix: str, *, private: bool = False) -> list[StoredFile]:
+        base = self.root / ("private" if private else "public")
+        top = base / check_prefix(prefix)
+
+        def walk() -> list[StoredFile]:
+            found = []
+            for path in top.rglob("*") if top.is_dir() else ():
+                key = path.relative_to(base).as_posix()
+                if not path.is_file() or not _KEY_RE.match(key):
+                    continue  # a half-written ".part" file, or nothing of Easel's
+                stat = path.stat()
+                found.append(StoredFile(key, stat.st_size,
+                                        datetime.fromtimestamp(stat.st_mtime, UTC)))
+            return found
+
+        return await asyncio.to_thread(walk)
 
 
 # Content types of the files Easel stores (by key extension); anything else is bytes.
@@ -221,6 +257,26 @@ class S3Storage:
                 return False
             raise StorageError(f"could not look up {key}: {type(exc).__name__}") from exc
         return True
+
+    async def list_files(self, prefix: str, *, private: bool = False) -> list[StoredFile]:
+        start = f"{'private' if private else 'public'}/"
+        listed = start + check_prefix(prefix) + "/"
+
+        def walk() -> list[StoredFile]:
+            found = []
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=listed)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    key = item["Key"][len(start):]
+                    if _KEY_RE.match(key):
+                        found.append(StoredFile(key, int(item["Size"]), item["LastModified"]))
+            return found
+
+        try:
+            return await asyncio.to_thread(walk)
+        except Exception as exc:
+            raise StorageError(f"could not list {prefix}: {type(exc).__name__}") from exc
 
     def public_url(self, key: str) -> str:
         if self.public_base is not None:

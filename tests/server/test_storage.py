@@ -19,6 +19,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from server.ids import utcnow
 from server.settings import Settings
 from server.storage import LocalStorage, S3Storage, Storage, StorageError, media_storage, new_key
 from tests.conftest import DOMAIN
@@ -133,6 +134,21 @@ async def test_keys_that_are_not_easels_own_are_refused(storage: Storage, key: s
 async def test_public_urls_are_served_by_easel(storage: Storage) -> None:
     key = new_key("media", "jpg")
     assert storage.public_url(key) == f"https://{DOMAIN}/system/{key}"
+
+
+async def test_files_are_listed_by_prefix_with_their_size_and_age(storage: Storage) -> None:
+    media, avatar, original = new_key("media", "webp"), new_key("avatars", "png"), new_key("originals", "png")
+    await storage.put(media, b"12345")
+    await storage.put(avatar, b"1")
+    await storage.put(original, b"123", private=True)
+    listed = await storage.list_files("media")
+    assert [(f.key, f.size) for f in listed] == [(media, 5)]
+    assert abs((listed[0].modified - utcnow()).total_seconds()) < 120
+    assert [f.key for f in await storage.list_files("originals", private=True)] == [original]
+    assert await storage.list_files("originals") == []
+    assert await storage.list_files("headers") == []
+    with pytest.raises(StorageError, match="invalid storage prefix"):
+        await storage.list_files("../private")
 
 
 # ----------------------------------------------------------------------------- S3 only
