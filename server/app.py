@@ -50,6 +50,7 @@ from server.api.middleware import (
     RejectNulMiddleware,
     TrailingSlashMiddleware,
 )
+from server.api.rate_counters import RATE_WINDOW, rate_counters
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -156,6 +157,8 @@ def create_app(
     options = options or AppOptions()
     load_job_modules()  # job kinds this process may enqueue or run
     state = build_state(settings, db)
+    if settings.rate_limits:
+        state.rate_counters = rate_counters(settings.broker_url, RATE_WINDOW)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -179,13 +182,16 @@ def create_app(
             await state.queue.stop_worker()
             state.queue.close()
             await close_federation_context(state.db)
+            if state.rate_counters is not None:
+                await state.rate_counters.close()
             await state.db.dispose()
 
     middleware = [Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
                   Middleware(PathCORSMiddleware),
                   Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
-        middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit))
+        middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit,
+                                     counters=state.rate_counters))
     middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]
     app = Starlette(
         routes=all_routes(),

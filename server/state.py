@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from starlette.requests import Request
 
 from server.api.cache import AnonymousCache
+from server.api.rate_counters import RateCounters
 from server.db import Database
 from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
@@ -24,6 +25,7 @@ class EaselState:
     urls: Urls
     storage: Storage
     anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
+    rate_counters: RateCounters | None = None  # the API rate limiter's (None: limits off)
 
     def __post_init__(self) -> None:
         self.anonymous_cache.ttl = self.settings.public_cache_seconds

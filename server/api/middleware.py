@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections import OrderedDict
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from server.api.rate_counters import LocalCounters, RateCounters
 from server.errors import BodyTooLarge
 from server.limits import IMAGE_SIZE_LIMIT, PROFILE_IMAGE_SIZE_LIMIT
 
@@ -125,27 +125,16 @@ class RateLimitMiddleware:
     open a fresh bucket), and 25 sign-in or sign-up attempts per address. Every API
     response carries ``X-RateLimit-*`` for the tightest bucket it counted against.
 
-    Counters live in this process; with several web processes each keeps its own.
+    Counters live in Redis when the instance has a Redis broker (shared by every web
+    process), otherwise in this process (``server/api/rate_counters.py``).
     """
 
     def __init__(self, app: ASGIApp, *, limit: int = 300, window: float = 300.0,
-                 max_clients: int = 100_000) -> None:
+                 counters: RateCounters | None = None) -> None:
         self.app = app
         self.limit = limit
         self.window = window
-        self.max_clients = max_clients
-        self.counters: OrderedDict[str, tuple[float, int]] = OrderedDict()
-
-    def _count(self, key: str, now: float) -> tuple[int, float]:
-        window_start, count = self.counters.get(key, (now, 0))
-        if now - window_start >= self.window:
-            window_start, count = now, 0
-        count += 1
-        self.counters[key] = (window_start, count)
-        self.counters.move_to_end(key)
-        while len(self.counters) > self.max_clients:
-            self.counters.popitem(last=False)
-        return count, window_start + self.window
+        self.counters = counters if counters is not None else LocalCounters(window)
 
     def _buckets(self, scope: Scope) -> list[tuple[str, int]]:
         client = scope.get("client")
@@ -166,7 +155,7 @@ class RateLimitMiddleware:
         tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset)
         exceeded = False
         for key, limit in self._buckets(scope):
-            count, reset = self._count(key, now)
+            count, reset = await self.counters.hit(key, now)
             remaining = limit - count
             exceeded = exceeded or remaining < 0
             if tightest is None or remaining < tightest[0]:

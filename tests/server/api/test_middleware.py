@@ -80,3 +80,44 @@ async def test_sign_in_attempts_are_limited_per_address(limited: httpx.AsyncClie
         codes.append(response.status_code)
     assert 429 not in codes[:15]
     assert codes[-1] == 429
+
+
+async def test_web_processes_sharing_redis_count_one_limit_together(settings: Settings) -> None:
+    """Two apps (two web processes) on one Redis: a token's requests count once, across both."""
+    if not settings.broker_url.startswith("redis://"):
+        pytest.skip("needs a Redis broker (EASEL_TEST_BROKER_URL)")
+    from server.api.rate_counters import RedisCounters
+
+    limited = settings.with_changes(rate_limits=True, api_rate_limit=4)
+    first = create_app(limited, options=AppOptions(run_workers=False))
+    second = create_app(limited, options=AppOptions(run_workers=False))
+    assert isinstance(first.state.easel.rate_counters, RedisCounters)
+    token = {"Authorization": "Bearer shared-token"}
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        clients = [httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="https://easel.test") for app in (first, second)]
+        try:
+            answers = [await clients[n % 2].get("/api/v1/instance", headers=token) for n in range(5)]
+        finally:
+            for client in clients:
+                await client.aclose()
+    assert [r.status_code for r in answers] == [200, 200, 200, 200, 429]
+    assert [r.headers["x-ratelimit-remaining"] for r in answers[:4]] == ["3", "2", "1", "0"]
+
+
+async def test_a_redis_outage_falls_back_to_counting_in_the_process() -> None:
+    import socket
+
+    from server.api.rate_counters import RedisCounters
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    counters = RedisCounters(f"redis://127.0.0.1:{port}/0", 300.0)
+    try:
+        assert (await counters.hit("token:x", 1000.0))[0] == 1
+        assert counters.failed_at is not None
+        count, reset = await counters.hit("token:x", 1001.0)
+        assert count == 2 and reset == 1300.0  # still limited, by this process's own count
+    finally:
+        await counters.close()
