@@ -4,7 +4,8 @@ Why it exists: artists manage their portfolio in a browser, without a client app
 work (several images with alt text, portfolio metadata, content warning, visibility) and
 watch its protection progress live, edit a work's metadata, pin it, delete it, decide what
 happens when its protection failed, group works into projects, change their profile and
-their AI opt-out, and read each image's protection report with its pictures.
+their AI opt-out, read each image's protection report with its pictures, and export their
+account (Mastodon's CSV formats, and an archive of their works with the originals).
 
 Every page needs the cookie session (``server/web/session.py``): without it a page
 redirects to ``/auth/sign_in?next=…`` and a JSON or image URL answers 404. Every POST
@@ -17,8 +18,10 @@ nothing here needs it to work. Endpoints stay thin — the use cases live in
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from collections.abc import Awaitable, Callable, Mapping
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
@@ -28,7 +31,7 @@ from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 from starlette.types import Message
 
@@ -36,9 +39,9 @@ from protect import document as doc
 from protect import optout_metadata
 from server import limits
 from server.errors import BodyTooLarge
-from server.ids import parse_id
+from server.ids import parse_id, utcnow
 from server.models import Account, MediaAttachment, User
-from server.services import checks, portfolio, studio
+from server.services import checks, exports, portfolio, studio
 from server.services import media as media_service
 from server.services import protection as protection_service
 from server.services.errors import NotFound, ServiceError
@@ -636,6 +639,57 @@ async def check_result(visit: Visit) -> Response:
     return visit.page("studio_check.html", {"check": found})
 
 
+async def export_page(visit: Visit) -> Response:
+    return visit.page("studio_export.html", {"csv_exports": CSV_EXPORT_LABELS})
+
+
+CSV_EXPORT_LABELS = {"following_accounts": "Accounts you follow",
+                     "blocked_accounts": "Accounts you block",
+                     "muted_accounts": "Accounts you mute",
+                     "bookmarks": "Your bookmarks",
+                     "lists": "Your lists"}
+
+
+def _download(body: bytes | str, name: str, content_type: str) -> Response:
+    return Response(body, media_type=content_type, headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"})
+
+
+async def export_csv(visit: Visit) -> Response:
+    name = visit.request.path_params["name"]
+    if name not in exports.CSV_EXPORTS:
+        raise NotFound("no such export")
+    text = await exports.export_csv(visit.session, visit.state.settings, visit.account, name)
+    return _download(text, f"{name}.csv", "text/csv; charset=utf-8")
+
+
+async def export_archive(visit: Visit) -> Response:
+    # Spooled: small archives stay in memory, big ones go to a temporary file, read back
+    # in chunks; the file is gone when the response has been sent.
+    spool = tempfile.SpooledTemporaryFile(max_size=16 * MEGABYTE)
+    try:
+        await exports.write_archive(visit.session, visit.state.settings, visit.state.storage,
+                                    visit.account, spool)
+        size = spool.tell()
+        spool.seek(0)
+    except BaseException:
+        spool.close()
+        raise
+
+    async def chunks() -> AsyncIterator[bytes]:
+        try:
+            while chunk := await asyncio.to_thread(spool.read, MEGABYTE):
+                yield chunk
+        finally:
+            spool.close()
+
+    stamp = utcnow().strftime("%Y%m%d")
+    return StreamingResponse(chunks(), media_type="application/zip", headers={
+        "Content-Disposition": f'attachment; filename="easel-{visit.account.username}-{stamp}.zip"',
+        "Content-Length": str(size), "Cache-Control": "private, no-store"})
+
+
 def _studio_routes() -> list[BaseRoute]:
     def page(path: str, handler: Handler, methods: list[str], **options: Any) -> Route:
         return Route(path, studio_page(handler, **options), methods=methods)
@@ -664,6 +718,9 @@ def _studio_routes() -> list[BaseRoute]:
         page("/studio/check", check_form, ["GET", "HEAD"]),
         page("/studio/check", start_check, ["POST"], body_limit=CHECK_BODY_LIMIT),
         page("/studio/check/{token}", check_result, ["GET", "HEAD"]),
+        page("/studio/export", export_page, ["GET", "HEAD"]),
+        page("/studio/export/archive.zip", export_archive, ["GET"], api=True),
+        page("/studio/export/{name}.csv", export_csv, ["GET"], api=True),
     ]
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -44,20 +43,6 @@ async def _browser(app: Starlette, client: httpx.AsyncClient, user: User | None)
         cookie = response.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
         browser.cookies.set(SESSION_COOKIE, cookie, domain="easel.test")
     return browser
-
-
-@pytest.fixture
-async def alice_web(app: Starlette, client: httpx.AsyncClient,
-                    alice: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with await _browser(app, client, alice) as browser:
-        yield browser
-
-
-@pytest.fixture
-async def bob_web(app: Starlette, client: httpx.AsyncClient,
-                  bob: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with await _browser(app, client, bob) as browser:
-        yield browser
 
 
 async def token(browser: httpx.AsyncClient, page: str = "/studio/upload") -> str:
