@@ -87,9 +87,25 @@ def truncate_all(url: str, seeds: Seeds) -> None:
     asyncio.run(run())
 
 
+def reset_postgres(url: str) -> None:
+    """Drop everything in a PostgreSQL test database, so that a test session starts from a
+    freshly migrated one (and its seeded rows are the migrations', not a former run's)."""
+    async def run() -> None:
+        db = Database(url)
+        try:
+            async with db.engine.begin() as conn:
+                await conn.execute(text("DROP SCHEMA public CASCADE"))
+                await conn.execute(text("CREATE SCHEMA public"))
+        finally:
+            await db.dispose()
+
+    asyncio.run(run())
+
+
 @pytest.fixture(scope="session")
 def postgres_migrated() -> tuple[str, Seeds]:
-    """The migrated test database and the rows its migrations seeded."""
+    """The freshly migrated test database and the rows its migrations seeded."""
+    reset_postgres(TEST_DATABASE_URL)
     _migrate(TEST_DATABASE_URL)
     return TEST_DATABASE_URL, seed_snapshot(TEST_DATABASE_URL)
 

@@ -37,7 +37,15 @@ from server.models import Account, Job, JobState, User
 from server.queue.kinds import QUEUES
 from server.services.accounts import create_user
 from server.settings import Settings
-from tests.conftest import TEST_DATABASE_URL, Seeds, _migrate, make_token, seed_snapshot, truncate_all
+from tests.conftest import (
+    TEST_DATABASE_URL,
+    Seeds,
+    _migrate,
+    make_token,
+    reset_postgres,
+    seed_snapshot,
+    truncate_all,
+)
 
 ART = "art.example"
 PAINT = "paint.example"
@@ -76,6 +84,7 @@ def _create_database_if_missing(url: str) -> None:
 def peer_postgres_migrated() -> tuple[str, Seeds]:
     url = peer_database_url(TEST_DATABASE_URL)
     _create_database_if_missing(url)
+    reset_postgres(url)
     _migrate(url)
     return url, seed_snapshot(url)
 
