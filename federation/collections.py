@@ -8,7 +8,7 @@ the one place that reads those from the database and hands them to the converter
 as Mastodon does, and loads everything a page of Notes needs (mentions, hashtags, media,
 replied-to and boosted statuses, portfolio data) in one query per kind, never one per
 status. ``featured`` is the account's pins (``StatusPin``), newest pin first, as full
-Notes, as Mastodon serves it.
+Notes, as Mastodon serves it. ``featuredTags`` is the account's featured hashtags.
 
 It never does HTTP (no requests, no responses, no signature checks: ``federation.routes``
 does those), never writes, and never returns a private, direct or unpublished status, nor
@@ -26,15 +26,27 @@ from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from federation.polls import polls_of, question_fields
 from federation.serialize import (
     Document,
     announce_activity,
     create_activity,
+    featured_tag_document,
     ordered_collection,
     ordered_collection_page,
     status_to_note,
 )
-from server.models import Account, MediaAttachment, Mention, Status, StatusPin, StatusTag, Tag
+from server.models import (
+    Account,
+    MediaAttachment,
+    Mention,
+    Poll,
+    Status,
+    StatusPin,
+    StatusTag,
+    Tag,
+)
+from server.services.featured_tags import featured_tags
 from server.services.follows import followers_query, following_query
 from server.services.portfolio import WorkView, work_metadata
 from server.services.timelines import original_visible_to
@@ -90,6 +102,7 @@ class _NoteParts:
     tags: dict[int, list[Tag]] = field(default_factory=lambda: defaultdict(list))
     parent_uris: dict[int, str] = field(default_factory=dict)
     works: dict[int, WorkView] = field(default_factory=dict)
+    polls: dict[int, Poll] = field(default_factory=dict)
 
 
 async def _note_parts(session: AsyncSession, statuses: Sequence[Status]) -> _NoteParts:
@@ -115,15 +128,20 @@ async def _note_parts(session: AsyncSession, statuses: Sequence[Status]) -> _Not
         parts.parent_uris = {row.id: row.uri for row in (await session.execute(
             select(Status.id, Status.uri).where(Status.id.in_(parent_ids)))).all()}
     parts.works = dict(await work_metadata(session, ids))
+    parts.polls = await polls_of(session, ids)
     return parts
 
 
 def _note(status: Status, author: Account, parts: _NoteParts, urls: Urls,
           storage: Storage) -> Document:
     parent = parts.parent_uris.get(status.in_reply_to_id) if status.in_reply_to_id else None
-    return status_to_note(status, author, parts.media.get(status.id, []),
+    note = status_to_note(status, author, parts.media.get(status.id, []),
                           parts.mentions.get(status.id, []), parts.tags.get(status.id, []),
                           urls, storage, parent, work=parts.works.get(status.id))
+    poll = parts.polls.get(status.id)
+    if poll is not None:  # a poll's status is a Question
+        note.update(question_fields(poll))
+    return note
 
 
 async def _originals(session: AsyncSession, boosts: Sequence[Status]) -> dict[int, tuple[str, str]]:
@@ -256,6 +274,17 @@ async def featured_collection(session: AsyncSession, account: Account, urls: Url
     collection = ordered_collection(featured_id(account, urls), len(statuses))
     collection["orderedItems"] = [
         _embedded_note(_note(status, account, parts, urls, storage)) for status in statuses]
+    return collection
+
+
+async def featured_tags_collection(session: AsyncSession, account: Account,
+                                   urls: Urls) -> Document:
+    """The account's featured hashtags (``featuredTags``), as Mastodon serves them: an
+    unordered ``Collection`` of ``Hashtag`` objects, oldest first, no pages."""
+    tags = [view.tag for view in await featured_tags(session, account.id)]
+    collection = ordered_collection(urls.featured_tags(account.username), len(tags))
+    collection["type"] = "Collection"
+    collection["items"] = [featured_tag_document(tag, account, urls) for tag in tags]
     return collection
 
 

@@ -2,15 +2,20 @@
 
 ``federate`` (an Activity → its document and one Delivery per inbox) and ``deliver`` live
 in :mod:`federation.outbox` and :mod:`federation.delivery`; ``process_inbox`` in
-:mod:`federation.inbox.processing`. Importing this module registers them all, and the
-outbox builders that live outside :mod:`federation.outbox` (:mod:`federation.reports`).
+:mod:`federation.inbox.processing`; ``process_import`` in :mod:`federation.imports`.
+Importing this module registers them all, and the outbox builders that live outside
+:mod:`federation.outbox` (:mod:`federation.reports`, :mod:`federation.moves`,
+:mod:`federation.votes`).
 """
 
 from __future__ import annotations
 
 import federation.delivery
+import federation.imports  # process_import (account imports)
 import federation.inbox.processing
+import federation.moves  # the Move builder (registers with federation.outbox)
 import federation.outbox
 import federation.reports  # the Flag builder (registers with federation.outbox)
+import federation.votes  # a local vote on a remote poll (registers with federation.outbox)
 
 __all__ = ["federation"]

@@ -29,8 +29,10 @@ Note, as a status Easel shows". This module is that one conversion and its rules
   portfolio tags from its hashtags (``recognise_hashtags``), so browsing by tag here finds
   works from elsewhere. A note that loses its images stops being a work.
 * Updates (the same function, for a uri already stored): only by the same author;
-  content, warning, sensitivity, language, attachments, hashtags and mentions are replaced
-  and ``edited_at`` set — only when something changed, and never by a stale ``updated``.
+  content, warning, sensitivity, language, attachments (kept ones updated in place, by
+  URL, so older versions still show them), poll options, hashtags and mentions are
+  replaced and ``edited_at`` set — only when something changed, and never by a stale
+  ``updated``; the row is locked first.
 * :func:`resolve_status` — a known status by uri or url, else fetched from its origin
   (:mod:`federation.objects`, origin rule), its author fetched (:class:`ActorFetcher`), and
   stored.
@@ -96,6 +98,7 @@ from federation.parse import (
     parse_note,
     same_origin,
 )
+from federation.polls import keep_remote_poll
 from federation.sanitize import sanitize_html
 from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
@@ -113,6 +116,9 @@ from server.models import (
     WorkTag,
 )
 from server.models.media import ProtectionState
+from server.services import events
+from server.services.conversations import record_direct_status
+from server.services.edits import Version, current_version, record_edit
 from server.services.errors import ServiceError, ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
@@ -346,13 +352,21 @@ async def _store(fed: FederationContext, session: AsyncSession, document: dict[s
         parent = await _parent(fed, session, note, depth)
         existing = await _stored(session, note.id)  # the parent chain may have stored it
         if existing is None:
-            return await _create(session, note, author, parent,
-                                 reject_media=policy.reject_media, quote=_quote_url(document))
+            created = await _create(session, note, author, parent,
+                                    reject_media=policy.reject_media, quote=_quote_url(document))
+            await keep_remote_poll(session, created, document)  # a Question's poll
+            return created
     if existing.local or existing.account_id != author.id:
         raise NoteRefused(f"{note.id} belongs to another account", uri=note.id,
                           reason="not_owner")
-    await _update(session, existing, note, author, reject_media=policy.reject_media,
-                  quote=_quote_url(document))
+    # Locked and read before anything changes it (the poll too): two edits delivered at
+    # once must not both take the same version as their "before".
+    await _lock(session, existing)
+    before = await current_version(session, existing)  # kept as history if this is an edit
+    # A poll's counts change without an edit of the post: refreshed whatever ``updated`` says.
+    await keep_remote_poll(session, existing, document)
+    await _update(session, existing, note, author, before=before,
+                  reject_media=policy.reject_media, quote=_quote_url(document))
     return existing
 
 
@@ -476,9 +490,11 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
             replies_count=Status.replies_count + 1))
     await _adopt_waiting_replies(session, status)
     await session.flush()
+    events.status_published(session, status.id)
     await _keep_work(session, status, note, reject_media=reject_media)
     for account in mentioned:
         await notify(session, account, "mention", author, status.id)
+    await record_direct_status(session, status)
     replies_to_other = parent is not None and parent.account_id != author.id
     if status.visibility != "direct" and not replies_to_other:
         for follower in await session.scalars(select(Account).join(
@@ -534,16 +550,68 @@ def _add_media(session: AsyncSession, status: Status, author: Account,
 
 # ------------------------------------------------------------------------- updating
 
-def _comparable(media: MediaAttachment) -> tuple[Any, ...]:
-    return (media.remote_url, media.type, media.description, media.blurhash, media.meta,
-            media.focus_x, media.focus_y)
+async def _lock(session: AsyncSession, status: Status) -> None:
+    """Lock a stored status's row for the rest of the transaction, as ``edit_status``
+    does (an UPDATE that changes nothing: PostgreSQL and SQLite both hold it), and read
+    it again as the lock found it."""
+    locked: Any = await session.execute(
+        update(Status).where(Status.id == status.id)
+        .values(replies_count=Status.replies_count)
+        .execution_options(synchronize_session=False))
+    if locked.rowcount != 1:
+        raise NoteRefused(f"{status.uri} was deleted", uri=status.uri, reason="deleted")
+    await session.refresh(status)
+
+
+# What an edit may change of an attachment kept (the same ``remote_url``).
+_MEDIA_FIELDS = ("type", "description", "blurhash", "meta", "focus_x", "focus_y",
+                 "original_content_type")
+
+
+async def _replace_media(session: AsyncSession, status: Status, author: Account,
+                         attachments: Sequence[RemoteAttachment]) -> bool:
+    """The status's media as an edit states them; True if they changed. An attachment
+    still there (by ``remote_url``) keeps its row, updated in place, so the older
+    versions, which name their media by id, still show it; the others' rows go, and the
+    new ones are added. The entity lists media by id, and new ids come after every old
+    one: so once the note's order needs a new row (an attachment added, or one moved
+    before a kept one), every attachment after it gets a new row too."""
+    unmatched = list(await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.status_id == status.id).order_by(MediaAttachment.id)))
+    changed = appending = False
+    last_kept = 0
+    for row in _media_rows(status, author, attachments):
+        kept = None if appending else next(
+            (m for m in unmatched if m.remote_url == row.remote_url and m.id > last_kept), None)
+        if kept is None:
+            appending = True
+            session.add(row)
+            changed = True
+            continue
+        unmatched.remove(kept)
+        last_kept = kept.id
+        for name in _MEDIA_FIELDS:
+            if getattr(kept, name) != getattr(row, name):
+                setattr(kept, name, getattr(row, name))
+                changed = True
+    if unmatched:
+        await session.execute(delete(MediaAttachment).where(
+            MediaAttachment.id.in_([m.id for m in unmatched]))
+            .execution_options(synchronize_session=False))
+        for gone in unmatched:
+            session.expunge(gone)
+        changed = True
+    return changed
 
 
 async def _update(session: AsyncSession, status: Status, note: RemoteNote, author: Account, *,
-                  reject_media: bool, quote: str | None) -> None:
-    """Apply an edit when it changes something and is not older than the last one."""
+                  before: Version, reject_media: bool, quote: str | None) -> None:
+    """Apply an edit when it changes something and is not older than the last one
+    (``before``: the status as it was, read under the row lock before its poll was
+    refreshed). An ``updated`` equal to the last edit's is applied, as Mastodon does: a
+    work's portfolio data can change without a new version, and a replay changes nothing."""
     if note.updated is not None and status.edited_at is not None \
-            and _aware(note.updated) <= _aware(status.edited_at):
+            and _aware(note.updated) < _aware(status.edited_at):
         return
     changed = False
     content = _content(note, reject_media=reject_media, quote=quote)
@@ -559,14 +627,12 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
     status.robots, status.data_mining = note.robots, note.data_mining
 
     wanted_media = [] if reject_media else list(note.attachments)
-    current_media = list(await session.scalars(select(MediaAttachment).where(
-        MediaAttachment.status_id == status.id).order_by(MediaAttachment.id)))
-    fresh = _media_rows(status, author, wanted_media)
-    if [_comparable(m) for m in current_media] != [_comparable(m) for m in fresh]:
-        await session.execute(delete(MediaAttachment).where(
-            MediaAttachment.status_id == status.id).execution_options(synchronize_session=False))
-        for row in fresh:
-            session.add(row)
+    if await _replace_media(session, status, author, wanted_media):
+        changed = True
+    # The poll (refreshed by keep_remote_poll): new options, or a change between one and
+    # several choices, is an edit; new counts are not.
+    polled = await current_version(session, status)
+    if (polled.poll_options, polled.poll_multiple) != (before.poll_options, before.poll_multiple):
         changed = True
 
     # The work first: its terms are hashtags of the status too (as on the sender's side).
@@ -604,11 +670,8 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
     await session.flush()
     for account in added:
         await notify(session, account, "mention", author, status.id)
-    # Mastodon tells those who boosted a post that it was edited.
-    for booster in await session.scalars(select(Account).join(
-            Status, Status.account_id == Account.id).where(
-            Status.reblog_of_id == status.id, Account.domain == "")):
-        await notify(session, booster, "update", author, status.id)
+    # The versions, "update" notifications to local boosters (as Mastodon), the stream event.
+    await record_edit(session, status, before)
 
 
 # ---------------------------------------------------------------------------- works
@@ -746,5 +809,6 @@ async def _remove(session: AsyncSession, status: Status) -> None:
                           .execution_options(synchronize_session=False))
     await session.execute(delete(Status).where(Status.id == status.id)
                           .execution_options(synchronize_session=False))
+    events.status_deleted(session, status.id, status.account_id)
     if status in session:
         session.expunge(status)

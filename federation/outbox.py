@@ -499,6 +499,7 @@ async def reject_follow(fed: FederationContext, session: AsyncSession,
 async def update_person(fed: FederationContext, session: AsyncSession,
                         activity: Activity) -> Outgoing | None:
     actor = await _actor(session, activity)
+    moved = await _account(session, actor.moved_to_account_id)
     document = update_actor_activity(actor, fed.urls, at=activity.created_at,
-                                     storage=fed.storage)
+                                     storage=fed.storage, moved_to=moved.uri if moved else None)
     return Outgoing(document=_with_id(document, activity), followers_of=actor)

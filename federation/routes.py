@@ -159,7 +159,12 @@ async def actor_document(request: Request) -> Response:
     refused = await _refused_fetch(request)
     if refused is not None:
         return refused
-    return _activity(account_to_actor(account, state.urls, state.storage))
+    moved_to = None
+    if account.moved_to_account_id is not None:
+        async with state.db.session() as session:
+            moved_to = await session.scalar(select(Account.uri).where(
+                Account.id == account.moved_to_account_id))
+    return _activity(account_to_actor(account, state.urls, state.storage, moved_to=moved_to))
 
 
 async def instance_actor_document(request: Request) -> Response:
@@ -214,6 +219,15 @@ async def featured(request: Request) -> Response:
     async with state.db.session() as session:
         document = await collections.featured_collection(session, account, state.urls,
                                                          state.storage)
+    return _activity(document)
+
+
+@signed_fetch
+async def featured_tags(request: Request) -> Response:
+    state = easel(request)
+    account = await _account_or_404(request)
+    async with state.db.session() as session:
+        document = await collections.featured_tags_collection(session, account, state.urls)
     return _activity(document)
 
 
@@ -274,6 +288,7 @@ routes: list[BaseRoute] = [
     Route("/users/{username}/followers", followers, methods=["GET", "HEAD"]),
     Route("/users/{username}/following", following, methods=["GET", "HEAD"]),
     Route("/users/{username}/collections/featured", featured, methods=["GET", "HEAD"]),
+    Route("/users/{username}/collections/tags", featured_tags, methods=["GET", "HEAD"]),
     Route("/users/{username}/statuses/{id}", status_object, methods=["GET", "HEAD"]),
     Route("/users/{username}/statuses/{id}/activity", status_activity, methods=["GET", "HEAD"]),
     Route("/actor", instance_actor_document, methods=["GET", "HEAD"]),

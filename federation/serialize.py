@@ -66,7 +66,9 @@ INLINE_CONTEXT: dict[str, Any] = {
     "alsoKnownAs": {"@id": "as:alsoKnownAs", "@type": "@id"},
     "toot": "http://joinmastodon.org/ns#",
     "featured": {"@id": "toot:featured", "@type": "@id"},
+    "featuredTags": {"@id": "toot:featuredTags", "@type": "@id"},
     "discoverable": "toot:discoverable",
+    "votersCount": "toot:votersCount",
     "indexable": "toot:indexable",
     "blurhash": "toot:blurhash",
     "focalPoint": {"@container": "@list", "@id": "toot:focalPoint"},
@@ -164,10 +166,12 @@ def _handle_domain(account: Account, urls: Urls) -> str:
     return account.domain or urls.domain
 
 
-def account_to_actor(account: Account, urls: Urls, storage: Storage | None = None) -> Document:
+def account_to_actor(account: Account, urls: Urls, storage: Storage | None = None, *,
+                     moved_to: str | None = None) -> Document:
     """A local account as its actor document (Person, or Application for the instance).
 
-    With ``storage``, an uploaded avatar/header is linked; without, the defaults are."""
+    With ``storage``, an uploaded avatar/header is linked; without, the defaults are.
+    ``moved_to``: the uri of the account it moved to (``movedTo``)."""
     avatar = (storage.public_url(account.avatar_key) if storage is not None and account.avatar_key
               else urls.default_avatar)
     actor: Document = {
@@ -205,7 +209,13 @@ def account_to_actor(account: Account, urls: Urls, storage: Storage | None = Non
         if value:
             actor[key] = value
     if account.actor_type != "Application":  # the instance actor posts nothing
+        actor["featuredTags"] = urls.featured_tags(account.username)
         actor.update(_opt_out(account))
+    aliases = [uri for uri in (account.also_known_as or []) if isinstance(uri, str)]
+    if aliases:
+        actor["alsoKnownAs"] = aliases
+    if moved_to:
+        actor["movedTo"] = moved_to
     fields = [field for field in (account.fields or []) if isinstance(field, dict)]
     if fields:
         actor["attachment"] = [
@@ -217,9 +227,9 @@ def account_to_actor(account: Account, urls: Urls, storage: Storage | None = Non
 
 
 def update_actor_activity(account: Account, urls: Urls, *, at: datetime,
-                          storage: Storage | None = None) -> Document:
-    """``Update`` of a local actor (profile edit, new key), addressed to the public."""
-    actor = account_to_actor(account, urls, storage)
+                          storage: Storage | None = None, moved_to: str | None = None) -> Document:
+    """``Update`` of a local actor (profile edit, new key, aliases), addressed to the public."""
+    actor = account_to_actor(account, urls, storage, moved_to=moved_to)
     return {
         "@context": context(security=True),
         "id": f"{account.uri}#updates/{int(at.timestamp())}",
@@ -265,6 +275,13 @@ def media_to_document(media: MediaAttachment, storage: Storage) -> Document | No
 def _mention_tag(account: Account, urls: Urls) -> Document:
     return {"type": "Mention", "href": account.uri,
             "name": f"@{account.username}@{_handle_domain(account, urls)}"}
+
+
+def featured_tag_document(tag: Tag, account: Account, urls: Urls) -> Document:
+    """A featured hashtag in the actor's ``featuredTags`` collection (Mastodon's shape: its
+    ``href`` is the profile's posts with the tag)."""
+    return {"type": "Hashtag", "href": urls.tagged(account.username, tag.name),
+            "name": f"#{tag.display_name or tag.name}"}
 
 
 def _hashtag_tag(tag: Tag, urls: Urls) -> Document:
@@ -500,6 +517,12 @@ def undo_activity(inner: Document, id: str | None = None) -> Document:
             undo[key] = list(inner[key])
     undo["object"] = _embedded(inner)
     return undo
+
+
+def move_activity(id: str, actor_uri: str, target_uri: str, followers_url: str) -> Document:
+    """``Move`` of a local account to ``target_uri`` (which lists it in ``alsoKnownAs``)."""
+    return {"@context": context(), "id": id, "type": "Move", "actor": actor_uri,
+            "object": actor_uri, "target": target_uri, "to": [followers_url]}
 
 
 def block_activity(id: str, actor_uri: str, object_uri: str) -> Document:

@@ -62,6 +62,7 @@ from protect.provenance import digital_source_type_of
 from protect.renditions import fit_edge, make_renditions, resized
 from server.limits import FULL_MAX_EDGE, IMAGE_MATRIX_LIMIT, IMAGE_SIZE_LIMIT
 from server.models import Account, Job, MediaAttachment, MediaState, ProtectionState, Status
+from server.models.scheduled import not_scheduled
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext, TimeLimitExceeded, WorkerLost
@@ -458,13 +459,15 @@ async def purge_media_files(context: JobContext) -> None:
 @job_kind("purge_detached_media", queue="default", max_attempts=5, retry_base=timedelta(minutes=1))
 async def purge_detached_media(context: JobContext) -> None:
     """Delete the media of a deleted local status (ref: their ids, space-separated) that
-    were not attached again meanwhile: the rows, then every file — public renditions, the
-    private original and the verification pictures. Idempotent."""
+    were not attached again (nor reserved for a scheduled status) meanwhile: the rows,
+    then every file — public renditions, the private original and the verification
+    pictures. Idempotent."""
     ids = [int(part) for part in context.job.ref.split() if part.isdigit()]
     session = context.session
     found = list(await session.scalars(select(MediaAttachment).where(
         MediaAttachment.id.in_(ids), MediaAttachment.status_id.is_(None),
-        MediaAttachment.purpose == "attachment").with_for_update()))
+        MediaAttachment.purpose == "attachment", not_scheduled(MediaAttachment.id))
+        .with_for_update()))
     public = [k for m in found for k in (m.file_key, m.small_key, m.thumb_key) if k]
     private = [k for m in found for k in (m.original_key, *doc.picture_keys(doc.stored(m))) if k]
     for media in found:

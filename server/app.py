@@ -21,17 +21,25 @@ import federation.routes
 import server.api.accounts
 import server.api.apps
 import server.api.blocks
+import server.api.conversations
+import server.api.domain_blocks
+import server.api.endorsements
+import server.api.featured_tags
+import server.api.filters
 import server.api.instance
 import server.api.lists
 import server.api.markers
 import server.api.media
 import server.api.notifications
 import server.api.oauth
+import server.api.polls
 import server.api.portfolio
 import server.api.registrations
 import server.api.reports
+import server.api.scheduled_statuses
 import server.api.search
 import server.api.statuses
+import server.api.streaming
 import server.api.tags
 import server.api.timelines
 import server.api.trends
@@ -61,6 +69,7 @@ from server.services.accounts import instance_actor
 from server.settings import Settings
 from server.state import EaselState
 from server.storage import media_storage
+from server.streaming.bus import StreamBus
 from server.urls import Urls
 from server.web.optout import OptOutHeaders, TdmPolicy
 
@@ -122,12 +131,20 @@ def all_routes() -> list[BaseRoute]:
         *server.api.registrations.routes,
         *server.api.instance.routes,
         *server.api.blocks.routes,
+        *server.api.conversations.routes,
+        *server.api.featured_tags.routes,
+        *server.api.endorsements.routes,
+        *server.api.domain_blocks.routes,
         *server.api.lists.routes,
+        *server.api.filters.routes,
         *server.api.tags.routes,
         *server.api.markers.routes,
         *server.api.trends.routes,
         *server.api.accounts.routes,
         *server.api.statuses.routes,
+        *server.api.scheduled_statuses.routes,
+        *server.api.streaming.routes,
+        *server.api.polls.routes,
         *server.api.portfolio.routes,
         *server.api.media.routes,
         *server.api.timelines.routes,
@@ -147,8 +164,10 @@ def build_state(settings: Settings, db: Database | None = None) -> EaselState:
     runner = JobRunner(db, settings)
     queue = JobQueue(runner, make_broker(settings), consumed_queues=LIGHT_QUEUES)
     storage = media_storage(settings)
+    streams = StreamBus(settings)
+    db.dispatch_events = streams.publish
     return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings),
-                      storage=storage)
+                      storage=storage, streams=streams)
 
 
 def create_app(
@@ -167,6 +186,8 @@ def create_app(
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         state.queue.bind_loop()
+        if state.streams is not None:
+            await state.streams.start(listen=True)
         if options.run_workers and state.queue.in_process:
             state.queue.start_worker(LIGHT_QUEUES, threads=options.worker_threads)
         if options.run_reconciler and state.queue.in_process:
@@ -181,6 +202,8 @@ def create_app(
                 await task
             await state.queue.stop_worker()
             state.queue.close()
+            if state.streams is not None:
+                await state.streams.close()
             await close_federation_context(state.db)
             if state.rate_counters is not None:
                 await state.rate_counters.close()

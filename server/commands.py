@@ -63,9 +63,8 @@ async def migrate(settings: Settings, *, quiet: bool = False) -> int:
 
 
 def serve(settings: Settings, host: str, port: int) -> int:
-    import uvicorn
-
     from server.app import AppOptions, create_app
+    from server.streaming.shutdown import serve as run_ending_streams
 
     asyncio.run(migrate(settings, quiet=True))
     child: list[str] = []
@@ -79,8 +78,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
         f"as {settings.base_url} — {db}, {mode}, data in {settings.data_dir.resolve()}",
         flush=True,
     )
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True,
-                forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)
+    # uvicorn.run, except that open streams end when the server stops.
+    run_ending_streams(app, host=host, port=port, log_level="info", proxy_headers=True,
+                       forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)
     return 0
 
 

@@ -50,15 +50,24 @@ class EaselSession(Session):
 
 @event.listens_for(EaselSession, "after_commit")
 def _dispatch_committed_jobs(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     job_ids = session.info.pop("easel_job_ids", None)
     dispatch = session.info.get("dispatch_jobs")
     if job_ids and dispatch is not None:
         dispatch(job_ids)
+    stream_events = session.info.pop("easel_stream_events", None)  # server.services.events
+    publish = session.info.get("dispatch_events")
+    if stream_events and publish is not None:
+        publish(stream_events)
 
 
 @event.listens_for(EaselSession, "after_rollback")
 def _forget_rolled_back_jobs(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT rolled back: the rest may commit
+        return
     session.info.pop("easel_job_ids", None)
+    session.info.pop("easel_stream_events", None)
 
 
 class Database:
@@ -72,14 +81,20 @@ class Database:
         self.url = url
         self.engine = make_engine(url)
         self.dispatch_jobs: Callable[[list[tuple[int, str]]], None] | None = None
+        # Set by the stream bus (server.streaming.bus): committed stream events go there.
+        self.dispatch_events: Callable[[list[Any]], None] | None = None
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=EaselSession,
-            info={"dispatch_jobs": self._dispatch},
+            info={"dispatch_jobs": self._dispatch, "dispatch_events": self._dispatch_events},
         )
 
     def _dispatch(self, job_ids: list[tuple[int, str]]) -> None:
         if self.dispatch_jobs is not None:
             self.dispatch_jobs(job_ids)
+
+    def _dispatch_events(self, events: list[Any]) -> None:
+        if self.dispatch_events is not None:
+            self.dispatch_events(events)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:

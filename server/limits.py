@@ -29,3 +29,10 @@ MAX_FIELD_NAME = 255
 MAX_FIELD_VALUE = 255
 MAX_FEATURED_TAGS = 10
 MAX_PINNED_STATUSES = 5
+
+# Polls (Mastodon's): options, characters per option, and the shortest and longest
+# duration in seconds (five minutes; Ruby's month).
+MAX_POLL_OPTIONS = 4
+MAX_POLL_OPTION_CHARACTERS = 50
+MIN_POLL_EXPIRATION = 300
+MAX_POLL_EXPIRATION = 2_629_746

@@ -13,6 +13,7 @@ from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
 from server.settings import Settings
 from server.storage import Storage
+from server.streaming.bus import StreamBus
 from server.urls import Urls
 
 
@@ -25,6 +26,7 @@ class EaselState:
     urls: Urls
     storage: Storage
     anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
+    streams: StreamBus | None = None  # the streaming API's event bus (server.streaming.bus)
     rate_counters: RateCounters | None = None  # the API rate limiter's (None: limits off)
 
     def __post_init__(self) -> None:

@@ -39,6 +39,13 @@ class Urls:
     def featured(self, username: str) -> str:
         return self.actor(username) + "/collections/featured"
 
+    def featured_tags(self, username: str) -> str:
+        return self.actor(username) + "/collections/tags"
+
+    def tagged(self, username: str, tag: str) -> str:
+        """A profile's posts with a hashtag (Mastodon's ``/@name/tagged/tag``)."""
+        return f"{self.profile(username)}/tagged/{quote(tag)}"
+
     def key_id(self, actor_uri: str) -> str:
         return actor_uri + "#main-key"
 

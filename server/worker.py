@@ -16,6 +16,7 @@ from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import load_job_modules
 from server.queue.runner import JobRunner
 from server.settings import Settings
+from server.streaming.bus import StreamBus
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +35,11 @@ async def run_worker(
     load_job_modules()
     db = Database.from_settings(settings)
     runner = JobRunner(db, settings)
+    # Events committed here (a status published once its images are protected …) reach
+    # the web processes' streams: through Redis, or the embedded sibling sockets.
+    streams = StreamBus(settings)
+    db.dispatch_events = streams.publish
+    await streams.start(listen=False)
     try:
         if settings.broker_url:
             queue = JobQueue(runner, make_broker(settings))
@@ -48,4 +54,5 @@ async def run_worker(
             log.info("worker polling the database for %s", ", ".join(queues))
             await asyncio.gather(*(runner.poll(queues, stop) for _ in range(max(threads, 1))))
     finally:
+        await streams.close()
         await db.dispose()

@@ -16,7 +16,9 @@ the object may be believed and whether Easel wants it; :mod:`federation.notes` s
   to see — nobody here follows its author, it does not reply to a local status (or to one
   of an account followed here), and it addresses no local account (Mastodon's
   ``related_to_local_activity?``).
-* Objects that are not notes are ignored.
+* Objects that are not notes are ignored. A Note that is a vote on a local poll (a
+  ``name``, ``inReplyTo`` the poll, no content) is counted by
+  :func:`federation.polls.receive_vote_note`, never stored as a status.
 
 What it must never do: store a body it may not trust, or fail the job for anything but
 an unreachable origin (which is retried).
@@ -36,6 +38,7 @@ from federation.notes import (
 )
 from federation.objects import ObjectError, ObjectRefused, ObjectUnavailable, fetch_object
 from federation.parse import NOTE_TYPES, ParseError, first_id, parse_note, same_origin
+from federation.polls import receive_vote_note
 
 
 def object_type(document: dict[str, Any]) -> str | None:
@@ -80,6 +83,10 @@ async def trusted_note(inbox: InboxContext) -> dict[str, Any]:
 
 async def handle(inbox: InboxContext) -> str:
     document = await trusted_note(inbox)
+    # A vote on a local poll is a Note too (a name, a reply, no text): counted, not stored.
+    voted = await receive_vote_note(inbox.session, document, inbox.actor)
+    if voted is not None:
+        return voted
     note_id = str(document.get("id"))
     if await find_status_by_uri(inbox.session, note_id) is not None:
         return "already known"

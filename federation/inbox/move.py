@@ -1,15 +1,16 @@
 """Inbound ``Move``: a remote account moved to another one; its local followers follow.
 
 ``object`` is the old account (it must be the Move's actor: one moves only oneself),
-``target`` the new one. The target is refetched from its own origin and must list the old
-account in ``alsoKnownAs`` (the new account's owner agreed to the move); then the old
+``target`` the new one. The target is refetched from its own origin — or, when it is an
+account of this server (an artist arriving here), read from the database — and must list
+the old account in ``alsoKnownAs`` (the new account's owner agreed to the move); then the old
 account is marked as moved (``moved_to_account_id``), and each local follower of the old
 account follows the new one and unfollows the old (through the follows service, which
 sends the Follow and the Undo), as Mastodon's MoveWorker does.
 
-What it must never do: move anyone on the old account's word alone, move followers to
-a local account (moving to this server is a local migration, not an inbound Move), or to
-an account on a suspended domain (refused before anything is fetched or unfollowed).
+What it must never do: move anyone on the old account's word alone (a local target's
+aliases are the ones its owner set in the studio), or to an account on a suspended domain
+(refused before anything is fetched or unfollowed).
 """
 
 from __future__ import annotations
@@ -33,12 +34,15 @@ async def handle(inbox: InboxContext) -> str:
         raise Rejected("a Move needs a target other than the actor")
     if await is_suspended(inbox.session, activity.target):
         raise Rejected(f"the move's target {activity.target} is on a suspended domain")
-    try:
-        fetched = await inbox.fed.fetcher.fetch_actor(activity.target, refresh=True)
-    except ActorUnavailable:
-        raise
-    except ActorError as exc:
-        raise Rejected(f"the move's target may not be used: {exc}") from None
+    fetched: Account | None = await inbox.session.scalar(select(Account).where(
+        Account.uri == activity.target, Account.domain == ""))
+    if fetched is None:
+        try:
+            fetched = await inbox.fed.fetcher.fetch_actor(activity.target, refresh=True)
+        except ActorUnavailable:
+            raise
+        except ActorError as exc:
+            raise Rejected(f"the move's target may not be used: {exc}") from None
     if origin.uri not in (fetched.also_known_as or []):
         raise Rejected(f"{activity.target} does not list {origin.uri} in alsoKnownAs")
     session = inbox.session

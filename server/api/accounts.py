@@ -209,12 +209,14 @@ async def account_statuses(request: Request) -> JSONResponse:
             if page.max_id is not None or page.min_id is not None or page.since_id is not None:
                 return _json([])
             statuses = await portfolio.pinned_statuses(session, me, account.id)
-            return _json(await statuses_to_entities(session, statuses, EntityContext.of(state), me))
+            return _json(await statuses_to_entities(session, statuses, EntityContext.of(state), me,
+                                                    filter_context="account"))
         query = account_service.account_statuses_query(
             account, visible_to(me), only_media=only_media, exclude_replies=exclude_replies,
             exclude_reblogs=exclude_reblogs, tagged=tagged or None)
         statuses = page.arrange(list(await session.scalars(page.apply(query, Status.id))))
-        entities = await statuses_to_entities(session, statuses, EntityContext.of(state), me)
+        entities = await statuses_to_entities(session, statuses, EntityContext.of(state), me,
+                                              filter_context="account")
     return _json(entities, link=link_header(request, [s.id for s in statuses], page))
 
 

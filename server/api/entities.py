@@ -19,7 +19,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.models import (
     Account,
     Bookmark,
+    Conversation,
     Favourite,
+    Filter,
+    FilterKeyword,
+    FilterStatus,
     Follow,
     FollowRequest,
     List,
@@ -30,12 +34,19 @@ from server.models import (
     Notification,
     OAuthApplication,
     Status,
+    StatusEdit,
     StatusTag,
     Tag,
     User,
 )
+from server.services import filters
 from server.services.blocks import relationship_flags
+from server.services.conversations import participant_ids
+from server.services.endorsements import endorsed_among
+from server.services.featured_tags import FeaturedTagView
+from server.services.polls import PollView, poll_views
 from server.services.portfolio import KINDS, WorkView, pinned_among, work_metadata
+from server.services.scheduled import ScheduledView
 from server.services.text import linkify_line, plain_to_html
 from server.state import EaselState
 from server.storage import Storage
@@ -218,11 +229,16 @@ def tag_to_entity(tag: Tag, ctx: EntityContext, *, following: bool | None = None
 
 
 async def statuses_to_entities(
-    session: AsyncSession, statuses: Sequence[Status], ctx: EntityContext, viewer: Account | None
+    session: AsyncSession, statuses: Sequence[Status], ctx: EntityContext, viewer: Account | None,
+    *, filter_context: str | None = None,
 ) -> list[Entity]:
-    """Convert statuses (with boosts) in a handful of queries."""
+    """Convert statuses (with boosts) in a handful of queries. With ``filter_context``
+    (home, notifications, public, thread, account) the viewer's filters apply: matching
+    statuses carry ``filtered``, and those a "hide" filter matches are left out."""
     if not statuses:
         return []
+    filter_matches = (await filters.match_statuses(session, viewer, statuses, filter_context)
+                      if viewer is not None and filter_context is not None else {})
     by_id: dict[int, Status] = {s.id: s for s in statuses}
     reblogged_ids = {s.reblog_of_id for s in statuses if s.reblog_of_id is not None}
     missing = reblogged_ids - by_id.keys()
@@ -275,6 +291,7 @@ async def statuses_to_entities(
     else:
         pinned = set()
     works = await work_metadata(session, [i for i in all_ids if media.get(i)])
+    polls = await poll_views(session, all_ids, viewer)
 
     account_entities: dict[int, Entity] = {}  # a timeline often repeats its authors
 
@@ -319,7 +336,7 @@ async def statuses_to_entities(
             "tags": [tag_to_entity(t, ctx) for t in tags.get(status.id, [])],
             "emojis": [],
             "card": None,
-            "poll": None,
+            "poll": poll_to_entity(polls[status.id]) if status.id in polls else None,
             "application": ({"name": app.name, "website": app.website or None}
                             if app is not None else None),
             "filtered": [],
@@ -334,9 +351,14 @@ async def statuses_to_entities(
 
     entities = []
     for status in statuses:
+        matches = filter_matches.get(status.id, [])
+        if any(m.hides for m in matches):
+            continue
         entity = one(status)
+        entity["filtered"] = [filter_result_to_entity(m) for m in matches]
         if status.reblog_of_id is not None and status.reblog_of_id in by_id:
             entity["reblog"] = one(by_id[status.reblog_of_id])
+            entity["reblog"]["filtered"] = entity["filtered"]
             for key in ("content", "spoiler_text"):
                 entity[key] = ""
             entity["media_attachments"] = []
@@ -370,6 +392,7 @@ async def relationships_to_entities(
     requested_by = set(await session.scalars(select(FollowRequest.account_id).where(
         FollowRequest.target_account_id == viewer.id, FollowRequest.account_id.in_(ids))))
     blocking = await relationship_flags(session, viewer.id, ids)
+    endorsed = await endorsed_among(session, viewer.id, ids)
     result = []
     for target in targets:
         follow = following.get(target.id) or requested.get(target.id)
@@ -383,8 +406,7 @@ async def relationships_to_entities(
             **blocking[target.id],
             "requested": target.id in requested,
             "requested_by": target.id in requested_by,
-            "domain_blocking": False,
-            "endorsed": False,
+            "endorsed": target.id in endorsed,
             "note": "",
         })
     return result
@@ -400,17 +422,19 @@ async def notifications_to_entities(
     status_ids = {n.status_id for n in notifications if n.status_id is not None}
     statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
         if status_ids else []
-    status_entities = {int(e["id"]): e for e in
-                       await statuses_to_entities(session, statuses, ctx, viewer)}
+    status_entities = {int(e["id"]): e for e in await statuses_to_entities(
+        session, statuses, ctx, viewer, filter_context="notifications")}
     result = []
     for notification in notifications:
         sender = accounts.get(notification.from_account_id)
         if sender is None:
             continue
+        if notification.status_id is not None and notification.status_id not in status_entities:
+            continue  # its status is hidden by one of the viewer's filters
         result.append({
             "id": str(notification.id),
             "type": notification.type,
-            "group_key": f"ungrouped-{notification.id}",
+            "group_key": notification.group_key or f"ungrouped-{notification.id}",
             "created_at": iso(notification.created_at),
             "account": account_to_entity(sender, ctx),
             "status": (status_entities.get(notification.status_id)
@@ -427,3 +451,283 @@ def list_to_entity(found: List) -> Entity:
 def marker_to_entity(marker: Marker) -> Entity:
     return {"last_read_id": str(marker.last_read_id), "version": marker.version,
             "updated_at": iso(marker.updated_at)}
+
+
+# ------------------------------------------------------------------ filters
+
+def filter_keyword_to_entity(keyword: FilterKeyword) -> Entity:
+    return {"id": str(keyword.id), "keyword": keyword.keyword, "whole_word": keyword.whole_word}
+
+
+def filter_status_to_entity(rule: FilterStatus) -> Entity:
+    return {"id": str(rule.id), "status_id": str(rule.status_id)}
+
+
+def filter_to_entity(found: Filter, keywords: Sequence[FilterKeyword] | None = None,
+                     statuses: Sequence[FilterStatus] | None = None) -> Entity:
+    """The v2 Filter; without ``keywords``/``statuses`` (inside a FilterResult) those keys
+    are left out, as Mastodon does."""
+    entity: Entity = {"id": str(found.id), "title": found.title, "context": found.contexts,
+                      "expires_at": iso(found.expires_at), "filter_action": found.action}
+    if keywords is not None:
+        entity["keywords"] = [filter_keyword_to_entity(k) for k in keywords]
+    if statuses is not None:
+        entity["statuses"] = [filter_status_to_entity(r) for r in statuses]
+    return entity
+
+
+def filter_view_to_entity(view: filters.FilterView) -> Entity:
+    return filter_to_entity(view.filter, view.keywords, view.statuses)
+
+
+def filter_result_to_entity(match: filters.FilterMatch) -> Entity:
+    return {"filter": filter_to_entity(match.filter),
+            "keyword_matches": match.keyword_matches or None,
+            "status_matches": [str(i) for i in match.status_matches] or None}
+
+
+def v1_filter_to_entity(keyword: FilterKeyword, found: Filter) -> Entity:
+    """A v1 filter is one keyword of a v2 filter (Mastodon's mapping)."""
+    return {"id": str(keyword.id), "phrase": keyword.keyword, "context": found.contexts,
+            "whole_word": keyword.whole_word, "expires_at": iso(found.expires_at),
+            "irreversible": found.action == "hide"}
+
+
+# ------------------------------------------------- conversations, featured tags (H7)
+
+async def conversations_to_entities(
+    session: AsyncSession, rows: Sequence[tuple[int, Conversation]], ctx: EntityContext,
+    viewer: Account,
+) -> list[Entity]:
+    """Mastodon's Conversation: participants (the viewer alone when it wrote only to
+    itself), ``unread`` and the last status, from (last status id, conversation) rows."""
+    status_ids = [last for last, _ in rows]
+    statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
+        if status_ids else []
+    status_entities = {int(e["id"]): e for e in
+                       await statuses_to_entities(session, statuses, ctx, viewer)}
+    wanted = {i for _, conversation in rows for i in participant_ids(conversation)}
+    accounts = {a.id: a for a in await session.scalars(
+        select(Account).where(Account.id.in_(wanted)))} if wanted else {}
+    result = []
+    for last, conversation in rows:
+        people = [accounts[i] for i in participant_ids(conversation) if i in accounts] or [viewer]
+        result.append({
+            "id": str(conversation.id),
+            "unread": conversation.unread,
+            "accounts": [account_to_entity(a, ctx) for a in people],
+            "last_status": status_entities.get(last),
+        })
+    return result
+
+
+def featured_tag_to_entity(view: FeaturedTagView, account: Account, ctx: EntityContext) -> Entity:
+    return {
+        "id": str(view.featured.id),
+        "name": view.tag.display_name,
+        "url": ctx.urls.tagged(account.username, view.tag.name),
+        "statuses_count": str(view.statuses_count),  # a string, as Mastodon sends it
+        "last_status_at": iso_date(view.last_status_at),
+    }
+
+
+def poll_to_entity(view: PollView) -> Entity:
+    """Mastodon's Poll: the counts per option are hidden (null) until the end of a
+    ``hide_totals`` poll; ``voted``/``own_votes`` only for a signed-in viewer."""
+    poll = view.poll
+    expired = poll.expired()
+    show_totals = expired or not poll.hide_totals
+    tallies = poll.tallies()
+    entity: Entity = {
+        "id": str(poll.id),
+        "expires_at": iso(poll.expires_at),
+        "expired": expired,
+        "multiple": poll.multiple,
+        "votes_count": poll.votes_count,
+        "voters_count": poll.voters_count,
+        "options": [{"title": title, "votes_count": tallies[i] if show_totals else None}
+                    for i, title in enumerate(poll.options)],
+        "emojis": [],
+    }
+    if view.voted is not None:
+        entity["voted"] = view.voted
+        entity["own_votes"] = view.own_votes or []
+    return entity
+
+
+async def status_edits_to_entities(session: AsyncSession, status: Status,
+                                   versions: Sequence[StatusEdit], ctx: EntityContext) -> list[Entity]:
+    """Mastodon's StatusEdit list (``GET /api/v1/statuses/:id/history``), oldest first.
+    A version shows the images it had that the status still has (an image removed by an
+    edit is taken down), each with the alt text it had then."""
+    author = await session.get(Account, status.account_id)
+    assert author is not None
+    account = account_to_entity(author, ctx)
+    wanted = {media_id for version in versions for media_id in version.media_ids or []}
+    media = {m.id: m for m in await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.id.in_(wanted), MediaAttachment.status_id == status.id))} if wanted else {}
+    entities = []
+    for version in versions:
+        attachments = []
+        descriptions = list(version.media_descriptions or [])
+        for index, media_id in enumerate(version.media_ids or []):
+            if media_id not in media:
+                continue
+            attachment = media_to_entity(media[media_id], ctx)
+            attachment["description"] = descriptions[index] if index < len(descriptions) else None
+            attachments.append(attachment)
+        entities.append({
+            "content": version.content,
+            "spoiler_text": version.spoiler_text,
+            "sensitive": version.sensitive,
+            "created_at": iso(version.created_at),
+            "account": account,
+            "poll": ({"options": [{"title": title} for title in version.poll_options]}
+                     if version.poll_options is not None else None),
+            "media_attachments": attachments,
+            "emojis": [],
+        })
+    return entities
+
+
+# ------------------------------------------------------------------ scheduled statuses
+
+def scheduled_status_to_entity(view: ScheduledView, ctx: EntityContext) -> Entity:
+    """Mastodon's ScheduledStatus: the time, the parameters it will be posted with (ids
+    as strings) and its media."""
+    scheduled = view.scheduled
+    params = dict(scheduled.params)
+    params["application_id"] = (str(scheduled.application_id)
+                                if scheduled.application_id is not None else None)
+    return {
+        "id": str(scheduled.id),
+        "scheduled_at": iso(scheduled.scheduled_at),
+        "params": params,
+        "media_attachments": [media_to_entity(medium, ctx) for medium in view.media],
+    }
+
+
+# ------------------------------------------------- grouped notifications, policies, requests
+
+def partial_account_to_entity(account: Account, ctx: EntityContext) -> Entity:
+    """Mastodon's PartialAccountWithAvatar (``expand_accounts=partial_avatars``)."""
+    full = account_to_entity(account, ctx)
+    return {key: full[key] for key in
+            ("id", "acct", "url", "avatar", "avatar_static", "locked", "bot")}
+
+
+# Notification types whose group names a status (REST::NotificationGroupSerializer).
+_STATUS_GROUP_TYPES = ("favourite", "reblog", "status", "mention", "poll", "update")
+
+
+async def notification_groups_to_entity(
+    session: AsyncSession, groups: Sequence[Any], ctx: EntityContext, viewer: Account, *,
+    expand_accounts: str = "full",
+) -> Entity:
+    """Mastodon's GroupedNotificationsResults for ``groups``
+    (``services.notification_groups.NotificationGroup``): each account and status once,
+    referenced by id from the groups. With "partial_avatars" only each group's most recent
+    sender is a full account, the other samples are partial ones. A group whose sender is
+    gone, or whose status a filter hides, is left out."""
+    account_ids = {i for group in groups for i in group.sample_account_ids}
+    accounts = {a.id: a for a in await session.scalars(
+        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
+    status_ids = {g.notification.status_id for g in groups if g.notification.status_id is not None}
+    statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
+        if status_ids else []
+    status_entities = {int(e["id"]): e for e in await statuses_to_entities(
+        session, statuses, ctx, viewer, filter_context="notifications")}
+    full_ids: dict[int, None] = {}
+    partial_ids: dict[int, None] = {}
+    entities = []
+    for group in groups:
+        samples = [i for i in group.sample_account_ids if i in accounts]
+        status_id = group.notification.status_id
+        if not samples or (status_id is not None and status_id not in status_entities):
+            continue
+        if expand_accounts == "partial_avatars":
+            full_ids.setdefault(samples[0])
+            for other in samples[1:]:
+                partial_ids.setdefault(other)
+        else:
+            for account_id in samples:
+                full_ids.setdefault(account_id)
+        entity: Entity = {
+            "group_key": group.group_key,
+            "notifications_count": group.notifications_count,
+            "type": group.notification.type,
+            "most_recent_notification_id": str(group.most_recent_notification_id),
+        }
+        if group.page_max_id is not None:
+            entity["page_min_id"] = str(group.page_min_id or group.page_max_id)
+            entity["page_max_id"] = str(group.page_max_id)
+            entity["latest_page_notification_at"] = iso(group.latest_page_notification_at)
+        entity["sample_account_ids"] = [str(i) for i in samples]
+        if group.notification.type in _STATUS_GROUP_TYPES:
+            entity["status_id"] = str(status_id) if status_id is not None else None
+        entities.append(entity)
+    result: Entity = {
+        "accounts": [account_to_entity(accounts[i], ctx) for i in full_ids],
+        "statuses": [status_entities[i] for i in dict.fromkeys(
+            int(e["status_id"]) for e in entities if e.get("status_id"))],
+        "notification_groups": entities,
+    }
+    if expand_accounts == "partial_avatars":
+        result["partial_accounts"] = [partial_account_to_entity(accounts[i], ctx)
+                                      for i in partial_ids if i not in full_ids]
+    return result
+
+
+def notification_policy_to_entity(policy: Any, summary: Any) -> Entity:
+    """Mastodon 4.3's NotificationPolicy (v2); ``summary``: a ``PolicySummary``."""
+    return {
+        "for_not_following": policy.for_not_following,
+        "for_not_followers": policy.for_not_followers,
+        "for_new_accounts": policy.for_new_accounts,
+        "for_private_mentions": policy.for_private_mentions,
+        "for_limited_accounts": policy.for_limited_accounts,
+        "summary": {"pending_requests_count": summary.pending_requests_count,
+                    "pending_notifications_count": summary.pending_notifications_count},
+    }
+
+
+def v1_notification_policy_to_entity(policy: Any, summary: Any) -> Entity:
+    """The v1 NotificationPolicy: each ``filter_*`` is true unless the v2 field accepts."""
+    return {
+        "filter_not_following": policy.for_not_following != "accept",
+        "filter_not_followers": policy.for_not_followers != "accept",
+        "filter_new_accounts": policy.for_new_accounts != "accept",
+        "filter_private_mentions": policy.for_private_mentions != "accept",
+        "summary": {"pending_requests_count": summary.pending_requests_count,
+                    "pending_notifications_count": summary.pending_notifications_count},
+    }
+
+
+async def notification_requests_to_entities(
+    session: AsyncSession, requests: Sequence[Any], ctx: EntityContext, viewer: Account,
+) -> list[Entity]:
+    """Mastodon's NotificationRequest for each ``NotificationRequest`` row (the count is a
+    string, as Mastodon sends it); a request whose sender is gone is left out."""
+    account_ids = {r.from_account_id for r in requests}
+    accounts = {a.id: a for a in await session.scalars(
+        select(Account).where(Account.id.in_(account_ids)))} if account_ids else {}
+    status_ids = {r.last_status_id for r in requests if r.last_status_id is not None}
+    statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
+        if status_ids else []
+    status_entities = {int(e["id"]): e for e in
+                       await statuses_to_entities(session, statuses, ctx, viewer)}
+    result = []
+    for request in requests:
+        sender = accounts.get(request.from_account_id)
+        if sender is None:
+            continue
+        result.append({
+            "id": str(request.id),
+            "created_at": iso(request.created_at),
+            "updated_at": iso(request.updated_at),
+            "account": account_to_entity(sender, ctx),
+            "notifications_count": str(request.notifications_count),
+            "last_status": (status_entities.get(request.last_status_id)
+                            if request.last_status_id is not None else None),
+        })
+    return result

@@ -3,7 +3,8 @@
 
 The numbers advertised here come from ``server/limits.py``, the same constants the API
 enforces, so an app never offers what the server then refuses. Easel claims the Mastodon
-API version it fully implements (4.2), with its own version in parentheses.
+API version it fully implements (4.3), with its own version in parentheses, and
+Mastodon's ``api_versions`` (API revision 2 is 4.3's).
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from server.ids import utcnow
 from server.models import Account, Status, User
 from server.state import EaselState, easel
 
-MASTODON_API_VERSION = "4.2.0"
+MASTODON_API_VERSION = "4.3.0"
+# The API revisions Easel speaks (Mastodon 4.3 introduced the key, at revision 2).
+API_VERSIONS = {"mastodon": 2}
 LANGUAGES = ["en"]
 DESCRIPTION = ("A home for artists' portfolios on the fediverse. "
                "Works shown here are not for AI training.")
@@ -75,6 +78,13 @@ def _media_configuration() -> dict[str, Any]:
     }
 
 
+def _polls_configuration() -> dict[str, Any]:
+    return {"max_options": limits.MAX_POLL_OPTIONS,
+            "max_characters_per_option": limits.MAX_POLL_OPTION_CHARACTERS,
+            "min_expiration": limits.MIN_POLL_EXPIRATION,
+            "max_expiration": limits.MAX_POLL_EXPIRATION}
+
+
 def _accounts_configuration() -> dict[str, Any]:
     return {"max_featured_tags": limits.MAX_FEATURED_TAGS,
             "max_pinned_statuses": limits.MAX_PINNED_STATUSES}
@@ -97,6 +107,7 @@ async def instance_v1(request: Request) -> JSONResponse:
         "description": DESCRIPTION,
         "email": "",
         "version": version_string(),
+        "api_versions": API_VERSIONS,
         "urls": {"streaming_api": _streaming_url(state)},
         "stats": {"user_count": user_count, "status_count": status_count, "domain_count": domain_count},
         "thumbnail": state.urls.default_header,
@@ -108,6 +119,7 @@ async def instance_v1(request: Request) -> JSONResponse:
             "accounts": _accounts_configuration(),
             "statuses": _statuses_configuration(),
             "media_attachments": _media_configuration(),
+            "polls": _polls_configuration(),
         },
         "contact_account": contact,
         "rules": [],
@@ -125,6 +137,7 @@ async def instance_v2(request: Request) -> JSONResponse:
         "domain": settings.domain,
         "title": settings.title,
         "version": version_string(),
+        "api_versions": API_VERSIONS,
         "source_url": SOURCE_URL,
         "description": DESCRIPTION,
         "usage": {"users": {"active_month": active_month}},
@@ -136,6 +149,7 @@ async def instance_v2(request: Request) -> JSONResponse:
             "accounts": _accounts_configuration(),
             "statuses": _statuses_configuration(),
             "media_attachments": _media_configuration(),
+            "polls": _polls_configuration(),
             "translation": {"enabled": False},
         },
         "registrations": {

@@ -126,7 +126,8 @@ async def timeline(request: Request) -> JSONResponse:
     state = easel(request)
     async with state.db.session() as session:
         statuses = await timelines.list_timeline(session, me, list_id, page)
-        body = await statuses_to_entities(session, statuses, EntityContext.of(state), me)
+        body = await statuses_to_entities(session, statuses, EntityContext.of(state), me,
+                                          filter_context="home")
     return paged_json(request, body, [s.id for s in statuses], page)
 
 

@@ -33,6 +33,8 @@ def _flatten(prefix: str, value: Any, into: dict[str, list[Any]]) -> None:
         for key, inner in value.items():
             _flatten(f"{prefix}[{key}]" if prefix else str(key), inner, into)
     elif isinstance(value, list):
+        if not value:  # given, and empty ("media_ids": [] removes every attachment)
+            into.setdefault(prefix, [])
         for index, inner in enumerate(value):
             if isinstance(inner, dict | list):
                 _flatten(f"{prefix}[{index}]", inner, into)
@@ -43,18 +45,26 @@ def _flatten(prefix: str, value: Any, into: dict[str, list[Any]]) -> None:
 
 
 class Params:
-    def __init__(self, values: dict[str, list[Any]]) -> None:
+    def __init__(self, values: dict[str, list[Any]],
+                 pairs: list[tuple[str, Any]] | None = None) -> None:
         # "name[]" and "name" are the same list.
         self.values: dict[str, list[Any]] = {}
         for key, items in values.items():
             name = key[:-2] if key.endswith("[]") else key
             self.values.setdefault(name, []).extend(items)
+        # Every (name, value) in the order it came: ``name[][field]`` entries are told
+        # apart by it (see get_indexed).
+        self.pairs: list[tuple[str, Any]] = (
+            pairs if pairs is not None
+            else [(key, item) for key, items in values.items() for item in items])
 
     @classmethod
     async def from_request(cls, request: Request) -> Params:
         values: dict[str, list[Any]] = {}
+        pairs: list[tuple[str, Any]] = []
         for key, value in request.query_params.multi_items():
             values.setdefault(key, []).append(value)
+            pairs.append((key, value))
         if request.method in ("POST", "PUT", "PATCH", "DELETE"):
             content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type == "application/json" or content_type.endswith("+json"):
@@ -68,7 +78,11 @@ class Params:
                         raise ApiError(400, "Malformed JSON body") from None
                     if not isinstance(data, dict):
                         raise ApiError(400, "The JSON body must be an object")
-                    _flatten("", data, values)
+                    flat: dict[str, list[Any]] = {}
+                    _flatten("", data, flat)
+                    for key, items in flat.items():
+                        values.setdefault(key, []).extend(items)
+                        pairs.extend((key, item) for item in items)
             elif content_type in ("application/x-www-form-urlencoded", "multipart/form-data"):
                 try:
                     form = await request.form(max_files=16, max_fields=1000)
@@ -81,7 +95,8 @@ class Params:
                 request.scope.setdefault(OPEN_FORMS_KEY, []).append(form)
                 for key, item in form.multi_items():
                     values.setdefault(key, []).append(item)
-        return cls(values)
+                    pairs.append((key, item))
+        return cls(values, pairs)
 
     def has(self, name: str) -> bool:
         return name in self.values
@@ -169,9 +184,11 @@ class Params:
             result.append(str(item))
         return result
 
-    def get_ids(self, name: str) -> list[int]:
+    def get_ids(self, name: str, *, skip_blank: bool = False) -> list[int]:
         ids = []
         for item in self.get_list(name):
+            if skip_blank and not item.strip():
+                continue
             value = parse_db_id(item)
             if value is None:
                 raise ApiError(422, f"Validation failed: {name} must contain ids")
@@ -187,7 +204,12 @@ class Params:
         return value
 
     def get_indexed(self, name: str) -> list[dict[str, Any]]:
-        """``name[0][key]=…`` (or a JSON array of objects, or ``name[][key]``) as a list of dicts."""
+        """``name[0][key]=…`` (or a JSON array of objects, or ``name[][key]``) as a list of dicts.
+
+        ``name[][key]`` entries are read in the order they came, as Rails does: a key
+        that the entry being read already has starts the next entry, so
+        ``a[][id]=1&a[][focus]=f&a[][id]=2&a[][description]=d`` is
+        ``[{id: 1, focus: f}, {id: 2, description: d}]``."""
         groups: dict[str, dict[str, Any]] = {}
         prefix = f"{name}["
         for key, items in self.values.items():
@@ -196,14 +218,20 @@ class Params:
             rest = key[len(prefix):]
             index, _, tail = rest.partition("]")
             field = tail.strip("[]")
+            if field and index != "":
+                groups.setdefault(index, {})[field] = items[-1]
+        unindexed: list[dict[str, Any]] = []
+        for key, item in self.pairs:
+            if not key.startswith(f"{name}[]["):
+                continue
+            field = key[len(name) + 2:].strip("[]")
             if not field:
                 continue
-            if index == "":
-                # name[][field]=a&name[][field]=b: the n-th value belongs to the n-th entry.
-                for position, item in enumerate(items):
-                    groups.setdefault(str(position), {})[field] = item
-            else:
-                groups.setdefault(index, {})[field] = items[-1]
+            if not unindexed or field in unindexed[-1]:
+                unindexed.append({})
+            unindexed[-1][field] = item
+        for position, entry in enumerate(unindexed):
+            groups.setdefault(str(position), {}).update(entry)
         def order(key: str) -> tuple[int, str]:
             return (int(key), "") if key.isdigit() else (1 << 30, key)
         return [groups[key] for key in sorted(groups, key=order)]

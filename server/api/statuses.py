@@ -19,15 +19,20 @@ from server.api.auth import optional, require, viewer
 from server.api.entities import (
     EntityContext,
     account_to_entity,
+    scheduled_status_to_entity,
+    status_edits_to_entities,
     status_to_entity,
     statuses_to_entities,
 )
 from server.api.pagination import Page, link_header
 from server.api.params import Params, parse_id
+from server.api.polls import poll_spec_from_params
 from server.api.portfolio import work_meta_from_params
+from server.api.scheduled_statuses import scheduled_at_from_params
 from server.errors import ApiError
 from server.ids import parse_id as parse_db_id
 from server.models import Account, Status
+from server.services import edits, scheduled
 from server.services import statuses as service
 from server.state import easel
 
@@ -56,10 +61,8 @@ async def create_status(request: Request) -> Response:
     visibility = params.get_str("visibility")
     in_reply_to_id = _optional_id(params, "in_reply_to_id")
     language = params.get_str("language")
-    if params.has("poll") or any(name.startswith("poll[") for name in params.values):
-        raise ApiError(422, "Validation failed: Polls are not supported on this server")
-    if params.get_str("scheduled_at"):
-        raise ApiError(422, "Validation failed: Scheduled statuses are not supported on this server")
+    poll = poll_spec_from_params(params)
+    scheduled_at = scheduled_at_from_params(params)
     # Easel: a work's portfolio data in the same call (the shape of PUT /api/v1/easel/works/:id).
     work = (work_meta_from_params(params, "easel")[0]
             if any(name.startswith("easel[") for name in params.values) else None)
@@ -68,12 +71,20 @@ async def create_status(request: Request) -> Response:
     state = easel(request)
     # Unknown @user@host mentions are looked up first (bounded), so the service links them.
     await resolve_unknown_mentions(federation_context(state.settings, state.db), text)
+    if scheduled_at is not None and not scheduled.posts_now(scheduled_at):
+        async with state.db.session() as session:
+            later = await scheduled.schedule_status(
+                session, state.settings, account, auth.application.id, scheduled_at=scheduled_at,
+                text=text, media_ids=media_ids, sensitive=sensitive, spoiler_text=spoiler_text,
+                visibility=visibility, in_reply_to_id=in_reply_to_id, language=language,
+                idempotency_key=request.headers.get("idempotency-key"), work=work, poll=poll)
+        return JSONResponse(scheduled_status_to_entity(later, EntityContext.of(state)))
     async with state.db.session() as session:
         status = await service.create_status(
             session, state.settings, account, auth.application.id,
             text=text, media_ids=media_ids, sensitive=sensitive, spoiler_text=spoiler_text,
             visibility=visibility, in_reply_to_id=in_reply_to_id, language=language,
-            idempotency_key=request.headers.get("idempotency-key"), work=work)
+            idempotency_key=request.headers.get("idempotency-key"), work=work, poll=poll)
         entity = await status_to_entity(session, status, EntityContext.of(state), account)
     return JSONResponse(entity)
 
@@ -121,9 +132,11 @@ async def status_context(request: Request) -> Response:
     async with state.db.session() as session:
         thread = await service.context(session, account, status_id)
         entities = await statuses_to_entities(
-            session, [*thread.ancestors, *thread.descendants], ctx, account)
-    split = len(thread.ancestors)
-    return JSONResponse({"ancestors": entities[:split], "descendants": entities[split:]})
+            session, [*thread.ancestors, *thread.descendants], ctx, account, filter_context="thread")
+    # A status a "hide" filter matches is left out, so split by id, not by position.
+    ancestor_ids = {str(s.id) for s in thread.ancestors}
+    return JSONResponse({"ancestors": [e for e in entities if e["id"] in ancestor_ids],
+                         "descendants": [e for e in entities if e["id"] not in ancestor_ids]})
 
 
 async def status_source(request: Request) -> Response:
@@ -134,6 +147,67 @@ async def status_source(request: Request) -> Response:
         status = await service.status_source(session, account, status_id)
     return JSONResponse({"id": str(status.id), "text": status.text,
                          "spoiler_text": status.spoiler_text})
+
+
+def _media_changes(params: Params) -> list[edits.MediaChange]:
+    """``media_attributes[][id|description|focus]`` (form or JSON)."""
+    changes = []
+    for entry in params.get_indexed("media_attributes"):
+        raw_id = entry.get("id")
+        media_id = parse_db_id(str(raw_id)) if isinstance(raw_id, str | int) else None
+        if media_id is None:
+            raise ApiError(422, "Validation failed: media_attributes must name media ids")
+        texts = {}
+        for name in ("description", "focus"):
+            value = entry.get(name)
+            if value is not None and not isinstance(value, str | int | float):
+                raise ApiError(422, f"Validation failed: media_attributes {name} must be text")
+            texts[name] = None if value is None else str(value)
+        changes.append(edits.MediaChange(media_id, texts["description"], texts["focus"]))
+    return changes
+
+
+async def edit_status(request: Request) -> Response:
+    """PUT /api/v1/statuses/:id: what is not sent is kept (``media_ids[]`` empty, or JSON
+    ``[]``, removes the attachments; ``poll`` empty or null removes the poll)."""
+    auth = await require(request, "write:statuses")
+    _user, account = auth.require_user()
+    status_id = parse_id(request.path_params["id"])
+    params = await Params.from_request(request)
+    text = params.get_str("status")
+    # Blank values are dropped, so a form can say "no media" with one empty media_ids[].
+    media_ids = (params.get_ids("media_ids", skip_blank=True)
+                 if params.has("media_ids") else None)
+    poll = poll_spec_from_params(params)
+    remove_poll = poll is None and params.has("poll") and params.raw("poll") in (None, "")
+    work = (work_meta_from_params(params, "easel")[0]
+            if any(name.startswith("easel[") for name in params.values) else None)
+    if params.has("easel") and work is None:
+        raise ApiError(422, "Validation failed: easel must be an object")
+    changes = _media_changes(params)
+    state = easel(request)
+    if text:
+        await resolve_unknown_mentions(federation_context(state.settings, state.db), text)
+    async with state.db.session() as session:
+        status = await edits.edit_status(
+            session, state.settings, account, status_id, text=text,
+            spoiler_text=params.get_str("spoiler_text"), sensitive=params.get_bool("sensitive"),
+            language=params.get_str("language"),
+            media_ids=media_ids,
+            media_attributes=changes, poll=poll, remove_poll=remove_poll, work=work)
+        entity = await status_to_entity(session, status, EntityContext.of(state), account)
+    return JSONResponse(entity)
+
+
+async def status_history(request: Request) -> Response:
+    status_id = parse_id(request.path_params["id"])
+    account = await viewer(request, "read:statuses")
+    state = easel(request)
+    async with state.db.session() as session:
+        status, versions = await edits.status_history(session, account, status_id)
+        entities = await status_edits_to_entities(session, status, versions,
+                                                  EntityContext.of(state))
+    return JSONResponse(entities)
 
 
 StatusAction = Callable[[AsyncSession, Account, int], Awaitable[Status]]
@@ -206,6 +280,8 @@ routes: list[BaseRoute] = [
     Route("/api/v1/statuses", get_statuses, methods=["GET"]),
     Route("/api/v1/statuses/{id}", get_status, methods=["GET"]),
     Route("/api/v1/statuses/{id}", delete_status, methods=["DELETE"]),
+    Route("/api/v1/statuses/{id}", edit_status, methods=["PUT"]),
+    Route("/api/v1/statuses/{id}/history", status_history, methods=["GET"]),
     Route("/api/v1/statuses/{id}/context", status_context, methods=["GET"]),
     Route("/api/v1/statuses/{id}/source", status_source, methods=["GET"]),
     Route("/api/v1/statuses/{id}/favourite", _action("write:favourites", service.favourite),

@@ -26,11 +26,13 @@ from server.state import easel
 
 async def _statuses_response(
     request: Request, statuses: Sequence[Status], cursors: Sequence[int], page: Page,
-    viewer: Account | None,
+    viewer: Account | None, filter_context: str | None = None,
 ) -> JSONResponse:
+    """``cursors`` come from the page as read, so a status a filter hides never stops paging."""
     state = easel(request)
     async with state.db.session() as session:
-        body = await statuses_to_entities(session, statuses, EntityContext.of(state), viewer)
+        body = await statuses_to_entities(session, statuses, EntityContext.of(state), viewer,
+                                          filter_context=filter_context)
     response = JSONResponse(body)
     link = link_header(request, cursors, page)
     if link is not None:
@@ -44,12 +46,14 @@ async def home(request: Request) -> JSONResponse:
     page = Page.from_params(await Params.from_request(request))
     async with easel(request).db.session() as session:
         statuses = await timelines.home_timeline(session, viewer, page)
-    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
+                                    "home")
 
 
 async def _anonymous_cached(
     request: Request, viewer: Account | None,
     build: Callable[[Params], Awaitable[tuple[Sequence[Status], Page]]],
+    filter_context: str | None = None,
 ) -> Response:
     """Answer from the anonymous cache when there is no viewer; fill it when it missed."""
     cache = easel(request).anonymous_cache
@@ -57,7 +61,8 @@ async def _anonymous_cached(
         return cached
     params = await Params.from_request(request)
     statuses, page = await build(params)
-    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer)
+    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
+                                        filter_context)
     if viewer is None:
         cache.put(request, response)
     return response
@@ -75,7 +80,7 @@ async def public(request: Request) -> Response:
                 only_media=bool(params.get_bool("only_media", False)),
                 viewer=auth.account if auth else None), page
 
-    return await _anonymous_cached(request, auth.account if auth else None, build)
+    return await _anonymous_cached(request, auth.account if auth else None, build, "public")
 
 
 async def tag(request: Request) -> Response:
@@ -93,7 +98,7 @@ async def tag(request: Request) -> Response:
                 only_media=bool(params.get_bool("only_media", False)),
                 viewer=auth.account if auth else None), page
 
-    return await _anonymous_cached(request, auth.account if auth else None, build)
+    return await _anonymous_cached(request, auth.account if auth else None, build, "public")
 
 
 async def bookmarks(request: Request) -> JSONResponse:

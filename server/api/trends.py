@@ -1,7 +1,9 @@
 """Trends and suggestions in the Mastodon client API: ``/api/v1/trends/tags`` (and its
 old name ``/api/v1/trends``), ``/api/v1/trends/statuses``, ``/api/v1/trends/links``
 (always empty: Easel makes no link preview cards, so it knows no links to rank), and
-``/api/v2/suggestions`` / ``/api/v1/suggestions``. The rules: ``server/services/trends.py``."""
+``/api/v2/suggestions`` / ``/api/v1/suggestions`` (and ``DELETE
+/api/v1/suggestions/:account_id``, which stops suggesting that account). The rules:
+``server/services/trends.py``."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from starlette.routing import BaseRoute, Route
 
 from server.api.auth import optional, require
 from server.api.entities import EntityContext, account_to_entity, statuses_to_entities, tag_to_entity
-from server.api.params import Params
+from server.api.params import Params, parse_id
 from server.services import trends
 from server.state import easel
 
@@ -75,6 +77,15 @@ async def suggestions_v1(request: Request) -> JSONResponse:
     return JSONResponse(await _suggested(request))
 
 
+async def dismiss_suggestion(request: Request) -> JSONResponse:
+    auth = await require(request, "write:accounts")
+    _, me = auth.require_user()
+    account_id = parse_id(request.path_params["account_id"])
+    async with easel(request).db.session() as session:
+        await trends.dismiss_suggestion(session, me, account_id)
+    return JSONResponse({})
+
+
 routes: list[BaseRoute] = [
     Route("/api/v1/trends", tags, methods=["GET"]),
     Route("/api/v1/trends/tags", tags, methods=["GET"]),
@@ -82,4 +93,5 @@ routes: list[BaseRoute] = [
     Route("/api/v1/trends/links", links, methods=["GET"]),
     Route("/api/v2/suggestions", suggestions_v2, methods=["GET"]),
     Route("/api/v1/suggestions", suggestions_v1, methods=["GET"]),
+    Route("/api/v1/suggestions/{account_id}", dismiss_suggestion, methods=["DELETE"]),
 ]

@@ -2,6 +2,8 @@
 
 from server.models.account import Account
 from server.models.base import Base, UTCDateTime
+from server.models.conversations import Conversation, ConversationStatus
+from server.models.curation import AccountDomainBlock, Endorsement, FeaturedTag, SuggestionDismissal
 from server.models.federation import (
     Activity,
     Delivery,
@@ -13,9 +15,18 @@ from server.models.federation import (
     Report,
     Tombstone,
 )
+from server.models.filters import FILTER_ACTIONS, FILTER_CONTEXTS, Filter, FilterKeyword, FilterStatus
+from server.models.imports import IMPORT_TYPES, AccountImport, AccountImportRow
 from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
+from server.models.notification_policies import (
+    POLICY_ACTIONS,
+    NotificationPermission,
+    NotificationPolicy,
+    NotificationRequest,
+)
 from server.models.oauth import OAuthApplication, OAuthAuthorizationCode, OAuthToken
+from server.models.poll import Poll, PollVote
 from server.models.portfolio import (
     TAG_KINDS,
     PortfolioTag,
@@ -26,6 +37,7 @@ from server.models.portfolio import (
     Work,
     WorkTag,
 )
+from server.models.scheduled import ScheduledStatus, ScheduledStatusMedia
 from server.models.social import (
     MARKER_TIMELINES,
     NOTIFICATION_TYPES,
@@ -48,27 +60,42 @@ from server.models.status import (
     Mention,
     Status,
     StatusAlias,
+    StatusEdit,
     StatusTag,
     Tag,
 )
 from server.models.user import User
 
 __all__ = [
+    "FILTER_ACTIONS",
+    "FILTER_CONTEXTS",
+    "IMPORT_TYPES",
     "JOB_TRANSITIONS",
     "MARKER_TIMELINES",
     "NOTIFICATION_TYPES",
+    "POLICY_ACTIONS",
     "REPLIES_POLICIES",
     "TAG_KINDS",
     "VISIBILITIES",
     "Account",
+    "AccountDomainBlock",
+    "AccountImport",
+    "AccountImportRow",
     "Activity",
     "Base",
     "Block",
     "Bookmark",
+    "Conversation",
+    "ConversationStatus",
     "Delivery",
     "DomainBlock",
     "DomainBlockSeverity",
+    "Endorsement",
     "Favourite",
+    "FeaturedTag",
+    "Filter",
+    "FilterKeyword",
+    "FilterStatus",
     "Follow",
     "FollowRequest",
     "IdempotencyKey",
@@ -85,19 +112,28 @@ __all__ = [
     "Mention",
     "Mute",
     "Notification",
+    "NotificationPermission",
+    "NotificationPolicy",
+    "NotificationRequest",
     "OAuthApplication",
     "OAuthAuthorizationCode",
     "OAuthToken",
+    "Poll",
+    "PollVote",
     "PortfolioTag",
     "PortfolioTagAlias",
     "Project",
     "ProjectWork",
     "ProtectionState",
     "Report",
+    "ScheduledStatus",
+    "ScheduledStatusMedia",
     "Status",
     "StatusAlias",
+    "StatusEdit",
     "StatusPin",
     "StatusTag",
+    "SuggestionDismissal",
     "Tag",
     "TagFollow",
     "Tombstone",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ids import new_id, utcnow
@@ -66,7 +66,8 @@ NOTIFICATION_TYPES = (
 
 class Notification(Base):
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_account_timeline", "account_id", "id"),)
+    __table_args__ = (Index("ix_notifications_account_timeline", "account_id", "id"),
+                      Index("ix_notifications_account_group", "account_id", "group_key"))
 
     id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
     # The recipient.
@@ -76,6 +77,11 @@ class Notification(Base):
     status_id: Mapped[int | None] = mapped_column(
         ForeignKey("statuses.id", ondelete="CASCADE"), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Held back by the recipient's notification policy (server.services.notification_policies):
+    # left out of the lists and streams until the sender's request is accepted.
+    filtered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # Mastodon 4.3's grouping key ("favourite-<status id>-<hour bucket>"); None: ungrouped.
+    group_key: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class Block(Base):

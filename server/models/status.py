@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ids import new_id, utcnow
@@ -118,4 +118,34 @@ class IdempotencyKey(Base):
     account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(255))
     status_id: Mapped[int] = mapped_column(ForeignKey("statuses.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StatusEdit(Base):
+    """One version of an edited status, as Mastodon's edit history shows it.
+
+    The first edit of a status also records the version it replaced (dated when the
+    status was created), so the history always starts from the original; every later edit
+    adds the new version. ``content`` is the HTML as shown then (local statuses render
+    from ``text``, remote ones have only HTML); ``media_ids`` and ``media_descriptions``
+    are the attachments in that version with the alt text they had; ``poll_options`` the
+    poll's options then (None: no poll).
+    """
+
+    __tablename__ = "status_edits"
+    __table_args__ = (Index("ix_status_edits_status_id_created_at", "status_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    status_id: Mapped[int] = mapped_column(ForeignKey("statuses.id", ondelete="CASCADE"))
+    # Who made this version (the author; kept if they are gone: the status goes with them).
+    account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+    text: Mapped[str] = mapped_column(Text, default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    spoiler_text: Mapped[str] = mapped_column(Text, default="")
+    sensitive: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
+    media_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
+    media_descriptions: Mapped[list[str | None]] = mapped_column(JSON, default=list)
+    poll_options: Mapped[list[str] | None] = mapped_column(JSON, default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -7,6 +7,11 @@ As Mastodon:
   posts, the blocker does not see the blocked account's posts or notifications. A block
   of a remote account is sent to it (``Block``, and ``Undo`` when lifted); Easel stores no
   record of remote accounts' blocks (``federation/inbox/block.py`` only severs follows).
+* **Blocking a domain** (``/api/v1/domain_blocks``, Mastodon's ``AccountDomainBlock``) is
+  private to the blocker and never federated: that domain's accounts are hidden as blocked
+  accounts are (timelines, notifications, suggestions), neither side may follow the
+  other, and the follows between the blocker and them end (ours of theirs sending an
+  Undo, theirs of ours a Reject, as Mastodon's ``BlockDomainFromAccountService``).
 * **Muting** is private to the muter and never federated: the muted account's posts
   (and boosts of them) leave the muter's timelines, and with ``notifications`` its
   notifications too, for ``duration`` seconds or for good. The muted account can still
@@ -26,8 +31,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import new_id, utcnow
-from server.models import Account, Block, Mute
+from server.models import Account, AccountDomainBlock, Block, Follow, FollowRequest, Mute
 from server.services.accounts import find_account
+from server.services.domain_blocks import normalize_domain
 from server.services.errors import ServiceError
 from server.services.outbox import activity_uri, record_activity
 
@@ -40,24 +46,33 @@ def _active_mute(now: datetime) -> ColumnElement[bool]:
     return or_(Mute.expires_at.is_(None), Mute.expires_at > now)
 
 
+def _domain_blocked_accounts(viewer_id: int) -> Select[Any]:
+    """The ids of the accounts on the domains ``viewer_id`` blocks."""
+    return select(Account.id).join(AccountDomainBlock, AccountDomainBlock.domain == Account.domain) \
+        .where(AccountDomainBlock.account_id == viewer_id)
+
+
 def hidden_accounts(viewer_id: int, *, now: datetime | None = None) -> Select[Any]:
     """The ids of accounts whose posts ``viewer_id`` should not see in timelines: those it
-    blocks, those that block it, and those it mutes (while the mute lasts)."""
+    blocks, those that block it, those on domains it blocks, and those it mutes (while the
+    mute lasts)."""
     now = now or utcnow()
     return select(union(
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),
+        _domain_blocked_accounts(viewer_id),
         select(Mute.target_account_id).where(Mute.account_id == viewer_id, _active_mute(now)),
     ).subquery().c[0])
 
 
 def muted_senders(viewer_id: int, *, now: datetime | None = None) -> Select[Any]:
     """The ids of accounts whose notifications ``viewer_id`` should not see: blocks either
-    way, and mutes that hide notifications (while they last)."""
+    way, blocked domains, and mutes that hide notifications (while they last)."""
     now = now or utcnow()
     return select(union(
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),
+        _domain_blocked_accounts(viewer_id),
         select(Mute.target_account_id).where(Mute.account_id == viewer_id, _active_mute(now),
                                              Mute.hide_notifications.is_(True)),
     ).subquery().c[0])
@@ -69,9 +84,16 @@ def blocked_by_author(viewer_id: int, author_id: Any) -> ColumnElement[bool]:
 
 
 async def blocked_either_way(session: AsyncSession, a_id: int, b_id: int) -> bool:
+    """Either account blocks the other, or the other's domain."""
     found = await session.scalar(select(Block.id).where(or_(
         and_(Block.account_id == a_id, Block.target_account_id == b_id),
         and_(Block.account_id == b_id, Block.target_account_id == a_id))).limit(1))
+    if found is not None:
+        return True
+    found = await session.scalar(
+        select(AccountDomainBlock.id).join(Account, Account.domain == AccountDomainBlock.domain)
+        .where(or_(and_(AccountDomainBlock.account_id == a_id, Account.id == b_id),
+                   and_(AccountDomainBlock.account_id == b_id, Account.id == a_id))).limit(1))
     return found is not None
 
 
@@ -203,13 +225,74 @@ async def mute_expiries(session: AsyncSession, account_id: int,
 
 async def relationship_flags(session: AsyncSession, viewer_id: int,
                              ids: list[int]) -> dict[int, dict[str, bool]]:
-    """``blocking``, ``blocked_by``, ``muting``, ``muting_notifications`` per account id."""
+    """``blocking``, ``blocked_by``, ``muting``, ``muting_notifications`` and
+    ``domain_blocking`` per account id."""
     blocking = set(await session.scalars(select(Block.target_account_id).where(
         Block.account_id == viewer_id, Block.target_account_id.in_(ids))))
     blocked_by = set(await session.scalars(select(Block.account_id).where(
         Block.target_account_id == viewer_id, Block.account_id.in_(ids))))
     mutes = {m.target_account_id: m for m in await session.scalars(select(Mute).where(
         Mute.account_id == viewer_id, Mute.target_account_id.in_(ids), _active_mute(utcnow())))}
+    domain_blocking = set(await session.scalars(
+        _domain_blocked_accounts(viewer_id).where(Account.id.in_(ids))))
     return {i: {"blocking": i in blocking, "blocked_by": i in blocked_by, "muting": i in mutes,
-                "muting_notifications": i in mutes and mutes[i].hide_notifications}
+                "muting_notifications": i in mutes and mutes[i].hide_notifications,
+                "domain_blocking": i in domain_blocking}
             for i in ids}
+
+
+# ------------------------------------------------------------------------ domain blocks
+
+async def block_domain(session: AsyncSession, account: Account, raw: str | None) -> str:
+    """``account`` blocks the domain ``raw`` (idempotent); the follows between it and that
+    domain's accounts end, either way. Returns the stored domain."""
+    if raw is None or not raw.strip():
+        raise ServiceError("Validation failed: Domain can't be blank", 422)
+    domain = normalize_domain(raw)
+    from server.services.follows import leave, sever  # follows asks this module first
+
+    existing = await session.scalar(select(AccountDomainBlock.id).where(
+        AccountDomainBlock.account_id == account.id, AccountDomainBlock.domain == domain))
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                session.add(AccountDomainBlock(account_id=account.id, domain=domain))
+        except IntegrityError:  # blocked concurrently: that request does the rest
+            await session.commit()
+            return domain
+    on_domain = select(Account.id).where(Account.domain == domain)
+    followed_ids = {target_id for model in (Follow, FollowRequest)
+                    for target_id in await session.scalars(select(model.target_account_id).where(
+                        model.account_id == account.id, model.target_account_id.in_(on_domain)))}
+    for target in list(await session.scalars(select(Account).where(Account.id.in_(followed_ids)))):
+        await leave(session, account, target)
+    follower_ids = {source_id for model in (Follow, FollowRequest)
+                    for source_id in await session.scalars(select(model.account_id).where(
+                        model.target_account_id == account.id, model.account_id.in_(on_domain)))}
+    theirs = await session.scalars(select(Account).where(Account.id.in_(follower_ids)))
+    for follower in list(theirs):
+        follow_uris = [uri for model in (Follow, FollowRequest) for uri in await session.scalars(
+            select(model.uri).where(model.account_id == follower.id,
+                                    model.target_account_id == account.id)) if uri]
+        await sever(session, account, follower)
+        for uri in dict.fromkeys(follow_uris):  # the remote side learns its follow ended
+            await record_activity(session, account, "Reject", object_uri=uri,
+                                  object_type="Follow", requester_id=follower.id, follow_uri=uri)
+    await session.commit()
+    return domain
+
+
+async def unblock_domain(session: AsyncSession, account: Account, raw: str | None) -> None:
+    """Lift ``account``'s block of the domain ``raw`` (nothing happens when there is none)."""
+    if raw is None or not raw.strip():
+        raise ServiceError("Validation failed: Domain can't be blank", 422)
+    domain = normalize_domain(raw)
+    await session.execute(delete(AccountDomainBlock).where(
+        AccountDomainBlock.account_id == account.id, AccountDomainBlock.domain == domain))
+    await session.commit()
+
+
+def domain_blocks_query(account_id: int) -> Select[int, str]:
+    """(AccountDomainBlock.id, domain) rows of ``account_id``'s blocked domains."""
+    return select(AccountDomainBlock.id, AccountDomainBlock.domain).where(
+        AccountDomainBlock.account_id == account_id)

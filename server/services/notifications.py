@@ -1,12 +1,28 @@
-"""Creating notifications: one row per (recipient, type, sender, status), never for oneself."""
+"""Creating notifications: one row per (recipient, type, sender, status), never for oneself.
+
+Each new notification passes the recipient's blocks and mutes, then their notification
+policy (``services.notification_policies``): dropped, filtered (kept with
+``filtered=True``, a mention filed under the sender's request) or let through. A
+notification let through of a groupable kind gets Mastodon 4.3's ``group_key``.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Account, Notification
+from server.ids import utcnow
+from server.models import Account, Notification, Status
+from server.services import events
 from server.services.blocks import notification_blocked
+from server.services.notification_policies import hold_as_request, policy_verdict
+
+# Mastodon's Notification::GROUPABLE_NOTIFICATION_TYPES (admin.sign_up is never sent here).
+GROUPABLE_TYPES = ("favourite", "follow", "reblog")
+# A group spans at most this many hours from its first notification.
+MAXIMUM_GROUP_SPAN_HOURS = 12
 
 
 async def notify(
@@ -20,7 +36,8 @@ async def notify(
 
     Only local accounts receive notifications, and never from an account they block, that
     blocks them, or that they mute with its notifications; a repeated action (favourite, unfavourite,
-    favourite again) does not notify twice.
+    favourite again) does not notify twice. A notification the recipient's policy filters
+    is returned with ``filtered`` set: it must not be streamed.
     """
     if not recipient.is_local or recipient.id == sender.id:
         return None
@@ -34,7 +51,38 @@ async def notify(
     ))
     if existing is not None:
         return None
+    status = await session.get(Status, status_id) if status_id is not None else None
+    verdict = await policy_verdict(session, recipient, type_, sender, status)
+    if verdict == "drop":
+        return None
+    now = utcnow()
     notification = Notification(account_id=recipient.id, type=type_, from_account_id=sender.id,
-                                status_id=status_id)
+                                status_id=status_id, created_at=now,
+                                filtered=verdict == "filter")
+    if not notification.filtered:
+        notification.group_key = await _group_key(session, recipient.id, type_, status_id, now)
+        events.notification_created(session, notification)
     session.add(notification)
+    if notification.filtered:
+        await hold_as_request(session, notification)
     return notification
+
+
+async def _group_key(session: AsyncSession, recipient_id: int, type_: str,
+                     status_id: int | None, now: datetime) -> str | None:
+    """Mastodon's ``set_group_key!``: "<type>[-<status id>]-<hour bucket>", the bucket of
+    the latest group of that prefix reused while it is under twelve hours old."""
+    if type_ not in GROUPABLE_TYPES:
+        return None
+    prefix = f"{type_}-{status_id}" if type_ in ("favourite", "reblog") else type_
+    hour_bucket = int(now.timestamp()) // 3600
+    previous = await session.scalar(
+        select(Notification.group_key).where(
+            Notification.account_id == recipient_id,
+            Notification.group_key.startswith(f"{prefix}-", autoescape=True))
+        .order_by(Notification.id.desc()).limit(1))
+    if previous is not None:
+        previous_bucket = previous.rsplit("-", 1)[-1]
+        if previous_bucket.isdigit() and hour_bucket < int(previous_bucket) + MAXIMUM_GROUP_SPAN_HOURS:
+            hour_bucket = int(previous_bucket)
+    return f"{prefix}-{hour_bucket}"

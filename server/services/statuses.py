@@ -49,13 +49,16 @@ from server.models import (
     Tombstone,
     User,
 )
+from server.models.scheduled import not_scheduled
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
-from server.services import portfolio
+from server.services import events, portfolio
+from server.services.conversations import record_direct_status
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
 from server.services.notifications import notify
 from server.services.outbox import record_activity
+from server.services.polls import PollSpec, attach_poll, validate_poll
 from server.services.portfolio import (
     WorkMeta,
     ensure_work,
@@ -205,6 +208,7 @@ async def create_status(
     language: str | None = None,
     idempotency_key: str | None = None,
     work: WorkMeta | None = None,
+    poll: PollSpec | None = None,
 ) -> Status:
     """Post a status for ``account``, committed. Published at once unless some of its media
     are still processing. Raises ServiceError (422/404) with nothing written on bad input.
@@ -213,12 +217,58 @@ async def create_status(
     hashtags of the text that name suggested terms become its tags."""
     text = (text or "").strip()
     spoiler_text = (spoiler_text or "").strip()
-    key = _idempotency_key(idempotency_key)
+    key = idempotency_key_of(idempotency_key)
     if key is not None:
         earlier = await _idempotent_status(session, account, key)
         if earlier is not None:
             return earlier
 
+    checked = await check_new_status(
+        session, account, text=text, media_ids=media_ids, sensitive=sensitive,
+        spoiler_text=spoiler_text, visibility=visibility, in_reply_to_id=in_reply_to_id,
+        language=language, work=work, poll=poll)
+
+    mentioned = await _mentioned_accounts(session, settings, extract_mentions(text))
+    try:
+        status = await _insert_status(
+            session, settings, account, application_id, text=text, spoiler_text=spoiler_text,
+            visibility=checked.visibility, sensitive=checked.sensitive,
+            language=checked.language, parent=checked.parent,
+            media=checked.media, mentioned=mentioned, key=key, work=work, poll=poll)
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        # The same Idempotency-Key was used by a concurrent request that committed first.
+        if key is not None:
+            earlier = await _idempotent_status(session, account, key)
+            if earlier is not None:
+                return earlier
+        # Otherwise a row it refers to (the parent, a mentioned account) was deleted meanwhile.
+        raise NotFound("Record not found") from None
+    return status
+
+
+@dataclass(frozen=True)
+class CheckedStatus:
+    """What ``check_new_status`` settled about a new status: the defaults filled in, the
+    parent and media found."""
+
+    visibility: str
+    sensitive: bool
+    language: str | None
+    parent: Status | None
+    media: list[MediaAttachment]
+
+
+async def check_new_status(
+    session: AsyncSession, account: Account, *, text: str, media_ids: Sequence[int],
+    sensitive: bool | None, spoiler_text: str, visibility: str | None,
+    in_reply_to_id: int | None, language: str | None, work: WorkMeta | None,
+    poll: PollSpec | None = None,
+) -> CheckedStatus:
+    """Validate a new status (``text`` and ``spoiler_text`` already stripped) as
+    ``create_status`` does, writing nothing: ServiceError (422/404) on bad input. A
+    scheduled status is checked this way when it is scheduled (services/scheduled.py)."""
     unique_media_ids = list(dict.fromkeys(media_ids))
     if len(unique_media_ids) > limits.MAX_MEDIA_ATTACHMENTS:
         raise ServiceError(f"Cannot attach more than {limits.MAX_MEDIA_ATTACHMENTS} files")
@@ -249,32 +299,20 @@ async def create_status(
         if parent.reblog_of_id is not None:
             parent = await visible_status(session, account, parent.reblog_of_id)
 
+    if poll is not None:
+        validate_poll(poll)
+        if unique_media_ids:  # Mastodon's answer to a poll with media
+            raise ServiceError(f"Cannot attach more than {limits.MAX_MEDIA_ATTACHMENTS} files")
     media = await _media_to_attach(session, account, unique_media_ids)
-
-    mentioned = await _mentioned_accounts(session, settings, extract_mentions(text))
-    try:
-        status = await _insert_status(
-            session, settings, account, application_id, text=text, spoiler_text=spoiler_text,
-            visibility=visibility, sensitive=sensitive, language=language, parent=parent,
-            media=media, mentioned=mentioned, key=key, work=work)
-        await session.commit()
-    except IntegrityError:
-        await session.rollback()
-        # The same Idempotency-Key was used by a concurrent request that committed first.
-        if key is not None:
-            earlier = await _idempotent_status(session, account, key)
-            if earlier is not None:
-                return earlier
-        # Otherwise a row it refers to (the parent, a mentioned account) was deleted meanwhile.
-        raise NotFound("Record not found") from None
-    return status
+    return CheckedStatus(visibility=visibility, sensitive=sensitive, language=language,
+                         parent=parent, media=media)
 
 
 async def _insert_status(
     session: AsyncSession, settings: Settings, account: Account, application_id: int | None, *,
     text: str, spoiler_text: str, visibility: str, sensitive: bool, language: str | None,
     parent: Status | None, media: list[MediaAttachment], mentioned: list[Account],
-    key: str | None, work: WorkMeta | None = None,
+    key: str | None, work: WorkMeta | None = None, poll: PollSpec | None = None,
 ) -> Status:
     """Write a validated status with its mentions, tags, media and idempotency key, and
     publish it if it can be (not committed)."""
@@ -302,7 +340,7 @@ async def _insert_status(
             update(MediaAttachment)
             .where(MediaAttachment.id.in_([m.id for m in media]),
                    MediaAttachment.account_id == account.id,
-                   MediaAttachment.status_id.is_(None))
+                   MediaAttachment.status_id.is_(None), not_scheduled(MediaAttachment.id))
             .values(status_id=status.id)
             .execution_options(synchronize_session=False))
         if claimed.rowcount != len(media):
@@ -320,12 +358,14 @@ async def _insert_status(
             IdempotencyKey.created_at <= utcnow() - IDEMPOTENCY_WINDOW))
         session.add(IdempotencyKey(account_id=account.id, key=key, status_id=status.id,
                                    created_at=utcnow()))
+    if poll is not None:
+        await attach_poll(session, status, poll)
     await session.flush()
     await publish_if_ready(session, status.id, renumber=False)
     return status
 
 
-def _idempotency_key(raw: str | None) -> str | None:
+def idempotency_key_of(raw: str | None) -> str | None:
     if raw is None or not raw.strip():
         return None
     raw = raw.strip()
@@ -350,7 +390,8 @@ async def _media_to_attach(session: AsyncSession, account: Account,
         return []
     found = {m.id: m for m in await session.scalars(select(MediaAttachment).where(
         MediaAttachment.id.in_(media_ids), MediaAttachment.account_id == account.id,
-        MediaAttachment.status_id.is_(None), MediaAttachment.purpose == "attachment"))}
+        MediaAttachment.status_id.is_(None), MediaAttachment.purpose == "attachment",
+        not_scheduled(MediaAttachment.id)))}
     missing = [i for i in media_ids if i not in found]
     if missing:
         raise ServiceError(_media_not_found(missing))
@@ -443,6 +484,7 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
             replies_count=Status.replies_count + 1))
     author = await session.get(Account, status.account_id)
     assert author is not None
+    events.status_published(session, status.id)
 
     if status.reblog_of_id is not None:
         await session.execute(update(Status).where(Status.id == status.reblog_of_id).values(
@@ -461,6 +503,7 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
     for mentioned in await session.scalars(select(Account).join(
             Mention, Mention.account_id == Account.id).where(Mention.status_id == status.id)):
         await notify(session, mentioned, "mention", author, status.id)
+    await record_direct_status(session, status)
     # Mastodon notifies subscribers ("notify" on the follow) of posts that reach their home
     # feed: not direct messages, and not replies to other people.
     replies_to_other = (status.in_reply_to_account_id is not None
@@ -520,7 +563,9 @@ async def edit_work(session: AsyncSession, account: Account, status_id: int,
                 ai_generated=meta.ai_generated if "ai_generated" in given else current.ai_generated)
     await set_work_metadata(session, status, meta)
     if status.published:
-        status.edited_at = utcnow()
+        # Portfolio data is not part of a status's versions (Mastodon's edit history), so
+        # it neither sets edited_at nor makes a version, as an edit of it through PUT
+        # /api/v1/statuses/:id does not (server/services/edits.py); others still hear of it.
         await record_activity(session, account, "Update", object_uri=status.uri,
                               object_type="Note", status_id=status.id)
     await session.commit()
@@ -569,6 +614,7 @@ async def delete_status(session: AsyncSession, status: Status) -> None:
                       delay=DETACHED_MEDIA_TTL)
     await session.execute(delete(Status).where(Status.id == current.id)
                           .execution_options(synchronize_session=False))
+    events.status_deleted(session, current.id, current.account_id)
     await session.commit()
 
 

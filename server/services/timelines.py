@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, not_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
@@ -29,6 +29,7 @@ from server.models import (
     Bookmark,
     Favourite,
     Follow,
+    Marker,
     MediaAttachment,
     Notification,
     Status,
@@ -292,25 +293,53 @@ def _own_visible_notifications(viewer: Account) -> Select[Any]:
     )
 
 
-async def list_notifications(
-    session: AsyncSession, viewer: Account, page: Paging, *, types: Sequence[str] = (),
-    exclude_types: Sequence[str] = (), from_account_id: int | None = None,
-    from_nobody: bool = False,
-) -> list[Notification]:
+def browserable_notifications(
+    viewer: Account, *, types: Sequence[str] = (), exclude_types: Sequence[str] = (),
+    from_account_id: int | None = None, from_nobody: bool = False,
+    include_filtered: bool = False,
+) -> Select[Any]:
     """As Mastodon's ``Notification.browserable``: ``types`` narrows to the known types
     listed (only unknown ones: nothing), ``exclude_types`` removes, ``from_account_id``
-    keeps one sender (``from_nobody``: a sender id that cannot exist, so nothing)."""
+    keeps one sender (``from_nobody``: a sender id that cannot exist, so nothing); the
+    ones the viewer's policy filtered only with ``include_filtered``."""
     wanted = [t for t in NOTIFICATION_TYPES if t in types] if types else list(NOTIFICATION_TYPES)
     wanted = [t for t in wanted if t not in exclude_types]
     query = _own_visible_notifications(viewer)
+    if not include_filtered:
+        query = query.where(Notification.filtered.is_(False))
     if len(wanted) != len(NOTIFICATION_TYPES):
         query = query.where(Notification.type.in_(wanted) if wanted else false())
     if from_nobody:
         query = query.where(false())
     elif from_account_id is not None:
         query = query.where(Notification.from_account_id == from_account_id)
+    return query
+
+
+async def list_notifications(
+    session: AsyncSession, viewer: Account, page: Paging, *, types: Sequence[str] = (),
+    exclude_types: Sequence[str] = (), from_account_id: int | None = None,
+    from_nobody: bool = False, include_filtered: bool = False,
+) -> list[Notification]:
+    """A page of ``browserable_notifications``, newest first."""
+    query = browserable_notifications(
+        viewer, types=types, exclude_types=exclude_types, from_account_id=from_account_id,
+        from_nobody=from_nobody, include_filtered=include_filtered)
     rows = list(await session.scalars(page.apply(query, Notification.id)))
     return page.arrange(rows)
+
+
+async def count_unread_notifications(
+    session: AsyncSession, viewer: Account, query: Select[Any], limit: int,
+) -> int:
+    """Mastodon's v1 ``unread_count``: notifications of ``query`` newer than the viewer's
+    notifications marker, counted up to ``limit``."""
+    marker = await session.scalar(select(Marker.last_read_id).where(
+        Marker.account_id == viewer.id, Marker.timeline == "notifications"))
+    if marker is not None:
+        query = query.where(Notification.id > marker)
+    capped = query.with_only_columns(Notification.id).order_by(None).limit(limit).subquery()
+    return int(await session.scalar(select(func.count()).select_from(capped)) or 0)
 
 
 async def get_notification(session: AsyncSession, viewer: Account, notification_id: int) -> Notification:

@@ -6,10 +6,11 @@
 * **Statuses**: public, published posts of the last two days with the most boosts and
   favourites (at least one).
 * **Suggestions**: the most-followed local accounts the viewer does not follow yet (never
-  itself, nor accounts it blocks, is blocked by or mutes).
+  itself, nor accounts it blocks, is blocked by or mutes, nor those it dismissed with
+  ``DELETE /api/v1/suggestions/:account_id``).
 
-Nothing is stored: each answer is one or two queries over indexed columns, bounded by
-time and ``limit``.
+Nothing is stored but the dismissals: each answer is one or two queries over indexed
+columns, bounded by time and ``limit``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
-from server.models import Account, Follow, Status, StatusTag, Tag
-from server.services.accounts import listed_accounts
+from server.models import Account, Follow, Status, StatusTag, SuggestionDismissal, Tag
+from server.services.accounts import find_account, listed_accounts
 from server.services.blocks import hidden_accounts
 
 TAG_WINDOW = timedelta(days=7)
@@ -100,9 +102,22 @@ async def trending_statuses(session: AsyncSession, *, limit: int = 20, offset: i
 async def suggested_accounts(session: AsyncSession, viewer: Account, *,
                              limit: int = 40) -> list[Account]:
     followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+    dismissed = select(SuggestionDismissal.target_account_id).where(
+        SuggestionDismissal.account_id == viewer.id)
     return list(await session.scalars(
         select(Account).where(
             Account.domain == "", Account.id != viewer.id, Account.discoverable.is_(True),
             listed_accounts(), Account.id.not_in(followed),
-            Account.id.not_in(hidden_accounts(viewer.id)))
+            Account.id.not_in(hidden_accounts(viewer.id)), Account.id.not_in(dismissed))
         .order_by(Account.followers_count.desc(), Account.id).limit(limit)))
+
+
+async def dismiss_suggestion(session: AsyncSession, viewer: Account, account_id: int) -> None:
+    """``viewer`` no longer wants ``account_id`` suggested (idempotent); committed."""
+    target = await find_account(session, account_id)
+    try:
+        async with session.begin_nested():
+            session.add(SuggestionDismissal(account_id=viewer.id, target_account_id=target.id))
+    except IntegrityError:
+        pass  # dismissed already
+    await session.commit()

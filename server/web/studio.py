@@ -5,7 +5,9 @@ work (several images with alt text, portfolio metadata, content warning, visibil
 watch its protection progress live, edit a work's metadata, pin it, delete it, decide what
 happens when its protection failed, group works into projects, change their profile and
 their AI opt-out, read each image's protection report with its pictures, and export their
-account (Mastodon's CSV formats, and an archive of their works with the originals).
+account (Mastodon's CSV formats, and an archive of their works with the originals) and
+import one from another server (the same CSVs), and move: name their old accounts as
+aliases to arrive, or move to a new account (which must list this one) to leave.
 
 Every page needs the cookie session (``server/web/session.py``): without it a page
 redirects to ``/auth/sign_in?next=…`` and a JSON or image URL answers 404. Every POST
@@ -41,10 +43,12 @@ from server import limits
 from server.errors import BodyTooLarge
 from server.ids import parse_id, utcnow
 from server.models import Account, MediaAttachment, User
-from server.services import checks, exports, portfolio, studio
+from server.services import checks, exports, imports, moves, portfolio, studio
 from server.services import media as media_service
 from server.services import protection as protection_service
+from server.services.accounts import find_local_account
 from server.services.errors import NotFound, ServiceError
+from server.services.passwords import verify_password
 from server.services.profiles import ProfileChanges
 from server.services.statuses import delete_status, pin_status, unpin_status
 from server.state import EaselState, easel
@@ -690,6 +694,105 @@ async def export_archive(visit: Visit) -> Response:
         "Content-Length": str(size), "Cache-Control": "private, no-store"})
 
 
+IMPORT_BODY_LIMIT = imports.MAX_FILE_SIZE + MEGABYTE
+
+
+async def _imports_page(visit: Visit, *, error: str | None = None, status_code: int = 200,
+                        values: Mapping[str, str] | None = None) -> Response:
+    recent = await imports.imports_of(visit.session, visit.account)
+    failures = {found.id: await imports.failed_rows(visit.session, found) for found in recent
+                if found.failed_items or found.state != "done"}
+    return visit.page("studio_import.html", {
+        "types": imports.TYPE_LABELS, "imports": recent, "failures": failures, "error": error,
+        "values": values or {"type": "following", "mode": "merge"}}, status_code=status_code)
+
+
+async def import_form(visit: Visit) -> Response:
+    return await _imports_page(visit)
+
+
+async def start_import(visit: Visit) -> Response:
+    values = {"type": visit.field("type"), "mode": visit.field("mode", "merge")}
+    upload = visit.form.get("file") if visit.form is not None else None
+    if values["mode"] not in ("merge", "overwrite"):
+        return await _imports_page(visit, error="Choose merge or overwrite.", status_code=422,
+                                   values=values)
+    if not isinstance(upload, UploadFile) or not upload.filename:
+        return await _imports_page(visit, error="Choose the CSV file to import.", status_code=422,
+                                   values=values)
+    data = await upload.read(imports.MAX_FILE_SIZE + 1)
+    try:
+        parsed = imports.parse_import(values["type"], data)
+    except imports.ImportRefused as exc:
+        return await _imports_page(visit, error=exc.message, status_code=422, values=values)
+    await imports.create_import(visit.session, visit.account, parsed,
+                                overwrite=values["mode"] == "overwrite")
+    return _redirect("/studio/import")
+
+
+async def _move_page(visit: Visit, *, error: str | None = None, notice: str | None = None,
+                     status_code: int = 200, handle: str = "") -> Response:
+    moved_to = (await visit.session.get(Account, visit.account.moved_to_account_id)
+                if visit.account.moved_to_account_id is not None else None)
+    return visit.page("studio_move.html", {
+        "aliases": "\n".join(visit.account.also_known_as or []), "moved_to": moved_to,
+        "error": error, "notice": notice, "handle": handle,
+        "max_aliases": moves.MAX_ALIASES}, status_code=status_code)
+
+
+async def move_form(visit: Visit) -> Response:
+    return await _move_page(visit)
+
+
+async def move_action(visit: Visit) -> Response:
+    if visit.field("action") == "aliases":
+        try:
+            await moves.set_aliases(visit.session, visit.account, visit.field("aliases").splitlines())
+        except ServiceError as exc:
+            await visit.rollback()
+            return await _move_page(visit, error=exc.message, status_code=422)
+        return await _move_page(visit, notice="Aliases saved.")
+    handle = visit.field("handle").strip().lstrip("@")
+    if not verify_password(visit.user.password_hash, visit.field("password")):
+        return await _move_page(visit, error="That is not your password.", status_code=422,
+                                handle=handle)
+    target = await _find_account(visit, handle)
+    if target is None:
+        return await _move_page(visit, error=f"No account {handle!r} was found.", status_code=422,
+                                handle=handle)
+    try:
+        moved = await moves.move_to(visit.session, visit.account, target)
+    except ServiceError as exc:
+        await visit.rollback()
+        return await _move_page(visit, error=exc.message, status_code=422, handle=handle)
+    return await _move_page(visit, notice=f"Moved to {target.acct()}. Your followers here now follow "
+                                          f"it ({moved}); other servers are told.")
+
+
+async def _find_account(visit: Visit, handle: str) -> Account | None:
+    """``user`` (here) or ``user@domain`` (here or looked up, WebFinger and a fetch)."""
+    username, _, domain = handle.partition("@")
+    if not username:
+        return None
+    if not domain or domain.lower() == visit.state.settings.domain.lower():
+        return await find_local_account(visit.session, username)
+    from federation.actors import ActorError
+    from federation.context import federation_context
+    from federation.http import FetchError
+    from federation.search import resolve_handle
+
+    fed = federation_context(visit.state.settings, visit.state.db)
+    found = await resolve_handle(fed, visit.session, handle)
+    if found is None:
+        return None
+    # Fresh: the alias was likely added minutes ago, after this server cached the actor.
+    try:
+        refreshed = await fed.fetcher.fetch_actor(found.uri, refresh=True)
+    except (ActorError, FetchError):
+        return found
+    return await visit.session.get(Account, refreshed.id, populate_existing=True)
+
+
 def _studio_routes() -> list[BaseRoute]:
     def page(path: str, handler: Handler, methods: list[str], **options: Any) -> Route:
         return Route(path, studio_page(handler, **options), methods=methods)
@@ -719,6 +822,10 @@ def _studio_routes() -> list[BaseRoute]:
         page("/studio/check", start_check, ["POST"], body_limit=CHECK_BODY_LIMIT),
         page("/studio/check/{token}", check_result, ["GET", "HEAD"]),
         page("/studio/export", export_page, ["GET", "HEAD"]),
+        page("/studio/import", import_form, ["GET", "HEAD"]),
+        page("/studio/move", move_form, ["GET", "HEAD"]),
+        page("/studio/move", move_action, ["POST"]),
+        page("/studio/import", start_import, ["POST"], body_limit=IMPORT_BODY_LIMIT),
         page("/studio/export/archive.zip", export_archive, ["GET"], api=True),
         page("/studio/export/{name}.csv", export_csv, ["GET"], api=True),
     ]

@@ -17,10 +17,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from server.ids import utcnow
-from server.models import Account, Report, Status
+from server.models import Account, Report
 from server.services import domain_blocks
-from server.services.outbox import record_activity
 from tests.e2e.conftest import Instance, Network, Person, settle
 from tests.protect import images
 from tests.protect.conftest import upload
@@ -299,23 +297,24 @@ async def test_followers_only_and_direct_posts_reach_only_their_audience(
 async def test_an_edit_replaces_the_copy_on_the_other_side(
     art: Instance, paint: Instance, alice: Person, bob: Person
 ) -> None:
-    """There is no client edit API yet (issue 5): the edit is made as the statuses service
-    will make it — new text, ``edited_at``, an ``Update`` recorded — and must arrive."""
+    """An edit through the client API arrives as an Update: the copy changes, keeps the
+    versions in its history, and tells alice, who boosted it."""
     await follow(alice, bob, art, paint)
     original = await post(bob, status="first draft")
     await settle(art, paint)
-    async with paint.db.session() as session:
-        status = await session.get(Status, int(original["id"]))
-        account = await session.get(Account, status.account_id if status else 0)
-        assert status is not None and account is not None
-        status.text, status.content, status.edited_at = "final version", "<p>final version</p>", utcnow()
-        await record_activity(session, account, "Update", object_uri=status.uri,
-                              object_type="Note", status_id=status.id)
-        await session.commit()
+    copy = await resolve_status(alice, original["uri"])
+    await ok(await alice.api.post(f"/api/v1/statuses/{copy['id']}/reblog"))
+    await settle(art, paint)
+    await ok(await bob.api.put(f"/api/v1/statuses/{original['id']}",
+                               json={"status": "final version", "spoiler_text": "spoilers"}))
     await settle(art, paint)
     copy = await resolve_status(alice, original["uri"])
     assert "final version" in copy["content"] and "first draft" not in copy["content"]
-    assert copy["edited_at"] is not None
+    assert copy["spoiler_text"] == "spoilers" and copy["edited_at"] is not None
+    versions = await ok(await alice.api.get(f"/api/v1/statuses/{copy['id']}/history"))
+    assert [("first draft" in v["content"], v["spoiler_text"]) for v in versions] \
+        == [(True, ""), (False, "spoilers")]
+    assert [n["status"]["id"] for n in await notifications(alice, "update")] == [copy["id"]]
 
 
 async def test_a_deleted_post_is_gone_on_the_other_side(

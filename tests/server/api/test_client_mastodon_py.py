@@ -72,8 +72,8 @@ def test_a_registered_user_can_log_in_with_a_password_and_sees_their_account(
     server: LiveServer, register: Register, check_mode: str
 ) -> None:
     registered = register("alice")
-    assert registered.retrieve_mastodon_version().startswith("4.2")
-    assert (registered.mastodon_major, registered.mastodon_minor) == (4, 2)
+    assert registered.retrieve_mastodon_version().startswith("4.3")
+    assert (registered.mastodon_major, registered.mastodon_minor) == (4, 3)
     me = registered.account_verify_credentials()
     assert me.username == "alice" and me.acct == "alice"
     assert me.source.privacy == "public"

@@ -45,7 +45,8 @@ async def test_v1_instance_has_every_field_apps_read(
     body = response.json()
     assert V1_FIELDS <= set(body)
     assert body["uri"] == "easel.test"
-    assert body["version"] == f"4.2.0 (compatible; Easel {__version__})"
+    assert body["version"] == f"4.3.0 (compatible; Easel {__version__})"
+    assert body["api_versions"] == {"mastodon": 2}
     assert body["urls"] == {"streaming_api": "wss://easel.test"}
     assert body["stats"] == {"user_count": 2, "status_count": 1, "domain_count": 2}
     assert body["thumbnail"] == "https://easel.test/static/header.png"
@@ -89,7 +90,8 @@ async def test_v2_instance_has_every_field_apps_read(client: httpx.AsyncClient, 
     body = response.json()
     assert V2_FIELDS <= set(body)
     assert body["domain"] == "easel.test"
-    assert body["version"].startswith("4.2.0 (compatible; Easel ")
+    assert body["version"].startswith("4.3.0 (compatible; Easel ")
+    assert body["api_versions"] == {"mastodon": 2}
     assert body["usage"] == {"users": {"active_month": 1}}
     assert body["thumbnail"]["url"] == "https://easel.test/static/header.png"
     config = body["configuration"]

@@ -110,3 +110,19 @@ async def test_a_streamed_oversized_upload_is_cut_off(api: httpx.AsyncClient) ->
     response = await api.post("/api/v1/media", content=chunks(),
                               headers={"Content-Type": "multipart/form-data; boundary=b"})
     assert response.status_code == 413
+
+
+async def test_bracketless_entries_start_anew_when_a_key_repeats_as_in_rails(
+    api: httpx.AsyncClient
+) -> None:
+    # Rails reads a[][k] in order: a key the current entry already has starts the next
+    # one (not "the n-th value of each key belongs to the n-th entry").
+    response = await api.post("/api/v1/echo", content=(
+        "fields_attributes[][name]=1&fields_attributes[][focus]=0.5,0.5"
+        "&fields_attributes[][name]=2&fields_attributes[][description]=x"),
+        headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert response.json()["fields"] == [{"name": "1", "focus": "0.5,0.5"},
+                                         {"name": "2", "description": "x"}]
+    in_query = await api.get("/api/v1/echo?fields_attributes[][name]=a"
+                             "&fields_attributes[][name]=b&fields_attributes[][value]=c")
+    assert in_query.json()["fields"] == [{"name": "a"}, {"name": "b", "value": "c"}]

@@ -156,7 +156,7 @@ BAD_POSTS: list[tuple[Any, int, str]] = [
      "Validation failed: Language is not a valid ISO 639-1 code"),
     ({"status": {"nested": "object"}}, 422, "Validation failed: Text can't be blank"),
     ({"status": "hi", "poll[options][]": ["a", "b"], "poll[expires_in]": "60"}, 422,
-     "Validation failed: Polls are not supported on this server"),
+     "Validation failed: Poll expires at is too soon"),
 ]
 
 
