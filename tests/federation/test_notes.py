@@ -9,7 +9,6 @@ refusals, with nothing stored, for notes that break the origin and attribution r
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -57,21 +56,6 @@ from tests.federation.fediverse import (
 )
 
 MASTODON_NOTE = "https://mastodon.example/users/carol/statuses/112233445566778899"
-
-
-@pytest.fixture
-def fediverse() -> Fediverse:
-    remote = Fediverse()
-    remote.corpus_authors()
-    return remote
-
-
-@pytest.fixture
-async def fed(settings: Settings, db: Database, fediverse: Fediverse
-              ) -> AsyncIterator[FederationContext]:
-    context = fediverse.context(settings, db)
-    yield context
-    await context.close()
 
 
 async def store(fed: FederationContext, db: Database, note: dict[str, Any]) -> Status:

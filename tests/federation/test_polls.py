@@ -6,7 +6,6 @@ vote is the ``Create(Note{name})`` Mastodon sends."""
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -27,18 +26,9 @@ from server.services.statuses import create_status
 from server.settings import Settings
 from server.storage import media_storage
 from server.urls import Urls
-from tests.federation.fediverse import CAROL, PUBLIC, Fediverse
+from tests.federation.fediverse import CAROL, PUBLIC
 
 QUESTION = "https://mastodon.example/users/carol/statuses/9001"
-
-
-@pytest.fixture
-async def fed(settings: Settings, db: Database) -> AsyncIterator[FederationContext]:
-    remote = Fediverse()
-    remote.corpus_authors()
-    context = remote.context(settings, db)
-    yield context
-    await context.close()
 
 
 def question(**changes: Any) -> dict[str, Any]:

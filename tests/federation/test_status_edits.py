@@ -12,26 +12,25 @@ nothing new for a replayed or stale edit.
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 
 from federation import notes
 from federation.context import FederationContext
-from federation.notes import store_note
 from server.db import SQLITE_BUSY_TIMEOUT_MS, Database
 from server.models import Account, MediaAttachment, Notification, Status, StatusEdit, User
 from server.services import edits
 from server.services.statuses import reblog
 from server.settings import Settings
-from tests.federation.fediverse import Fediverse, corpus_note
+from tests.federation.fediverse import corpus_note
+from tests.federation.test_notes import count, store
 from tests.federation.test_outbox import (  # noqa: F401  (fixtures of outbound federation)
     FakeFediverse,
     app,
@@ -41,36 +40,6 @@ from tests.federation.test_outbox import (  # noqa: F401  (fixtures of outbound 
     remote,
     run_federation,
 )
-
-
-@pytest.fixture
-def fediverse() -> Fediverse:
-    network = Fediverse()
-    network.corpus_authors()
-    return network
-
-
-@pytest.fixture
-async def fed(settings: Settings, db: Database, fediverse: Fediverse
-              ) -> AsyncIterator[FederationContext]:
-    context = fediverse.context(settings, db)
-    yield context
-    await context.close()
-
-
-async def store(fed: FederationContext, db: Database, note: dict[str, Any]) -> Status:
-    author = await fed.fetcher.fetch_actor(str(note["attributedTo"]))
-    async with db.session() as session:
-        status = await store_note(fed, session, note, author=author)
-        await session.commit()
-        return status
-
-
-async def count(db: Database, model: Any, *where: Any) -> int:
-    async with db.session() as session:
-        return int(await session.scalar(select(func.count()).select_from(model).where(*where))
-                   or 0)
-
 
 # ------------------------------------------------------------------------------- out
 
