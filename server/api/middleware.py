@@ -154,8 +154,9 @@ class RateLimitMiddleware:
         now = time.time()
         tightest: tuple[int, int, float] | None = None  # (remaining, limit, reset)
         exceeded = False
-        for key, limit in self._buckets(scope):
-            count, reset = await self.counters.hit(key, now)
+        buckets = self._buckets(scope)
+        counted = await self.counters.hit([key for key, _limit in buckets], now)
+        for (_key, limit), (count, reset) in zip(buckets, counted, strict=True):
             remaining = limit - count
             exceeded = exceeded or remaining < 0
             if tightest is None or remaining < tightest[0]:

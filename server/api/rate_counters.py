@@ -25,8 +25,9 @@ RATE_WINDOW = 300.0
 
 
 class RateCounters(Protocol):
-    async def hit(self, key: str, now: float) -> tuple[int, float]:
-        """Count one request against ``key``: (requests in this window, when it resets)."""
+    async def hit(self, keys: list[str], now: float) -> list[tuple[int, float]]:
+        """Count one request against each of ``keys`` (one round trip): for each, (requests
+        in this window, when it resets)."""
         ...
 
     async def close(self) -> None: ...
@@ -41,7 +42,10 @@ class LocalCounters:
         self.max_keys = max_keys
         self.counters: OrderedDict[str, tuple[float, int]] = OrderedDict()
 
-    async def hit(self, key: str, now: float) -> tuple[int, float]:
+    async def hit(self, keys: list[str], now: float) -> list[tuple[int, float]]:
+        return [self._hit(key, now) for key in keys]
+
+    def _hit(self, key: str, now: float) -> tuple[int, float]:
         window_start, count = self.counters.get(key, (now, 0))
         if now - window_start >= self.window:
             window_start, count = now, 0
@@ -71,26 +75,28 @@ class RedisCounters:
         self.fallback = LocalCounters(window)
         self.failed_at: float | None = None
 
-    async def hit(self, key: str, now: float) -> tuple[int, float]:
+    async def hit(self, keys: list[str], now: float) -> list[tuple[int, float]]:
         if self.failed_at is not None and time.monotonic() - self.failed_at < self.RETRY_AFTER:
-            return await self.fallback.hit(key, now)
+            return await self.fallback.hit(keys, now)
         index = int(now // self.window)
-        name = f"{KEY_PREFIX}{key}:{index}"
         try:
             async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.incr(name)
-                pipe.expire(name, int(self.window) + 1)
-                count, _ = await pipe.execute()
+                for key in keys:
+                    name = f"{KEY_PREFIX}{key}:{index}"
+                    pipe.incr(name)
+                    pipe.expire(name, int(self.window) + 1)
+                answers = await pipe.execute()
         except Exception as exc:  # redis.RedisError, OSError, timeouts
             if self.failed_at is None:
                 log.warning("rate limits: Redis failed (%s); counting in this process for now",
                             type(exc).__name__)
             self.failed_at = time.monotonic()
-            return await self.fallback.hit(key, now)
+            return await self.fallback.hit(keys, now)
         if self.failed_at is not None:
             log.info("rate limits: Redis answers again")
             self.failed_at = None
-        return int(count), (index + 1) * self.window
+        reset = (index + 1) * self.window
+        return [(int(count), reset) for count in answers[::2]]
 
     async def close(self) -> None:
         await self.redis.aclose()
