@@ -89,6 +89,7 @@ from federation.http import (
     RemoteStatusError,
     fetch_json,
 )
+from federation.media_cache import queue_profile_images_caching
 from federation.parse import ACTOR_TYPES, ParseError, RemoteActor, parse_actor, same_origin
 from federation.signatures import CavageSigner, utc_now
 from federation.webfinger import (
@@ -372,6 +373,8 @@ class ActorFetcher:
                 account = Account(uri=actor.id)
                 session.add(account)
             self._apply(account, actor, domain)
+            await session.flush()
+            await queue_profile_images_caching(session, self.settings, account)
             await session.commit()
             return account
 
@@ -419,6 +422,12 @@ class ActorFetcher:
         # Its AI opt-out as stated (FEP-5e53, Easel's dataMining); None when silent.
         account.robots = actor.robots
         account.data_mining = actor.data_mining
+        # Suspended by its own server (Mastodon's ``suspended``); lifted only when that
+        # server lifts it, never a suspension our moderators made.
+        if actor.suspended and account.suspended_at is None:
+            account.suspended_at, account.suspension_origin = self.clock(), "remote"
+        elif not actor.suspended and account.suspension_origin == "remote":
+            account.suspended_at = account.suspension_origin = None
         account.updated_at = self.clock()  # the time of this fetch
 
     # ------------------------------------------------------------------ keys

@@ -13,6 +13,7 @@ from __future__ import annotations
 import federation.delivery
 import federation.imports  # process_import (account imports)
 import federation.inbox.processing
+import federation.media_cache  # cache_remote_media (the remote media cache)
 import federation.moves  # the Move builder (registers with federation.outbox)
 import federation.outbox
 import federation.reports  # the Flag builder (registers with federation.outbox)

@@ -81,6 +81,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from federation.actors import ActorError, ActorUnavailable
 from federation.context import FederationContext
 from federation.domains import domain_policy
+from federation.media_cache import queue_status_media_caching
 from federation.objects import (
     ObjectError,
     ObjectRefused,
@@ -355,6 +356,7 @@ async def _store(fed: FederationContext, session: AsyncSession, document: dict[s
             created = await _create(session, note, author, parent,
                                     reject_media=policy.reject_media, quote=_quote_url(document))
             await keep_remote_poll(session, created, document)  # a Question's poll
+            await queue_status_media_caching(session, fed.settings, created.id)
             return created
     if existing.local or existing.account_id != author.id:
         raise NoteRefused(f"{note.id} belongs to another account", uri=note.id,
@@ -367,6 +369,7 @@ async def _store(fed: FederationContext, session: AsyncSession, document: dict[s
     await keep_remote_poll(session, existing, document)
     await _update(session, existing, note, author, before=before,
                   reject_media=policy.reject_media, quote=_quote_url(document))
+    await queue_status_media_caching(session, fed.settings, existing.id)
     return existing
 
 

@@ -230,7 +230,7 @@ async def create_deliveries(session: AsyncSession, activity_id: int, inboxes: Se
         .where(Delivery.activity_id == activity_id))).all()}
     job_rows = [{"id": job_id, "kind": DELIVER_JOB, "queue": "federation",
                  "ref": str(delivery_id), "state": JobState.RUNNING.value, "attempts": 1,
-                 "progress": 0.0, "next_try_at": now, "locked_until": lease,
+                 "claims": 1, "progress": 0.0, "next_try_at": now, "locked_until": lease,
                  "created_at": now, "updated_at": now}
                 for job_id, delivery_id in zip(_unique_ids(len(found)), found, strict=True)]
     for chunk in _chunks(job_rows):
@@ -244,7 +244,7 @@ async def create_deliveries(session: AsyncSession, activity_id: int, inboxes: Se
             or_(and_(jobs.c.state == JobState.QUEUED.value, jobs.c.next_try_at <= now),
                 and_(jobs.c.state == JobState.RUNNING.value, jobs.c.locked_until < now)))
         .values(state=JobState.RUNNING.value, attempts=jobs.c.attempts + 1,
-                locked_until=lease, updated_at=now))
+                claims=jobs.c.claims + 1, locked_until=lease, updated_at=now))
     claimed = await session.execute(
         select(Job.id, Job.ref, Job.attempts).where(
             Job.kind == DELIVER_JOB, Job.ref.in_(refs), Job.state == JobState.RUNNING.value,
@@ -503,3 +503,17 @@ async def update_person(fed: FederationContext, session: AsyncSession,
     document = update_actor_activity(actor, fed.urls, at=activity.created_at,
                                      storage=fed.storage, moved_to=moved.uri if moved else None)
     return Outgoing(document=_with_id(document, activity), followers_of=actor)
+
+
+@builds("Delete", "Person")
+async def delete_person(fed: FederationContext, session: AsyncSession,
+                        activity: Activity) -> Outgoing | None:
+    """A local account's deletion (``server.services.moderation``), to every inbox Easel
+    knows, as Mastodon sends it: servers that never followed the account may still hold
+    its posts, boosts of them or its replies."""
+    actor = await _actor(session, activity)
+    rows = await session.execute(select(Account.shared_inbox_url, Account.inbox_url)
+                                 .where(Account.domain != "").distinct())
+    inboxes = list(dict.fromkeys(shared or inbox for shared, inbox in rows.all()))
+    document = delete_activity(actor.uri, actor.uri, is_actor=True)
+    return Outgoing(document=_with_id(document, activity), followers_of=actor, inboxes=inboxes)

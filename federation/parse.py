@@ -142,6 +142,7 @@ class RemoteActor:
     also_known_as: tuple[str, ...]
     robots: str | None = None       # FEP-5e53 xRobotsTag, sanitised ("noai, noimageai")
     data_mining: str | None = None  # a PLUS DataMining URI
+    suspended: bool = False         # Mastodon's ``suspended``: its own server suspended it
 
     @property
     def domain(self) -> str:
@@ -580,6 +581,7 @@ def parse_actor(doc: Any) -> RemoteActor:
         also_known_as=ids_of(doc.get("alsoKnownAs")),
         robots=parse_robots_tag(doc.get("xRobotsTag")),
         data_mining=parse_data_mining(doc.get("dataMining")),
+        suspended=_bool(doc.get("suspended")),
     )
 
 

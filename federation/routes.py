@@ -153,6 +153,12 @@ def _wants_page(request: Request) -> bool:
 
 async def actor_document(request: Request) -> Response:
     state = easel(request)
+    async with state.db.session() as session:  # purged (server.services.moderation): gone
+        gone = await session.scalar(select(Account.uri).where(
+            Account.username_key == request.path_params["username"].lower(),
+            Account.domain == "", Account.deleted_at.is_not(None)))
+    if gone is not None:
+        return ActivityJSONResponse(tombstone(gone), status_code=410, headers=VARY)
     account = await _account_or_404(request)
     if not accepts_activity_json(request):
         return RedirectResponse(account.url, status_code=302, headers=VARY)

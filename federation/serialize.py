@@ -223,6 +223,10 @@ def account_to_actor(account: Account, urls: Urls, storage: Storage | None = Non
              "value": linkify_line(str(field.get("value", "")))}
             for field in fields
         ]
+    if account.suspended_at is not None:  # Mastodon's suspended actor: the bare identity
+        for key in ("icon", "image", "attachment", "featured", "featuredTags", "alsoKnownAs"):
+            actor.pop(key, None)
+        actor.update(name="", summary="", suspended=True)
     return actor
 
 

@@ -19,6 +19,9 @@ from starlette.staticfiles import StaticFiles
 import federation.inbox.routes
 import federation.routes
 import server.api.accounts
+import server.api.admin_accounts
+import server.api.admin_domains
+import server.api.admin_reports
 import server.api.apps
 import server.api.blocks
 import server.api.conversations
@@ -44,6 +47,9 @@ import server.api.tags
 import server.api.timelines
 import server.api.trends
 import server.health
+import server.observability
+import server.web.account
+import server.web.account_standing
 import server.web.media_files
 import server.web.pages
 import server.web.robots
@@ -62,6 +68,7 @@ from server.api.rate_counters import RATE_WINDOW, rate_counters
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
+from server.observability import HttpMetrics, ObservabilityMiddleware, RouteCapture
 from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import LIGHT_QUEUES, load_job_modules
 from server.queue.runner import JobRunner
@@ -126,6 +133,7 @@ def all_routes() -> list[BaseRoute]:
         Mount("/static", app=OptOutHeaders(StaticFiles(directory=STATIC_DIR)), name="static"),
         *server.wellknown.routes,
         *server.health.routes,
+        *server.observability.routes,
         *server.api.apps.routes,
         *server.api.oauth.routes,
         *server.api.registrations.routes,
@@ -140,6 +148,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.tags.routes,
         *server.api.markers.routes,
         *server.api.trends.routes,
+        *server.api.admin_accounts.routes,
         *server.api.accounts.routes,
         *server.api.statuses.routes,
         *server.api.scheduled_statuses.routes,
@@ -151,10 +160,13 @@ def all_routes() -> list[BaseRoute]:
         *server.api.notifications.routes,
         *server.api.search.routes,
         *server.api.reports.routes,
+        *server.api.admin_reports.routes, *server.api.admin_domains.routes,
         *federation.routes.routes,
         *server.web.media_files.routes,
         *server.web.robots.routes,
+        *server.web.account_standing.routes,
         *server.web.studio.routes,
+        *server.web.account.routes,
         *server.web.pages.routes,
     ]
 
@@ -178,6 +190,8 @@ def create_app(
     state = build_state(settings, db)
     if settings.rate_limits:
         state.rate_counters = rate_counters(settings.broker_url, RATE_WINDOW)
+    if settings.metrics:
+        state.http_metrics = HttpMetrics()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -209,13 +223,16 @@ def create_app(
                 await state.rate_counters.close()
             await state.db.dispose()
 
-    middleware = [Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
+    middleware = [Middleware(ObservabilityMiddleware, metrics=state.http_metrics),
+                  Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
                   Middleware(PathCORSMiddleware),
                   Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit,
                                      counters=state.rate_counters))
     middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]
+    if state.http_metrics is not None:
+        middleware.append(Middleware(RouteCapture))  # innermost: sees the routed scope
     app = Starlette(
         routes=all_routes(),
         middleware=middleware,

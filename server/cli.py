@@ -13,7 +13,9 @@ import sys
 from collections.abc import Sequence
 
 import server
+from server import account_commands, registration_commands
 from server.models.portfolio import TAG_KINDS
+from server.observability import configure_logging
 from server.queue.kinds import QUEUES
 from server.services.domain_blocks import SEVERITIES
 from server.settings import SettingsError, load_settings
@@ -80,6 +82,29 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--retry", nargs="*", metavar="ID", default=None,
                       help="requeue these failed jobs (all failed jobs when no id is given)")
 
+    queue = admin_commands.add_parser(
+        "queue", help="the job queue: depth by queue and kind (the default), failures, "
+                      "retry, purge")
+    queue_commands = queue.add_subparsers(dest="queue_command")
+    queue_commands.add_parser("depth", help="queued, running and failed jobs by queue and kind")
+    failures = queue_commands.add_parser("failures", help="the failed jobs, latest first")
+    failures.add_argument("--kind", default=None, help="only jobs of this kind")
+    failures.add_argument("--limit", type=int, default=50)
+    retry = queue_commands.add_parser("retry", help="requeue failed jobs (a new run of retries)")
+    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="these failed jobs")
+    retry.add_argument("--all-failed", action="store_true", help="every failed job")
+    retry.add_argument("--kind", default=None, help="only failed jobs of this kind")
+    purge = queue_commands.add_parser(
+        "purge", help="delete failed jobs (--failed), or the queued and failed jobs of a kind "
+                      "(--kind); running jobs are never deleted; their work is dropped")
+    purge.add_argument("--failed", action="store_true", help="failed jobs")
+    purge.add_argument("--kind", default=None, help="jobs of this kind")
+
+    status = admin_commands.add_parser(
+        "status", help="check the instance's health: database, migrations, broker, queue, "
+                       "deliveries, storage, protection; exit status 1 when unhealthy")
+    status.add_argument("--json", action="store_true", help="print the checks as JSON")
+
     blocks = admin_commands.add_parser("domain-block", help="block, unblock or list other servers")
     block_commands = blocks.add_subparsers(dest="block_command", required=True)
     add = block_commands.add_parser(
@@ -95,6 +120,34 @@ def build_parser() -> argparse.ArgumentParser:
     remove = block_commands.add_parser("remove", help="lift a domain block")
     remove.add_argument("domain")
     block_commands.add_parser("list", help="list domain blocks")
+    block_export = block_commands.add_parser(
+        "export", help="write every block as Mastodon's CSV (#domain,#severity,…)")
+    block_export.add_argument("file", help="the CSV file to write, - for standard output")
+    block_import = block_commands.add_parser(
+        "import", help="block the domains of a Mastodon CSV export (or one domain a line)")
+    block_import.add_argument("file", help="the CSV file to read, - for standard input")
+
+    allows = admin_commands.add_parser(
+        "domain-allow", help="the domains federated with when EASEL_FEDERATION_MODE=allowlist")
+    allow_commands = allows.add_subparsers(dest="allow_command", required=True)
+    allow_commands.add_parser("add", help="allow a domain (and its subdomains)").add_argument("domain")
+    allow_commands.add_parser("remove", help="stop allowing a domain").add_argument("domain")
+    allow_commands.add_parser("list", help="list allowed domains")
+
+    email_blocks = admin_commands.add_parser(
+        "email-block", help="e-mail addresses nobody may register with (canonical form)")
+    email_commands = email_blocks.add_subparsers(dest="email_command", required=True)
+    email_commands.add_parser("add", help="block an address (dots and +tags ignored)").add_argument("email")
+    email_commands.add_parser("remove", help="lift an address's block").add_argument("email")
+    email_commands.add_parser("list", help="list blocked address hashes")
+
+    report = admin_commands.add_parser(
+        "report", help="show, assign, resolve, reopen or annotate one report")
+    report.add_argument("action", choices=["show", "assign", "unassign", "resolve", "reopen", "note"])
+    report.add_argument("id", type=int, help="the report's id (easel admin reports)")
+    report.add_argument("text", nargs="?", default=None, help="the note (for note)")
+    report.add_argument("--by", default=None, metavar="USERNAME",
+                        help="the moderator (a local username) for assign, resolve and note")
 
     vocabulary = admin_commands.add_parser(
         "vocabulary", help="the suggested portfolio terms (fields, mediums, project types, "
@@ -157,27 +210,31 @@ def build_parser() -> argparse.ArgumentParser:
         description="Lists the media storage (directory or bucket) and deletes the files no "
                     "database row names — left by a killed worker, a failed purge or a restored "
                     "backup — once older than --older-than, and the studio's checks of outside "
-                    "images after 30 days.")
+                    "images after 30 days. First it keeps the remote media cache within "
+                    "EASEL_REMOTE_MEDIA_CACHE_MB and EASEL_REMOTE_MEDIA_RETENTION_DAYS.")
     prune.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
                        help="only files older than this (default 24, at least 1)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    registration_commands.add_parsers(admin_commands)
+    account_commands.add_parsers(admin_commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("text")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         settings = load_settings()
     except SettingsError as exc:
         print(f"easel: configuration error: {exc}", file=sys.stderr)
         return 2
+    configure_logging(settings.log_format)
     for name in settings.extra:
         if not name.startswith("EASEL_TEST_"):
             print(f"easel: warning: unknown setting {name} is ignored", file=sys.stderr)
 
-    from server import commands
+    from server import commands, moderation_commands
 
     try:
         if args.command == "serve":
@@ -204,7 +261,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.public_comment, args.private_comment))
             if args.block_command == "remove":
                 return asyncio.run(commands.domain_block_remove(settings, args.domain))
+            if args.block_command == "export":
+                return asyncio.run(moderation_commands.domain_block_export(settings, args.file))
+            if args.block_command == "import":
+                return asyncio.run(moderation_commands.domain_block_import(settings, args.file))
             return asyncio.run(commands.domain_block_list(settings))
+        if args.admin_command == "domain-allow":
+            return asyncio.run(moderation_commands.domain_allow(
+                settings, args.allow_command, getattr(args, "domain", None)))
+        if args.admin_command == "email-block":
+            return asyncio.run(moderation_commands.email_block(
+                settings, args.email_command, getattr(args, "email", None)))
+        if args.admin_command == "report":
+            return asyncio.run(moderation_commands.report_action(
+                settings, args.action, args.id, by=args.by, text=args.text))
+        if args.admin_command == "account":
+            return asyncio.run(account_commands.run(settings, args))
+        if args.admin_command in ("invite", "rules"):
+            return asyncio.run(registration_commands.run(settings, args))
         if args.admin_command == "vocabulary":
             return asyncio.run(commands.vocabulary(settings, args))
         if args.admin_command == "reports":
@@ -218,6 +292,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "reverify":
             return asyncio.run(commands.reverify(settings, every=args.every, dry_run=args.dry_run,
                                                  here=args.here, media_ids=args.media_ids))
+        if args.admin_command == "queue":
+            return asyncio.run(commands.queue(settings, args))
+        if args.admin_command == "status":
+            return asyncio.run(commands.status(settings, as_json=args.json))
         return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
     except commands.CommandError as exc:
         print(f"easel: {exc}", file=sys.stderr)

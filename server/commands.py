@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.sql.elements import ColumnElement
 
 import server
@@ -19,6 +19,7 @@ from server.db import Database
 from server.ids import utcnow
 from server.migrate import current_revision, head_revision, upgrade
 from server.models import Account, Job, JobState, MediaAttachment, ProtectionState, Report
+from server.queue import admin as queue_admin
 from server.queue.broker import JobQueue, make_broker
 from server.queue.runner import JobRunner
 from server.services import domain_blocks, portfolio
@@ -79,7 +80,9 @@ def serve(settings: Settings, host: str, port: int) -> int:
         flush=True,
     )
     # uvicorn.run, except that open streams end when the server stops.
-    run_ending_streams(app, host=host, port=port, log_level="info", proxy_headers=True,
+    # log_config=None: uvicorn's lines go through the root handler (request ids, JSON).
+    run_ending_streams(app, host=host, port=port, log_level="info", log_config=None,
+                       proxy_headers=True,
                        forwarded_allow_ips=list(settings.trusted_proxies), server_header=False)
     return 0
 
@@ -118,20 +121,14 @@ async def jobs(
     try:
         async with db.session() as session:
             if retry is not None:
-                # A new run of retries: attempts from 0 (claims, which fence the attempts,
-                # go on counting; see server/queue/runner.py).
-                statement = update(Job).where(Job.state == JobState.FAILED).values(
-                    state=JobState.QUEUED, attempts=0, next_try_at=utcnow(),
-                    finished_at=None, updated_at=utcnow())
-                if retry:
-                    try:
-                        ids = [int(job_id) for job_id in retry]
-                    except ValueError as exc:
-                        raise CommandError(f"job ids are numbers: {exc}") from exc
-                    statement = statement.where(Job.id.in_(ids))
-                result = await session.execute(statement)
+                # A new run of retries (server/queue/admin.py; `easel admin queue retry`).
+                try:
+                    ids = [int(job_id) for job_id in retry] if retry else None
+                except ValueError as exc:
+                    raise CommandError(f"job ids are numbers: {exc}") from exc
+                requeued = await queue_admin.retry_failed(session, ids)
                 await session.commit()
-                print(f"requeued {result.rowcount} failed job(s)")  # type: ignore[attr-defined]
+                print(f"requeued {len(requeued)} failed job(s)")
                 return 0
             query = select(Job).order_by(Job.id.desc()).limit(limit)
             if state:
@@ -144,6 +141,22 @@ async def jobs(
     finally:
         await db.dispose()
     return 0
+
+
+# ------------------------------------------------------------------------ queue, status
+
+async def queue(settings: Settings, args: argparse.Namespace) -> int:
+    """``easel admin queue …`` (server/ops_commands.py)."""
+    from server.ops_commands import queue_command
+
+    return await queue_command(settings, args, sys.stdout)
+
+
+async def status(settings: Settings, *, as_json: bool) -> int:
+    """``easel admin status`` (server/ops_commands.py): 1 when unhealthy."""
+    from server.ops_commands import status_command
+
+    return await status_command(settings, as_json=as_json, out=sys.stdout)
 
 
 # ------------------------------------------------------------------------ domain blocks
@@ -271,7 +284,8 @@ async def reports(settings: Settings, limit: int) -> int:
             comment = report.comment.replace("\n", " ")
             print(f"{report.id}  {report.created_at:%Y-%m-%d %H:%M}  {origin}{forwarded}  "
                   f"{reporter.acct() if reporter else '?'} -> {target.acct() if target else '?'}  "
-                  f"{report.category}  statuses={len(report.status_ids or [])}  {comment}".rstrip())
+                  f"{report.category}  statuses={len(report.status_ids or [])}  "
+                  f"{'resolved' if report.action_taken_at else 'open'}  {comment}".rstrip())
     finally:
         await db.dispose()
     return 0
@@ -617,10 +631,11 @@ def _size(count: float) -> str:
 
 async def media_prune(settings: Settings, *, older_than_hours: float, dry_run: bool,
                       err: TextIO = sys.stderr) -> int:
-    """Delete stored files no row names (older than the grace period) and expired checks."""
+    """Keep the remote media cache within its limits, then delete stored files no row names
+    (older than the grace period) and expired checks."""
     from datetime import timedelta
 
-    from protect.prune import MINIMUM_GRACE, prune
+    from protect.prune import MINIMUM_GRACE, CacheLimits, prune
     from server.storage import StorageError, media_storage
 
     grace = timedelta(hours=older_than_hours)
@@ -639,7 +654,8 @@ async def media_prune(settings: Settings, *, older_than_hours: float, dry_run: b
     try:
         async with db.session() as session:
             report = await prune(session, media_storage(settings), grace=grace,
-                                 dry_run=dry_run, progress=progress)
+                                 dry_run=dry_run, progress=progress,
+                                 cache=CacheLimits.from_settings(settings))
     except StorageError as exc:
         raise CommandError(f"the media storage could not be read: {exc}") from exc
     finally:
@@ -651,6 +667,12 @@ async def media_prune(settings: Settings, *, older_than_hours: float, dry_run: b
         print(f"{'private' if private else 'public'}  {stored.key}  {_size(stored.size)}  "
               f"{stored.modified:%Y-%m-%d %H:%M}")
     verb = "would delete" if dry_run else "deleted"
+    if report.cache is not None:
+        cache = report.cache
+        print(f"remote media cache: {'would evict' if dry_run else 'evicted'} "
+              f"{cache.expired + cache.over_limit} cached file set(s), {_size(cache.bytes)} "
+              f"({cache.expired} past retention, {cache.over_limit} over the size limit); "
+              f"{cache.kept} kept, {_size(cache.kept_bytes)}")
     print(f"{verb} {len(report.orphans)} orphaned file(s) and {len(report.expired_checks)} "
           f"expired check file(s), {_size(report.bytes)}"
           + (f"; {report.kept_young} unnamed file(s) younger than {older_than_hours:g} h kept"

@@ -77,15 +77,17 @@ class Database:
     after that session commits; a lost call is harmless, the reconciler finds due rows.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, federation_mode: str = "open", own_domain: str = "") -> None:
         self.url = url
         self.engine = make_engine(url)
         self.dispatch_jobs: Callable[[list[tuple[int, str]]], None] | None = None
         # Set by the stream bus (server.streaming.bus): committed stream events go there.
         self.dispatch_events: Callable[[list[Any]], None] | None = None
+        # federation_mode/own_domain: read by federation.domains (allowlist mode).
         self.sessions = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=EaselSession,
-            info={"dispatch_jobs": self._dispatch, "dispatch_events": self._dispatch_events},
+            info={"dispatch_jobs": self._dispatch, "dispatch_events": self._dispatch_events,
+                  "federation_mode": federation_mode, "own_domain": own_domain.lower()},
         )
 
     def _dispatch(self, job_ids: list[tuple[int, str]]) -> None:
@@ -100,7 +102,8 @@ class Database:
     def from_settings(cls, settings: Settings) -> Database:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        return cls(settings.effective_database_url)
+        return cls(settings.effective_database_url, federation_mode=settings.federation_mode,
+                   own_domain=settings.domain)
 
     @property
     def is_sqlite(self) -> bool:

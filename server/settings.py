@@ -70,6 +70,29 @@ class Settings:
     s3_access_key_id: str = field(default="", repr=False)
     s3_secret_access_key: str = field(default="", repr=False)
     s3_public_url: str = ""
+    # The remote media cache: the most its files may take (MB; 0: remote media are not
+    # cached, only referenced) and how long a cached file is kept (days; 0: no age limit).
+    remote_media_cache_mb: int = 0
+    remote_media_retention_days: int = 0
+    # Outgoing mail (confirmation, password reset): none is sent while smtp_host is empty.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_user: str = ""
+    smtp_password: str = field(default="", repr=False)
+    smtp_from: str = ""
+    smtp_security: str = "starttls"
+    # Days a self-service account deletion waits (cancellable) before its data are purged.
+    account_deletion_grace_days: int = 30
+    # open: federate with every domain not blocked; allowlist: only with domain_allows.
+    federation_mode: str = "open"
+    # Who sees GET /api/v1/instance/domain_blocks: disabled, users (signed in) or all.
+    show_domain_blocks: str = "disabled"
+    # Observability: log lines as text or JSON (each with its request id); the Prometheus
+    # /metrics endpoint (off by default), readable with this bearer token, or else only
+    # from loopback addresses.
+    log_format: str = "text"
+    metrics: bool = False
+    metrics_token: str = field(default="", repr=False)
     title: str = "Easel"
     # Signs login cookies and CSRF tokens; empty: a random key kept in the data dir.
     secret_key: str = field(default="", repr=False)
@@ -78,6 +101,11 @@ class Settings:
     @property
     def base_url(self) -> str:
         return f"{self.scheme}://{self.domain}"
+
+    @property
+    def mail_enabled(self) -> bool:
+        """Whether e-mail is sent (and so sign-ups must confirm their address)."""
+        return bool(self.smtp_host)
 
     @property
     def effective_database_url(self) -> str:
@@ -100,6 +128,10 @@ def parse_bool(name: str, raw: str) -> bool:
     if word in FALSE_WORDS:
         return False
     raise SettingsError(f"{name}={raw!r} is not a boolean: use true/false, 1/0, yes/no or on/off")
+
+
+FEDERATION_MODES = ("open", "allowlist")
+SHOW_DOMAIN_BLOCKS = ("disabled", "users", "all")
 
 
 def _choice(name: str, raw: str, choices: tuple[str, ...]) -> str:
@@ -155,7 +187,49 @@ def _positive_int(name: str, raw: str) -> int:
     return value
 
 
+def _non_negative_int(name: str, raw: str) -> int:
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must be 0 or more")
+    return value
+
+
+SMTP_SECURITY = ("none", "starttls", "tls")
+_MAIL_FROM_RE = re.compile(r"^(?:[^<>\r\n]*<)?[^@\s<>]+@[^@\s<>]+>?$")
+
+
+def _smtp_port(raw: str) -> int:
+    value = _positive_int("EASEL_SMTP_PORT", raw)
+    if value > 65535:
+        raise SettingsError(f"EASEL_SMTP_PORT={raw!r} must be a port number (1-65535)")
+    return value
+
+
+def _smtp_from(raw: str, host: str, domain: str) -> str:
+    value = raw.strip()
+    if not value:
+        return f"notifications@{domain.split(':')[0]}" if host else ""
+    if not _MAIL_FROM_RE.match(value):
+        raise SettingsError(f"EASEL_SMTP_FROM={raw!r} must be an e-mail address, "
+                            "like 'Easel <notifications@art.example>'")
+    return value
+
+
 MIN_SECRET_KEY_LENGTH = 32
+LOG_FORMATS = ("text", "json")
+MIN_METRICS_TOKEN_LENGTH = 16
+
+
+def _metrics_token(raw: str) -> str:
+    value = raw.strip()
+    if value and (len(value) < MIN_METRICS_TOKEN_LENGTH or any(c.isspace() for c in value)):
+        raise SettingsError(
+            f"EASEL_METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_LENGTH} characters without "
+            "spaces (e.g. the output of `openssl rand -hex 32`), or unset (loopback only)")
+    return value
 
 
 def _device(raw: str) -> str:
@@ -262,6 +336,12 @@ def load_settings(
         "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES", "EASEL_STORAGE", "EASEL_S3_BUCKET",
         "EASEL_S3_ENDPOINT", "EASEL_S3_REGION", "EASEL_S3_ACCESS_KEY_ID",
         "EASEL_S3_SECRET_ACCESS_KEY", "EASEL_S3_PUBLIC_URL",
+        "EASEL_LOG_FORMAT", "EASEL_METRICS", "EASEL_METRICS_TOKEN",
+        "EASEL_SMTP_HOST", "EASEL_SMTP_PORT", "EASEL_SMTP_USER", "EASEL_SMTP_PASSWORD",
+        "EASEL_SMTP_FROM", "EASEL_SMTP_SECURITY",
+        "EASEL_FEDERATION_MODE", "EASEL_SHOW_DOMAIN_BLOCKS",
+        "EASEL_REMOTE_MEDIA_CACHE_MB", "EASEL_REMOTE_MEDIA_RETENTION_DAYS",
+        "EASEL_ACCOUNT_DELETION_GRACE_DAYS",
     }
     storage = _choice("EASEL_STORAGE", get("EASEL_STORAGE", "local"), STORAGE_BACKENDS)
     s3_bucket = get("EASEL_S3_BUCKET").strip()
@@ -296,6 +376,27 @@ def load_settings(
         s3_access_key_id=get("EASEL_S3_ACCESS_KEY_ID").strip(),
         s3_secret_access_key=get("EASEL_S3_SECRET_ACCESS_KEY").strip(),
         s3_public_url=_http_url("EASEL_S3_PUBLIC_URL", get("EASEL_S3_PUBLIC_URL")),
+        remote_media_cache_mb=_non_negative_int("EASEL_REMOTE_MEDIA_CACHE_MB",
+                                                get("EASEL_REMOTE_MEDIA_CACHE_MB", "0")),
+        remote_media_retention_days=_non_negative_int(
+            "EASEL_REMOTE_MEDIA_RETENTION_DAYS", get("EASEL_REMOTE_MEDIA_RETENTION_DAYS", "0")),
+        smtp_host=get("EASEL_SMTP_HOST").strip(),
+        smtp_port=_smtp_port(get("EASEL_SMTP_PORT", "587")),
+        smtp_user=get("EASEL_SMTP_USER").strip(),
+        smtp_password=get("EASEL_SMTP_PASSWORD"),
+        smtp_from=_smtp_from(get("EASEL_SMTP_FROM"), get("EASEL_SMTP_HOST").strip(),
+                             _domain(get("EASEL_DOMAIN", "localhost:8080"))),
+        smtp_security=_choice("EASEL_SMTP_SECURITY", get("EASEL_SMTP_SECURITY", "starttls"),
+                              SMTP_SECURITY),
+        account_deletion_grace_days=_non_negative_int(
+            "EASEL_ACCOUNT_DELETION_GRACE_DAYS", get("EASEL_ACCOUNT_DELETION_GRACE_DAYS", "30")),
+        federation_mode=_choice("EASEL_FEDERATION_MODE", get("EASEL_FEDERATION_MODE", "open"),
+                                FEDERATION_MODES),
+        show_domain_blocks=_choice("EASEL_SHOW_DOMAIN_BLOCKS",
+                                   get("EASEL_SHOW_DOMAIN_BLOCKS", "disabled"), SHOW_DOMAIN_BLOCKS),
+        log_format=_choice("EASEL_LOG_FORMAT", get("EASEL_LOG_FORMAT", "text"), LOG_FORMATS),
+        metrics=parse_bool("EASEL_METRICS", get("EASEL_METRICS", "off")),
+        metrics_token=_metrics_token(get("EASEL_METRICS_TOKEN")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
         public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
@@ -16,6 +17,9 @@ from server.storage import Storage
 from server.streaming.bus import StreamBus
 from server.urls import Urls
 
+if TYPE_CHECKING:
+    from server.observability import HttpMetrics
+
 
 @dataclass
 class EaselState:
@@ -28,6 +32,7 @@ class EaselState:
     anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
     streams: StreamBus | None = None  # the streaming API's event bus (server.streaming.bus)
     rate_counters: RateCounters | None = None  # the API rate limiter's (None: limits off)
+    http_metrics: HttpMetrics | None = None  # this process's HTTP metrics (None: metrics off)
 
     def __post_init__(self) -> None:
         self.anonymous_cache.ttl = self.settings.public_cache_seconds

@@ -146,6 +146,8 @@ class LocalStorage:
 CONTENT_TYPES = {
     "jpg": "image/jpeg", "jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp",
     "gif": "image/gif", "avif": "image/avif", "json": "application/json",
+    "mp4": "video/mp4", "webm": "video/webm", "m4a": "audio/mp4", "mp3": "audio/mpeg",
+    "ogg": "audio/ogg", "wav": "audio/wav", "flac": "audio/flac",
 }
 
 

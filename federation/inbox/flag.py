@@ -9,6 +9,8 @@ statuses named that belong to it. One report per local account named (most Flags
 one); the activity id is the report's ``uri`` (a suffix per further account), so a
 redelivered Flag changes nothing.
 
+A domain blocked with ``reject_reports`` (or suspended) has its Flags ignored.
+
 What it must never do: report a remote account (they are their own server's to moderate),
 attach a status to an account that did not write it, or fail on a Flag about nobody here
 (that is :class:`Ignored`).
@@ -16,6 +18,7 @@ attach a status to an account that did not write it, or fail on a Flag about nob
 
 from __future__ import annotations
 
+from federation.domains import domain_policy
 from federation.inbox.base import Ignored, InboxContext
 from server.models import Account, Status
 from server.services.reports import (
@@ -35,6 +38,8 @@ def _position(row: Account | Status, ids: tuple[str, ...]) -> int:
 
 async def handle(inbox: InboxContext) -> str:
     activity = inbox.activity
+    if (await domain_policy(inbox.session, inbox.actor.uri)).reject_reports:
+        raise Ignored("reports from this domain are rejected (domain block)")
     ids = activity.object_ids
     targets = sorted(await local_accounts_by_uri(inbox.session, ids),
                      key=lambda account: _position(account, ids))

@@ -64,7 +64,7 @@ async def authenticate(request: Request) -> Auth | None:
         found, account = row
         user = found.user
         if user is not None:
-            if user.disabled:
+            if user.disabled or (account is not None and account.suspended_at is not None):
                 raise ApiError(403, "Your login is currently disabled")
             if user.confirmed_at is None:
                 raise ApiError(403, "Your login is missing a confirmed e-mail address")

@@ -6,6 +6,7 @@ because every timeline goes through here.
 
 from __future__ import annotations
 
+import hashlib
 import html
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -42,6 +43,7 @@ from server.models import (
 from server.services import filters
 from server.services.blocks import relationship_flags
 from server.services.conversations import participant_ids
+from server.services.domain_blocks import obfuscated
 from server.services.endorsements import endorsed_among
 from server.services.featured_tags import FeaturedTagView
 from server.services.polls import PollView, poll_views
@@ -100,6 +102,8 @@ def fields_to_entities(account: Account) -> list[Entity]:
 
 def account_to_entity(account: Account, ctx: EntityContext) -> Entity:
     urls, storage = ctx.urls, ctx.storage
+    if account.suspended_at is not None:  # Mastodon shows a suspended account bare
+        return _suspended_account_to_entity(account, ctx)
     avatar = (storage.public_url(account.avatar_key) if account.avatar_key
               else account.avatar_remote_url or urls.default_avatar)
     header = (storage.public_url(account.header_key) if account.header_key
@@ -131,6 +135,8 @@ def account_to_entity(account: Account, ctx: EntityContext) -> Entity:
         "emojis": [],
         "roles": [],
         "fields": fields_to_entities(account),
+        # Mastodon adds it only when true (server.services.moderation).
+        **({"limited": True} if account.silenced_at is not None else {}),
     }
 
 
@@ -169,15 +175,22 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
     meta: dict[str, Any] = {k: v for k, v in (media.meta or {}).items() if k in ("original", "small")}
     meta["focus"] = {"x": media.focus_x, "y": media.focus_y}
     # A remote status's media are referenced, not stored (federation.notes): its URL is
-    # the origin's, for the full image and the preview alike.
+    # the origin's, for the full image and the preview alike — or, once the remote media
+    # cache holds a copy (federation.media_cache), ours.
     referenced = media.remote_url if ready and not media.file_key else None
+    if referenced and media.cache_key:
+        url: str | None = storage.public_url(media.cache_key)
+        preview_url = storage.public_url(media.cache_preview_key) if media.cache_preview_key else url
+    else:
+        url = storage.public_url(media.file_key) if ready and media.file_key else referenced
+        # Mastodon's preview is its "small" style, which meta["small"] describes.
+        preview_url = (storage.public_url(media.small_key) if ready and media.small_key
+                       else referenced)
     return {
         "id": str(media.id),
         "type": media.type,
-        "url": storage.public_url(media.file_key) if ready and media.file_key else referenced,
-        # Mastodon's preview is its "small" style, which meta["small"] describes.
-        "preview_url": (storage.public_url(media.small_key) if ready and media.small_key
-                        else referenced),
+        "url": url,
+        "preview_url": preview_url,
         "remote_url": media.remote_url,
         "preview_remote_url": None,
         "text_url": None,
@@ -731,3 +744,133 @@ async def notification_requests_to_entities(
                             if request.last_status_id is not None else None),
         })
     return result
+
+
+def rule_to_entity(rule: Any) -> Entity:
+    """Mastodon's Rule for an ``InstanceRule`` row."""
+    return {"id": str(rule.id), "text": rule.text, "hint": rule.hint}
+
+
+# ------------------------------------------- admin: reports, domain blocks and allows (H4)
+
+def admin_report_to_entity(report: Any, parties: dict[int, Entity], statuses: list[Entity]) -> Entity:
+    """Mastodon's ``Admin::Report``; ``parties`` maps account ids to their
+    ``Admin::Account`` entities (reporter, target, assignee, resolver)."""
+    def party(account_id: int | None) -> Entity | None:
+        return parties.get(account_id) if account_id is not None else None
+
+    return {
+        "id": str(report.id),
+        "action_taken": report.action_taken_at is not None,
+        "action_taken_at": iso(report.action_taken_at),
+        "category": report.category,
+        "comment": report.comment,
+        "forwarded": report.forwarded,
+        "created_at": iso(report.created_at),
+        "updated_at": iso(report.updated_at or report.created_at),
+        "account": party(report.account_id),
+        "target_account": party(report.target_account_id),
+        "assigned_account": party(report.assigned_account_id),
+        "action_taken_by_account": party(report.action_taken_by_account_id),
+        "statuses": statuses,
+        "rules": [],
+    }
+
+
+def admin_domain_block_to_entity(block: Any) -> Entity:
+    """Mastodon's ``Admin::DomainBlock``."""
+    return {
+        "id": str(block.id),
+        "domain": block.domain,
+        "digest": hashlib.sha256(block.domain.encode()).hexdigest(),
+        "created_at": iso(block.created_at),
+        "severity": block.severity,
+        "reject_media": block.reject_media,
+        "reject_reports": block.reject_reports,
+        "private_comment": block.private_comment or None,
+        "public_comment": block.public_comment or None,
+        "obfuscate": block.obfuscate,
+    }
+
+
+def admin_domain_allow_to_entity(allow: Any) -> Entity:
+    """Mastodon's ``Admin::DomainAllow``."""
+    return {"id": str(allow.id), "domain": allow.domain, "created_at": iso(allow.created_at)}
+
+
+def canonical_email_block_to_entity(block: Any) -> Entity:
+    """Mastodon's ``Admin::CanonicalEmailBlock``."""
+    return {"id": str(block.id), "canonical_email_hash": block.canonical_email_hash}
+
+
+def public_domain_block_to_entity(block: Any, *, with_comment: bool) -> Entity:
+    """Mastodon's ``DomainBlock`` (``/api/v1/instance/domain_blocks``): an obfuscated
+    block shows its domain partly starred; the digest always names the real one."""
+    return {
+        "domain": obfuscated(block.domain) if block.obfuscate else block.domain,
+        "digest": hashlib.sha256(block.domain.encode()).hexdigest(),
+        "severity": block.severity,
+        "comment": (block.public_comment or None) if with_comment else None,
+    }
+
+
+# ------------------------------------------------------------------- moderation (admin)
+
+def admin_account_to_entity(account: Account, user: User | None, ctx: EntityContext) -> Entity:
+    """Mastodon's Admin::Account: the account with its login's standing (``user`` None for
+    a remote account)."""
+    return {
+        "id": str(account.id),
+        "username": account.username,
+        "domain": account.domain or None,
+        "created_at": iso(account.created_at),
+        "email": user.email if user is not None else "",
+        "ip": None,
+        "ips": [],
+        "locale": user.locale if user is not None else "",
+        "invite_request": (user.reason or None) if user is not None else None,
+        "role": {"id": "3" if user is not None and user.admin else "-99",
+                 "name": "Admin" if user is not None and user.admin else "",
+                 "color": "", "permissions": "1" if user is not None and user.admin else "0",
+                 "highlighted": bool(user is not None and user.admin)},
+        "confirmed": user.confirmed_at is not None if user is not None else True,
+        "approved": user.approved if user is not None else True,
+        "disabled": user.disabled if user is not None else False,
+        "silenced": account.silenced_at is not None,
+        "suspended": account.suspended_at is not None,
+        "sensitized": account.sensitized_at is not None,
+        "account": account_to_entity(account, ctx),
+        "created_by_application_id": None,
+        "invited_by_account_id": None,
+    }
+
+
+def account_warning_to_entity(warning: Any) -> Entity:
+    """Mastodon's AccountWarning (``appeal`` and ``status_ids`` as Easel keeps none; the
+    target account is the viewer)."""
+    return {
+        "id": str(warning.id),
+        "action": warning.action,
+        "text": warning.text,
+        "status_ids": [],
+        "report_id": str(warning.report_id) if warning.report_id is not None else None,
+        "created_at": iso(warning.created_at),
+    }
+
+
+def _suspended_account_to_entity(account: Account, ctx: EntityContext) -> Entity:
+    """A suspended account as Mastodon shows it: its name and uri, no profile, and
+    ``suspended: true`` (``server.services.moderation``)."""
+    return {
+        "id": str(account.id), "username": account.username, "acct": account.acct(),
+        "display_name": "", "locked": False, "bot": False, "discoverable": False,
+        "indexable": False, "group": False,
+        "created_at": iso(account.created_at.replace(hour=0, minute=0, second=0, microsecond=0)),
+        "note": "", "url": account.url or account.uri, "uri": account.uri,
+        "avatar": ctx.urls.default_avatar, "avatar_static": ctx.urls.default_avatar,
+        "header": ctx.urls.default_header, "header_static": ctx.urls.default_header,
+        "followers_count": 0, "following_count": 0, "statuses_count": 0,
+        "last_status_at": None, "hide_collections": True, "noindex": True, "emojis": [],
+        "roles": [], "fields": [], "suspended": True,
+    }
+

@@ -21,9 +21,10 @@ from starlette.routing import BaseRoute, Route
 import server
 from server import limits
 from server.api.auth import require
-from server.api.entities import EntityContext, account_to_entity
+from server.api.entities import EntityContext, account_to_entity, rule_to_entity
 from server.ids import utcnow
 from server.models import Account, Status, User
+from server.services.rules import list_rules
 from server.state import EaselState, easel
 
 MASTODON_API_VERSION = "4.3.0"
@@ -100,6 +101,7 @@ async def instance_v1(request: Request) -> JSONResponse:
         domain_count = await session.scalar(
             select(func.count(func.distinct(Account.domain))).where(Account.domain != "")) or 0
         contact = await _contact_account(session, state)
+        rule_list = [rule_to_entity(rule) for rule in await list_rules(session)]
     return JSONResponse({
         "uri": settings.domain,
         "title": settings.title,
@@ -122,7 +124,7 @@ async def instance_v1(request: Request) -> JSONResponse:
             "polls": _polls_configuration(),
         },
         "contact_account": contact,
-        "rules": [],
+        "rules": rule_list,
     })
 
 
@@ -133,6 +135,7 @@ async def instance_v2(request: Request) -> JSONResponse:
         active_month = await session.scalar(
             _active_users().where(User.last_active_at >= utcnow() - timedelta(days=30))) or 0
         contact = await _contact_account(session, state)
+        rule_list = [rule_to_entity(rule) for rule in await list_rules(session)]
     return JSONResponse({
         "domain": settings.domain,
         "title": settings.title,
@@ -158,13 +161,15 @@ async def instance_v2(request: Request) -> JSONResponse:
             "message": None,
         },
         "contact": {"email": "", "account": contact},
-        "rules": [],
+        "rules": rule_list,
     })
 
 
 async def rules(request: Request) -> JSONResponse:
-    # Easel has no server rules yet.
-    return JSONResponse([])
+    """The instance's rules (``easel admin rules``), as shown at sign-up."""
+    state = easel(request)
+    async with state.db.session() as session:
+        return JSONResponse([rule_to_entity(rule) for rule in await list_rules(session)])
 
 
 async def peers(request: Request) -> JSONResponse:

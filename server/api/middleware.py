@@ -115,7 +115,9 @@ class TrailingSlashMiddleware:
 
 
 # Sign-in and sign-up attempts per address per window (argon2 makes each one costly).
-AUTH_PATHS = ("/oauth/token", "/oauth/authorize/login", "/api/v1/accounts", "/auth/sign_in")
+AUTH_PATHS = ("/oauth/token", "/oauth/authorize/login", "/api/v1/accounts", "/auth/sign_in",
+              "/auth/sign_up", "/auth/password", "/auth/password/edit", "/auth/confirmation",
+              "/api/v1/emails/confirmations")
 AUTH_LIMIT = 25
 
 

@@ -170,6 +170,8 @@ async def login(request: Request) -> Response:
             return _login_page(request, state, auth, login=login_name, status_code=422,
                                error="Invalid e-mail address, username or password.")
         refusal = oauth.login_refusal(user)
+        if refusal is None and await oauth.account_suspended(session, user):
+            refusal = "Your login is currently disabled"
         if refusal is not None:
             return _login_page(request, state, auth, login=login_name, status_code=403,
                                error=refusal + ".")

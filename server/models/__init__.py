@@ -6,19 +6,23 @@ from server.models.conversations import Conversation, ConversationStatus
 from server.models.curation import AccountDomainBlock, Endorsement, FeaturedTag, SuggestionDismissal
 from server.models.federation import (
     Activity,
+    CanonicalEmailBlock,
     Delivery,
+    DomainAllow,
     DomainBlock,
     DomainBlockSeverity,
     InboxItem,
     InboxOutcome,
     Instance,
     Report,
+    ReportNote,
     Tombstone,
 )
 from server.models.filters import FILTER_ACTIONS, FILTER_CONTEXTS, Filter, FilterKeyword, FilterStatus
 from server.models.imports import IMPORT_TYPES, AccountImport, AccountImportRow
 from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
+from server.models.moderation import WARNING_ACTIONS, AccountWarning
 from server.models.notification_policies import (
     POLICY_ACTIONS,
     NotificationPermission,
@@ -37,6 +41,7 @@ from server.models.portfolio import (
     Work,
     WorkTag,
 )
+from server.models.registrations import EMAIL_TOKEN_PURPOSES, EmailToken, InstanceRule, Invite, OutgoingMail
 from server.models.scheduled import ScheduledStatus, ScheduledStatusMedia
 from server.models.social import (
     MARKER_TIMELINES,
@@ -67,6 +72,7 @@ from server.models.status import (
 from server.models.user import User
 
 __all__ = [
+    "EMAIL_TOKEN_PURPOSES",
     "FILTER_ACTIONS",
     "FILTER_CONTEXTS",
     "IMPORT_TYPES",
@@ -77,19 +83,24 @@ __all__ = [
     "REPLIES_POLICIES",
     "TAG_KINDS",
     "VISIBILITIES",
+    "WARNING_ACTIONS",
     "Account",
     "AccountDomainBlock",
     "AccountImport",
     "AccountImportRow",
+    "AccountWarning",
     "Activity",
     "Base",
     "Block",
     "Bookmark",
+    "CanonicalEmailBlock",
     "Conversation",
     "ConversationStatus",
     "Delivery",
+    "DomainAllow",
     "DomainBlock",
     "DomainBlockSeverity",
+    "EmailToken",
     "Endorsement",
     "Favourite",
     "FeaturedTag",
@@ -102,6 +113,8 @@ __all__ = [
     "InboxItem",
     "InboxOutcome",
     "Instance",
+    "InstanceRule",
+    "Invite",
     "Job",
     "JobState",
     "List",
@@ -118,6 +131,7 @@ __all__ = [
     "OAuthApplication",
     "OAuthAuthorizationCode",
     "OAuthToken",
+    "OutgoingMail",
     "Poll",
     "PollVote",
     "PortfolioTag",
@@ -126,6 +140,7 @@ __all__ = [
     "ProjectWork",
     "ProtectionState",
     "Report",
+    "ReportNote",
     "ScheduledStatus",
     "ScheduledStatusMedia",
     "Status",

@@ -65,6 +65,17 @@ class Account(Base):
     data_mining: Mapped[str | None] = mapped_column(String(128), default=None)
     # Remote only: the actor's FEP-5e53 xRobotsTag as stated (e.g. "noai, noimageai").
     robots: Mapped[str | None] = mapped_column(String(255), default=None)
+    # Moderation (server.services.moderation): set while the action stands.
+    suspended_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    # "local" (our moderators), "deletion" (the person's own, while it waits) or "remote"
+    # (its own server said so).
+    suspension_origin: Mapped[str | None] = mapped_column(String(8), default=None)
+    silenced_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
+    sensitized_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Deletion: due time of the purge while a deletion waits out its grace period, and
+    # when the purge ran (the row stays, so the username and uri are never reused).
+    delete_after: Mapped[datetime | None] = mapped_column(default=None)
+    deleted_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 

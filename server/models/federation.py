@@ -13,7 +13,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ids import new_id, utcnow
@@ -102,6 +102,32 @@ class DomainBlock(Base):
     reject_media: Mapped[bool] = mapped_column(Boolean, default=False)
     public_comment: Mapped[str] = mapped_column(Text, default="")
     private_comment: Mapped[str] = mapped_column(Text, default="")
+    # Flags (remote reports) from the domain are dropped.
+    reject_reports: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The public list shows the domain with some letters starred out.
+    obfuscate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DomainAllow(Base):
+    """A domain this server federates with in allowlist mode (EASEL_FEDERATION_MODE);
+    in open mode the table is kept but asks nothing."""
+
+    __tablename__ = "domain_allows"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    domain: Mapped[str] = mapped_column(String(255), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CanonicalEmailBlock(Base):
+    """An e-mail address nobody may register with, stored only as the SHA-256 of its
+    canonical form (server.services.email_blocks)."""
+
+    __tablename__ = "canonical_email_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    canonical_email_hash: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -148,4 +174,22 @@ class Report(Base):
     category: Mapped[str] = mapped_column(String(32), default="other")
     forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     action_taken_at: Mapped[datetime | None] = mapped_column(default=None)
+    # Moderation: who handles it, who resolved it, when it last changed.
+    assigned_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+    action_taken_by_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), default=None)
+    updated_at: Mapped[datetime | None] = mapped_column(default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReportNote(Base):
+    """A moderator's note on a report (kept with it, never sent anywhere)."""
+
+    __tablename__ = "report_notes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    report_id: Mapped[int] = mapped_column(ForeignKey("reports.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    content: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -60,5 +60,12 @@ class MediaAttachment(Base):
     # "XMP DigitalSourceType trainedAlgorithmicMedia"), kept when the instance labels
     # or allows such uploads; None: no marker found (which proves nothing).
     ai_provenance: Mapped[str | None] = mapped_column(String(255), default=None)
+    # The remote media cache (federation.media_cache): a copy of a remote attachment kept
+    # in our storage under ``cache/`` and served from /system/ while it is there; None:
+    # not cached (never fetched, refused, or evicted by prune), the remote URL is shown.
+    cache_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    cache_preview_key: Mapped[str | None] = mapped_column(String(255), default=None)
+    cache_size: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    cached_at: Mapped[datetime | None] = mapped_column(default=None, index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Boolean, ForeignKey, String, Text
+from sqlalchemy import BigInteger, Boolean, ForeignKey, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from server.ids import new_id, utcnow
@@ -36,6 +36,11 @@ class User(Base):
     default_language: Mapped[str | None] = mapped_column(String(16), default=None)
     # Why they want to join (approval-mode registrations).
     reason: Mapped[str] = mapped_column(Text, default="")
+    # An address the user asked to change to, waiting for its confirmation link.
+    unconfirmed_email: Mapped[str | None] = mapped_column(String(320), default=None)
+    # The invite they signed up with, if any (invites.id; no foreign key: invites name
+    # their creator, a user, and the two tables must not depend on each other).
+    invite_id: Mapped[int | None] = mapped_column(BigInteger, default=None)
     last_active_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -79,7 +79,8 @@ def job_kind(name: str, *, queue: str = "default", **options: object) -> Callabl
 # Modules that declare job kinds; every process that runs jobs imports them all.
 JOB_MODULES: tuple[str, ...] = ("protect.jobs", "protect.verify_job", "protect.check_job",
                                  "federation.jobs", "server.services.polls",
-                                 "server.services.scheduled")
+                                 "server.services.scheduled", "server.mail",
+                                 "server.services.moderation")
 
 
 def load_job_modules() -> dict[str, JobKind]:

@@ -251,7 +251,8 @@ async def search_accounts(
     username = username.strip().lower()
     if not username or (following and viewer is None):
         return []
-    query = select(Account).where(listed_accounts())
+    # Suspended accounts are not found (server.services.moderation), as in Mastodon.
+    query = select(Account).where(listed_accounts(), Account.suspended_at.is_(None))
     if domain is not None:
         query = query.where(Account.domain == domain,
                             Account.username_key.startswith(username, autoescape=True))

@@ -25,6 +25,8 @@ nothing, not even Undo), or accept a domain it cannot parse (an invalid or empty
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -36,7 +38,7 @@ from sqlalchemy import ColumnElement, case, delete, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Account, DomainBlock, DomainBlockSeverity, Follow, FollowRequest
+from server.models import Account, DomainAllow, DomainBlock, DomainBlockSeverity, Follow, FollowRequest
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 
 SEVERITIES = ("suspend", "silence", "noop")  # every DomainBlockSeverity, strictest first
@@ -162,11 +164,13 @@ def _comment(value: str | None, what: str) -> str | None:
 async def block_domain(
     session: AsyncSession, domain: str, *, own_domain: str, severity: str = "suspend",
     reject_media: bool = False, public_comment: str | None = None,
-    private_comment: str | None = None,
+    private_comment: str | None = None, reject_reports: bool | None = None,
+    obfuscate: bool | None = None,
 ) -> BlockResult:
     """Block ``domain`` (or change its block to exactly this severity and media rule;
-    comments are kept unless given); committed. A suspension removes the follows and
-    follow requests between local accounts and the domain's accounts.
+    comments, ``reject_reports`` and ``obfuscate`` are kept unless given); committed. A
+    suspension removes the follows and follow requests between local accounts and the
+    domain's accounts.
 
     ``ValidationFailed`` for an invalid domain, an unknown severity, this server's own
     domain (``own_domain``) or an overlong comment; nothing is stored then.
@@ -184,6 +188,10 @@ async def block_domain(
         session.add(block)
     block.severity = level
     block.reject_media = reject_media
+    if reject_reports is not None:
+        block.reject_reports = reject_reports
+    if obfuscate is not None:
+        block.obfuscate = obfuscate
     if public_comment is not None:
         block.public_comment = public_comment
     if private_comment is not None:
@@ -215,6 +223,199 @@ async def unblock_domain(session: AsyncSession, domain: str) -> DomainBlock:
 
 async def list_domain_blocks(session: AsyncSession) -> list[DomainBlock]:
     return list(await session.scalars(select(DomainBlock).order_by(DomainBlock.domain)))
+
+
+async def get_domain_block(session: AsyncSession, block_id: int) -> DomainBlock:
+    block = await session.get(DomainBlock, block_id)
+    if block is None:
+        raise NotFound("Record not found")
+    return block
+
+
+async def create_domain_block(
+    session: AsyncSession, domain: str, *, own_domain: str, severity: str = "silence",
+    reject_media: bool = False, reject_reports: bool = False, public_comment: str | None = None,
+    private_comment: str | None = None, obfuscate: bool = False,
+) -> BlockResult:
+    """A new block (the admin API's create): ValidationFailed when ``domain`` already has
+    one (change that one instead), else as :func:`block_domain`."""
+    name = normalize_domain(domain)
+    if await session.scalar(select(DomainBlock.id).where(DomainBlock.domain == name)) is not None:
+        raise ValidationFailed(f"{name} is already blocked; update the existing block")
+    return await block_domain(
+        session, name, own_domain=own_domain, severity=severity, reject_media=reject_media,
+        reject_reports=reject_reports, public_comment=public_comment,
+        private_comment=private_comment, obfuscate=obfuscate)
+
+
+async def update_domain_block(
+    session: AsyncSession, block_id: int, *, own_domain: str, severity: str | None = None,
+    reject_media: bool | None = None, reject_reports: bool | None = None,
+    public_comment: str | None = None, private_comment: str | None = None,
+    obfuscate: bool | None = None,
+) -> BlockResult:
+    """Change the block ``block_id``; what is not given is kept (a change to ``suspend``
+    severs follows as a new suspension does)."""
+    block = await get_domain_block(session, block_id)
+    return await block_domain(
+        session, block.domain, own_domain=own_domain,
+        severity=severity if severity is not None else block.severity,
+        reject_media=reject_media if reject_media is not None else block.reject_media,
+        reject_reports=reject_reports, public_comment=public_comment,
+        private_comment=private_comment, obfuscate=obfuscate)
+
+
+async def remove_domain_block(session: AsyncSession, block_id: int) -> None:
+    block = await get_domain_block(session, block_id)
+    await session.delete(block)
+    await session.commit()
+
+
+def obfuscated(domain: str) -> str:
+    """The domain as the public list shows an obfuscated block, as Mastodon's
+    ``DomainBlock#public_domain``: the middle half starred out, dots kept
+    (``example.com`` → ``exa****.*om``)."""
+    visible = len(domain) // 4
+    return "".join("*" if visible < i < len(domain) - visible and c != "." else c
+                   for i, c in enumerate(domain))
+
+
+# ------------------------------------------------------------------- CSV import/export
+
+CSV_HEADER = ("#domain", "#severity", "#reject_media", "#reject_reports", "#public_comment",
+              "#obfuscate")
+
+
+def export_csv(blocks: Sequence[DomainBlock]) -> str:
+    """Blocks in Mastodon's export format (Moderation → Federation → Export)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for block in blocks:
+        writer.writerow([block.domain, block.severity, _csv_bool(block.reject_media),
+                         _csv_bool(block.reject_reports), block.public_comment or "",
+                         _csv_bool(block.obfuscate)])
+    return out.getvalue()
+
+
+def _csv_bool(value: bool) -> str:
+    return "true" if value else "false"
+
+
+@dataclass(frozen=True)
+class ImportedBlock:
+    domain: str
+    severity: str
+    reject_media: bool
+    reject_reports: bool
+    public_comment: str
+    obfuscate: bool
+
+
+def parse_csv(text: str) -> list[ImportedBlock]:
+    """Mastodon's export (with its ``#domain,…`` header) or a bare list of domains (one a
+    line: suspended). ValidationFailed, naming the line, for anything else; nothing is
+    returned half-parsed."""
+    rows = [row for row in csv.reader(io.StringIO(text)) if any(cell.strip() for cell in row)]
+    if not rows:
+        return []
+    header = [cell.strip().lower() for cell in rows[0]]
+    if header and header[0] == "#domain":
+        columns = {name.lstrip("#"): index for index, name in enumerate(header)}
+        body = rows[1:]
+        first_line = 2
+    else:
+        columns = {"domain": 0}
+        body = rows
+        first_line = 1
+    result: list[ImportedBlock] = []
+    for number, row in enumerate(body, start=first_line):
+        def cell(name: str, row: list[str] = row) -> str:
+            index = columns.get(name)
+            return row[index].strip() if index is not None and index < len(row) else ""
+
+        try:
+            domain = normalize_domain(cell("domain"))
+            severity = _severity(cell("severity") or "suspend")
+            public_comment = _comment(cell("public_comment"), "Public comment") or ""
+            flags = [_parse_csv_bool(cell(name)) for name in
+                     ("reject_media", "reject_reports", "obfuscate")]
+        except ValidationFailed as error:
+            detail = error.message.removeprefix("Validation failed: ")
+            raise ValidationFailed(f"line {number}: {detail}") from None
+        result.append(ImportedBlock(domain, severity, flags[0], flags[1], public_comment, flags[2]))
+    return result
+
+
+def _parse_csv_bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("", "false", "0", "no"):
+        return False
+    if value in ("true", "1", "yes"):
+        return True
+    raise ValidationFailed(f"{raw!r} is not true or false")
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    created: int
+    updated: int
+    skipped: list[str]
+
+
+async def import_blocks(session: AsyncSession, blocks: Sequence[ImportedBlock], *,
+                        own_domain: str) -> ImportResult:
+    """Apply parsed blocks (each committed as :func:`block_domain`); a block covering this
+    server's own domain is skipped and named in the result."""
+    created = updated = 0
+    skipped: list[str] = []
+    for item in blocks:
+        try:
+            result = await block_domain(
+                session, item.domain, own_domain=own_domain, severity=item.severity,
+                reject_media=item.reject_media, reject_reports=item.reject_reports,
+                public_comment=item.public_comment, obfuscate=item.obfuscate)
+        except ValidationFailed:
+            skipped.append(item.domain)
+            continue
+        created += result.created
+        updated += not result.created
+    return ImportResult(created=created, updated=updated, skipped=skipped)
+
+
+# --------------------------------------------------------------------- domain allows
+
+async def allow_domain(session: AsyncSession, domain: str) -> DomainAllow:
+    """Allow ``domain`` (for allowlist mode); an existing allow is returned as it is."""
+    name = normalize_domain(domain)
+    found = await session.scalar(select(DomainAllow).where(DomainAllow.domain == name))
+    if found is not None:
+        return found
+    allow = DomainAllow(domain=name)
+    session.add(allow)
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        raise ServiceError(f"{name} was allowed concurrently; try again", 409) from None
+    return allow
+
+
+async def list_domain_allows(session: AsyncSession) -> list[DomainAllow]:
+    return list(await session.scalars(select(DomainAllow).order_by(DomainAllow.domain)))
+
+
+async def get_domain_allow(session: AsyncSession, allow_id: int) -> DomainAllow:
+    allow = await session.get(DomainAllow, allow_id)
+    if allow is None:
+        raise NotFound("Record not found")
+    return allow
+
+
+async def remove_domain_allow(session: AsyncSession, allow_id: int) -> None:
+    allow = await get_domain_allow(session, allow_id)
+    await session.delete(allow)
+    await session.commit()
 
 
 async def _sever(session: AsyncSession, block_domain: str) -> tuple[int, int]:

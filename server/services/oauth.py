@@ -269,6 +269,14 @@ def login_refusal(user: User) -> str | None:
     return None
 
 
+async def account_suspended(session: AsyncSession, user: User) -> bool:
+    """Whether ``user``'s account is suspended (``server.services.moderation``): no
+    tokens are issued to it, and those it has are refused (``server.api.auth``)."""
+    suspended_at = await session.scalar(
+        select(Account.suspended_at).where(Account.id == user.account_id))
+    return suspended_at is not None
+
+
 # ------------------------------------------------------------------- authorization requests
 
 @dataclass(frozen=True)
@@ -423,7 +431,7 @@ async def grant_authorization_code(
         if not hmac.compare_digest(s256_challenge(code_verifier), grant.code_challenge):
             raise OAuthError("invalid_grant")
     user = await session.get(User, grant.user_id)
-    if user is None or login_refusal(user) is not None:
+    if user is None or login_refusal(user) is not None or await account_suspended(session, user):
         raise OAuthError("invalid_grant")
     # Single use even against a concurrent exchange: only one UPDATE finds it unused.
     claimed = await session.scalar(
@@ -445,7 +453,7 @@ async def grant_password(
                          f"{'username' if not username else 'password'}.")
     scopes = requested_scopes(scope, app.scopes.split())
     user = await authenticate_user(session, username, password)
-    if user is None or login_refusal(user) is not None:
+    if user is None or login_refusal(user) is not None or await account_suspended(session, user):
         raise OAuthError("invalid_grant")
     return await issue_token(session, app, user, scopes)
 
@@ -471,7 +479,7 @@ async def grant_refresh_token(
     granted = old.scopes.split()
     scopes = requested_scopes(scope, granted) if scope else granted
     user = await session.get(User, old.user_id)
-    if user is None or login_refusal(user) is not None:
+    if user is None or login_refusal(user) is not None or await account_suspended(session, user):
         raise OAuthError("invalid_grant")
     now = utcnow()
     revoked = await session.scalar(

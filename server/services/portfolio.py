@@ -51,7 +51,7 @@ from server.models import (
 from server.services.errors import NotFound, ValidationFailed
 from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
-from server.services.visibility import visible_to
+from server.services.visibility import limited_account_ids, visible_to
 
 KINDS = TAG_KINDS  # ("field", "medium", "project_type", "category", "software")
 # The name of each kind in query strings and JSON bodies.
@@ -473,6 +473,7 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
     if any(not ids for ids in wanted.values()):
         return []
     ascending = min_id is not None
+    hidden = await limited_account_ids(session, viewer)  # silenced, suspended: usually none
 
     def bounded(column: Any, query: Any) -> Any:
         if max_id is not None:
@@ -488,6 +489,8 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
         query = select(Work.status_id).where(Work.listed.is_(True))
         if local is not None:
             query = query.where(Work.local.is_(local))
+        if hidden:
+            query = query.where(Work.account_id.not_in(hidden))
         ids = list(await session.scalars(bounded(Work.status_id, query)))
     else:
         kinds = list(wanted)
@@ -523,6 +526,9 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
                     other.c.tag_id.in_(sorted(wanted[kind])))))
             if local is True and local_check is not None:
                 query = query.where(local_check)
+            if hidden:
+                query = query.where(probe(select(Work.status_id).where(
+                    Work.status_id == WorkTag.status_id, Work.account_id.not_in(hidden))))
             ranges.append(bounded(WorkTag.status_id, query).subquery())
         if len(ranges) == 1:
             merged = select(ranges[0].c.status_id)

@@ -5,9 +5,18 @@
 once they are approved (until then the API answers 403 "pending approval").
 ``closed``: nobody may register.
 
-Easel sends no e-mail, so a registered address is not confirmed by mail; approval mode is
-the instance's gate. Every field is checked before anything is written, and all errors
-are reported together, in Mastodon's ``details`` shape, so an app can mark each field.
+A valid invite (``invite_code``, ``server/services/invites.py``) admits its holder in
+every mode, approved at once, as Mastodon does; an unknown, expired or used-up code is a
+field error (or, when registrations are closed, the closed answer).
+
+With SMTP configured (``settings.mail_enabled``) the address must be confirmed: the user
+is created unconfirmed and mailed a link (``server/services/confirmations.py``); the token
+returned now starts working once the link is followed (until then the API answers 403
+"missing a confirmed e-mail address"). Without SMTP an address cannot be confirmed by
+mail, so it is taken as given and an open registration is usable at once.
+
+Every field is checked before anything is written, and all errors are reported together,
+in Mastodon's ``details`` shape, so an app can mark each field.
 """
 
 from __future__ import annotations
@@ -18,8 +27,11 @@ from collections.abc import Callable
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.mail import queue_mail
 from server.models import Account, OAuthApplication, User
+from server.services import confirmations, invites
 from server.services.accounts import create_user, validate_email, validate_password, validate_username
+from server.services.email_blocks import email_blocked
 from server.services.errors import ServiceError, ValidationFailed
 from server.services.oauth import IssuedToken, issue_token
 from server.settings import Settings
@@ -29,16 +41,19 @@ MAX_REASON_LENGTH = 420
 MAX_LOCALE_LENGTH = 16  # users.locale
 LOCALE_RE = re.compile(r"\A[a-z]{2,3}(?:[-_][A-Za-z0-9]{2,8}){0,2}\Z")
 FIELD_LABELS = {"username": "Username", "email": "Email", "password": "Password",
-                "agreement": "Agreement", "locale": "Locale", "reason": "Reason"}
+                "agreement": "Agreement", "locale": "Locale", "reason": "Reason",
+                "invite_code": "Invite code"}
 # Mastodon's error codes for registration details, by the end of the description.
 ERROR_CODES = (
     ("can't be blank", "ERR_BLANK"),
     ("has already been taken", "ERR_TAKEN"),
     ("is reserved", "ERR_RESERVED"),
+    ("uses a disallowed e-mail provider", "ERR_BLOCKED"),
     ("must be accepted", "ERR_ACCEPTED"),
     ("is not included in the list", "ERR_INCLUSION"),
     ("is too long", "ERR_TOO_LONG"),
     ("is too short", "ERR_TOO_SHORT"),
+    ("disallowed e-mail provider", "ERR_BLOCKED"),
 )
 
 
@@ -86,12 +101,38 @@ async def register(
     agreement: bool,
     locale: str | None,
     reason: str | None,
+    invite_code: str | None = None,
 ) -> IssuedToken:
     """Create the user per ``settings.registrations`` and a token for ``app`` with the app's
     scopes; RegistrationsClosed or RegistrationInvalid (nothing written) otherwise."""
-    if settings.registrations == "closed":
+    user = await create_registration(session, settings, username=username, email=email,
+                                     password=password, agreement=agreement, locale=locale,
+                                     reason=reason, invite_code=invite_code)
+    return await issue_token(session, app, user, app.scopes.split())
+
+
+async def create_registration(
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    username: str,
+    email: str,
+    password: str,
+    agreement: bool,
+    locale: str | None,
+    reason: str | None,
+    invite_code: str | None = None,
+) -> User:
+    """The new user (committed, and mailed a confirmation link when mail is on), per the
+    registration mode and the invite; RegistrationsClosed or RegistrationInvalid (nothing
+    written) otherwise. The API and the web sign-up form both come here."""
+    invite_code = (invite_code or "").strip()
+    invited = bool(invite_code) and await invites.find_usable_invite(session, invite_code) is not None
+    if settings.registrations == "closed" and not invited:
         raise RegistrationsClosed()
     errors: dict[str, list[str]] = {}
+    if invite_code and not invited:
+        errors["invite_code"] = ["is invalid"]
 
     def check(field: str, validate: Callable[[], object]) -> None:
         try:
@@ -122,13 +163,44 @@ async def register(
     if "email" not in errors and await session.scalar(
             select(User.id).where(User.email == email.lower())) is not None:
         errors.setdefault("email", []).append("has already been taken")
+    if "email" not in errors and await email_blocked(session, email):  # H4: canonical e-mail blocks
+        errors.setdefault("email", []).append("uses a disallowed e-mail provider")
     if errors:
         raise RegistrationInvalid({field: errors[field] for field in FIELD_LABELS if field in errors})
 
+    invite_id = None
+    if invited:  # counted in the transaction create_user commits (or rolls back)
+        invite_id = await invites.use_invite(session, invite_code)
+        if invite_id is None:  # used up or revoked a moment ago
+            await session.rollback()
+            if settings.registrations == "closed":
+                raise RegistrationsClosed()
+            raise RegistrationInvalid({"invite_code": ["is invalid"]})
     try:
         user = await create_user(session, settings, username=username, email=email, password=password,
-                                 confirmed=True, approved=settings.registrations == "open",
+                                 confirmed=not settings.mail_enabled,
+                                 approved=invite_id is not None or settings.registrations == "open",
                                  locale=locale.replace("_", "-"), reason=reason)
     except ValidationFailed as error:  # a concurrent registration took the name or e-mail
         raise RegistrationInvalid({"username": [_description("username", error)]}) from None
-    return await issue_token(session, app, user, app.scopes.split())
+    if invite_id is not None:
+        user.invite_id = invite_id
+        await session.commit()
+    await confirmations.send_confirmation(session, settings, user)
+    return user
+
+
+async def mail_decision(session: AsyncSession, settings: Settings, user: User, *,
+                        approved: bool) -> None:
+    """Tell a user who waited for approval what the admin decided (queued in the caller's
+    transaction; the caller commits). Nothing without SMTP. For the approve/reject actions
+    (``server/services/moderation.py``)."""
+    if approved:
+        text = (f"Hello,\n\nyour account on {settings.title} has been approved. "
+                f"Sign in at {settings.base_url}/auth/sign_in\n")
+        subject = f"{settings.title}: your account is approved"
+    else:
+        text = (f"Hello,\n\nyour request to join {settings.title} was not accepted. "
+                "No account was kept for this address.\n")
+        subject = f"{settings.title}: your request to join"
+    await queue_mail(session, settings, to=user.email, subject=subject, text=text)

@@ -8,19 +8,25 @@ forwarded to its server: that is a ``Flag`` by the instance actor (so the report
 anonymous), recorded here with :func:`server.services.outbox.record_activity` and sent by
 federation after the commit.
 
+Moderators then handle reports here too (the admin API and ``easel admin reports`` are
+thin over it): assign one to themselves or unassign it, resolve (``action_taken_at`` and who
+took it) or reopen it, change its category, and keep notes on it (``report_notes``).
+
 What it must never do: import ``federation``, forward a report about a local account, name
 the reporter in anything that leaves the server, or store anything for invalid input.
-Who sees reports (the admin API, notifications to moderators) is not this module's.
+Who may handle reports (admins) is the caller's check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.models import Account, Report, Status, StatusAlias
+from server.ids import utcnow
+from server.models import Account, Report, ReportNote, Status, StatusAlias
 from server.services.accounts import find_account, instance_actor
 from server.services.errors import NotFound, ValidationFailed
 from server.services.outbox import record_activity
@@ -140,3 +146,94 @@ async def local_accounts_by_uri(session: AsyncSession, uris: Sequence[str]) -> l
     return list(await session.scalars(select(Account).where(
         Account.domain == "", Account.actor_type != "Application",
         or_(Account.uri.in_(uris), Account.url.in_(uris)))))
+
+
+# ----------------------------------------------------------------------- moderation
+
+MAX_NOTE_LENGTH = 500  # Mastodon's ReportNote limit
+
+
+def reports_query(*, resolved: bool | None = None, account_id: int | None = None,
+                  target_account_id: int | None = None) -> Select[Any]:
+    """Reports for the admin list: unresolved only with ``resolved=False`` (Mastodon's
+    default), resolved only with True, both with None; by reporter or target."""
+    query = select(Report)
+    if resolved is True:
+        query = query.where(Report.action_taken_at.is_not(None))
+    elif resolved is False:
+        query = query.where(Report.action_taken_at.is_(None))
+    if account_id is not None:
+        query = query.where(Report.account_id == account_id)
+    if target_account_id is not None:
+        query = query.where(Report.target_account_id == target_account_id)
+    return query
+
+
+async def get_report(session: AsyncSession, report_id: int) -> Report:
+    report = await session.get(Report, report_id)
+    if report is None:
+        raise NotFound("Record not found")
+    return report
+
+
+async def _changed(session: AsyncSession, report: Report) -> Report:
+    report.updated_at = utcnow()
+    await session.commit()
+    return report
+
+
+async def assign_report(session: AsyncSession, report_id: int, moderator: Account | None) -> Report:
+    """Assign the report to ``moderator`` (None: unassign); committed."""
+    report = await get_report(session, report_id)
+    report.assigned_account_id = moderator.id if moderator is not None else None
+    return await _changed(session, report)
+
+
+async def resolve_report(session: AsyncSession, report_id: int, moderator: Account) -> Report:
+    """Mark the report handled by ``moderator`` (resolving twice keeps the first time)."""
+    report = await get_report(session, report_id)
+    if report.action_taken_at is None:
+        report.action_taken_at = utcnow()
+        report.action_taken_by_account_id = moderator.id
+    return await _changed(session, report)
+
+
+async def reopen_report(session: AsyncSession, report_id: int) -> Report:
+    report = await get_report(session, report_id)
+    report.action_taken_at = None
+    report.action_taken_by_account_id = None
+    return await _changed(session, report)
+
+
+async def update_report(session: AsyncSession, report_id: int, *, category: str | None) -> Report:
+    """Change the report's category (the only attribute Mastodon lets moderators change
+    while there are no instance rules)."""
+    report = await get_report(session, report_id)
+    if category is not None:
+        report.category = _category(category)
+    return await _changed(session, report)
+
+
+async def add_report_note(session: AsyncSession, report_id: int, moderator: Account,
+                          content: str, *, resolve: bool = False) -> ReportNote:
+    """A moderator's note on the report (and, with ``resolve``, resolve it); committed."""
+    text = content.strip()
+    if not text:
+        raise ValidationFailed("Content can't be blank")
+    if len(text) > MAX_NOTE_LENGTH:
+        raise ValidationFailed(f"Content is too long (maximum is {MAX_NOTE_LENGTH} characters)")
+    report = await get_report(session, report_id)
+    note = ReportNote(report_id=report.id, account_id=moderator.id, content=text)
+    session.add(note)
+    if resolve and report.action_taken_at is None:
+        report.action_taken_at = utcnow()
+        report.action_taken_by_account_id = moderator.id
+    report.updated_at = utcnow()
+    await session.commit()
+    return note
+
+
+async def report_notes(session: AsyncSession, report_id: int) -> list[ReportNote]:
+    await get_report(session, report_id)
+    return list(await session.scalars(select(ReportNote).where(ReportNote.report_id == report_id)
+                                      .order_by(ReportNote.id)))

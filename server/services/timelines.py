@@ -43,7 +43,7 @@ from server.services.lists import exclusive_members, own_list
 from server.services.lists import members as list_members
 from server.services.tags import followed_tag_ids
 from server.services.text import normalize_tag
-from server.services.visibility import visible_to
+from server.services.visibility import not_suspended_author, visible_to
 
 T = TypeVar("T")
 
@@ -97,8 +97,9 @@ async def without_silenced(session: AsyncSession, query: Select[Any],
     """Leave out statuses by accounts of silenced or suspended domains, unless ``viewer``
     follows their author (Mastodon's silence: out of public timelines, not out of sight)."""
     hidden = await hidden_from_public_timelines(session)
-    if hidden is None:
-        return query
+    # Accounts silenced by our moderators too (``server.services.moderation``).
+    hidden = (Account.silenced_at.is_not(None) if hidden is None
+              else or_(hidden, Account.silenced_at.is_not(None)))
     allowed: ColumnElement[bool] = Status.account_id.not_in(select(Account.id).where(hidden))
     if viewer is not None:
         followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
@@ -196,7 +197,8 @@ def _public_statuses() -> Select[Any]:
     """Published ``public`` statuses (not unlisted, never boosts: boosts carry no tags and
     Mastodon leaves them out of public timelines)."""
     return select(Status).where(
-        Status.published.is_(True), Status.visibility == "public", Status.reblog_of_id.is_(None))
+        Status.published.is_(True), Status.visibility == "public", Status.reblog_of_id.is_(None),
+        not_suspended_author())
 
 
 async def public_timeline(
@@ -211,8 +213,8 @@ async def public_timeline(
     query = where_local_or_remote(query, local=local, remote=remote)
     if only_media:
         query = query.where(has_media())
-    if not local:
-        query = await without_silenced(session, query, viewer)
+    # Local accounts are silenced only by our moderators; the same rule keeps them out.
+    query = await without_silenced(session, query, viewer)
     return await _statuses(session, query.where(not_hidden_from(viewer)), page)
 
 
@@ -246,8 +248,8 @@ async def tag_timeline(
     query = where_local_or_remote(query, local=local, remote=remote)
     if only_media:
         query = query.where(has_media())
-    if not local:
-        query = await without_silenced(session, query, viewer)
+    # Local accounts are silenced only by our moderators; the same rule keeps them out.
+    query = await without_silenced(session, query, viewer)
     return await _statuses(session, query.where(not_hidden_from(viewer)), page)
 
 

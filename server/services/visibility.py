@@ -20,7 +20,8 @@ from server.services.blocks import blocked_by_author
 
 def visible_to(viewer: Account | None) -> ColumnElement[bool]:
     """A WHERE clause on ``Status``: the statuses ``viewer`` (None: anonymous) may see."""
-    public = and_(Status.published.is_(True), Status.visibility.in_(("public", "unlisted")))
+    public = and_(Status.published.is_(True), Status.visibility.in_(("public", "unlisted")),
+                  not_suspended_author())
     if viewer is None:
         return public
     follows_author = exists().where(Follow.account_id == viewer.id,
@@ -36,8 +37,25 @@ def visible_to(viewer: Account | None) -> ColumnElement[bool]:
                      mentioned),
             ),
             not_(blocked_by_author(viewer.id, Status.account_id)),
+            not_suspended_author(),
         ),
     )
+
+
+async def limited_account_ids(session: AsyncSession, viewer: Account | None) -> list[int]:
+    """Accounts whose posts public lists (browse) leave out for ``viewer``: silenced ones
+    it does not follow, and suspended ones (``server.services.moderation``)."""
+    query = select(Account.id).where(
+        or_(Account.silenced_at.is_not(None), Account.suspended_at.is_not(None)))
+    if viewer is not None:
+        followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+        query = query.where(or_(Account.suspended_at.is_not(None), Account.id.not_in(followed)))
+    return list(await session.scalars(query))
+
+
+def not_suspended_author() -> ColumnElement[bool]:
+    """A suspended account's statuses are seen by nobody (``server.services.moderation``)."""
+    return Status.account_id.not_in(select(Account.id).where(Account.suspended_at.is_not(None)))
 
 
 def only_visible(query: Select[Any], viewer: Account | None) -> Select[Any]:

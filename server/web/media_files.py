@@ -27,6 +27,14 @@ CONTENT_TYPES = {
     "webp": "image/webp",
     "gif": "image/gif",
     "avif": "image/avif",
+    # Remote video and audio kept by the remote media cache (federation.media_cache).
+    "mp4": "video/mp4",
+    "webm": "video/webm",
+    "m4a": "audio/mp4",
+    "mp3": "audio/mpeg",
+    "ogg": "audio/ogg",
+    "wav": "audio/wav",
+    "flac": "audio/flac",
 }
 
 

@@ -292,6 +292,8 @@ async def profile_page(request: Request) -> Response:
             return _not_found(request, state)
         if accepts_activity_json(request):
             return RedirectResponse(account.uri, status_code=302, headers={"Vary": "Accept"})
+        if account.suspended_at is not None:  # server.services.moderation: nothing is shown
+            return _not_found(request, state)
         if project_raw is not None and project_id is None:
             return _not_found(request, state)
         page = await gallery.artist_portfolio(session, state.storage, account,

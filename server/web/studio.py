@@ -145,11 +145,12 @@ def _message(visit: Visit, status_code: int, heading: str, text: str) -> Respons
 Handler = Callable[[Visit], Awaitable[Response]]
 
 
-def studio_page(handler: Handler, *, body_limit: int = FORM_BODY_LIMIT, api: bool = False) -> Callable[
-        [Request], Awaitable[Response]]:
+def studio_page(handler: Handler, *, body_limit: int = FORM_BODY_LIMIT, api: bool = False,
+                allow_suspended: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a studio endpoint: the cookie session (sign-in redirect, or 404 for ``api``
     endpoints: JSON and files), the form and its CSRF check for a POST, and "not found"
-    for anything that is not the artist's own."""
+    for anything that is not the artist's own. A suspended account (by a moderator, or
+    its own deletion waiting) reaches only the pages that ``allow_suspended``."""
 
     async def endpoint(request: Request) -> Response:
         state = easel(request)
@@ -160,6 +161,12 @@ def studio_page(handler: Handler, *, body_limit: int = FORM_BODY_LIMIT, api: boo
                     return _not_found_json()
                 return _sign_in_redirect(request)
             visit = Visit(request=request, state=state, session=session, user=user)
+            if user.account.suspended_at is not None and not allow_suspended:
+                if api:
+                    return _not_found_json()
+                return _message(visit, 403, "Account suspended",
+                                "This account is suspended: see why, or cancel its deletion, "
+                                "under Standing (/studio/standing).")
             try:
                 if request.method == "POST":
                     limited = _limited(request, body_limit)

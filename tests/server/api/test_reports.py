@@ -250,5 +250,5 @@ async def test_the_admin_lists_reports_from_the_command_line(
     assert await asyncio.to_thread(main, ["admin", "reports"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2
-    assert "local forwarded  alice -> dave@remote.example  other  statuses=0" in lines[0]
-    assert "local  alice -> bob  spam  statuses=0  rude really" in lines[1]
+    assert "local forwarded  alice -> dave@remote.example  other  statuses=0  open" in lines[0]
+    assert "local  alice -> bob  spam  statuses=0  open  rude really" in lines[1]
