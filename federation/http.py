@@ -36,7 +36,9 @@ Exception hierarchy (all carry ``url``, the URL being fetched when it happened):
 
     FetchError
     ├── ForbiddenURL        not fetchable as written: scheme other than http/https
-    │                       (initial URL or redirect), no host, credentials, bad port
+    │                       (initial URL or redirect), no host, a host ending in a dot
+    │                       (another spelling that domain blocks would not match),
+    │                       credentials, bad port
     ├── UnresolvableHost    DNS gave no usable address
     ├── ForbiddenAddress    the host is, or resolves to, a non-global address (.address)
     ├── FetchTimeout        connect/read timeout, or the total time cap was reached
@@ -425,6 +427,10 @@ def _url_host_port(url: httpx.URL) -> tuple[str, int]:
     host = url.raw_host.decode("ascii").lower()
     if not host:
         raise ForbiddenURL(f"refusing to fetch a URL without a host: {text}", url=text)
+    if host.endswith("."):
+        # evil.example. is evil.example (an absolute DNS name), but domain blocks and
+        # origin checks compare names: fetching it would walk around a block.
+        raise ForbiddenURL(f"refusing to fetch a host name ending in a dot: {text}", url=text)
     port = url.port if url.port is not None else DEFAULT_PORTS[url.scheme]
     if not 0 < port < 65536:
         raise ForbiddenURL(f"refusing to fetch a URL with port {port}: {text}", url=text)

@@ -91,7 +91,8 @@ async def verify_fetch_signature(request: Request, fetcher: ActorFetcher) -> Ver
     async def verify(key_lookup: Callable[[str], Awaitable[str | None]]) -> VerifiedSignature:
         return await verify_request(method=request.method, target=request_target(request),
                                     headers=request.headers, body=body, key_lookup=key_lookup,
-                                    clock=fetcher.clock, scheme=settings.scheme)
+                                    clock=fetcher.clock, scheme=settings.scheme,
+                                    expected_host=settings.domain)
 
     try:
         return await verify(fetcher.key_for)

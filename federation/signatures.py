@@ -15,14 +15,16 @@ in use:
 
 :func:`verify_request` is independent of any web framework: it takes the method, the
 request target, the headers and the raw body, and asks an injected async ``key_lookup``
-for the public key. It checks, in order: the header parses; the algorithm is supported;
-the signature covers what an ActivityPub request must cover (the target, the host, a time
-and, with a body, the digest); the time is inside Mastodon's window; the body matches
-its ``Digest`` / ``Content-Digest``; the key is known; the signature verifies. Each
+for the public key. It checks, in order: the request was sent to ``expected_host``; the
+header parses; the algorithm is supported; the signature covers what an ActivityPub
+request must cover (the target, the host, a time and, with a body, the digest); the time
+is inside Mastodon's window; the body matches its ``Digest`` / ``Content-Digest``; the
+key is known; the signature verifies. Each
 failure is a :class:`SignatureError` subclass with a reason a log line can carry:
 
     SignatureError
     ├── SignatureMissing             the request carries no signature
+    ├── WrongHost                    signed for another server (expected_host)
     ├── MalformedSignature           a header does not parse, or names a part not in the request
     ├── UnsupportedAlgorithm         an algorithm (or key type) Easel does not verify
     ├── RequiredComponentNotCovered  target, host, time or digest left out of the signature
@@ -144,6 +146,12 @@ class DigestMismatch(SignatureError):
 
 class KeyNotFound(SignatureError):
     reason = "key_not_found"
+
+
+class WrongHost(SignatureError):
+    """Signed for another server: a delivery captured on its way elsewhere, replayed here."""
+
+    reason = "wrong_host"
 
 
 class BadSignature(SignatureError):
@@ -349,6 +357,7 @@ async def verify_request(
     clock: Clock = utc_now,
     scheme: str = "https",
     enforce_coverage: bool = True,
+    expected_host: str | None = None,
 ) -> VerifiedSignature:
     """Verify an inbound request's signature; raise a :class:`SignatureError` if it fails.
 
@@ -362,9 +371,19 @@ async def verify_request(
     ``enforce_coverage=False`` drops only the federation policy on *what* must be signed
     (target, host, time, digest): what the signature does cover is still checked. It is
     for the specifications' test vectors, which sign less than ActivityPub requires.
+
+    ``expected_host`` (this server's ``EASEL_DOMAIN``) is the host the request must have
+    been signed for: the signature covers ``Host`` (or RFC 9421's authority), and without
+    this check a delivery to another server's ``/inbox``, captured, verifies here too
+    (:class:`WrongHost`). Compared case-insensitively, the scheme's default port implied.
     """
     fields = _field_values(headers)
     now = clock()
+    if expected_host is not None and ("signature-input" in fields or "signature" in fields):
+        sent = fields.get("host", "")
+        if _authority(sent, scheme) != _authority(expected_host, scheme):
+            raise WrongHost(f"the request was signed for host {sent or '(none)'!r}, "
+                            f"not {expected_host!r}")
     if "signature-input" in fields:
         return await _verify_rfc9421(
             method.upper(), target, fields, body, key_lookup, now, scheme, enforce_coverage
@@ -372,6 +391,13 @@ async def verify_request(
     if "signature" in fields:
         return await _verify_cavage(method.upper(), target, fields, body, key_lookup, now, enforce_coverage)
     raise SignatureMissing("the request is not signed (no Signature header)")
+
+
+def _authority(host: str, scheme: str) -> str:
+    """``Host`` as compared: lower case, without the scheme's default port."""
+    value = host.strip().lower()
+    default = ":443" if scheme == "https" else ":80"
+    return value[: -len(default)] if value.endswith(default) else value
 
 
 # --- verification: draft-cavage -------------------------------------------------------

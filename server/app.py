@@ -50,6 +50,7 @@ import server.health
 import server.observability
 import server.web.account
 import server.web.account_standing
+import server.web.admin
 import server.web.media_files
 import server.web.pages
 import server.web.robots
@@ -165,6 +166,7 @@ def all_routes() -> list[BaseRoute]:
         *server.web.media_files.routes,
         *server.web.robots.routes,
         *server.web.account_standing.routes,
+        *server.web.admin.routes,
         *server.web.studio.routes,
         *server.web.account.routes,
         *server.web.pages.routes,

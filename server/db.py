@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -124,6 +125,41 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+# SQLSTATEs that say the server cannot be reached or will not take connections now (class 08:
+# connection exceptions; 57P01-57P03: shut down by an operator, crashed, starting up), as
+# opposed to a query the server refused.
+UNAVAILABLE_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+DRIVER_MODULES = ("sqlalchemy.", "asyncpg.", "aiosqlite.")
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` means the database is down, restarting or cut off — worth a 503 and
+    a retry — rather than a bug or a bad query (a 500)."""
+    current: BaseException | None = exc
+    for _ in range(10):  # the exception and what caused it
+        if current is None:
+            return False
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        sqlstate = getattr(current, "sqlstate", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
+            return True
+        if isinstance(current, (ConnectionError, TimeoutError)) and _raised_in_driver(current):
+            return True  # connecting failed: refused, reset, timed out
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+        if module.startswith(DRIVER_MODULES):
+            return True
+        traceback = traceback.tb_next
+    return False
 
 
 def insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str, Any],

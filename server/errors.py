@@ -2,17 +2,21 @@
 
 API and federation paths answer ``{"error": "..."}`` with Mastodon's status codes; pages
 answer plain text. An unexpected exception is logged with its cause and answered with a
-500 that reveals nothing of it.
+500 that reveals nothing of it. The database unreachable (down, restarting, a connection
+cut) is not a bug: it is answered with a 503 and ``Retry-After``, so that clients retry
+instead of seeing a 500, and nothing of the driver's error is revealed either.
 """
 
 from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
+from server.db import database_unavailable
 from server.services.errors import ServiceError
 
 log = logging.getLogger(__name__)
@@ -63,6 +67,24 @@ async def unexpected_error_handler(request: Request, exc: Exception) -> Response
     return error_response(request, 500, "Internal server error")
 
 
+# How long a client is asked to wait before trying again while the database is unavailable.
+RETRY_AFTER_SECONDS = 5
+
+
+async def database_error_handler(request: Request, exc: Exception) -> Response:
+    """The database down, restarting or cut off: a 503 the client can retry, answered (not
+    re-raised) so the server keeps the client's connection; anything else as a 500."""
+    if request.scope["type"] != "http":
+        raise exc  # a WebSocket: the server closes it (1011), as for any other error
+    if not database_unavailable(exc):
+        return await unexpected_error_handler(request, exc)
+    log.warning("database unavailable on %s %s: %s: %s", request.method, request.url.path,
+                type(exc).__name__, exc)
+    response = error_response(request, 503, "Service temporarily unavailable")
+    response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response
+
+
 async def body_too_large_handler(request: Request, exc: Exception) -> Response:
     return error_response(request, 413, str(exc) or "Request body is too large")
 
@@ -71,5 +93,7 @@ EXCEPTION_HANDLERS = {
     BodyTooLarge: body_too_large_handler,
     HTTPException: http_exception_handler,
     ServiceError: service_error_handler,
+    DBAPIError: database_error_handler,
+    OSError: database_error_handler,  # a refused or timed-out connect, raised as it is
     Exception: unexpected_error_handler,
 }

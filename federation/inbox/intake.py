@@ -8,7 +8,9 @@ one writer at a time takes every row waiting (up to :data:`MAX_BATCH`) and, in a
 transaction:
 
 1. reads the domain blocks covering the batch's actors and signers (one query) and
-   drops rows from suspended domains (``"suspended"``: answered 202, stored nothing);
+   drops rows from suspended domains (``"suspended"``: answered 202, stored nothing), and
+   likewise rows of actors our moderators suspended (one query; but for a ``Delete``,
+   ``Undo`` or ``Reject``: :data:`ALLOWED_WHILE_SUSPENDED`);
 2. inserts the rest with ``INSERT … ON CONFLICT (activity_uri) DO NOTHING RETURNING`` —
    an activity id already stored, or twice in the batch, is a replay (``"replay"``);
    a forwarded copy whose activity is already stored as signed by its own actor is a
@@ -49,13 +51,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from federation.domains import _candidates, domain_of
 from server.db import Database
 from server.ids import new_id, utcnow
-from server.models import DomainBlock, DomainBlockSeverity, InboxItem, Job
+from server.models import Account, DomainBlock, DomainBlockSeverity, InboxItem, Job
 from server.queue.jobs import PENDING_JOBS_KEY
 from server.queue.kinds import kind_named
 
 MAX_BATCH = 256
 PROCESS_INBOX = "process_inbox"
 STORED, REPLAY, SUSPENDED = "stored", "replay", "suspended"
+# What a remote account our moderators suspended may still send (Mastodon's
+# ``activity_allowed_while_suspended?``, less Update: a local suspension is ours to lift):
+# removing its things, withdrawing its actions. Everything else is dropped as a suspended
+# domain's is (and rejected if it was stored before the suspension).
+ALLOWED_WHILE_SUSPENDED = ("Delete", "Undo", "Reject")
 FORWARDED_PREFIX = "forwarded:"
 
 
@@ -122,12 +129,15 @@ class InboxIntake:
     async def _write(self, batch: list[_Waiting]) -> list[str]:
         async with self.db.session() as session:
             suspended = await _suspended_domains(session, batch)
+            barred = await _actors_suspended_here(session, batch)
             seen = await _stored_direct_ids(session, batch)
             results: list[str] = []
             rows: list[dict[str, Any]] = []
             for waiting in batch:
                 uri = waiting.row["activity_uri"]
-                if any(domain_of(d) in suspended for d in waiting.domains):
+                if any(domain_of(d) in suspended for d in waiting.domains) or (
+                        waiting.row.get("actor_uri") in barred
+                        and _type_of(waiting.row) not in ALLOWED_WHILE_SUSPENDED):
                     results.append(SUSPENDED)
                 elif uri in seen or (waiting.direct_id is not None and waiting.direct_id in seen):
                     results.append(REPLAY)
@@ -170,6 +180,22 @@ async def _stored_direct_ids(session: AsyncSession, batch: list[_Waiting]) -> se
         return set()
     return set(await session.scalars(
         select(InboxItem.activity_uri).where(InboxItem.activity_uri.in_(wanted))))
+
+
+def _type_of(row: dict[str, Any]) -> object:
+    body = row.get("body")
+    return body.get("type") if isinstance(body, dict) else None
+
+
+async def _actors_suspended_here(session: AsyncSession, batch: list[_Waiting]) -> set[str]:
+    """The batch's actors that are remote accounts our moderators suspended (one query on
+    the accounts' unique uri)."""
+    actors = sorted({str(w.row["actor_uri"]) for w in batch if w.row.get("actor_uri")})
+    if not actors:
+        return set()
+    return set(await session.scalars(select(Account.uri).where(
+        Account.uri.in_(actors), Account.domain != "", Account.suspended_at.is_not(None),
+        Account.suspension_origin == "local")))
 
 
 async def _suspended_domains(session: AsyncSession, batch: list[_Waiting]) -> set[str]:

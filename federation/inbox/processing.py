@@ -7,8 +7,8 @@ with retries. The job (ref = the item's id):
 
 1. loads the :class:`~server.models.InboxItem`; one no longer pending is done already;
 2. parses its body again (``parse_activity``); unusable → ``rejected``;
-3. checks the actor's domain is not suspended now (a block made after the 202) →
-   ``rejected``;
+3. checks the actor's domain is not suspended now (a block made after the 202), nor the
+   actor itself by our moderators (but for a Delete, Undo or Reject) → ``rejected``;
 4. resolves the actor through the :class:`~federation.actors.ActorFetcher` (the cached
    row while fresh). Unreachable → the job retries. Gone or unknown: a ``Delete`` still
    goes to its handler when the account is stored (to remove it), anything else is
@@ -40,6 +40,7 @@ from federation.context import FederationContext, federation_context
 from federation.domains import is_suspended
 from federation.inbox.base import Ignored, InboxContext, InboxOutcomeError, Rejected
 from federation.inbox.dispatch import handler_for
+from federation.inbox.intake import ALLOWED_WHILE_SUSPENDED
 from federation.parse import ParseError, RemoteActivity, parse_activity
 from server.ids import utcnow
 from server.models import Account, InboxItem, InboxOutcome
@@ -104,12 +105,22 @@ async def process_item(fed: FederationContext, session: AsyncSession, item: Inbo
         raise Rejected(f"not a usable activity: {exc.reason}") from None
     if await is_suspended(session, activity.actor):
         raise Rejected("the actor's domain is suspended")
+    if activity.type not in ALLOWED_WHILE_SUSPENDED and await suspended_here(session, activity.actor):
+        raise Rejected("the actor is suspended by this server's moderators")
     handler = handler_for(activity)
     if handler is None:
         raise Ignored(f"unknown activity: {activity.type}")
     actor = await resolve_actor(fed, session, activity)
     return await handler(InboxContext(fed=fed, session=session, item=item, actor=actor,
                                       activity=activity, body=item.body))
+
+
+async def suspended_here(session: AsyncSession, actor_uri: str) -> bool:
+    """Whether ``actor_uri`` is a stored remote account our moderators suspended
+    (``server.services.moderation``): refused like a suspended domain."""
+    return await session.scalar(select(Account.id).where(
+        Account.uri == actor_uri, Account.domain != "", Account.suspended_at.is_not(None),
+        Account.suspension_origin == "local")) is not None
 
 
 async def resolve_actor(fed: FederationContext, session: AsyncSession,

@@ -77,6 +77,7 @@ from federation.signatures import (
 )
 from server.db import Database
 from server.ids import utcnow
+from server.json_depth import depth_error, too_deep
 from server.models import Account, InboxOutcome
 from server.services.accounts import find_local_account
 from server.state import easel
@@ -199,6 +200,8 @@ def _no_constants(name: str) -> Any:
 
 def parse_body(body: bytes) -> tuple[dict[str, Any], RemoteActivity]:
     """The JSON object and its activity; 400 for anything else."""
+    if too_deep(body):
+        raise InboxRefusal(400, depth_error())
     try:
         document = json.loads(body, parse_constant=_no_constants)
     except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
@@ -242,7 +245,7 @@ async def verify_signer(request: Request, fed: FederationContext, body: bytes) -
         return await verify_request(
             method=request.method, target=request_target(request), headers=request.headers,
             body=body, key_lookup=lookup(refresh), clock=fetcher.clock,
-            scheme=fed.settings.scheme)
+            scheme=fed.settings.scheme, expected_host=fed.settings.domain)
 
     try:
         verified = await verify(refresh=False)

@@ -85,8 +85,12 @@ async def create_domain_block(request: Request) -> JSONResponse:
     given = {k: v for k, v in _block_attributes(params).items() if v is not None}
     state = easel(request)
     async with state.db.session() as session:
-        result = await blocks.create_domain_block(
-            session, domain, own_domain=state.settings.domain, **given)
+        try:
+            result = await blocks.create_domain_block(
+                session, domain, own_domain=state.settings.domain, **given)
+        except blocks.ExistingDomainBlock as conflict:  # Mastodon answers the block too
+            return JSONResponse({"error": conflict.message, "existing_domain_block":
+                                 admin_domain_block_to_entity(conflict.existing)}, 422)
     return JSONResponse(admin_domain_block_to_entity(result.block))
 
 

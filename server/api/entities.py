@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import (
     Account,
+    AccountWarning,
     Bookmark,
     Conversation,
     Favourite,
@@ -437,6 +438,7 @@ async def notifications_to_entities(
         if status_ids else []
     status_entities = {int(e["id"]): e for e in await statuses_to_entities(
         session, statuses, ctx, viewer, filter_context="notifications")}
+    warnings = await _notified_warnings(session, notifications, ctx)
     result = []
     for notification in notifications:
         sender = accounts.get(notification.from_account_id)
@@ -444,7 +446,7 @@ async def notifications_to_entities(
             continue
         if notification.status_id is not None and notification.status_id not in status_entities:
             continue  # its status is hidden by one of the viewer's filters
-        result.append({
+        entity: Entity = {
             "id": str(notification.id),
             "type": notification.type,
             "group_key": notification.group_key or f"ungrouped-{notification.id}",
@@ -452,7 +454,10 @@ async def notifications_to_entities(
             "account": account_to_entity(sender, ctx),
             "status": (status_entities.get(notification.status_id)
                        if notification.status_id is not None else None),
-        })
+        }
+        if notification.type == "moderation_warning":
+            entity["moderation_warning"] = warnings.get(notification.account_warning_id or 0)
+        result.append(entity)
     return result
 
 
@@ -650,6 +655,7 @@ async def notification_groups_to_entity(
         if status_ids else []
     status_entities = {int(e["id"]): e for e in await statuses_to_entities(
         session, statuses, ctx, viewer, filter_context="notifications")}
+    warnings = await _notified_warnings(session, [g.notification for g in groups], ctx)
     full_ids: dict[int, None] = {}
     partial_ids: dict[int, None] = {}
     entities = []
@@ -678,6 +684,9 @@ async def notification_groups_to_entity(
         entity["sample_account_ids"] = [str(i) for i in samples]
         if group.notification.type in _STATUS_GROUP_TYPES:
             entity["status_id"] = str(status_id) if status_id is not None else None
+        if group.notification.type == "moderation_warning":
+            entity["moderation_warning"] = warnings.get(
+                group.notification.account_warning_id or 0)
         entities.append(entity)
     result: Entity = {
         "accounts": [account_to_entity(accounts[i], ctx) for i in full_ids],
@@ -874,3 +883,32 @@ def _suspended_account_to_entity(account: Account, ctx: EntityContext) -> Entity
         "roles": [], "fields": [], "suspended": True,
     }
 
+
+# ------------------------------------------------- moderation warning notifications
+
+def moderation_warning_to_entity(warning: Any, target_account: Entity) -> Entity:
+    """Mastodon's AccountWarning as a ``moderation_warning`` notification carries it
+    (``status_ids`` empty and ``appeal`` null: Easel keeps neither)."""
+    return {
+        "id": str(warning.id),
+        "action": warning.action,
+        "text": warning.text,
+        "status_ids": [],
+        "target_account": target_account,
+        "appeal": None,
+        "created_at": iso(warning.created_at),
+    }
+
+
+async def _notified_warnings(session: AsyncSession, notifications: Sequence[Any],
+                             ctx: EntityContext) -> dict[int, Entity]:
+    """The warnings ``moderation_warning`` notifications tell of, by id (one query each
+    for the warnings and their targets, none when there is no such notification)."""
+    ids = {n.account_warning_id for n in notifications if n.account_warning_id is not None}
+    if not ids:
+        return {}
+    found = list(await session.scalars(select(AccountWarning).where(AccountWarning.id.in_(ids))))
+    targets = {a.id: a for a in await session.scalars(select(Account).where(
+        Account.id.in_({w.target_account_id for w in found})))}
+    return {w.id: moderation_warning_to_entity(w, account_to_entity(targets[w.target_account_id], ctx))
+            for w in found if w.target_account_id in targets}

@@ -20,6 +20,7 @@ from server.api.middleware import OPEN_FORMS_KEY
 from server.errors import ApiError, BodyTooLarge
 from server.ids import MAX_ID
 from server.ids import parse_id as parse_db_id
+from server.json_depth import depth_error, too_deep
 
 TRUE_WORDS = {"true", "1", "on", "yes", "t"}
 FALSE_WORDS = {"false", "0", "off", "no", "f", ""}
@@ -72,6 +73,8 @@ class Params:
                 if len(body) > MAX_BODY_BYTES:
                     raise ApiError(413, "Request body is too large")
                 if body.strip():
+                    if too_deep(body):
+                        raise ApiError(400, depth_error())
                     try:
                         data = json.loads(body)
                     except (ValueError, UnicodeDecodeError, RecursionError):

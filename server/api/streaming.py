@@ -41,6 +41,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from server.api.auth import authenticate
 from server.api.entities import EntityContext
 from server.errors import ApiError
+from server.json_depth import too_deep
 from server.models import Account
 from server.state import EaselState
 from server.streaming.bus import StreamBus, Subscription
@@ -212,10 +213,12 @@ class _Connection:
     async def handle(self, raw: str) -> None:
         """A client message: subscribe or unsubscribe (anything else is an error)."""
         try:
+            if too_deep(raw):
+                raise ValueError
             message = json.loads(raw)
             if not isinstance(message, dict):
                 raise ValueError
-        except ValueError:
+        except (ValueError, RecursionError):
             await self.send({"error": "Invalid JSON message", "status": 400})
             return
         kind = message.get("type")

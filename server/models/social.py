@@ -60,7 +60,7 @@ class Bookmark(Base):
 
 NOTIFICATION_TYPES = (
     "mention", "status", "reblog", "follow", "follow_request", "favourite", "poll", "update",
-    "admin.sign_up", "admin.report",
+    "admin.sign_up", "admin.report", "moderation_warning",
 )
 
 
@@ -82,6 +82,9 @@ class Notification(Base):
     filtered: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Mastodon 4.3's grouping key ("favourite-<status id>-<hour bucket>"); None: ungrouped.
     group_key: Mapped[str | None] = mapped_column(String(64), default=None)
+    # A "moderation_warning": the warning it tells of (server.services.moderation).
+    account_warning_id: Mapped[int | None] = mapped_column(
+        ForeignKey("account_warnings.id", ondelete="CASCADE"), default=None, index=True)
 
 
 class Block(Base):

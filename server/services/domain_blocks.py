@@ -60,12 +60,26 @@ def domain_of(url_or_domain: str) -> str:
     if "://" in text:
         try:
             parts = urlsplit(text)
-            host = (parts.hostname or "").lower()
+            host = _ascii_host(parts.hostname or "")
             port = parts.port
         except ValueError:
             return ""
         return f"{host}:{port}" if port else host
-    return text.lower().rstrip(".")
+    host, colon, port_text = text.rpartition(":") if ":" in text else (text, "", "")
+    return _ascii_host(host) + colon + port_text
+
+
+def _ascii_host(host: str) -> str:
+    """A host as blocks store it: lower case, no trailing dot, IDNA (punycode), so that
+    ``Bücher.example.`` and ``xn--bcher-kva.example`` are one domain. A name IDNA refuses
+    is kept lower-cased (it matches no block an admin could have entered)."""
+    host = host.lower().rstrip(".")
+    if host.isascii():
+        return host
+    try:
+        return host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return host
 
 
 def normalize_domain(raw: str) -> str:
@@ -232,16 +246,52 @@ async def get_domain_block(session: AsyncSession, block_id: int) -> DomainBlock:
     return block
 
 
+class ExistingDomainBlock(ServiceError):
+    """A new block refused because of the block already deciding for its domain: the
+    domain's own block, or a less specific one the new block would loosen in some respect
+    (Mastodon's 422 with ``existing_domain_block``; the API answers that block too)."""
+
+    def __init__(self, existing: DomainBlock) -> None:
+        super().__init__(f"You have already imposed stricter limits on {existing.domain}.", 422)
+        self.existing = existing
+
+
+def _stricter_than(severity: str, reject_media: bool, reject_reports: bool,
+                   other: DomainBlock) -> bool:
+    """Mastodon's ``DomainBlock#stricter_than?``: whether a block of ``severity`` and
+    these rules limits at least as much as ``other`` in every respect."""
+    if severity == DomainBlockSeverity.SUSPEND:
+        return True
+    if other.severity == DomainBlockSeverity.SUSPEND:
+        return False
+    if other.severity == DomainBlockSeverity.SILENCE and severity == DomainBlockSeverity.NOOP:
+        return False
+    return (reject_media or not other.reject_media) and (reject_reports or not other.reject_reports)
+
+
+async def deciding_block(session: AsyncSession, name: str) -> DomainBlock | None:
+    """The block that decides for the domain ``name`` (``host[:port]``): the most specific
+    one covering it (Mastodon's ``DomainBlock.rule_for``)."""
+    candidates = domain_candidates(name)
+    found = {block.domain: block for block in await session.scalars(
+        select(DomainBlock).where(DomainBlock.domain.in_(candidates)))}
+    return next((found[c] for c in candidates if c in found), None)
+
+
 async def create_domain_block(
     session: AsyncSession, domain: str, *, own_domain: str, severity: str = "silence",
     reject_media: bool = False, reject_reports: bool = False, public_comment: str | None = None,
     private_comment: str | None = None, obfuscate: bool = False,
 ) -> BlockResult:
-    """A new block (the admin API's create): ValidationFailed when ``domain`` already has
-    one (change that one instead), else as :func:`block_domain`."""
+    """A new block (the admin API's create), else as :func:`block_domain`.
+    :class:`ExistingDomainBlock` when ``domain`` has a block already (change that one
+    instead) or the new block would loosen the less specific one covering it."""
     name = normalize_domain(domain)
-    if await session.scalar(select(DomainBlock.id).where(DomainBlock.domain == name)) is not None:
-        raise ValidationFailed(f"{name} is already blocked; update the existing block")
+    level = _severity(severity)
+    existing = await deciding_block(session, name)
+    if existing is not None and (existing.domain == name or not _stricter_than(
+            level, reject_media, reject_reports, existing)):
+        raise ExistingDomainBlock(existing)
     return await block_domain(
         session, name, own_domain=own_domain, severity=severity, reject_media=reject_media,
         reject_reports=reject_reports, public_comment=public_comment,
@@ -465,15 +515,43 @@ async def _hidden_accounts(session: AsyncSession, *,
     rows = (await session.execute(select(DomainBlock.domain, DomainBlock.severity))).all()
     hiding_levels = (DomainBlockSeverity.SUSPEND.value,) if only_suspended else _HIDING
     hiding = [domain for domain, severity in rows if severity in hiding_levels]
+    not_allowed = await not_allowed_accounts(session)
     if not hiding:
-        return None
+        return not_allowed
     # A more specific block of another severity under a hiding one is an exception.
     exceptions = [domain for domain, severity in rows if severity not in hiding_levels
                   and any(covers(h, domain) and h != domain for h in hiding)]
     clause = accounts_covered_by(hiding)
     if exceptions:
         clause = clause & ~_covered_by_more_specific(hiding, exceptions)
-    return clause
+    return clause if not_allowed is None else or_(clause, not_allowed)
+
+
+def allowlist_mode(session: AsyncSession) -> bool:
+    """Whether this database's server federates only with allowed domains
+    (``EASEL_FEDERATION_MODE=allowlist``, carried in ``session.info`` by ``server.db``)."""
+    return session.info.get("federation_mode") == "allowlist"
+
+
+async def not_allowed_accounts(session: AsyncSession) -> ColumnElement[bool] | None:
+    """In allowlist mode, a WHERE clause on ``Account``: the remote accounts no domain
+    allow covers, which are treated as suspended (stored before the mode was chosen, or
+    before their domain's allow was removed); None in open mode."""
+    if not allowlist_mode(session):
+        return None
+    allowed = list(await session.scalars(select(DomainAllow.domain)))
+    return (Account.domain != "") & ~accounts_covered_by(allowed)
+
+
+async def domain_suspended(session: AsyncSession, domain: str) -> bool:
+    """Whether the remote domain ``domain`` (``host[:port]``) is suspended: its most
+    specific block is a suspension, or, in allowlist mode, no allow covers it."""
+    candidates = domain_candidates(domain)
+    if allowlist_mode(session) and await session.scalar(
+            select(DomainAllow.id).where(DomainAllow.domain.in_(candidates)).limit(1)) is None:
+        return True
+    block = await deciding_block(session, domain)
+    return block is not None and block.severity == DomainBlockSeverity.SUSPEND
 
 
 def _covered_by_more_specific(hiding: Sequence[str], exceptions: Sequence[str]) -> ColumnElement[bool]:
@@ -491,5 +569,6 @@ def _covered_by_more_specific(hiding: Sequence[str], exceptions: Sequence[str]) 
 
 async def hidden_from_public_timelines(session: AsyncSession) -> ColumnElement[bool] | None:
     """A WHERE clause on ``Account``: the remote accounts public and hashtag timelines
-    leave out (silenced or suspended domains); None when no domain is blocked so."""
+    leave out (silenced or suspended domains, and in allowlist mode every domain not
+    allowed); None when no domain is hidden so."""
     return await _hidden_accounts(session)

@@ -178,6 +178,8 @@ def _check_followable(source: Account, target: Account) -> None:
         raise ServiceError(SELF_FOLLOW_ERROR, 403)
     if target.actor_type == "Application":  # the instance actor
         raise ServiceError(NOT_ALLOWED_ERROR, 403)
+    if target.suspended_at is not None:  # Mastodon's following_not_possible?: 404
+        raise NotFound("Record not found")
 
 
 async def follow(session: AsyncSession, source: Account, target_id: int, *,

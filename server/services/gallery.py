@@ -27,8 +27,6 @@ from sqlalchemy.orm import InstrumentedAttribute
 from server.ids import parse_id
 from server.models import (
     Account,
-    DomainBlock,
-    DomainBlockSeverity,
     MediaAttachment,
     MediaState,
     PortfolioTag,
@@ -40,7 +38,7 @@ from server.models import (
 )
 from server.services import portfolio, timelines
 from server.services.accounts import listed_accounts
-from server.services.domain_blocks import domain_candidates
+from server.services.domain_blocks import domain_suspended
 from server.services.portfolio import WorkView, work_metadata
 from server.services.visibility import visible_to
 from server.storage import Storage
@@ -212,12 +210,9 @@ async def find_account_by_acct(session: AsyncSession, acct: str) -> Account | No
 
 async def _suspended(session: AsyncSession, domain: str) -> bool:
     """Whether the most specific block covering ``domain`` is a suspension (its artists'
-    pages are not shown here; a silence only keeps them out of public lists)."""
-    candidates = domain_candidates(domain)
-    blocks = dict((await session.execute(select(DomainBlock.domain, DomainBlock.severity).where(
-        DomainBlock.domain.in_(candidates)))).all())
-    most_specific = next((blocks[c] for c in candidates if c in blocks), None)
-    return bool(most_specific == DomainBlockSeverity.SUSPEND.value)
+    pages are not shown here; a silence only keeps them out of public lists; in allowlist
+    mode a domain not allowed counts as suspended)."""
+    return await domain_suspended(session, domain)
 
 
 async def public_work(session: AsyncSession, account: Account, status_id: int) -> Status | None:

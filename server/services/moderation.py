@@ -7,7 +7,10 @@ answers, and schedules the purge of a deleted account's data. The effects themse
 read elsewhere from the standing columns: ``suspended_at`` makes tokens useless
 (``server.api.auth``), statuses invisible (``server.services.visibility``) and the actor
 a bare document; ``silenced_at`` keeps statuses out of public timelines for
-non-followers (``server.services.timelines``).
+non-followers (``server.services.timelines``). Suspending a *remote* account also removes
+its follows with local accounts both ways (nothing is sent), and the inbox rejects its
+activities (``federation.inbox.processing``). A warned local user is told by mail and by a
+``moderation_warning`` notification (when the moderator asks for the notification).
 
 Deletion follows Mastodon: the account is suspended at once; its data are purged by the
 ``purge_account`` job when ``delete_after`` comes (at once for a moderator's deletion,
@@ -46,6 +49,7 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.services import follows, statuses
 from server.services.errors import NotFound, ServiceError, ValidationFailed
+from server.services.notifications import notify_moderation_warning
 from server.services.outbox import record_activity
 from server.services.passwords import verify_password
 from server.settings import Settings
@@ -187,6 +191,8 @@ async def take_action(session: AsyncSession, settings: Settings, *, moderator: A
             updated_at=now).execution_options(synchronize_session=False))
     if notify_by_email and user is not None and account.is_local:
         await _mail_warning(session, settings, user, action, text)
+        await session.flush()  # the warning's id, for the notification
+        await notify_moderation_warning(session, account, warning.id)
     await session.commit()
     return warning
 
@@ -209,13 +215,38 @@ async def _suspend(session: AsyncSession, account: Account, now: Any, *,
                    origin: str = "local") -> None:
     """Suspend (``origin``: "local" for a moderator, "deletion" for the person's own
     deletion, which its cancelling lifts); an existing suspension is kept as it is."""
+    if not account.is_local and origin == "local" and account.suspension_origin == "remote":
+        # Suspended by its own server already: ours now too, which that server's lifting
+        # does not undo (``federation.actors``).
+        account.suspension_origin = "local"
+        await _cut_local_follows(session, account)
+        return
     if account.suspended_at is not None:
         return
     account.suspended_at, account.suspension_origin = now, origin
+    if not account.is_local:
+        await _cut_local_follows(session, account)
+        return
     # Followers' servers hear of it as Mastodon tells them: an Update of the actor, whose
     # document now says "suspended" (and nothing else of the profile).
     await record_activity(session, account, "Update", object_uri=account.uri,
                           object_type="Person")
+
+
+async def _cut_local_follows(session: AsyncSession, account: Account) -> None:
+    """A remote account our moderators suspend no longer follows local accounts, nor they
+    it (requests too; its server hears nothing, as with a suspended domain): it must not
+    keep receiving what local accounts post for their followers. Not restored by lifting."""
+    related = list(await session.scalars(union(
+        select(Follow.target_account_id).where(Follow.account_id == account.id),
+        select(Follow.account_id).where(Follow.target_account_id == account.id),
+        select(FollowRequest.target_account_id).where(FollowRequest.account_id == account.id),
+        select(FollowRequest.account_id).where(FollowRequest.target_account_id == account.id),
+    )))
+    for other_id in related:
+        other = await session.get(Account, other_id)
+        if other is not None and other.is_local:
+            await follows.sever(session, account, other)
 
 
 async def lift(session: AsyncSession, account_id: int, what: str) -> tuple[Account, User | None]:

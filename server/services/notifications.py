@@ -3,7 +3,8 @@
 Each new notification passes the recipient's blocks and mutes, then their notification
 policy (``services.notification_policies``): dropped, filtered (kept with
 ``filtered=True``, a mention filed under the sender's request) or let through. A
-notification let through of a groupable kind gets Mastodon 4.3's ``group_key``.
+notification let through of a groupable kind gets Mastodon 4.3's ``group_key``. A
+moderator's warning is told with :func:`notify_moderation_warning`, which nothing holds back.
 """
 
 from __future__ import annotations
@@ -65,6 +66,20 @@ async def notify(
     session.add(notification)
     if notification.filtered:
         await hold_as_request(session, notification)
+    return notification
+
+
+async def notify_moderation_warning(session: AsyncSession, recipient: Account,
+                                    warning_id: int) -> Notification:
+    """Tell local ``recipient`` of a moderator's warning (Mastodon 4.3's
+    ``moderation_warning``). Its sender is the recipient, as in Mastodon's data model (a
+    warning has no originating account); no block, mute or policy holds it back. The
+    caller commits."""
+    notification = Notification(account_id=recipient.id, type="moderation_warning",
+                                from_account_id=recipient.id, account_warning_id=warning_id,
+                                created_at=utcnow())
+    session.add(notification)
+    events.notification_created(session, notification)
     return notification
 
 

@@ -48,6 +48,7 @@ from server.models import (
     Work,
     WorkTag,
 )
+from server.services.domain_blocks import not_allowed_accounts
 from server.services.errors import NotFound, ValidationFailed
 from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
@@ -474,6 +475,10 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
         return []
     ascending = min_id is not None
     hidden = await limited_account_ids(session, viewer)  # silenced, suspended: usually none
+    # Allowlist mode: stored accounts of domains not allowed are out, as if suspended.
+    not_allowed = await not_allowed_accounts(session)
+    barred = (None if not_allowed is None
+              else Work.account_id.not_in(select(Account.id).where(not_allowed)))
 
     def bounded(column: Any, query: Any) -> Any:
         if max_id is not None:
@@ -491,6 +496,8 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
             query = query.where(Work.local.is_(local))
         if hidden:
             query = query.where(Work.account_id.not_in(hidden))
+        if barred is not None:
+            query = query.where(barred)
         ids = list(await session.scalars(bounded(Work.status_id, query)))
     else:
         kinds = list(wanted)
@@ -529,6 +536,9 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
             if hidden:
                 query = query.where(probe(select(Work.status_id).where(
                     Work.status_id == WorkTag.status_id, Work.account_id.not_in(hidden))))
+            if barred is not None:
+                query = query.where(probe(select(Work.status_id).where(
+                    Work.status_id == WorkTag.status_id, barred)))
             ranges.append(bounded(WorkTag.status_id, query).subquery())
         if len(ranges) == 1:
             merged = select(ranges[0].c.status_id)

@@ -286,12 +286,15 @@ async def favourited_statuses(
 
 def _own_visible_notifications(viewer: Account) -> Select[Any]:
     """The viewer's notifications, less those about a status they can no longer see and
-    those from accounts blocked either way or muted with their notifications."""
+    those from accounts blocked either way, muted with their notifications, or suspended
+    (``server.services.moderation``: back when the suspension is lifted)."""
     seen = select(Status.id).where(visible_to(viewer))
     return select(Notification).where(
         Notification.account_id == viewer.id,
         or_(Notification.status_id.is_(None), Notification.status_id.in_(seen)),
         Notification.from_account_id.not_in(muted_senders(viewer.id)),
+        Notification.from_account_id.not_in(
+            select(Account.id).where(Account.suspended_at.is_not(None))),
     )
 
 

@@ -3,7 +3,7 @@
 
 - ``/robots.txt`` disallows every AI crawler of ``ai_crawlers.txt`` (the ai.robots.txt
   community list, kept as data with its source) from the whole site, and lets every other
-  crawler — search engines — in, except for the API, sign-in and studio pages.
+  crawler — search engines — in, except for the API, sign-in, studio and admin pages.
 - ``/ai.txt`` is Spawning's format: no AI dataset use of anything here, image files named.
 - ``/.well-known/tdmrep.json`` is W3C TDMRep: text-and-data-mining rights are reserved on
   every path, with the policy page as ``tdm-policy``; the pages of an artist who allows
@@ -34,7 +34,7 @@ from server.web.session import render
 
 CRAWLERS_FILE = Path(__file__).parent / "ai_crawlers.txt"
 #: Paths no crawler needs (search engines included).
-PRIVATE_PATHS = ("/api/", "/oauth/", "/auth/", "/studio")
+PRIVATE_PATHS = ("/api/", "/oauth/", "/auth/", "/studio", "/admin")
 #: The file types ai.txt names (Spawning's generator lists them).
 IMAGE_TYPES = ("jpg", "jpeg", "png", "webp", "gif", "avif", "bmp", "tif", "tiff", "svg", "heic")
 CACHE = "public, max-age=3600"

@@ -99,6 +99,7 @@ class Visit:
         """Undo what a refused change left in the session, and load the artist again (a
         rollback expires every row, and the page about to be shown reads them)."""
         await self.session.rollback()
+        await self.session.refresh(self.user)
         await self.session.refresh(self.user, ["account"])
         await self.session.refresh(self.account)
 

@@ -43,6 +43,7 @@ async def test_robots_txt_turns_ai_crawlers_away_and_lets_search_engines_in(
         assert parser.can_fetch(engine, "https://easel.test/@alice")
         assert parser.can_fetch(engine, "https://easel.test/system/media/x.jpg")
         assert not parser.can_fetch(engine, "https://easel.test/api/v1/timelines/public")
+        assert not parser.can_fetch(engine, "https://easel.test/admin/reports")
     assert POLICY in response.text
 
 
