@@ -12,9 +12,10 @@ way). Endpoints stay thin: the rules are in ``server/services/registrations.py``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -24,6 +25,7 @@ from server.errors import ApiError
 from server.services import confirmations, invites, registrations, rules
 from server.services.errors import ServiceError
 from server.services.passwords import MIN_PASSWORD_LENGTH
+from server.settings import Settings
 from server.state import EaselState, easel
 from server.web.session import CSRF_FIELD, csrf_ok, log_in, page_headers, render
 from server.web.studio import Visit, studio_page
@@ -153,6 +155,16 @@ async def confirmation_new(request: Request) -> Response:
 async def confirmation_create(request: Request) -> Response:
     """POST /auth/confirmation: mail the confirmation link again (the same answer whether
     or not the address has an account waiting)."""
+    return await _mail_a_link(
+        request, confirmations.resend_confirmation_to,
+        "If an account with this address is waiting for confirmation, a new link is on its way.")
+
+
+async def _mail_a_link(request: Request,
+                       send: Callable[[AsyncSession, Settings, str], Awaitable[object]],
+                       answer: str) -> Response:
+    """The forms that mail a link to an address: the same answer whether or not the
+    address has an account, so they tell nobody which addresses are known."""
     state = easel(request)
     params = await _form(request)
     if params is None:
@@ -164,9 +176,8 @@ async def confirmation_create(request: Request) -> Response:
     except ApiError:
         email = ""
     async with state.db.session() as session:
-        await confirmations.resend_confirmation_to(session, state.settings, email)
-    return _message(request, state, "Check your e-mail",
-                    "If an account with this address is waiting for confirmation, a new link is on its way.")
+        await send(session, state.settings, email)
+    return _message(request, state, "Check your e-mail", answer)
 
 
 # ----------------------------------------------------------------------- password reset
@@ -183,20 +194,9 @@ async def password_new(request: Request) -> Response:
 async def password_create(request: Request) -> Response:
     """POST /auth/password: mail a reset link (the same answer whether or not the address
     has an account)."""
-    state = easel(request)
-    params = await _form(request)
-    if params is None:
-        return _message(request, state, "Bad request", "The form could not be read.", status_code=400)
-    if not csrf_ok(request, state, params.get_str(CSRF_FIELD)):
-        return _message(request, state, "Form expired", EXPIRED_FORM, status_code=403)
-    try:
-        email = params.get_str("email", max_length=320) or ""
-    except ApiError:
-        email = ""
-    async with state.db.session() as session:
-        await confirmations.request_password_reset(session, state.settings, email)
-    return _message(request, state, "Check your e-mail",
-                    "If an account has this address, a link to choose a new password is on its way.")
+    return await _mail_a_link(
+        request, confirmations.request_password_reset,
+        "If an account has this address, a link to choose a new password is on its way.")
 
 
 async def password_edit(request: Request) -> Response:
