@@ -62,10 +62,11 @@ from server.api.middleware import (
     BodyLimitMiddleware,
     CloseUploadsMiddleware,
     RateLimitMiddleware,
+    RateLimits,
     RejectNulMiddleware,
     TrailingSlashMiddleware,
 )
-from server.api.rate_counters import RATE_WINDOW, rate_counters
+from server.api.rate_counters import rate_counters
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS
@@ -191,7 +192,7 @@ def create_app(
     load_job_modules()  # job kinds this process may enqueue or run
     state = build_state(settings, db)
     if settings.rate_limits:
-        state.rate_counters = rate_counters(settings.broker_url, RATE_WINDOW)
+        state.rate_counters = rate_counters(settings.broker_url)
     if settings.metrics:
         state.http_metrics = HttpMetrics()
 
@@ -230,7 +231,7 @@ def create_app(
                   Middleware(PathCORSMiddleware),
                   Middleware(TrailingSlashMiddleware)]
     if settings.rate_limits:
-        middleware.append(Middleware(RateLimitMiddleware, limit=settings.api_rate_limit,
+        middleware.append(Middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings),
                                      counters=state.rate_counters))
     middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]
     if state.http_metrics is not None:

@@ -56,6 +56,13 @@ class Settings:
     rate_limits: bool = True
     # Client API requests per access token (or address) per 5 minutes.
     api_rate_limit: int = 300
+    # New statuses and boosts per access token per 3 hours; uploads per token per 30
+    # minutes; account creations per address per 30 minutes; inbox deliveries per remote
+    # address per 5 minutes (Mastodon's figures, and a generous one for the inboxes).
+    status_rate_limit: int = 300
+    media_rate_limit: int = 30
+    sign_up_rate_limit: int = 5
+    inbox_rate_limit: int = 3000
     # How long anonymous public/hashtag timeline responses are reused (0: never).
     public_cache_seconds: float = 1.0
     authorized_fetch: bool = False
@@ -342,6 +349,8 @@ def load_settings(
         "EASEL_FEDERATION_MODE", "EASEL_SHOW_DOMAIN_BLOCKS",
         "EASEL_REMOTE_MEDIA_CACHE_MB", "EASEL_REMOTE_MEDIA_RETENTION_DAYS",
         "EASEL_ACCOUNT_DELETION_GRACE_DAYS",
+        "EASEL_STATUS_RATE_LIMIT", "EASEL_MEDIA_RATE_LIMIT", "EASEL_SIGN_UP_RATE_LIMIT",
+        "EASEL_INBOX_RATE_LIMIT",
     }
     storage = _choice("EASEL_STORAGE", get("EASEL_STORAGE", "local"), STORAGE_BACKENDS)
     s3_bucket = get("EASEL_S3_BUCKET").strip()
@@ -399,6 +408,12 @@ def load_settings(
         metrics_token=_metrics_token(get("EASEL_METRICS_TOKEN")),
         title=get("EASEL_TITLE", "Easel").strip() or "Easel",
         api_rate_limit=_positive_int("EASEL_API_RATE_LIMIT", get("EASEL_API_RATE_LIMIT", "300")),
+        status_rate_limit=_positive_int("EASEL_STATUS_RATE_LIMIT",
+                                        get("EASEL_STATUS_RATE_LIMIT", "300")),
+        media_rate_limit=_positive_int("EASEL_MEDIA_RATE_LIMIT", get("EASEL_MEDIA_RATE_LIMIT", "30")),
+        sign_up_rate_limit=_positive_int("EASEL_SIGN_UP_RATE_LIMIT",
+                                         get("EASEL_SIGN_UP_RATE_LIMIT", "5")),
+        inbox_rate_limit=_positive_int("EASEL_INBOX_RATE_LIMIT", get("EASEL_INBOX_RATE_LIMIT", "3000")),
         public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",
                                       get("EASEL_PUBLIC_CACHE_SECONDS", "1")),
         secret_key=_secret_key(get("EASEL_SECRET_KEY")),

@@ -335,9 +335,10 @@ class RemoteActor:
     key_id: str
     private_key_pem: str
 
-    def send(self, activity: dict[str, Any], *inboxes: str) -> list[int]:
+    def send(self, activity: dict[str, Any], *inboxes: str, host: str) -> list[int]:
         """POST ``activity``, signed, to every inbox at once (as a sender retrying through
-        a load balancer might); their status codes."""
+        a load balancer might); their status codes. ``host``: the instance's public host,
+        which the balancer passes on to every web process (the signature covers it)."""
         body = json.dumps(activity).encode()
         start = threading.Barrier(len(inboxes))
         codes: dict[str, int] = {}
@@ -346,7 +347,8 @@ class RemoteActor:
             start.wait(timeout=30)
             answer = httpx.post(inbox, content=body, timeout=30,
                                 auth=CavageSigner(self.key_id, self.private_key_pem),
-                                headers={"Content-Type": "application/activity+json"})
+                                headers={"Content-Type": "application/activity+json",
+                                         "Host": host})
             codes[inbox] = answer.status_code
 
         threads = [threading.Thread(target=post, args=(inbox,)) for inbox in inboxes]
@@ -489,8 +491,8 @@ async def test_a_cluster_handles_each_post_delivery_protection_schedule_and_even
                 "type": "Like", "actor": rita.uri, "object": through_a["uri"]}
         follow = {"@context": "https://www.w3.org/ns/activitystreams", "id": f"{rita.uri}#follows/2",
                   "type": "Follow", "actor": rita.uri, "object": f"{served.base_url}/users/bob"}
-        assert rita.send(like, *inboxes) == [202, 202]
-        assert rita.send(follow, *reversed(inboxes)) == [202, 202]
+        assert rita.send(like, *inboxes, host=served.domain) == [202, 202]
+        assert rita.send(follow, *reversed(inboxes), host=served.domain) == [202, 202]
 
         cluster.start_workers(2)
         texts = ["Through web A", "Through web B", "With its image", "Scheduled"]

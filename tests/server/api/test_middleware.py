@@ -113,11 +113,12 @@ async def test_a_redis_outage_falls_back_to_counting_in_the_process() -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    counters = RedisCounters(f"redis://127.0.0.1:{port}/0", 300.0)
+    counters = RedisCounters(f"redis://127.0.0.1:{port}/0")
     try:
-        assert await counters.hit(["token:x", "ip:y"], 1000.0) == [(1, 1300.0), (1, 1300.0)]
+        assert await counters.hit([("token:x", 300.0), ("ip:y", 300.0)], 1000.0) == [
+            (1, 1300.0), (1, 1300.0)]
         assert counters.failed_at is not None
-        [(count, reset)] = await counters.hit(["token:x"], 1001.0)
+        [(count, reset)] = await counters.hit([("token:x", 300.0)], 1001.0)
         assert count == 2 and reset == 1300.0  # still limited, by this process's own count
     finally:
         await counters.close()
