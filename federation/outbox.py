@@ -165,16 +165,18 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> list[Sequence[Any]]:
 async def audience_inboxes(session: AsyncSession, fed: FederationContext,
                            outgoing: Outgoing) -> list[str]:
     """The inbox URLs of ``outgoing``'s audience: shared inboxes preferred, each once, in
-    order; none on this server or on a suspended domain."""
+    order; none on this server or on a suspended domain, and none for a suspended account
+    (mentioned, replied to or following: suspended accounts are sent nothing, as Mastodon)."""
     candidates: list[str] = []
     for account in outgoing.recipients:
-        if not account.is_local:
+        if not account.is_local and account.suspended_at is None:
             candidates.append(account.shared_inbox_url or account.inbox_url)
     if outgoing.followers_of is not None:
         rows = await session.execute(
             select(Account.shared_inbox_url, Account.inbox_url)
             .join(Follow, Follow.account_id == Account.id)
-            .where(Follow.target_account_id == outgoing.followers_of.id, Account.domain != "")
+            .where(Follow.target_account_id == outgoing.followers_of.id, Account.domain != "",
+                   Account.suspended_at.is_(None))
             .order_by(Follow.id))
         candidates.extend(shared or inbox for shared, inbox in rows.all())
     candidates.extend(outgoing.inboxes)

@@ -24,6 +24,7 @@ from federation.context import FederationContext, install_federation_context
 from federation.signatures import verify_request
 from server.app import AppOptions, create_app
 from server.db import Database
+from server.ids import utcnow
 from server.models import (
     Account,
     Activity,
@@ -274,6 +275,24 @@ async def test_direct_posts_go_to_the_mentioned_only_and_replies_reach_the_paren
     assert remote.urls == ["https://far.example/users/zoe/inbox", "https://shared.example/inbox",
                            "https://solo.example/users/tom/inbox"]
     assert remote.to(zoe.inbox_url)[0]["object"]["inReplyTo"] == "https://far.example/notes/1"
+
+
+async def test_suspended_remote_accounts_are_sent_nothing(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    # zoe is mentioned, tom follows: both suspended (by us, or by their own server) get
+    # nothing; the shared inbox of the other followers still does.
+    zoe = await remote_account(db, "zoe", "far.example")
+    async with db.session() as session:
+        for account_id in (zoe.id, audience["tom"].id):
+            account = await session.get(Account, account_id)
+            assert account is not None
+            account.suspended_at = utcnow()
+        await session.commit()
+    await post(db, settings, alice, "hello @zoe@far.example")
+    await run_federation(app)
+    assert remote.urls == ["https://shared.example/inbox"]
 
 
 async def test_a_post_waiting_for_its_media_federates_when_published(
