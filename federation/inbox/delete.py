@@ -23,7 +23,7 @@ believe a forwarded Delete without asking the origin — nor take "not served to
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, union
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation import notes
@@ -40,7 +40,7 @@ from federation.objects import (
     fetch_object,
 )
 from federation.parse import ACTOR_TYPES
-from server.models import Account, Favourite, Follow, FollowRequest, Status
+from server.models import Account, Favourite, Status
 from server.services import follows, statuses
 
 # Visibilities whose statuses the origin serves to anyone: only for these is a 404 a deletion.
@@ -117,16 +117,7 @@ async def remove_remote_account(session: AsyncSession, account: Account) -> str:
     if account.is_local:
         raise Rejected("a local account is never deleted by federation")
     account_id = account.id
-    related = list(await session.scalars(union(
-        select(Follow.target_account_id).where(Follow.account_id == account_id),
-        select(Follow.account_id).where(Follow.target_account_id == account_id),
-        select(FollowRequest.target_account_id).where(FollowRequest.account_id == account_id),
-        select(FollowRequest.account_id).where(FollowRequest.target_account_id == account_id),
-    )))
-    for other_id in related:
-        other = await session.get(Account, other_id)
-        if other is not None:
-            await follows.sever(session, account, other)
+    relations = await follows.sever_all(session, account)
     liked = list(await session.scalars(
         select(Favourite.status_id).where(Favourite.account_id == account_id)))
     for status_id in liked:
@@ -138,4 +129,4 @@ async def remove_remote_account(session: AsyncSession, account: Account) -> str:
         await statuses.delete_status(session, status)
     await session.execute(delete(Account).where(Account.id == account_id)
                           .execution_options(synchronize_session=False))
-    return f"{len(related)} relations, {len(liked)} favourites, {len(own)} statuses"
+    return f"{relations} relations, {len(liked)} favourites, {len(own)} statuses"

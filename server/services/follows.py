@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Select, case, delete, func, select, update
+from sqlalchemy import ColumnElement, Select, case, delete, func, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -354,6 +354,23 @@ async def sever(session: AsyncSession, a: Account, b: Account) -> None:
     inbound Block). Nothing is sent. Not committed."""
     await _unfollow_pair(session, a.id, b.id)
     await _unfollow_pair(session, b.id, a.id)
+
+
+async def sever_all(session: AsyncSession, account: Account, *, local_only: bool = False) -> int:
+    """``account`` no longer follows (or asks to follow) anyone, nor anyone it — or, with
+    ``local_only``, no local account — each counter kept right (a deleted or suspended
+    account). Nothing is sent. Not committed. The number of accounts it was related to."""
+    related = list(await session.scalars(union(
+        select(Follow.target_account_id).where(Follow.account_id == account.id),
+        select(Follow.account_id).where(Follow.target_account_id == account.id),
+        select(FollowRequest.target_account_id).where(FollowRequest.account_id == account.id),
+        select(FollowRequest.account_id).where(FollowRequest.target_account_id == account.id),
+    )))
+    for other_id in related:
+        other = await session.get(Account, other_id)
+        if other is not None and (other.is_local or not local_only):
+            await sever(session, account, other)
+    return len(related)
 
 
 # --------------------------------------------------------------------------------- lists

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, union, update
+from sqlalchemy import ColumnElement, Select, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
@@ -38,8 +38,6 @@ from server.models import (
     Account,
     AccountWarning,
     Favourite,
-    Follow,
-    FollowRequest,
     OAuthToken,
     Report,
     Status,
@@ -237,16 +235,7 @@ async def _cut_local_follows(session: AsyncSession, account: Account) -> None:
     """A remote account our moderators suspend no longer follows local accounts, nor they
     it (requests too; its server hears nothing, as with a suspended domain): it must not
     keep receiving what local accounts post for their followers. Not restored by lifting."""
-    related = list(await session.scalars(union(
-        select(Follow.target_account_id).where(Follow.account_id == account.id),
-        select(Follow.account_id).where(Follow.target_account_id == account.id),
-        select(FollowRequest.target_account_id).where(FollowRequest.account_id == account.id),
-        select(FollowRequest.account_id).where(FollowRequest.target_account_id == account.id),
-    )))
-    for other_id in related:
-        other = await session.get(Account, other_id)
-        if other is not None and other.is_local:
-            await follows.sever(session, account, other)
+    await follows.sever_all(session, account, local_only=True)
 
 
 async def lift(session: AsyncSession, account_id: int, what: str) -> tuple[Account, User | None]:
@@ -381,16 +370,7 @@ async def purge(session: AsyncSession, account_id: int, *, now: datetime | None 
         await record_activity(session, account, "Delete", object_uri=account.uri,
                               object_type="Person")
         await session.commit()
-    related = list(await session.scalars(union(
-        select(Follow.target_account_id).where(Follow.account_id == account_id),
-        select(Follow.account_id).where(Follow.target_account_id == account_id),
-        select(FollowRequest.target_account_id).where(FollowRequest.account_id == account_id),
-        select(FollowRequest.account_id).where(FollowRequest.target_account_id == account_id),
-    )))
-    for other_id in related:
-        other = await session.get(Account, other_id)
-        if other is not None:
-            await follows.sever(session, account, other)
+    relations = await follows.sever_all(session, account)
     await session.commit()
     liked = list(await session.scalars(
         select(Favourite.status_id).where(Favourite.account_id == account_id)))
@@ -413,7 +393,7 @@ async def purge(session: AsyncSession, account_id: int, *, now: datetime | None 
     account.deleted_at = utcnow()
     await session.commit()
     log.info("account %s purged (%d relations, %d favourites, %d statuses)",
-             account_id, len(related), len(liked), len(own))
+             account_id, relations, len(liked), len(own))
     return True
 
 
