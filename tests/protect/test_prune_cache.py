@@ -152,11 +152,12 @@ def test_the_limits_come_from_the_settings(settings: Settings) -> None:
     assert CacheLimits.from_settings(settings.with_changes(remote_media_cache_mb=5)).retention is None
 
 
+# The command, on the local directory; the same eviction on S3 is tested in-process above.
+@pytest.mark.parametrize("settings", ["local"], indirect=True)
 async def test_the_command_evicts_by_the_settings(app: Starlette, alice: User,
                                                   settings: Settings) -> None:
     storage = app.state.easel.storage
-    if not isinstance(storage, LocalStorage):
-        pytest.skip("the command's storage settings are the local directory's here")
+    assert isinstance(storage, LocalStorage)
     now = utcnow()
     old = await cached_copy(app, alice, size=300 * KB, cached_at=now - timedelta(days=3), name="o")
     new = await cached_copy(app, alice, size=300 * KB, cached_at=now, name="n")
