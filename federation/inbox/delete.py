@@ -40,8 +40,8 @@ from federation.objects import (
     fetch_object,
 )
 from federation.parse import ACTOR_TYPES
-from server.models import Account, Favourite, Status
-from server.services import follows, statuses
+from server.models import Account, Status
+from server.services.moderation import remove_what_it_did
 
 # Visibilities whose statuses the origin serves to anyone: only for these is a 404 a deletion.
 PUBLICLY_FETCHABLE = frozenset({"public", "unlisted"})
@@ -117,16 +117,7 @@ async def remove_remote_account(session: AsyncSession, account: Account) -> str:
     if account.is_local:
         raise Rejected("a local account is never deleted by federation")
     account_id = account.id
-    relations = await follows.sever_all(session, account)
-    liked = list(await session.scalars(
-        select(Favourite.status_id).where(Favourite.account_id == account_id)))
-    for status_id in liked:
-        await statuses.unfavourite(session, account, status_id)
-    # Boosts first (their originals may be among its own statuses), then the rest.
-    own = list(await session.scalars(select(Status).where(Status.account_id == account_id)
-                                     .order_by(Status.reblog_of_id.is_(None), Status.id.desc())))
-    for status in own:
-        await statuses.delete_status(session, status)
+    relations, liked, own = await remove_what_it_did(session, account)
     await session.execute(delete(Account).where(Account.id == account_id)
                           .execution_options(synchronize_session=False))
-    return f"{relations} relations, {len(liked)} favourites, {len(own)} statuses"
+    return f"{relations} relations, {liked} favourites, {own} statuses"

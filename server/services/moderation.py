@@ -301,6 +301,24 @@ async def reject(session: AsyncSession, settings: Settings, account_id: int) -> 
 
 # ------------------------------------------------------------------------- deletion
 
+async def remove_what_it_did(session: AsyncSession, account: Account) -> tuple[int, int, int]:
+    """Cut every follow of ``account``, undo its favourites and delete its statuses (boosts
+    first: their originals may be among its own), keeping others' counters right — for a
+    purged local account and a remote one its server deleted. Commits along the way (the
+    services do). (relations, favourites, statuses) removed."""
+    relations = await follows.sever_all(session, account)
+    await session.commit()
+    liked = list(await session.scalars(
+        select(Favourite.status_id).where(Favourite.account_id == account.id)))
+    for status_id in liked:
+        await statuses.unfavourite(session, account, status_id)
+    own = list(await session.scalars(select(Status).where(Status.account_id == account.id)
+                                     .order_by(Status.reblog_of_id.is_(None), Status.id.desc())))
+    for status in own:
+        await statuses.delete_status(session, status)
+    return relations, len(liked), len(own)
+
+
 async def delete_by_moderator(session: AsyncSession, account_id: int) -> tuple[Account, User | None]:
     """Mastodon's ``DELETE /api/v1/admin/accounts/:id``: only a suspended account's data
     may be deleted (403 otherwise); the purge is queued at once. Committed."""
@@ -370,16 +388,7 @@ async def purge(session: AsyncSession, account_id: int, *, now: datetime | None 
         await record_activity(session, account, "Delete", object_uri=account.uri,
                               object_type="Person")
         await session.commit()
-    relations = await follows.sever_all(session, account)
-    await session.commit()
-    liked = list(await session.scalars(
-        select(Favourite.status_id).where(Favourite.account_id == account_id)))
-    for status_id in liked:
-        await statuses.unfavourite(session, account, status_id)
-    own = list(await session.scalars(select(Status).where(Status.account_id == account_id)
-                                     .order_by(Status.reblog_of_id.is_(None), Status.id.desc())))
-    for status in own:
-        await statuses.delete_status(session, status)
+    relations, liked, own = await remove_what_it_did(session, account)
     await session.execute(delete(User).where(User.account_id == account_id)
                           .execution_options(synchronize_session=False))
     account = await session.get(Account, account_id, populate_existing=True)
@@ -393,7 +402,7 @@ async def purge(session: AsyncSession, account_id: int, *, now: datetime | None 
     account.deleted_at = utcnow()
     await session.commit()
     log.info("account %s purged (%d relations, %d favourites, %d statuses)",
-             account_id, relations, len(liked), len(own))
+             account_id, relations, liked, own)
     return True
 
 
