@@ -48,11 +48,16 @@ def _message(request: Request, state: EaselState, heading: str, message: str, *,
                  status_code=status_code)
 
 
-async def _form(request: Request) -> Params | None:
+async def _form(request: Request, state: EaselState) -> Params | Response:
+    """The posted form, or the page refusing it: unreadable (400) or without a valid
+    CSRF token (403)."""
     try:
-        return await Params.from_request(request)
+        params = await Params.from_request(request)
     except ApiError:
-        return None
+        return _message(request, state, "Bad request", "The form could not be read.", status_code=400)
+    if not csrf_ok(request, state, params.get_str(CSRF_FIELD)):
+        return _message(request, state, "Form expired", EXPIRED_FORM, status_code=403)
+    return params
 
 
 # ------------------------------------------------------------------------------ sign-up
@@ -90,11 +95,9 @@ async def invite_page(request: Request) -> Response:
 
 async def sign_up(request: Request) -> Response:
     state = easel(request)
-    params = await _form(request)
-    if params is None:
-        return _message(request, state, "Bad request", "The form could not be read.", status_code=400)
-    if not csrf_ok(request, state, params.get_str(CSRF_FIELD)):
-        return _message(request, state, "Form expired", EXPIRED_FORM, status_code=403)
+    params = await _form(request, state)
+    if isinstance(params, Response):
+        return params
     try:
         values = {name: params.get_str(name, max_length=4096) or ""
                   for name in ("username", "email", "password", "reason", "invite_code", "agreement")}
@@ -166,11 +169,9 @@ async def _mail_a_link(request: Request,
     """The forms that mail a link to an address: the same answer whether or not the
     address has an account, so they tell nobody which addresses are known."""
     state = easel(request)
-    params = await _form(request)
-    if params is None:
-        return _message(request, state, "Bad request", "The form could not be read.", status_code=400)
-    if not csrf_ok(request, state, params.get_str(CSRF_FIELD)):
-        return _message(request, state, "Form expired", EXPIRED_FORM, status_code=403)
+    params = await _form(request, state)
+    if isinstance(params, Response):
+        return params
     try:
         email = params.get_str("email", max_length=320) or ""
     except ApiError:
@@ -214,11 +215,9 @@ async def password_edit(request: Request) -> Response:
 
 async def password_update(request: Request) -> Response:
     state = easel(request)
-    params = await _form(request)
-    if params is None:
-        return _message(request, state, "Bad request", "The form could not be read.", status_code=400)
-    if not csrf_ok(request, state, params.get_str(CSRF_FIELD)):
-        return _message(request, state, "Form expired", EXPIRED_FORM, status_code=403)
+    params = await _form(request, state)
+    if isinstance(params, Response):
+        return params
     try:
         token = params.get_str("token", max_length=confirmations.MAX_TOKEN_LENGTH) or ""
         password = params.get_str("password", max_length=4096) or ""
