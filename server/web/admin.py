@@ -29,13 +29,10 @@ from urllib.parse import quote, urlencode
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData, UploadFile
-from starlette.exceptions import HTTPException
-from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server.errors import BodyTooLarge
 from server.ids import parse_id
 from server.models import Account, Report, Status, User
 from server.observability import instance_status
@@ -44,8 +41,8 @@ from server.services import domain_blocks, email_blocks, invites, moderation, re
 from server.services.errors import NotFound, ServiceError
 from server.services.moderation import ACCOUNT_STATES, ACTION_TYPES, AccountFilter
 from server.state import EaselState, easel
-from server.web.session import CSRF_FIELD, csrf_ok, current_user, render
-from server.web.studio import _limited as limited_body  # the studio's body cap, shared
+from server.web.session import current_user, render
+from server.web.studio import FormRefused, read_checked_form
 
 SIGN_IN = "/auth/sign_in"
 # Admin pages are private: never indexed, never stored.
@@ -142,18 +139,11 @@ def admin_page(handler: Handler, *, multipart: bool = False) -> Callable[[Reques
                 return _message(visit, 403, "Forbidden", "This area is for the administrators.")
             if request.method == "POST":
                 limit = CSV_UPLOAD_LIMIT + MEGABYTE if multipart else FORM_BODY_LIMIT
-                try:
-                    visit.form = await limited_body(request, limit).form(
-                        max_files=1 if multipart else 0, max_fields=50)
-                except (MultiPartException, HTTPException):
-                    return _message(visit, 400, "Bad request", "The form could not be read.")
-                except BodyTooLarge as exc:
-                    return _message(visit, 413, "Too large", str(exc))
-                token = visit.form.get(CSRF_FIELD)
-                if not csrf_ok(request, state, token if isinstance(token, str) else None):
-                    return _message(visit, 403, "Form expired",
-                                    "This form has expired or did not come from this site. "
-                                    "Go back, reload the page and try again.")
+                form = await read_checked_form(request, state, limit,
+                                               max_files=1 if multipart else 0, max_fields=50)
+                if isinstance(form, FormRefused):
+                    return _message(visit, form.status, form.title, form.text)
+                visit.form = form
             try:
                 return await handler(visit)
             except NotFound:

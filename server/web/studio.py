@@ -119,6 +119,33 @@ def _sign_in_redirect(request: Request) -> Response:
                             headers={"Cache-Control": "no-store"})
 
 
+@dataclass(frozen=True)
+class FormRefused:
+    """Why a posted form was not read: the page to answer instead."""
+
+    status: int
+    title: str
+    text: str
+
+
+async def read_checked_form(request: Request, state: EaselState, body_limit: int, *,
+                            max_files: int, max_fields: int) -> FormData | FormRefused:
+    """A signed-in page's posted form, read within ``body_limit`` and its CSRF token
+    checked (the studio's and the admin area's forms)."""
+    try:
+        form = await _limited(request, body_limit).form(max_files=max_files, max_fields=max_fields)
+    except (MultiPartException, HTTPException):
+        return FormRefused(400, "Bad request", "The form could not be read.")
+    except BodyTooLarge as exc:
+        return FormRefused(413, "Too large", str(exc))
+    token = form.get(CSRF_FIELD)
+    if not csrf_ok(request, state, token if isinstance(token, str) else None):
+        await form.close()
+        return FormRefused(403, "Form expired", "This form has expired or did not come from "
+                           "this site. Go back, reload the page and try again.")
+    return form
+
+
 def _limited(request: Request, limit: int) -> Request:
     """The request with its body cut off at ``limit`` bytes (BodyTooLarge past it)."""
     declared = request.headers.get("content-length")
@@ -170,18 +197,11 @@ def studio_page(handler: Handler, *, body_limit: int = FORM_BODY_LIMIT, api: boo
                                 "under Standing (/studio/standing).")
             try:
                 if request.method == "POST":
-                    limited = _limited(request, body_limit)
-                    try:
-                        visit.form = await limited.form(max_files=MAX_FORM_FILES, max_fields=200)
-                    except (MultiPartException, HTTPException):
-                        return _message(visit, 400, "Bad request", "The form could not be read.")
-                    except BodyTooLarge as exc:
-                        return _message(visit, 413, "Too large", str(exc))
-                    token = visit.form.get(CSRF_FIELD)
-                    if not csrf_ok(request, state, token if isinstance(token, str) else None):
-                        return _message(visit, 403, "Form expired",
-                                        "This form has expired or did not come from this site. "
-                                        "Go back, reload the page and try again.")
+                    form = await read_checked_form(request, state, body_limit,
+                                                   max_files=MAX_FORM_FILES, max_fields=200)
+                    if isinstance(form, FormRefused):
+                        return _message(visit, form.status, form.title, form.text)
+                    visit.form = form
                 try:
                     return await handler(visit)
                 except NotFound:
