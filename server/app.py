@@ -181,8 +181,12 @@ def build_state(settings: Settings, db: Database | None = None) -> EaselState:
     storage = media_storage(settings)
     streams = StreamBus(settings)
     db.dispatch_events = streams.publish
-    return EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings),
-                      storage=storage, streams=streams)
+    state = EaselState(settings=settings, db=db, runner=runner, queue=queue, urls=Urls(settings),
+                       storage=storage, streams=streams)
+    # A status published, edited or deleted anywhere on the instance empties this process's
+    # cached public pages (the bus carries every process's events to every web process).
+    streams.watchers.append(state.public_cache.forget_on_status_events)
+    return state
 
 
 def create_app(

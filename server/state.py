@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
-from server.api.cache import AnonymousCache
+from server.api.cache import PublicPageCache
 from server.api.rate_counters import RateCounters
 from server.db import Database
 from server.queue.broker import JobQueue
@@ -29,13 +29,13 @@ class EaselState:
     queue: JobQueue
     urls: Urls
     storage: Storage
-    anonymous_cache: AnonymousCache = field(default_factory=AnonymousCache)
+    public_cache: PublicPageCache = field(default_factory=PublicPageCache)
     streams: StreamBus | None = None  # the streaming API's event bus (server.streaming.bus)
     rate_counters: RateCounters | None = None  # the API rate limiter's (None: limits off)
     http_metrics: HttpMetrics | None = None  # this process's HTTP metrics (None: metrics off)
 
     def __post_init__(self) -> None:
-        self.anonymous_cache.ttl = self.settings.public_cache_seconds
+        self.public_cache.ttl = self.settings.public_cache_seconds
 
 
 def easel(request: Request) -> EaselState:

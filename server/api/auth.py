@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from starlette.requests import Request
 
 from server.errors import ApiError
@@ -17,6 +17,16 @@ from server.state import easel
 
 # last_used_at is written at most this often per token (it would be a write per request).
 TOUCH_INTERVAL = timedelta(minutes=5)
+
+
+# One query: the token, its app and user (joined by the model), and the account. Built
+# once: every authenticated request runs it.
+_TOKEN_QUERY = (
+    select(OAuthToken, Account)
+    .outerjoin(Account, Account.id == select(User.account_id).where(
+        User.id == OAuthToken.user_id).scalar_subquery())
+    .where(OAuthToken.token_digest == bindparam("digest"), OAuthToken.revoked_at.is_(None))
+)
 
 
 @dataclass
@@ -52,13 +62,7 @@ async def authenticate(request: Request) -> Auth | None:
         return None
     state = easel(request)
     async with state.db.session() as session:
-        # One query: the token, its app and user (joined by the model), and the account.
-        row = (await session.execute(
-            select(OAuthToken, Account)
-            .outerjoin(Account, Account.id == select(User.account_id).where(
-                User.id == OAuthToken.user_id).scalar_subquery())
-            .where(OAuthToken.token_digest == token_digest(token), OAuthToken.revoked_at.is_(None))
-        )).first()
+        row = (await session.execute(_TOKEN_QUERY, {"digest": token_digest(token)})).first()
         if row is None:
             raise ApiError(401, "The access token is invalid")
         found, account = row

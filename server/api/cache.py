@@ -1,51 +1,105 @@
-"""A short-lived cache of responses that are the same for every anonymous reader.
+"""A short-lived cache of the public and hashtag timeline pages, shared by every reader.
 
-The public and hashtag timelines, asked for without a token, are identical for everyone
-for as long as nothing new is published; they are also what crawlers and logged-out web
-clients hammer. Each web process keeps such responses for ``ttl`` seconds (one by default),
-so a new post reaches anonymous readers at most that much later. Responses for a signed-in
-viewer are never cached (they carry the viewer's favourited/bookmarked flags).
+The public and hashtag timelines are the same for everyone for as long as nothing new is
+published; they are also what crawlers, logged-out web clients and every signed-in app's
+"federated" tab hammer. Each web process keeps each page (by path and query) for ``ttl``
+seconds (``EASEL_PUBLIC_CACHE_SECONDS``, one by default). A status published, edited or
+deleted anywhere on the instance empties the cache of every web process as its stream
+event arrives (``forget_on_status_events``, a stream bus watcher), so those show at once;
+changed counters and profiles show at most ``ttl`` later.
+
+* an anonymous reader gets the cached bytes as they are;
+* a signed-in viewer gets the cached statuses with its own favourited, reblogged,
+  bookmarked and pinned flags laid over them (one query,
+  ``server.services.timelines.SharedPageMarks``), unless the page would differ for it —
+  an author it blocks, mutes or is blocked by, a filter, a followed silenced account, a
+  poll (its own vote shows) — in which case its page is built for it alone, uncached.
 """
 
 from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from server.services.timelines import SharedPageMarks
+
+Entity = dict[str, object]
+
 
 @dataclass(frozen=True)
-class CachedResponse:
+class SharedPage:
+    """What a signed-in viewer's copy of a cached page is made from: the entities as an
+    anonymous reader gets them (never mutated: a viewer's copy copies each status), each
+    status's id and author, the authors' domains, and the statement that checks a viewer."""
+
+    entities: Sequence[Entity]
+    status_ids: Sequence[int]
+    author_ids: Sequence[int]
+    domains: Sequence[str]
+    has_poll: bool
+    marks: SharedPageMarks
+
+
+@dataclass(frozen=True)
+class CachedPage:
     expires: float
     body: bytes
     headers: tuple[tuple[str, str], ...]
+    shared: SharedPage | None
+
+    def response(self) -> Response:
+        return Response(self.body, media_type="application/json", headers=dict(self.headers))
 
 
-class AnonymousCache:
+class PublicPageCache:
     def __init__(self, ttl: float = 1.0, max_entries: int = 512) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
-        self.entries: OrderedDict[str, CachedResponse] = OrderedDict()
+        self.entries: OrderedDict[str, CachedPage] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl > 0
 
     @staticmethod
     def key(request: Request) -> str:
-        return f"{request.url.path}?{request.url.query}"
+        """The page's path and query; a token passed as ``access_token`` is not part of
+        the page (and is not kept in memory as a key)."""
+        query = request.url.query
+        if "access_token" in request.query_params:
+            query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items()
+                             if k != "access_token")
+        return f"{request.url.path}?{query}"
 
-    def get(self, request: Request) -> Response | None:
+    def get(self, request: Request) -> CachedPage | None:
         entry = self.entries.get(self.key(request))
         if entry is None or entry.expires < time.monotonic():
             return None
-        return Response(entry.body, media_type="application/json", headers=dict(entry.headers))
+        return entry
 
-    def put(self, request: Request, response: Response) -> None:
-        if response.status_code != 200 or self.ttl <= 0:
-            return
+    def forget_on_status_events(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Drop every page when a status was published, edited or deleted (a stream bus
+        watcher): new posts and deletions show at once, not a ``ttl`` later."""
+        if any(str(message.get("kind", "")).startswith("status.") for message in messages):
+            self.entries.clear()
+
+    def put(self, request: Request, response: Response,
+            shared: SharedPage | None = None) -> CachedPage | None:
+        """Keep ``response`` (a 200 built for no viewer); the entry, or None when the
+        cache is off or the response is not one to keep."""
+        if response.status_code != 200 or not self.enabled:
+            return None
         headers = tuple((k, v) for k, v in response.headers.items() if k.lower() == "link")
-        self.entries[self.key(request)] = CachedResponse(
-            time.monotonic() + self.ttl, bytes(response.body), headers)
-        self.entries.move_to_end(self.key(request))
+        key = self.key(request)
+        entry = self.entries[key] = CachedPage(
+            time.monotonic() + self.ttl, bytes(response.body), headers, shared)
+        self.entries.move_to_end(key)
         while len(self.entries) > self.max_entries:
             self.entries.popitem(last=False)
+        return entry

@@ -16,6 +16,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.api.auth import optional, require
+from server.api.cache import CachedPage, SharedPage
 from server.api.entities import EntityContext, statuses_to_entities
 from server.api.pagination import Page, link_header
 from server.api.params import Params
@@ -33,8 +34,10 @@ async def _statuses_response(
     async with state.db.session() as session:
         body = await statuses_to_entities(session, statuses, EntityContext.of(state), viewer,
                                           filter_context=filter_context)
-    response = JSONResponse(body)
-    link = link_header(request, cursors, page)
+    return _with_link(request, JSONResponse(body), link_header(request, cursors, page))
+
+
+def _with_link(request: Request, response: JSONResponse, link: str | None) -> JSONResponse:
     if link is not None:
         response.headers["Link"] = link
     return response
@@ -50,43 +53,90 @@ async def home(request: Request) -> JSONResponse:
                                     "home")
 
 
-async def _anonymous_cached(
-    request: Request, viewer: Account | None,
-    build: Callable[[Params], Awaitable[tuple[Sequence[Status], Page]]],
-    filter_context: str | None = None,
-) -> Response:
-    """Answer from the anonymous cache when there is no viewer; fill it when it missed."""
-    cache = easel(request).anonymous_cache
-    if viewer is None and (cached := cache.get(request)) is not None:
-        return cached
-    params = await Params.from_request(request)
-    statuses, page = await build(params)
-    response = await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
-                                        filter_context)
+# Builds a public or hashtag timeline page for a viewer (None: for everyone).
+PageBuilder = Callable[[Params, Account | None], Awaitable[tuple[Sequence[Status], Page]]]
+
+
+async def _shared_page(request: Request, viewer: Account | None, build: PageBuilder) -> Response:
+    """A public or hashtag timeline page from the shared page cache (``server.api.cache``):
+    as cached for an anonymous reader; with a signed-in viewer's own flags laid over when
+    the page is the same for it; built for the viewer alone otherwise. A miss builds the
+    page for everyone and keeps it."""
+    state = easel(request)
+    cache = state.public_cache
+    entry = cache.get(request)
+    if entry is None and (viewer is None or cache.enabled):
+        params = await Params.from_request(request)
+        statuses, page = await build(params, None)
+        async with state.db.session() as session:
+            entities = await statuses_to_entities(session, statuses, EntityContext.of(state), None)
+            marks = await timelines.SharedPageMarks.prepare(session) if cache.enabled else None
+        response = _with_link(request, JSONResponse(entities),
+                              link_header(request, [s.id for s in statuses], page))
+        if marks is None:
+            return response
+        entry = cache.put(request, response, SharedPage(
+            entities=entities, status_ids=[s.id for s in statuses],
+            author_ids=[s.account_id for s in statuses],
+            domains=[domain for e in entities
+                     if (domain := str(e["account"]["acct"]).partition("@")[2])],
+            has_poll=any(e["poll"] is not None for e in entities), marks=marks))
+        if viewer is None or entry is None:
+            return response
     if viewer is None:
-        cache.put(request, response)
+        assert entry is not None
+        return entry.response()
+    if entry is not None and (personal := await _personalised(request, entry, viewer)):
+        return personal
+    params = await Params.from_request(request)
+    statuses, page = await build(params, viewer)
+    return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
+                                    "public")
+
+
+async def _personalised(request: Request, entry: CachedPage, viewer: Account) -> Response | None:
+    """The cached page with the viewer's marks, or None when it is not the viewer's page."""
+    shared = entry.shared
+    if shared is None or shared.has_poll:
+        return None  # a poll shows the viewer's own vote: built for it alone
+    async with easel(request).db.session() as session:
+        marks = await shared.marks.of(session, viewer, shared.status_ids, shared.author_ids,
+                                      shared.domains)
+    if marks is None:
+        return None
+    body = []
+    for entity, status_id, author_id in zip(shared.entities, shared.status_ids,
+                                            shared.author_ids, strict=True):
+        mine = dict(entity)
+        mine["favourited"] = status_id in marks.favourited
+        mine["reblogged"] = status_id in marks.reblogged
+        mine["bookmarked"] = status_id in marks.bookmarked
+        if author_id == viewer.id:  # public, not a boost: the viewer could pin it
+            mine["pinned"] = status_id in marks.pinned
+        body.append(mine)
+    response = JSONResponse(body)
+    response.headers.update(dict(entry.headers))
     return response
 
 
 async def public(request: Request) -> Response:
     auth = await optional(request, "read:statuses")
 
-    async def build(params: Params) -> tuple[Sequence[Status], Page]:
+    async def build(params: Params, viewer: Account | None) -> tuple[Sequence[Status], Page]:
         page = Page.from_params(params)
         async with easel(request).db.session() as session:
             return await timelines.public_timeline(
                 session, page, local=bool(params.get_bool("local", False)),
                 remote=bool(params.get_bool("remote", False)),
-                only_media=bool(params.get_bool("only_media", False)),
-                viewer=auth.account if auth else None), page
+                only_media=bool(params.get_bool("only_media", False)), viewer=viewer), page
 
-    return await _anonymous_cached(request, auth.account if auth else None, build, "public")
+    return await _shared_page(request, auth.account if auth else None, build)
 
 
 async def tag(request: Request) -> Response:
     auth = await optional(request, "read:statuses")
 
-    async def build(params: Params) -> tuple[Sequence[Status], Page]:
+    async def build(params: Params, viewer: Account | None) -> tuple[Sequence[Status], Page]:
         page = Page.from_params(params)
         async with easel(request).db.session() as session:
             return await timelines.tag_timeline(
@@ -95,10 +145,9 @@ async def tag(request: Request) -> Response:
                 none=params.get_list("none"),
                 local=bool(params.get_bool("local", False)),
                 remote=bool(params.get_bool("remote", False)),
-                only_media=bool(params.get_bool("only_media", False)),
-                viewer=auth.account if auth else None), page
+                only_media=bool(params.get_bool("only_media", False)), viewer=viewer), page
 
-    return await _anonymous_cached(request, auth.account if auth else None, build, "public")
+    return await _shared_page(request, auth.account if auth else None, build)
 
 
 async def bookmarks(request: Request) -> JSONResponse:

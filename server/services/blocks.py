@@ -42,7 +42,8 @@ NOT_ALLOWED_ERROR = "This action is not allowed"
 MAX_MUTE_SECONDS = 100 * 365 * 24 * 3600
 
 
-def _active_mute(now: datetime) -> ColumnElement[bool]:
+def active_mute(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
+    """A mute in force at ``now`` (a time, or a bound parameter for one)."""
     return or_(Mute.expires_at.is_(None), Mute.expires_at > now)
 
 
@@ -61,7 +62,7 @@ def hidden_accounts(viewer_id: int, *, now: datetime | None = None) -> Select[An
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),
         _domain_blocked_accounts(viewer_id),
-        select(Mute.target_account_id).where(Mute.account_id == viewer_id, _active_mute(now)),
+        select(Mute.target_account_id).where(Mute.account_id == viewer_id, active_mute(now)),
     ).subquery().c[0])
 
 
@@ -73,7 +74,7 @@ def muted_senders(viewer_id: int, *, now: datetime | None = None) -> Select[Any]
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),
         _domain_blocked_accounts(viewer_id),
-        select(Mute.target_account_id).where(Mute.account_id == viewer_id, _active_mute(now),
+        select(Mute.target_account_id).where(Mute.account_id == viewer_id, active_mute(now),
                                              Mute.hide_notifications.is_(True)),
     ).subquery().c[0])
 
@@ -104,7 +105,7 @@ async def notification_blocked(session: AsyncSession, recipient_id: int, sender_
         return True
     found = await session.scalar(select(Mute.id).where(
         Mute.account_id == recipient_id, Mute.target_account_id == sender_id,
-        Mute.hide_notifications.is_(True), _active_mute(utcnow())).limit(1))
+        Mute.hide_notifications.is_(True), active_mute(utcnow())).limit(1))
     return found is not None
 
 
@@ -213,7 +214,7 @@ def blocks_query(account_id: int) -> Select[int, Account]:
 def mutes_query(account_id: int) -> Select[int, Account]:
     """(Mute.id, muted Account) rows of ``account_id``'s mutes that have not expired."""
     return (select(Mute.id, Account).join(Account, Account.id == Mute.target_account_id)
-            .where(Mute.account_id == account_id, _active_mute(utcnow())))
+            .where(Mute.account_id == account_id, active_mute(utcnow())))
 
 
 async def mute_expiries(session: AsyncSession, account_id: int,
@@ -232,7 +233,7 @@ async def relationship_flags(session: AsyncSession, viewer_id: int,
     blocked_by = set(await session.scalars(select(Block.account_id).where(
         Block.target_account_id == viewer_id, Block.account_id.in_(ids))))
     mutes = {m.target_account_id: m for m in await session.scalars(select(Mute).where(
-        Mute.account_id == viewer_id, Mute.target_account_id.in_(ids), _active_mute(utcnow())))}
+        Mute.account_id == viewer_id, Mute.target_account_id.in_(ids), active_mute(utcnow())))}
     domain_blocking = set(await session.scalars(
         _domain_blocked_accounts(viewer_id).where(Account.id.in_(ids))))
     return {i: {"blocking": i in blocking, "blocked_by": i in blocked_by, "muting": i in mutes,

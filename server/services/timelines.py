@@ -17,26 +17,51 @@ domains are left out, except for a viewer who follows them
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, false, func, not_, or_, select, true
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    CompoundSelect,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from server.ids import utcnow
 from server.models import (
     NOTIFICATION_TYPES,
     Account,
+    AccountDomainBlock,
+    Block,
     Bookmark,
     Favourite,
+    Filter,
     Follow,
     Marker,
     MediaAttachment,
+    Mute,
     Notification,
     Status,
+    StatusPin,
     StatusTag,
     Tag,
 )
-from server.services.blocks import hidden_accounts, muted_senders
+from server.services.blocks import active_mute, hidden_accounts, muted_senders
 from server.services.domain_blocks import hidden_from_public_timelines
 from server.services.errors import NotFound
 from server.services.lists import exclusive_members, own_list
@@ -251,6 +276,94 @@ async def tag_timeline(
     # Local accounts are silenced only by our moderators; the same rule keeps them out.
     query = await without_silenced(session, query, viewer)
     return await _statuses(session, query.where(not_hidden_from(viewer)), page)
+
+
+# ---------------------------------------------------- a signed-in viewer's shared page
+
+@dataclass(frozen=True)
+class ViewerMarks:
+    """A viewer's own marks on the statuses of a page: what it favourited, boosted,
+    bookmarked and pinned."""
+
+    favourited: frozenset[int]
+    reblogged: frozenset[int]
+    bookmarked: frozenset[int]
+    pinned: frozenset[int]
+
+
+class SharedPageMarks:
+    """Whether a signed-in viewer sees a public or hashtag timeline page exactly as an
+    anonymous reader does, and if so its marks on it, in one query.
+
+    The public and hashtag timelines differ between viewers in only two ways: statuses by
+    accounts the viewer blocks, is blocked by, mutes or whose domain it blocks are left out
+    (``not_hidden_from``), and accounts silenced here (or on a silenced domain) are left in
+    for a viewer who follows them (``without_silenced``). A viewer's filters may hide or
+    mark statuses too. So a page built for everyone serves a viewer for whom none of that
+    applies — no page author hidden from it, no follow of a silenced account, no active
+    filter — with its favourited/reblogged/bookmarked/pinned flags laid over; any other
+    viewer gets ``None`` and the page built for it alone. The statement is made once per
+    shared page (it carries the instance's domain silences as they were then); each
+    viewer's check runs it with bound values.
+    """
+
+    def __init__(self, statement: CompoundSelect) -> None:
+        self.statement = statement
+
+    @classmethod
+    async def prepare(cls, session: AsyncSession) -> SharedPageMarks:
+        hidden = await hidden_from_public_timelines(session)
+        silenced = (Account.silenced_at.is_not(None) if hidden is None
+                    else or_(hidden, Account.silenced_at.is_not(None)))
+        viewer: BindParameter[Any] = bindparam("viewer")
+        ids: BindParameter[Any] = bindparam("ids", expanding=True)
+        authors: BindParameter[Any] = bindparam("authors", expanding=True)
+        domains: BindParameter[Any] = bindparam("domains", expanding=True)
+        now: BindParameter[Any] = bindparam("now")
+
+        def kind(letter: str) -> Any:
+            return literal_column(f"'{letter}'").label("kind")
+
+        return cls(union_all(
+            select(kind("f"), Favourite.status_id).where(
+                Favourite.account_id == viewer, Favourite.status_id.in_(ids)),
+            select(kind("b"), Bookmark.status_id).where(
+                Bookmark.account_id == viewer, Bookmark.status_id.in_(ids)),
+            select(kind("r"), Status.reblog_of_id).where(
+                Status.account_id == viewer, Status.reblog_of_id.in_(ids)),
+            select(kind("p"), StatusPin.status_id).where(
+                StatusPin.account_id == viewer, StatusPin.status_id.in_(ids)),
+            # "h": anything that makes the viewer's page differ (ids are not used).
+            select(kind("h"), Block.id).where(
+                Block.account_id == viewer, Block.target_account_id.in_(authors)),
+            select(kind("h"), Block.id).where(
+                Block.target_account_id == viewer, Block.account_id.in_(authors)),
+            select(kind("h"), Mute.id).where(
+                Mute.account_id == viewer, Mute.target_account_id.in_(authors), active_mute(now)),
+            select(kind("h"), AccountDomainBlock.id).where(
+                AccountDomainBlock.account_id == viewer, AccountDomainBlock.domain.in_(domains)),
+            select(kind("h"), Filter.id).where(
+                Filter.account_id == viewer,
+                or_(Filter.expires_at.is_(None), Filter.expires_at > now)),
+            select(kind("h"), Follow.id).join(Account, Account.id == Follow.target_account_id)
+            .where(Follow.account_id == viewer, silenced),
+        ))
+
+    async def of(
+        self, session: AsyncSession, viewer: Account, status_ids: Sequence[int],
+        author_ids: Sequence[int], domains: Sequence[str], *, now: datetime | None = None,
+    ) -> ViewerMarks | None:
+        """The viewer's marks on the page, or None when the page is not the viewer's."""
+        found: dict[str, set[int]] = {"f": set(), "b": set(), "r": set(), "p": set()}
+        for letter, value in (await session.execute(self.statement, {
+            "viewer": viewer.id, "ids": list(status_ids), "authors": list(set(author_ids)),
+            "domains": list(set(domains)), "now": now or utcnow(),
+        })).all():
+            if letter == "h":
+                return None
+            found[letter].add(value)
+        return ViewerMarks(favourited=frozenset(found["f"]), reblogged=frozenset(found["r"]),
+                           bookmarked=frozenset(found["b"]), pinned=frozenset(found["p"]))
 
 
 # -------------------------------------------------------------------- bookmarks, favourites

@@ -34,6 +34,7 @@ import os
 import secrets
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -87,6 +88,9 @@ class StreamBus:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.subscribers: set[Subscription] = set()
+        # Called with every batch delivered here, and with this process's own as they are
+        # published (the public page cache forgets its pages); must be idempotent.
+        self.watchers: list[Callable[[list[Message]], None]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.listening = False
         self.redis_channel = redis_channel(settings)
@@ -156,6 +160,7 @@ class StreamBus:
 
     def deliver(self, messages: list[Message]) -> None:
         """Hand messages to every local subscriber (on the event loop's thread)."""
+        self._tell_watchers(messages)
         for subscription in list(self.subscribers):
             for message in messages:
                 if not subscription.offer(message):
@@ -163,6 +168,13 @@ class StreamBus:
                     self.subscribers.discard(subscription)
                     subscription.offer_close()
                     break
+
+    def _tell_watchers(self, messages: list[Message]) -> None:
+        for watcher in self.watchers:
+            try:
+                watcher(messages)
+            except Exception:  # a watcher never keeps the streams from their events
+                log.exception("a stream watcher failed")
 
     # ------------------------------------------------------------------ publishing
 
@@ -187,6 +199,9 @@ class StreamBus:
 
     def _publish_on_loop(self, messages: list[Message]) -> None:
         if self._redis is not None and self.redis_channel is not None:
+            # This process's watchers hear of its own events now, not a Redis round trip
+            # later (and again when the message comes back: watchers are idempotent).
+            self._tell_watchers(messages)
             task = asyncio.ensure_future(self._publish_redis(messages))
             self._pending.add(task)
             task.add_done_callback(self._pending.discard)
