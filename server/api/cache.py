@@ -18,6 +18,7 @@ changed counters and profiles show at most ``ttl`` later.
 
 from __future__ import annotations
 
+import json
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -27,23 +28,65 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from server.services.timelines import SharedPageMarks
+from server.services.timelines import SharedPageMarks, ViewerMarks
 
 Entity = dict[str, object]
 
 
+# The Status keys that differ between viewers of a shared page.
+VIEWER_KEYS = ("favourited", "reblogged", "bookmarked", "pinned")
+
+
+def _encode(value: object) -> bytes:
+    """JSON as ``JSONResponse`` writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode()
+
+
 @dataclass(frozen=True)
 class SharedPage:
-    """What a signed-in viewer's copy of a cached page is made from: the entities as an
-    anonymous reader gets them (never mutated: a viewer's copy copies each status), each
-    status's id and author, the authors' domains, and the statement that checks a viewer."""
+    """What a signed-in viewer's copy of a cached page is made from: each status as JSON
+    without the viewer's keys (``fragments``: the object's text after its opening brace),
+    its id and author, the authors' domains, and the statement that checks a viewer."""
 
-    entities: Sequence[Entity]
+    fragments: Sequence[bytes]
     status_ids: Sequence[int]
     author_ids: Sequence[int]
     domains: Sequence[str]
     has_poll: bool
     marks: SharedPageMarks
+
+    @classmethod
+    def of(cls, entities: Sequence[Entity], status_ids: Sequence[int],
+           author_ids: Sequence[int], marks: SharedPageMarks) -> SharedPage:
+        fragments = []
+        domains = set()
+        for entity in entities:
+            fragment = _encode({k: v for k, v in entity.items() if k not in VIEWER_KEYS})
+            fragments.append(fragment[1:])  # a status always has keys: "{" then the rest
+            account = entity["account"]
+            assert isinstance(account, dict)
+            if domain := str(account["acct"]).partition("@")[2]:
+                domains.add(domain)
+        return cls(fragments=fragments, status_ids=status_ids, author_ids=author_ids,
+                   domains=sorted(domains), has_poll=any(e["poll"] is not None for e in entities),
+                   marks=marks)
+
+    def body_for(self, viewer_id: int, marks: ViewerMarks) -> bytes:
+        """The page as ``viewer_id`` sees it, with its marks."""
+        parts = []
+        for fragment, status_id, author_id in zip(self.fragments, self.status_ids,
+                                                  self.author_ids, strict=True):
+            flags = (b'{"favourited":' + _BOOL[status_id in marks.favourited]
+                     + b',"reblogged":' + _BOOL[status_id in marks.reblogged]
+                     + b',"bookmarked":' + _BOOL[status_id in marks.bookmarked])
+            if author_id == viewer_id:  # public, not a boost: the viewer could pin it
+                flags += b',"pinned":' + _BOOL[status_id in marks.pinned]
+            parts.append(flags + b"," + fragment)
+        return b"[" + b",".join(parts) + b"]"
+
+
+_BOOL = {True: b"true", False: b"false"}
 
 
 @dataclass(frozen=True)

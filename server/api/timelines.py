@@ -75,12 +75,8 @@ async def _shared_page(request: Request, viewer: Account | None, build: PageBuil
                               link_header(request, [s.id for s in statuses], page))
         if marks is None:
             return response
-        entry = cache.put(request, response, SharedPage(
-            entities=entities, status_ids=[s.id for s in statuses],
-            author_ids=[s.account_id for s in statuses],
-            domains=[domain for e in entities
-                     if (domain := str(e["account"]["acct"]).partition("@")[2])],
-            has_poll=any(e["poll"] is not None for e in entities), marks=marks))
+        entry = cache.put(request, response, SharedPage.of(
+            entities, [s.id for s in statuses], [s.account_id for s in statuses], marks))
         if viewer is None or entry is None:
             return response
     if viewer is None:
@@ -104,17 +100,7 @@ async def _personalised(request: Request, entry: CachedPage, viewer: Account) ->
                                       shared.domains)
     if marks is None:
         return None
-    body = []
-    for entity, status_id, author_id in zip(shared.entities, shared.status_ids,
-                                            shared.author_ids, strict=True):
-        mine = dict(entity)
-        mine["favourited"] = status_id in marks.favourited
-        mine["reblogged"] = status_id in marks.reblogged
-        mine["bookmarked"] = status_id in marks.bookmarked
-        if author_id == viewer.id:  # public, not a boost: the viewer could pin it
-            mine["pinned"] = status_id in marks.pinned
-        body.append(mine)
-    response = JSONResponse(body)
+    response = Response(shared.body_for(viewer.id, marks), media_type="application/json")
     response.headers.update(dict(entry.headers))
     return response
 
