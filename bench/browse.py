@@ -1,6 +1,7 @@
 """Browsing works by tags over 100,000 works, on SQLite and PostgreSQL.
 
     .venv/bin/python bench/browse.py [--works 100000] [--queries 300] [--database sqlite|postgres]
+        [--repeat N] [--reuse]
 
 Populates a fresh database with ``--works`` works (local and remote, 80/20), bulk-inserted
 as the services would leave them: each work has 1–2 fields, 1–2 mediums, one project type,
@@ -17,13 +18,17 @@ target:
 
 PostgreSQL: ``--database postgres`` with EASEL_BENCH_DATABASE_URL (or
 EASEL_TEST_DATABASE_URL, e.g. from ``eval "$(bash .ci/services.sh)"``); its tables are
-emptied first. SQLite: a temporary file.
+emptied first, unless ``--reuse`` finds the works a previous run wrote with the same
+``--works`` and ``--seed`` (marked in a comment on the works table): then they are kept, and
+only the random draws are replayed, so that the queries are the same. SQLite: a temporary
+file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import os
 import random
 import statistics
@@ -37,7 +42,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import func, insert, select, text
 
 from server.db import Database
 from server.ids import new_id
@@ -79,11 +84,15 @@ async def reset(db: Database, postgres: bool) -> None:
                                and t.name not in ("portfolio_tags", "portfolio_tag_aliases"))
             await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
             await conn.execute(text("DELETE FROM portfolio_tags WHERE suggested = false"))
+            await conn.execute(text("COMMENT ON TABLE works IS NULL"))  # see mark_population
 
 
-async def populate(db: Database, works: int, rng: random.Random) -> dict[str, list[str]]:
+async def populate(db: Database, works: int, rng: random.Random,
+                   write: bool = True) -> dict[str, list[str]]:
     """Write the accounts, statuses, works and tag rows; returns the term names per kind
-    in popularity order (most used first)."""
+    in popularity order (most used first). ``write=False``: the database already holds
+    them (``--reuse``); only draw the same random numbers, so that ``rng`` ends where a
+    fresh population leaves it and the queries are the same."""
     now = datetime.now(UTC)
     # Consecutive ids: thousands of new_id() in one millisecond would collide.
     ids = iter(range(new_id(), new_id() + 10_000_000))
@@ -91,12 +100,13 @@ async def populate(db: Database, works: int, rng: random.Random) -> dict[str, li
     async with db.session() as session:
         for kind in TAG_KINDS:
             seeded = [(t.id, t.name) for t in await session.scalars(
-                select(PortfolioTag).where(PortfolioTag.kind == kind)
+                select(PortfolioTag).where(PortfolioTag.kind == kind, PortfolioTag.suggested)
                 .order_by(PortfolioTag.position))]
             tail = [{"id": next(ids), "kind": kind, "key": f"{kind}tail{i}",
                      "name": f"{kind} tail {i}", "suggested": False, "position": 0,
                      "created_at": now} for i in range(TAIL[kind])]
-            await session.execute(insert(PortfolioTag), tail)
+            if write:
+                await session.execute(insert(PortfolioTag), tail)
             terms[kind] = seeded + [(int(str(row["id"])), str(row["name"])) for row in tail]
         accounts = []
         for i in range(LOCAL_ACCOUNTS + REMOTE_ACCOUNTS):
@@ -109,10 +119,13 @@ async def populate(db: Database, works: int, rng: random.Random) -> dict[str, li
                 "uri": (f"https://bench.example/users/{name}" if local
                         else f"https://{domain}/users/{name}"),
                 "created_at": now, "updated_at": now})
-        await session.execute(insert(Account), accounts)
-        await session.commit()
+        if write:
+            await session.execute(insert(Account), accounts)
+            await session.commit()
 
-    weights = {kind: zipf_weights(len(terms[kind])) for kind in TAG_KINDS}
+    # Cumulative, once (rng.choices would add them up on every call: the same draws).
+    weights = {kind: list(itertools.accumulate(zipf_weights(len(terms[kind]))))
+               for kind in TAG_KINDS}
     start = now - timedelta(days=365)
     step = timedelta(days=365) / works
     done = 0
@@ -144,23 +157,45 @@ async def populate(db: Database, works: int, rng: random.Random) -> dict[str, li
                 low, high = PER_WORK[kind]
                 chosen: set[int] = set()
                 for _ in range(rng.randint(low, high)):
-                    tag_id, _name = rng.choices(terms[kind], weights[kind])[0]
+                    tag_id, _name = rng.choices(terms[kind], cum_weights=weights[kind])[0]
                     chosen.add(tag_id)
                 for tag_id in chosen:
                     tag_rows.append({"status_id": status_id, "tag_id": tag_id,
                                      "position": position, "listed": listed})
                     position += 1
-        async with db.session() as session:
-            await session.execute(insert(Status), statuses)
-            await session.execute(insert(Work), work_rows)
-            await session.execute(insert(WorkTag), tag_rows)
-            await session.commit()
+        if write:
+            async with db.session() as session:
+                await session.execute(insert(Status), statuses)
+                await session.execute(insert(Work), work_rows)
+                await session.execute(insert(WorkTag), tag_rows)
+                await session.commit()
         done += count
-        print(f"\r  populated {done:,} / {works:,} works", end="", flush=True)
+        print(f"\r  {'populated' if write else 'replayed'} {done:,} / {works:,} works",
+              end="", flush=True)
     print()
-    async with db.engine.begin() as conn:
-        await conn.execute(text("ANALYZE"))
+    if write:
+        async with db.engine.begin() as conn:
+            await conn.execute(text("ANALYZE"))
     return {kind: [name for _id, name in terms[kind]] for kind in TAG_KINDS}
+
+
+def population_mark(works: int, seed: int) -> str:
+    return f"bench/browse.py population: works={works} seed={seed}"
+
+
+async def reusable(db: Database, works: int, seed: int) -> bool:
+    """Whether this PostgreSQL database holds a complete population of ``works`` works
+    from ``seed`` (marked on the works table when it was written, checked by counting)."""
+    async with db.engine.connect() as conn:
+        mark = await conn.scalar(text("SELECT obj_description('works'::regclass, 'pg_class')"))
+        if mark != population_mark(works, seed):
+            return False
+        return bool(await conn.scalar(select(func.count()).select_from(Work)) == works)
+
+
+async def mark_population(db: Database, works: int, seed: int) -> None:
+    async with db.engine.begin() as conn:
+        await conn.execute(text(f"COMMENT ON TABLE works IS '{population_mark(works, seed)}'"))
 
 
 def queries(names: dict[str, list[str]], count: int, rng: random.Random,
@@ -237,14 +272,26 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
-async def run(url: str, postgres: bool, works: int, count: int, seed: int, repeat: int) -> None:
+async def run(url: str, postgres: bool, works: int, count: int, seed: int, repeat: int,
+              reuse: bool = False) -> None:
     rng = random.Random(seed)
     db = Database(url)
     try:
-        await reset(db, postgres)
         began = time.perf_counter()
-        names = await populate(db, works, rng)
-        print(f"  populated in {time.perf_counter() - began:.1f} s")
+        if reuse and postgres:
+            await upgrade(db.engine)
+            reuse = await reusable(db, works, seed)
+            print(f"  {'reusing the population already there' if reuse else 'nothing to reuse'}")
+        else:
+            reuse = False
+        if reuse:
+            names = await populate(db, works, rng, write=False)
+        else:
+            await reset(db, postgres)
+            names = await populate(db, works, rng)
+            if postgres:
+                await mark_population(db, works, seed)
+        print(f"  {'replayed' if reuse else 'populated'} in {time.perf_counter() - began:.1f} s")
         timings, cpu, sizes = await measure(db, names, count, rng, repeat)
     finally:
         await db.dispose()
@@ -276,6 +323,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each query this many times and keep its best time "
                              "(for a machine shared with other work)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="PostgreSQL: keep the works a previous run wrote with the same "
+                             "--works and --seed instead of writing them again")
     args = parser.parse_args()
     if args.queries < 200:
         parser.error("--queries must be at least 200")
@@ -285,7 +335,8 @@ def main() -> None:
         if not url:
             parser.error("set EASEL_BENCH_DATABASE_URL (or EASEL_TEST_DATABASE_URL)")
         print(f"PostgreSQL ({url.rsplit('@', 1)[-1]}), {args.works:,} works")
-        asyncio.run(run(url, True, args.works, args.queries, args.seed, max(1, args.repeat)))
+        asyncio.run(run(url, True, args.works, args.queries, args.seed, max(1, args.repeat),
+                        args.reuse))
         return
     with tempfile.TemporaryDirectory() as folder:
         url = f"sqlite+aiosqlite:///{Path(folder) / 'browse.sqlite3'}"

@@ -20,7 +20,9 @@ pins, vocabulary) commit themselves.
 from __future__ import annotations
 
 import re
+import time
 import unicodedata
+import weakref
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,7 +30,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, exists, func, insert, select, union_all, update
+from sqlalchemy import Engine, delete, exists, func, insert, select, union_all, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import insert_ignoring_conflict
@@ -73,10 +75,20 @@ MAX_PROJECT_TITLE = 200
 # Browsing: the driving kind is the one whose terms have the fewest listed works, counted
 # up to this many (enough to tell a rare term from a common one, bounded in cost).
 _COUNT_CAP = 4000
+# Those counts, kept per database and set of terms for a few minutes: they only choose the
+# driving kind, never what a page holds, and a term's popularity changes slowly; a count
+# served from here saves a query and the walk of up to _COUNT_CAP index entries.
+_COUNT_TTL_S = 300.0
+_COUNTS_KEPT = 4096
+_counted: weakref.WeakKeyDictionary[Engine, dict[frozenset[int], tuple[float, int]]] = \
+    weakref.WeakKeyDictionary()
 MAX_BROWSE_TERMS = 20
-# The tag rows of each kind, as a second reference to work_tags in browse's EXISTS checks
-# (made once: an alias per query costs more than the query's compiled-cache lookup).
-_KIND_ROWS = {kind: WorkTag.__table__.alias(f"wt_{kind}") for kind in KINDS}
+# Further references to work_tags for browse's EXISTS checks on the other kinds, by their
+# place after the driving kind rather than by kind: the page's SQL then has one shape per
+# number of kinds and terms, not one per combination of kinds, which a first run pays for
+# (SQLAlchemy compiles it, PostgreSQL prepares and plans it). Made once: an alias per
+# query costs more than the query's compiled-cache lookup.
+_KIND_ROWS = [WorkTag.__table__.alias(f"wt_{n}") for n in range(1, len(KINDS))]
 
 
 # ------------------------------------------------------------------ normalisation
@@ -441,10 +453,30 @@ async def _browse_terms(session: AsyncSession,
 
 
 def _capped_count(tag_ids: Sequence[int]) -> Any:
-    """How many listed works have one of ``tag_ids``, counted up to ``_COUNT_CAP``."""
+    """How many listed tag rows ``tag_ids`` have, counted up to ``_COUNT_CAP``: the works
+    with one of them, a work with two counted twice (as the walk would go through it)."""
     capped = select(WorkTag.status_id).where(
         WorkTag.tag_id.in_(list(tag_ids)), WorkTag.listed.is_(True)).limit(_COUNT_CAP).subquery()
     return select(func.count()).select_from(capped).scalar_subquery()
+
+
+async def _kind_counts(session: AsyncSession, term_sets: list[frozenset[int]]) -> list[int]:
+    """:func:`_capped_count` of each set of term ids: from the last few minutes' counts
+    where they have it, the others in one query."""
+    kept = _counted.setdefault(session.get_bind().engine, {})
+    now = time.monotonic()
+    known = {terms: entry[1] for terms in term_sets
+             if (entry := kept.get(terms)) is not None and entry[0] > now}
+    missing = list(dict.fromkeys(t for t in term_sets if t not in known))
+    if missing:
+        counted = (await session.execute(select(*(
+            _capped_count(sorted(terms)).label(f"n_{i}") for i, terms in enumerate(missing))))).one()
+        if len(kept) + len(missing) > _COUNTS_KEPT:
+            kept.clear()
+        for terms, count in zip(missing, counted, strict=True):
+            known[terms] = count
+            kept[terms] = (now + _COUNT_TTL_S, count)
+    return [known[terms] for terms in term_sets]
 
 
 async def browse(session: AsyncSession, viewer: Account | None, filters: dict[str, list[str]], *,
@@ -455,7 +487,8 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
     newest first (``min_id``: the oldest after it, still returned newest first), as
     Mastodon pages. Unknown kinds are a 422; a term nobody used matches nothing.
 
-    Four queries whatever the filters: the terms, their counts, the page, the statuses.
+    Four queries whatever the filters: the terms, their counts (none when recent counts
+    of those terms are kept, see ``_COUNT_TTL_S``), the page, the statuses.
     The page walks the tag rows of the rarest kind's terms in status order on
     ``ix_work_tags_browse`` (one index range per term, merged) and checks the other kinds
     with EXISTS on the primary key (status_id, tag_id).
@@ -503,8 +536,7 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
         kinds = list(wanted)
         if len(kinds) > 1:
             # Rarest first: it drives, and the EXISTS checks go from the most selective.
-            counts = (await session.execute(select(
-                *(_capped_count(sorted(wanted[k])).label(f"n_{k}") for k in kinds)))).one()
+            counts = await _kind_counts(session, [frozenset(wanted[k]) for k in kinds])
             kinds = [k for _count, k in sorted(zip(counts, kinds, strict=True))]
         driving, others = kinds[0], kinds[1:]
         # PostgreSQL would turn each EXISTS into a hash semi-join over every row of the
@@ -526,8 +558,7 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
                 WorkTag.tag_id == tag_id, WorkTag.listed.is_(True))
             if local is False and local_check is not None:
                 query = query.where(local_check)  # usually the minority: check it early
-            for kind in others:
-                other = _KIND_ROWS[kind]
+            for kind, other in zip(others, _KIND_ROWS, strict=False):
                 query = query.where(probe(select(other.c.status_id).where(
                     other.c.status_id == WorkTag.status_id,
                     other.c.tag_id.in_(sorted(wanted[kind])))))
