@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/inbound.py [--requests 5000] [--connections 32]
                                       [--database-url postgresql+asyncpg://…]
+                                      [--accept-only]
 
 Seeds a fresh instance (SQLite in a temporary directory by default; with
 ``--database-url`` a PostgreSQL database, whose tables are emptied first) with alice and
@@ -20,7 +21,8 @@ Then, with every request signed beforehand (signing is the sender's cost, not ou
    run them (each job: claim, parse, actor from the cache, the ``Create`` handler storing
    the note, outcome, done). Timing ``easel serve``'s own start-up pass instead would
    measure its reconciler (1,000 jobs re-sent per 60 s pass), not the processing.
-   Every item must end ``processed``.
+   Every item must end ``processed``. ``--accept-only`` skips this phase (it takes minutes
+   on SQLite), for comparing changes to the accepting path back to back.
 
 Prints both rates, the ratio of accepted/s to the target (1,000/s on 2 cores), the web
 process's CPU time per accepted request (from /proc: the rate one fully used core would
@@ -270,6 +272,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--workers", type=int, default=4,
                         help="concurrent job runners for the processing phase")
+    parser.add_argument("--accept-only", action="store_true",
+                        help="measure accepted/s only: skip the processing phase")
     parser.add_argument("--serve-accept-only", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_accept_only:
@@ -311,8 +315,10 @@ def main() -> None:
             raise SystemExit(f"{len(refused)} refused ({sorted(set(refused))}), {items} stored:\n"
                              + log_path.read_text()[-3000:])
 
-        process_seconds = asyncio.run(process_all(settings, args.workers))
-        _, pending, processed = asyncio.run(counts(database_url))
+        process_seconds = 0.0
+        if not args.accept_only:
+            process_seconds = asyncio.run(process_all(settings, args.workers))
+            _, pending, processed = asyncio.run(counts(database_url))
 
         accepted_rate = args.requests / accept_seconds
         floor_rate = 1 / verify
@@ -328,6 +334,8 @@ def main() -> None:
         print(f"  RSA verify {verify * 1e6:8.1f} µs → floor {floor_rate:,.0f} /s; "
               f"accepted/s is {accepted_rate / floor_rate:.3f} of it "
               f"({accept_seconds / args.requests * 1e6:.0f} µs per request)")
+        if args.accept_only:
+            return
         print(f"  processed  {processed / process_seconds:8.1f} /s  ({processed} processed "
               f"in {process_seconds:.2f} s by {args.workers} concurrent job runners; "
               f"{pending} still pending)")

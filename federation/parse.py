@@ -89,6 +89,8 @@ _BLURHASH_RE = re.compile(r"\A[0-9A-Za-z#$%*+,\-.:;=?@\[\]^_{|}~]{6,128}\Z")
 _ROBOTS_TOKEN_RE = re.compile(r"\A[a-z0-9_.:/+\- ]+\Z")
 _DATA_MINING_CODE_RE = re.compile(r"\ADMI(?:-[A-Z0-9]+){1,6}\Z")
 _MEDIA_TYPE_RE = re.compile(r"\A[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,127}\Z")
+# C0 controls, space and the characters RFC 3986 never allows unescaped in a URL.
+_UNSAFE_URL_CHAR = re.compile(r'[\x00-\x20<>"\\^`{|}]')
 
 
 class ParseError(ValueError):
@@ -267,7 +269,7 @@ def _valid_url(value: Any) -> str | None:
     """``value`` if it is an absolute http(s) URL of sane length, else None."""
     if not isinstance(value, str) or not value or len(value) > MAX_URL_LENGTH:
         return None
-    if any(ord(char) < 0x21 or char in "<>\"\\^`{|}" for char in value):
+    if _UNSAFE_URL_CHAR.search(value):
         return None
     try:
         parts = urlsplit(value)

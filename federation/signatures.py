@@ -95,6 +95,8 @@ RFC9421_ALGORITHMS: dict[str, type[HTTPSignatureAlgorithm]] = {
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 # More signatures than this in one request is not a federating server; don't look them all up.
 MAX_RFC9421_SIGNATURES = 4
+# Parsed headers up to this size are remembered (a few of them) for the next request.
+MAX_REMEMBERED_HEADER = 4096
 
 
 def utc_now() -> datetime:
@@ -314,6 +316,12 @@ def _check_time_window(created: datetime | None, expires: datetime | None, now: 
 
 
 def _parse_http_date(value: str) -> datetime:
+    """A ``Date`` header's time (remembered: the requests signed in one second share it)."""
+    return (_parse_date if len(value) <= MAX_REMEMBERED_HEADER else _parse_date.__wrapped__)(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_date(value: str) -> datetime:
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError) as e:
@@ -402,11 +410,22 @@ def _authority(host: str, scheme: str) -> str:
 
 # --- verification: draft-cavage -------------------------------------------------------
 
-_CAVAGE_PARAM = re.compile(r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^",\s]+))\s*(?:,|$)')
+# Possessive quantifiers: a quoted value is read in runs, not one character at a time
+# (a 2048-bit signature is 344 characters), and never backtracked into.
+_CAVAGE_PARAM = re.compile(
+    r'\s*([A-Za-z][A-Za-z0-9_-]*)\s*=\s*(?:"((?:[^"\\]++|\\.)*+)"|([^",\s]+))\s*(?:,|$)')
 
 
 def parse_cavage_signature(value: str) -> dict[str, str]:
     """``keyId="…",algorithm="…",…`` → parameters (names as sent). Strict about syntax."""
+    # Remembered for a few headers of ordinary size: the inbox reads the keyId (to check
+    # the domain before a key fetch), then verifies, from one header.
+    parse = _parse_cavage if len(value) <= MAX_REMEMBERED_HEADER else _parse_cavage.__wrapped__
+    return dict(parse(value))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cavage(value: str) -> tuple[tuple[str, str], ...]:
     text = value.strip()
     # Old node-http-signature put a "Signature " prefix in the header; Mastodon accepts it.
     if text[:10].lower() == "signature ":
@@ -431,7 +450,7 @@ def parse_cavage_signature(value: str) -> dict[str, str]:
         position = match.end()
     if not params:
         raise MalformedSignature("the Signature header is empty")
-    return params
+    return tuple(params.items())
 
 
 def _decode_signature(value: str) -> bytes:

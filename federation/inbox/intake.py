@@ -7,14 +7,15 @@ each verified delivery hands its row to the process's :class:`InboxIntake` and w
 one writer at a time takes every row waiting (up to :data:`MAX_BATCH`) and, in a single
 transaction:
 
-1. reads the domain blocks covering the batch's actors and signers (one query) and
-   drops rows from suspended domains (``"suspended"``: answered 202, stored nothing), and
-   likewise rows of actors our moderators suspended (one query; but for a ``Delete``,
-   ``Undo`` or ``Reject``: :data:`ALLOWED_WHILE_SUSPENDED`);
+1. reads, in one statement, the domain blocks covering the batch's actors and signers,
+   which of its actors our moderators suspended, and which of its forwarded activities
+   are stored already; drops rows from suspended domains (``"suspended"``: answered 202,
+   stored nothing), and likewise rows of actors our moderators suspended (but for a
+   ``Delete``, ``Undo`` or ``Reject``: :data:`ALLOWED_WHILE_SUSPENDED`);
 2. inserts the rest with ``INSERT … ON CONFLICT (activity_uri) DO NOTHING RETURNING`` —
    an activity id already stored, or twice in the batch, is a replay (``"replay"``);
    a forwarded copy whose activity is already stored as signed by its own actor is a
-   replay too (one more query, only for batches holding forwarded rows);
+   replay too;
 3. inserts one ``process_inbox`` job per new item and commits; the queue is told after
    the commit, as :func:`server.queue.jobs.enqueue` would.
 
@@ -41,12 +42,13 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, literal_column, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import CompoundSelect
 
 from federation.domains import _candidates, domain_of
 from server.db import Database
@@ -128,14 +130,12 @@ class InboxIntake:
 
     async def _write(self, batch: list[_Waiting]) -> list[str]:
         async with self.db.session() as session:
-            suspended = await _suspended_domains(session, batch)
-            barred = await _actors_suspended_here(session, batch)
-            seen = await _stored_direct_ids(session, batch)
+            suspended, barred, seen = await _batch_facts(session, batch)
             results: list[str] = []
             rows: list[dict[str, Any]] = []
             for waiting in batch:
                 uri = waiting.row["activity_uri"]
-                if any(domain_of(d) in suspended for d in waiting.domains) or (
+                if (suspended and any(domain_of(d) in suspended for d in waiting.domains)) or (
                         waiting.row.get("actor_uri") in barred
                         and _type_of(waiting.row) not in ALLOWED_WHILE_SUSPENDED):
                     results.append(SUSPENDED)
@@ -155,7 +155,7 @@ class InboxIntake:
                      "ref": str(item_id), "next_try_at": now}
                     for item_id, job_id in zip(new_uris.values(), ids[len(rows):], strict=False)]
             if jobs:
-                await session.execute(insert(Job), jobs)
+                await session.execute(_INSERT_JOBS, jobs)
                 session.info.setdefault(PENDING_JOBS_KEY, []).extend(
                     (job["id"], kind.queue) for job in jobs)
             await session.commit()
@@ -172,58 +172,75 @@ def unique_ids(count: int) -> list[int]:
     return list(ids)
 
 
-async def _stored_direct_ids(session: AsyncSession, batch: list[_Waiting]) -> set[str]:
-    """The activity ids of the batch's forwarded rows that are stored already, signed by
-    their own actor (no query when the batch forwards nothing)."""
-    wanted = sorted({w.direct_id for w in batch if w.direct_id is not None})
-    if not wanted:
-        return set()
-    return set(await session.scalars(
-        select(InboxItem.activity_uri).where(InboxItem.activity_uri.in_(wanted))))
-
-
 def _type_of(row: dict[str, Any]) -> object:
     body = row.get("body")
     return body.get("type") if isinstance(body, dict) else None
 
 
-async def _actors_suspended_here(session: AsyncSession, batch: list[_Waiting]) -> set[str]:
-    """The batch's actors that are remote accounts our moderators suspended (one query on
-    the accounts' unique uri)."""
-    actors = sorted({str(w.row["actor_uri"]) for w in batch if w.row.get("actor_uri")})
-    if not actors:
-        return set()
-    return set(await session.scalars(select(Account.uri).where(
-        Account.uri.in_(actors), Account.domain != "", Account.suspended_at.is_not(None),
-        Account.suspension_origin == "local")))
+# What a batch must know before it writes, read in one statement (one round trip, which
+# on SQLite is several thread hops): the domain blocks covering its actors and signers,
+# which of its actors our moderators suspended, and which of its forwarded activities'
+# own ids are stored already. Each row is (what, name, severity).
+_BLOCK, _BARRED, _STORED = "block", "barred", "stored"
+_BATCH_FACTS: CompoundSelect[Any] = union_all(
+    select(literal_column(f"'{_BLOCK}'"), DomainBlock.domain, DomainBlock.severity)
+    .where(DomainBlock.domain.in_(bindparam("domains", expanding=True))),
+    # Remote accounts our moderators suspended (on the accounts' unique uri).
+    select(literal_column(f"'{_BARRED}'"), Account.uri, literal_column("''"))
+    .where(Account.uri.in_(bindparam("actors", expanding=True)), Account.domain != "",
+           Account.suspended_at.is_not(None), Account.suspension_origin == "local"),
+    # The forwarded rows' activity ids stored already, signed by their own actor.
+    select(literal_column(f"'{_STORED}'"), InboxItem.activity_uri, literal_column("''"))
+    .where(InboxItem.activity_uri.in_(bindparam("direct_ids", expanding=True))),
+)
 
 
-async def _suspended_domains(session: AsyncSession, batch: list[_Waiting]) -> set[str]:
-    """The batch's domains that are suspended (the most specific block decides, as in
-    :func:`federation.domains.domain_policy`)."""
-    domains = {domain_of(d) for waiting in batch for d in waiting.domains} - {""}
+async def _batch_facts(session: AsyncSession,
+                       batch: list[_Waiting]) -> tuple[set[str], set[str], set[str]]:
+    """(the batch's suspended domains, its actors suspended here, the activity ids of its
+    forwarded rows stored already). A domain is suspended when the most specific block
+    covering it suspends, as in :func:`federation.domains.domain_policy`."""
+    domains = {domain_of(d) for d in {d for waiting in batch for d in waiting.domains}} - {""}
     names = {domain: _candidates(domain) for domain in domains}
-    wanted = {name for candidates in names.values() for name in candidates}
-    if not wanted:
-        return set()
-    blocks = dict((await session.execute(
-        select(DomainBlock.domain, DomainBlock.severity)
-        .where(DomainBlock.domain.in_(sorted(wanted))))).all())
+    actors = {str(w.row["actor_uri"]) for w in batch if w.row.get("actor_uri")}
+    direct_ids = {w.direct_id for w in batch if w.direct_id is not None}
+    blocks: dict[str, str] = {}
+    barred: set[str] = set()
+    stored: set[str] = set()
+    rows = await session.execute(_BATCH_FACTS, {
+        "domains": sorted({name for candidates in names.values() for name in candidates}),
+        "actors": sorted(actors), "direct_ids": sorted(direct_ids)})
+    for what, name, severity in rows:
+        if what == _BLOCK:
+            blocks[name] = severity
+        elif what == _BARRED:
+            barred.add(name)
+        else:
+            stored.add(name)
     suspended = set()
     for domain, candidates in names.items():
         decisive = next((blocks[name] for name in candidates if name in blocks), None)
         if decisive == DomainBlockSeverity.SUSPEND:
             suspended.add(domain)
-    return suspended
+    return suspended, barred, stored
+
+
+# Core statements on the tables, built once: the ORM's bulk-insert path would inspect every
+# row's dict for the mapper (and fetch primary keys back) on each batch, for nothing here.
+_JOBS = cast(Table, Job.__table__)
+_ITEMS = cast(Table, InboxItem.__table__)
+_INSERT_JOBS = insert(_JOBS)
+_INSERT_ITEMS = {
+    dialect.__name__.rpartition(".")[2]: dialect.insert(_ITEMS)
+    .on_conflict_do_nothing(index_elements=["activity_uri"])
+    .returning(_ITEMS.c.activity_uri, _ITEMS.c.id)
+    for dialect in (postgresql, sqlite)
+}
 
 
 async def _insert_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert the rows whose activity id is new; {activity uri: item id} of those."""
-    dialect = session.get_bind().dialect.name
-    insert_ = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = (insert_(InboxItem)
-                 .on_conflict_do_nothing(index_elements=["activity_uri"])
-                 .returning(InboxItem.activity_uri, InboxItem.id))
+    statement = _INSERT_ITEMS[session.get_bind().dialect.name]
     # executemany with RETURNING (SQLAlchemy's "insertmanyvalues"): one cached statement
     # whatever the batch size, sent as few multi-row INSERTs.
     result = await session.execute(statement, rows)

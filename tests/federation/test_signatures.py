@@ -904,3 +904,18 @@ async def test_an_rfc9421_covered_header_that_is_missing_is_refused() -> None:
         '"content-digest"', '"content-digest" "x-absent"'
     )
     await refused(request, MalformedSignature, "x-absent")
+
+
+def test_parsed_parameters_are_the_callers_own() -> None:
+    header = 'keyId="k",algorithm="rsa-sha256",headers="(request-target) host",signature="AA=="'
+    first = parse_cavage_signature(header)
+    first["keyId"] = "changed"
+    assert parse_cavage_signature(header)["keyId"] == "k"
+    long_header = header.replace('"k"', '"' + "k" * 5000 + '"')  # too long to be remembered
+    assert parse_cavage_signature(long_header)["keyId"] == "k" * 5000
+
+
+def test_a_malformed_header_is_refused_every_time() -> None:
+    for _ in range(2):
+        with pytest.raises(MalformedSignature):
+            parse_cavage_signature('keyId="unterminated,signature="AA=="')
