@@ -58,7 +58,7 @@ class FederationContext:
         ``resolver`` the DNS lookup (tests)."""
         client = safe_client(settings, limits=FETCH_LIMITS, transport=transport, resolver=resolver)
         delivery_client = safe_client(settings, limits=DELIVERY_LIMITS, transport=transport,
-                                      resolver=resolver)
+                                      resolver=resolver, keep_alive_by_origin=True)
         return cls(
             settings=settings,
             db=db,

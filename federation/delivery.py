@@ -70,9 +70,9 @@ RETRY_BASE = timedelta(minutes=1)
 RETRY_CAP = timedelta(hours=8)
 # One attempt, end to end (connect, send, answer); the client's own timeouts are shorter.
 ATTEMPT_TIMEOUT = 30.0
-# Deliveries in flight at once in a bulk first attempt, over the keep-alive client. More
-# hides more network latency, but httpcore's pool scans every connection on each request,
-# so past about 16 its own cost dominates on loopback (bench/outbound.py --concurrency).
+# Deliveries in flight at once in a bulk first attempt, over the keep-alive client
+# (federation.http.KeepAlivePool). More hides more network latency; on loopback 32 was no
+# faster than 16 (bench/outbound.py --concurrency), the work being the sender's CPU.
 CONCURRENCY = 16
 # How much of an inbox's answer is read (enough for an error message; the rest is dropped).
 MAX_ANSWER_BYTES = 16 * 1024
@@ -179,11 +179,15 @@ async def record_outcomes(session: AsyncSession, outcomes: Sequence[Outcome],
     if not outcomes:
         return
     deliveries = cast(Table, Delivery.__table__)
-    await session.execute(
-        update(deliveries).where(deliveries.c.id == bindparam("b_id"))
-        .values(status_code=bindparam("b_code"), delivered_at=bindparam("b_at")),
-        [{"b_id": o.delivery_id, "b_code": o.status_code,
-          "b_at": now if o.result == DELIVERED else None} for o in outcomes])
+    # One UPDATE per distinct (status code, delivered) — a burst is nearly all one — rather
+    # than one parameter set per row: the executemany cost more than the rest of recording.
+    rows: dict[tuple[int | None, bool], list[int]] = defaultdict(list)
+    for outcome in outcomes:
+        rows[outcome.status_code, outcome.result == DELIVERED].append(outcome.delivery_id)
+    for (status_code, delivered), ids in rows.items():
+        await session.execute(
+            update(deliveries).where(deliveries.c.id.in_(ids))
+            .values(status_code=status_code, delivered_at=now if delivered else None))
 
     answered: set[str] = set()
     failures: dict[str, int] = defaultdict(int)

@@ -10,7 +10,8 @@ or anything else on the private network. This module exists so that cannot happe
   :func:`forbidden_reason`; IPv4-mapped, -compatible, -translated, 6to4 and NAT64 IPv6
   forms are unwrapped and their IPv4 address checked), and pins the checked addresses for
   the connection. It connects only to the port the URL names (default 443/80).
-* :class:`PinnedHTTPTransport` is the real network path: an httpcore connection pool whose
+* :class:`PinnedHTTPTransport` is the real network path: a connection pool (httpcore's, or
+  for the delivery client :class:`KeepAlivePool`, which keeps connections per origin) whose
   network backend (:class:`PinnedNetworkBackend`) connects to the pinned addresses only —
   there is no second DNS lookup, so DNS rebinding cannot swap in a private address. The
   URL is left alone, so the ``Host`` header, TLS SNI and certificate verification all use
@@ -60,8 +61,11 @@ from __future__ import annotations
 import contextvars
 import ipaddress
 import json
+import math
 import socket
 import ssl
+import sys
+import time
 import typing
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -358,11 +362,310 @@ class _PinnedResponseStream(httpx.AsyncByteStream):
                 await aclose()
 
 
+class _CoalescedWrites(httpcore.AsyncNetworkStream):
+    """A network stream that sends what is written in one piece when the answer is read.
+
+    httpcore writes a request's head and its body separately: two sends, two packets, two
+    wake-ups of the receiver per delivery. A client's HTTP/1.1 exchange always reads the
+    answer after writing the request, so holding the writes until then (or until
+    ``COALESCE_BYTES`` are held) changes nothing on the wire but the packet boundaries.
+    """
+
+    COALESCE_BYTES = 64 * 1024
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._held: list[bytes] = []
+        self._held_bytes = 0
+        self._timeout: float | None = None
+
+    async def _flush(self) -> None:
+        if self._held:
+            data = self._held[0] if len(self._held) == 1 else b"".join(self._held)
+            self._held, self._held_bytes = [], 0
+            await self._inner.write(data, timeout=self._timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109 - httpcore's interface
+        if buffer:
+            self._held.append(buffer)
+            self._held_bytes += len(buffer)
+            self._timeout = timeout
+            if self._held_bytes >= self.COALESCE_BYTES:
+                await self._flush()
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109 - httpcore's interface
+        await self._flush()
+        return await self._inner.read(max_bytes, timeout=timeout)
+
+    async def aclose(self) -> None:
+        self._held, self._held_bytes = [], 0
+        await self._inner.aclose()
+
+    async def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+    ) -> httpcore.AsyncNetworkStream:
+        await self._flush()
+        return _CoalescedWrites(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _CoalescingBackend(httpcore.AsyncNetworkBackend):
+    """``inner``'s TCP connections, with :class:`_CoalescedWrites`."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkBackend) -> None:
+        self._inner = inner
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
+        local_address: str | None = None,
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _CoalescedWrites(await self._inner.connect_tcp(
+            host, port, timeout=timeout, local_address=local_address,
+            socket_options=socket_options))
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's backend interface
+        socket_options: Iterable[Any] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return await self._inner.connect_unix_socket(path, timeout=timeout,
+                                                     socket_options=socket_options)
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+OriginKey = tuple[bytes, bytes, int]
+
+
+class KeepAlivePool:
+    """HTTP/1.1 keep-alive connections kept by origin: the delivery client's pool.
+
+    Why not httpcore's pool: on every request it scans all its connections several times
+    (once quadratically) and polls the socket of each idle one, so with a few dozen
+    connections its bookkeeping costs more than the request itself — on a delivery burst
+    to many inboxes on the same hosts, most of the time went there. Here a request takes
+    the most recently idle connection of its own origin (one liveness check: the keep-alive
+    time and whether the server closed it) or opens a new one.
+
+    The limits mean what httpx's mean: at most ``max_connections`` open (connecting, busy
+    or idle; when full, the least recently used idle connection is closed for the new
+    one, and without any the request waits up to its pool timeout, then
+    ``httpcore.PoolTimeout``), at most ``max_keepalive_connections`` kept idle, each for at
+    most ``keepalive_expiry`` seconds. Connections are httpcore's own
+    (``AsyncHTTPConnection``, HTTP/1.1 only) over ``network_backend``, so they connect
+    exactly as httpcore's pool would: to the pinned addresses, TLS by host name. A
+    connection that failed or was left mid-answer is closed, never reused.
+    """
+
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext,
+        network_backend: httpcore.AsyncNetworkBackend,
+        max_connections: int | None = None,
+        max_keepalive_connections: int | None = None,
+        keepalive_expiry: float | None = None,
+    ) -> None:
+        self._ssl_context = ssl_context
+        self._network_backend = network_backend
+        self._max_connections = max_connections if max_connections is not None else sys.maxsize
+        self._max_keepalive = min(
+            max_keepalive_connections if max_keepalive_connections is not None else sys.maxsize,
+            self._max_connections,
+        )
+        self._keepalive_expiry = keepalive_expiry
+        # Idle connections by origin, most recently idle last; and all of them in the order
+        # they became idle (least recently used first), with the time they may be kept to.
+        self._idle: dict[OriginKey, list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle_order: dict[httpcore.AsyncHTTPConnection, tuple[OriginKey, float]] = {}
+        self._open: set[httpcore.AsyncHTTPConnection] = set()
+        self._waiters: list[anyio.Event] = []
+        self._closed = False
+
+    @property
+    def connections(self) -> int:
+        """Connections open now (busy or idle)."""
+        return len(self._open)
+
+    @property
+    def idle_connections(self) -> int:
+        return len(self._idle_order)
+
+    async def handle_async_request(self, request: httpcore.Request) -> httpcore.Response:
+        origin = request.url.origin
+        key: OriginKey = (origin.scheme, origin.host, origin.port)
+        timeout = request.extensions.get("timeout", {}).get("pool")
+        while True:
+            connection = await self._acquire(key, origin, timeout)
+            try:
+                response = await connection.handle_async_request(request)
+            except httpcore.ConnectionNotAvailable:
+                await self._discard(connection)  # closed meanwhile: take another
+                continue
+            except BaseException:
+                await self._discard(connection)
+                raise
+            return httpcore.Response(
+                status=response.status,
+                headers=response.headers,
+                content=_PooledStream(response.stream, self, connection, key),
+                extensions=response.extensions,
+            )
+
+    async def _acquire(self, key: OriginKey, origin: httpcore.Origin,
+                       pool_timeout: float | None) -> httpcore.AsyncHTTPConnection:
+        deadline = time.monotonic() + pool_timeout if pool_timeout is not None else None
+        while True:
+            if self._closed:
+                raise RuntimeError("the connection pool is closed")
+            await self._close_expired()
+            while key in self._idle:
+                connection = self._idle[key][-1]
+                self._forget_idle(connection)
+                if connection.is_available() and not connection.has_expired():
+                    return connection
+                await self._discard(connection)
+            if len(self._open) >= self._max_connections and self._idle_order:
+                oldest = next(iter(self._idle_order))  # the least recently used
+                self._forget_idle(oldest)
+                await self._discard(oldest)
+            if len(self._open) < self._max_connections:
+                connection = httpcore.AsyncHTTPConnection(
+                    origin=origin, ssl_context=self._ssl_context,
+                    keepalive_expiry=self._keepalive_expiry, http1=True, http2=False,
+                    network_backend=self._network_backend,
+                )
+                self._open.add(connection)
+                return connection
+            # Full, every connection busy: wait for one to be freed or kept.
+            waiter = anyio.Event()
+            self._waiters.append(waiter)
+            try:
+                with anyio.move_on_after(
+                        deadline - time.monotonic() if deadline is not None else math.inf):
+                    await waiter.wait()
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+            if not waiter.is_set():
+                raise httpcore.PoolTimeout(
+                    f"no connection to {origin} free within {pool_timeout} s")
+
+    def _forget_idle(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """Take an idle connection out of the idle lists."""
+        key, _ = self._idle_order.pop(connection)
+        idle = self._idle[key]
+        idle.remove(connection)
+        if not idle:
+            del self._idle[key]  # no empty list kept per host ever seen
+
+    def _wake(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            waiter.set()
+
+    async def _close_expired(self) -> None:
+        """Close idle connections past their keep-alive time (the oldest idle come first)."""
+        now = time.monotonic()
+        while self._idle_order:
+            connection, (_, until) = next(iter(self._idle_order.items()))
+            if until > now:
+                return
+            self._forget_idle(connection)
+            await self._discard(connection)
+
+    async def _release(self, connection: httpcore.AsyncHTTPConnection, key: OriginKey) -> None:
+        """A response is closed: keep its connection for the next request, or close it."""
+        if (self._closed or connection.is_closed() or not connection.is_idle()
+                or self._max_keepalive <= 0 or connection not in self._open):
+            await self._discard(connection)
+            return
+        until = (time.monotonic() + self._keepalive_expiry if self._keepalive_expiry is not None
+                 else float("inf"))
+        self._idle.setdefault(key, []).append(connection)
+        self._idle_order[connection] = (key, until)
+        # The bookkeeping is done before any await, so concurrent releases cannot overshoot.
+        surplus = []
+        while len(self._idle_order) > self._max_keepalive:
+            oldest = next(iter(self._idle_order))
+            self._forget_idle(oldest)
+            surplus.append(oldest)
+        self._wake()
+        for oldest in surplus:
+            await self._discard(oldest)
+
+    async def _discard(self, connection: httpcore.AsyncHTTPConnection) -> None:
+        """Close ``connection`` and free its place (safe to call twice)."""
+        if connection in self._open:
+            self._open.discard(connection)
+            self._wake()
+        with anyio.CancelScope(shield=True):
+            await connection.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        connections = list(self._open)
+        self._open.clear()
+        self._idle.clear()
+        self._idle_order.clear()
+        self._wake()
+        with anyio.CancelScope(shield=True):
+            for connection in connections:
+                await connection.aclose()
+
+
+class _PooledStream:
+    """A response body from :class:`KeepAlivePool`: closing it hands the connection back."""
+
+    def __init__(self, stream: typing.Iterable[bytes] | typing.AsyncIterable[bytes],
+                 pool: KeepAlivePool, connection: httpcore.AsyncHTTPConnection,
+                 key: OriginKey) -> None:
+        self._stream = stream
+        self._pool = pool
+        self._connection = connection
+        self._key = key
+        self._closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        assert isinstance(self._stream, typing.AsyncIterable)
+        try:
+            async for part in self._stream:
+                yield part
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await self.aclose()
+            raise
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            aclose = getattr(self._stream, "aclose", None)
+            if aclose is not None:
+                with anyio.CancelScope(shield=True):
+                    await aclose()
+        finally:
+            await self._pool._release(self._connection, self._key)
+
+
 class PinnedHTTPTransport(httpx.AsyncBaseTransport):
-    """The real network transport: an httpcore pool over :class:`PinnedNetworkBackend`.
+    """The real network transport: a connection pool over :class:`PinnedNetworkBackend`.
 
     Used only underneath :class:`SafeTransport`, which sets the pins; on its own it refuses
-    every connection. HTTP/1.1 only.
+    every connection. HTTP/1.1 only. The pool is httpcore's, or with ``keep_alive_by_origin``
+    a :class:`KeepAlivePool` (the delivery client: many requests to the same hosts).
     """
 
     def __init__(
@@ -371,10 +674,21 @@ class PinnedHTTPTransport(httpx.AsyncBaseTransport):
         verify: ssl.SSLContext | bool = True,
         limits: httpx.Limits = DEFAULT_LIMITS,
         network_backend: httpcore.AsyncNetworkBackend | None = None,
+        keep_alive_by_origin: bool = False,
     ) -> None:
         ssl_context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
             verify=verify, trust_env=False
         )
+        self._pool: KeepAlivePool | httpcore.AsyncConnectionPool
+        if keep_alive_by_origin:
+            self._pool = KeepAlivePool(
+                ssl_context=ssl_context,
+                network_backend=_CoalescingBackend(PinnedNetworkBackend(network_backend)),
+                max_connections=limits.max_connections,
+                max_keepalive_connections=limits.max_keepalive_connections,
+                keepalive_expiry=limits.keepalive_expiry,
+            )
+            return
         self._pool = httpcore.AsyncConnectionPool(
             ssl_context=ssl_context,
             max_connections=limits.max_connections,
@@ -516,6 +830,7 @@ def safe_client(
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     limits: httpx.Limits = DEFAULT_LIMITS,
     user_agent: str | None = None,
+    keep_alive_by_origin: bool = False,
 ) -> httpx.AsyncClient:
     """The client every outbound federation request goes through.
 
@@ -525,11 +840,14 @@ def safe_client(
     record where connections go); ``verify`` is httpx's (a bool or an ``ssl.SSLContext``).
     The client never follows redirects itself (use :func:`fetch`), ignores proxy and netrc
     settings in the environment, and asks only for gzip/deflate compression.
+    ``keep_alive_by_origin`` gives the real transport a :class:`KeepAlivePool` (the
+    delivery client).
     """
     if transport is not None and (network_backend is not None or verify is not True):
         raise ValueError("network_backend and verify apply to the default transport only")
     inner = transport if transport is not None else PinnedHTTPTransport(
-        verify=verify, limits=limits, network_backend=network_backend
+        verify=verify, limits=limits, network_backend=network_backend,
+        keep_alive_by_origin=keep_alive_by_origin,
     )
     agent = user_agent or f"Easel/{server.__version__} (+{settings.base_url}/)"
     return httpx.AsyncClient(
