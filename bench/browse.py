@@ -102,6 +102,10 @@ async def populate(db: Database, works: int, rng: random.Random,
             seeded = [(t.id, t.name) for t in await session.scalars(
                 select(PortfolioTag).where(PortfolioTag.kind == kind, PortfolioTag.suggested)
                 .order_by(PortfolioTag.position))]
+            if not seeded:
+                raise SystemExit(
+                    f"this database has no seeded {kind} vocabulary (migration 0009's rows): "
+                    "another bench's TRUNCATE emptied it; use a fresh database")
             tail = [{"id": next(ids), "kind": kind, "key": f"{kind}tail{i}",
                      "name": f"{kind} tail {i}", "suggested": False, "position": 0,
                      "created_at": now} for i in range(TAIL[kind])]
