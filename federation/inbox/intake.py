@@ -53,9 +53,10 @@ from sqlalchemy.sql import CompoundSelect
 from federation.domains import _candidates, domain_of
 from server.db import Database
 from server.ids import new_id, utcnow
-from server.models import Account, DomainBlock, DomainBlockSeverity, InboxItem, Job
+from server.models import Account, DomainAllow, DomainBlock, DomainBlockSeverity, InboxItem, Job
 from server.queue.jobs import PENDING_JOBS_KEY
 from server.queue.kinds import kind_named
+from server.services.domain_blocks import allowlist_mode
 
 MAX_BATCH = 256
 PROCESS_INBOX = "process_inbox"
@@ -181,10 +182,13 @@ def _type_of(row: dict[str, Any]) -> object:
 # on SQLite is several thread hops): the domain blocks covering its actors and signers,
 # which of its actors our moderators suspended, and which of its forwarded activities'
 # own ids are stored already. Each row is (what, name, severity).
-_BLOCK, _BARRED, _STORED = "block", "barred", "stored"
+_BLOCK, _ALLOW, _BARRED, _STORED = "block", "allow", "barred", "stored"
 _BATCH_FACTS: CompoundSelect[Any] = union_all(
     select(literal_column(f"'{_BLOCK}'"), DomainBlock.domain, DomainBlock.severity)
     .where(DomainBlock.domain.in_(bindparam("domains", expanding=True))),
+    # The allows covering them (what allowlist mode lets in).
+    select(literal_column(f"'{_ALLOW}'"), DomainAllow.domain, literal_column("''"))
+    .where(DomainAllow.domain.in_(bindparam("domains", expanding=True))),
     # Remote accounts our moderators suspended (on the accounts' unique uri).
     select(literal_column(f"'{_BARRED}'"), Account.uri, literal_column("''"))
     .where(Account.uri.in_(bindparam("actors", expanding=True)), Account.domain != "",
@@ -199,7 +203,8 @@ async def _batch_facts(session: AsyncSession,
                        batch: list[_Waiting]) -> tuple[set[str], set[str], set[str]]:
     """(the batch's suspended domains, its actors suspended here, the activity ids of its
     forwarded rows stored already). A domain is suspended when the most specific block
-    covering it suspends, as in :func:`federation.domains.domain_policy`."""
+    covering it suspends, or, in allowlist mode, when no allow covers it, as in
+    :func:`federation.domains.domain_policy`."""
     domains = {domain_of(d) for d in {d for waiting in batch for d in waiting.domains}} - {""}
     names = {domain: _candidates(domain) for domain in domains}
     actors = {str(w.row["actor_uri"]) for w in batch if w.row.get("actor_uri")}
@@ -210,15 +215,22 @@ async def _batch_facts(session: AsyncSession,
     rows = await session.execute(_BATCH_FACTS, {
         "domains": sorted({name for candidates in names.values() for name in candidates}),
         "actors": sorted(actors), "direct_ids": sorted(direct_ids)})
+    allowed: set[str] = set()
     for what, name, severity in rows:
         if what == _BLOCK:
             blocks[name] = severity
+        elif what == _ALLOW:
+            allowed.add(name)
         elif what == _BARRED:
             barred.add(name)
         else:
             stored.add(name)
     suspended = set()
+    allowlist = allowlist_mode(session)
     for domain, candidates in names.items():
+        if allowlist and not allowed.intersection(candidates):
+            suspended.add(domain)  # allowlist mode: a domain no allow covers is suspended
+            continue
         decisive = next((blocks[name] for name in candidates if name in blocks), None)
         if decisive == DomainBlockSeverity.SUSPEND:
             suspended.add(domain)

@@ -87,3 +87,18 @@ async def test_reject_reports_drops_flags_but_not_other_activities(
         assert outcomes["Flag"] == ("ignored", "reports from this domain are rejected (domain block)")
         assert outcomes["Follow"][0] == "processed"
         assert await session.scalar(select(Report)) is None
+
+
+async def test_an_allow_removed_drops_deliveries_whose_key_is_already_known(
+        inbox_app: Starlette, app_db: Database, alice: User, remote_carol: FakeActor) -> None:
+    """With the signer's key in memory the intake decides for the batch; it must see the
+    allowlist too, not only the blocks."""
+    async with app_db.session() as session:
+        allow = await domain_blocks.allow_domain(session, "remote.example")
+    assert (await deliver(inbox_app, remote_carol, follow(remote_carol, alice))).status_code == 202
+    assert await stored(app_db) == (1, 1)  # the key is known now
+    async with app_db.session() as session:
+        await domain_blocks.remove_domain_allow(session, allow.id)
+    # A new activity (its own id), from the same signer: dropped, nothing stored.
+    assert (await deliver(inbox_app, remote_carol, follow(remote_carol, alice))).status_code == 202
+    assert await stored(app_db) == (1, 1)
