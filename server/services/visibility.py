@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true
+from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Account, Follow, Mention, Status
-from server.services.blocks import blocked_by_author
+from server.services.blocks import blocked_by_author, hidden_accounts
 
 
 def visible_to(viewer: Account | None) -> ColumnElement[bool]:
@@ -44,12 +44,15 @@ def visible_to(viewer: Account | None) -> ColumnElement[bool]:
 
 async def limited_account_ids(session: AsyncSession, viewer: Account | None) -> list[int]:
     """Accounts whose posts public lists (browse) leave out for ``viewer``: silenced ones
-    it does not follow, and suspended ones (``server.services.moderation``)."""
+    it does not follow, suspended ones (``server.services.moderation``), and those its
+    timelines leave out — blocked either way, muted, on a domain it blocks
+    (``server.services.blocks.hidden_accounts``). One query."""
     query = select(Account.id).where(
         or_(Account.silenced_at.is_not(None), Account.suspended_at.is_not(None)))
     if viewer is not None:
         followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
         query = query.where(or_(Account.suspended_at.is_not(None), Account.id.not_in(followed)))
+        query = select(union(query, hidden_accounts(viewer.id)).subquery().c[0])
     return list(await session.scalars(query))
 
 

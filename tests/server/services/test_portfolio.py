@@ -13,7 +13,9 @@ from server.db import Database
 from server.ids import new_id
 from server.models import (
     Account,
+    Block,
     MediaAttachment,
+    Mute,
     PortfolioTag,
     PortfolioTagAlias,
     Status,
@@ -393,6 +395,27 @@ async def test_browse_local_or_remote_and_pages(
     assert await browse(db, ink, limit=2, max_id=everything[1]) == everything[2:4]
     assert await browse(db, ink, since_id=everything[2]) == everything[:2]
     assert await browse(db, ink, min_id=everything[3], limit=2) == everything[1:3]
+
+
+async def test_browse_leaves_out_what_the_viewer_blocks_or_mutes(
+    db: Database, settings: Settings, alice: User, bob: User, carol: User
+) -> None:
+    alices = await post_work(db, settings, alice, meta=WorkMeta(tags={"medium": ["Ink"]}))
+    bobs = await post_work(db, settings, bob, meta=WorkMeta(tags={"medium": ["Ink"]}))
+
+    async def seen_by(viewer: User) -> list[int]:
+        async with db.session() as session:
+            account = await session.get(Account, viewer.account_id)
+            return [s.id for s in await portfolio.browse(session, account, {"medium": ["ink"]})]
+
+    assert await seen_by(carol) == [bobs.id, alices.id]
+    async with db.session() as session:
+        session.add(Mute(account_id=carol.account_id, target_account_id=alice.account_id))
+        session.add(Block(account_id=bob.account_id, target_account_id=carol.account_id))
+        await session.commit()
+    assert await seen_by(carol) == []  # muted alice; bob blocks carol
+    assert await seen_by(alice) == [bobs.id, alices.id]
+    assert await browse(db, {"medium": ["ink"]}) == [bobs.id, alices.id]  # anonymous
 
 
 # ------------------------------------------------------------------ projects
