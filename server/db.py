@@ -41,8 +41,27 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        _skip_empty_rollbacks(engine)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _skip_empty_rollbacks(engine: AsyncEngine) -> None:
+    """SQLite begins a transaction only before a write, so a session that only read has
+    none to roll back when it closes; rolling back anyway costs a round trip to the
+    connection's aiosqlite thread for nothing, on every read-only request."""
+    dialect = engine.sync_engine.dialect
+    rollback = dialect.do_rollback
+
+    def do_rollback(dbapi_connection: Any) -> None:
+        try:
+            idle = not dbapi_connection._connection.in_transaction  # aiosqlite → sqlite3
+        except Exception:  # closed, or not the connection we know: roll back as usual
+            idle = False
+        if not idle:
+            rollback(dbapi_connection)
+
+    dialect.do_rollback = do_rollback  # type: ignore[method-assign]
 
 
 class EaselSession(Session):
