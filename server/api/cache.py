@@ -101,7 +101,9 @@ class CachedPage:
 
 
 class PublicPageCache:
-    def __init__(self, ttl: float = 1.0, max_entries: int = 512) -> None:
+    # Each page is kept twice (the bytes, and the statuses for signed-in viewers): ~60 KB for
+    # 20 statuses with media, so at most ~15 MB however many distinct pages are asked for.
+    def __init__(self, ttl: float = 1.0, max_entries: int = 256) -> None:
         self.ttl = ttl
         self.max_entries = max_entries
         self.entries: OrderedDict[str, CachedPage] = OrderedDict()
