@@ -34,10 +34,10 @@ async def _statuses_response(
     async with state.db.session() as session:
         body = await statuses_to_entities(session, statuses, EntityContext.of(state), viewer,
                                           filter_context=filter_context)
-    return _with_link(request, JSONResponse(body), link_header(request, cursors, page))
+    return _with_link(JSONResponse(body), link_header(request, cursors, page))
 
 
-def _with_link(request: Request, response: JSONResponse, link: str | None) -> JSONResponse:
+def _with_link(response: JSONResponse, link: str | None) -> JSONResponse:
     if link is not None:
         response.headers["Link"] = link
     return response
@@ -71,7 +71,7 @@ async def _shared_page(request: Request, viewer: Account | None, build: PageBuil
         async with state.db.session() as session:
             entities = await statuses_to_entities(session, statuses, EntityContext.of(state), None)
             marks = await timelines.SharedPageMarks.prepare(session) if cache.enabled else None
-        response = _with_link(request, JSONResponse(entities),
+        response = _with_link(JSONResponse(entities),
                               link_header(request, [s.id for s in statuses], page))
         if marks is None:
             return response
