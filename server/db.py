@@ -7,12 +7,13 @@ belongs to the alembic migrations (``server/migrate.py``).
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -21,15 +22,25 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
+from server import sqlite_driver
 from server.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+
+# A pooled PostgreSQL connection is pinged before it is handed out only when it has sat
+# idle this long: one that was in use a moment ago is alive, and pinging every checkout
+# (SQLAlchemy's pool_pre_ping) costs three round trips per session — BEGIN, ping, ROLLBACK.
+# A connection that dies while in use (the server restarted under load) fails its request
+# with a 503, and SQLAlchemy then drops every pooled connection as old as it.
+PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(
-            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}, **kwargs
+            url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
+                               # sqlite_driver.INLINE reads run on the loop's thread
+                               "check_same_thread": False}, **kwargs
         )
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -42,8 +53,31 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
             cursor.close()
 
         _skip_empty_rollbacks(engine)
+        sqlite_driver.install(engine)
         return engine
-    return create_async_engine(url, pool_pre_ping=True, **kwargs)
+    engine = create_async_engine(url, **kwargs)
+    _ping_idle_connections(engine)
+    return engine
+
+
+def _ping_idle_connections(engine: AsyncEngine) -> None:
+    """Ping a pooled connection on checkout once it has been idle PING_AFTER_IDLE_SECONDS;
+    a dead one is replaced (the pool retries on DisconnectionError) before anyone uses it."""
+    dialect = engine.sync_engine.dialect
+
+    @event.listens_for(engine.sync_engine, "checkin")
+    def _idle_from(_dbapi_connection: Any, record: Any) -> None:
+        record.info["easel_idle_since"] = time.monotonic()
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("easel_idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return  # newly opened, or in use a moment ago
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"connection lost while idle: {exc}") from exc
 
 
 def _skip_empty_rollbacks(engine: AsyncEngine) -> None:
@@ -109,6 +143,11 @@ class Database:
             info={"dispatch_jobs": self._dispatch, "dispatch_events": self._dispatch_events,
                   "federation_mode": federation_mode, "own_domain": own_domain.lower()},
         )
+        # Reads that need no transaction: PostgreSQL in autocommit (no BEGIN and ROLLBACK
+        # round trips around one SELECT); SQLite begins no transaction for a read anyway.
+        self.read_sessions = self.sessions if self.is_sqlite else async_sessionmaker(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+            expire_on_commit=False, sync_session_class=EaselSession, info=self.sessions.kw["info"])
 
     def _dispatch(self, job_ids: list[tuple[int, str]]) -> None:
         if self.dispatch_jobs is not None:
@@ -137,6 +176,14 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
+
+    @asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for a few hot reads that need no transaction (the token lookup of every
+        request, a viewer's marks on a page): each statement sees what is committed when it
+        runs. A write in it commits by itself, so it is for, at most, a bookkeeping stamp."""
+        async with self.read_sessions() as session:
+            yield session
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

@@ -95,7 +95,7 @@ async def _personalised(request: Request, entry: CachedPage, viewer: Account) ->
     shared = entry.shared
     if shared is None or shared.has_poll:
         return None  # a poll shows the viewer's own vote: built for it alone
-    async with easel(request).db.session() as session:
+    async with easel(request).db.read_session() as session:
         marks = await shared.marks.of(session, viewer, shared.status_ids, shared.author_ids,
                                       shared.domains)
     if marks is None:

@@ -69,6 +69,7 @@ from server.services.lists import members as list_members
 from server.services.tags import followed_tag_ids
 from server.services.text import normalize_tag
 from server.services.visibility import not_suspended_author, visible_to
+from server.sqlite_driver import INLINE
 
 T = TypeVar("T")
 
@@ -358,7 +359,7 @@ class SharedPageMarks:
         for letter, value in (await session.execute(self.statement, {
             "viewer": viewer.id, "ids": list(status_ids), "authors": list(set(author_ids)),
             "domains": list(set(domains)), "now": now or utcnow(),
-        })).all():
+        }, execution_options=INLINE)).all():
             if letter == "h":
                 return None
             found[letter].add(value)

@@ -8,6 +8,7 @@ from typing import Any
 import aiosqlite
 import pytest
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
 from server.models import Tag
@@ -50,3 +51,69 @@ async def test_uncommitted_writes_are_still_rolled_back(
         names = set(await session.scalars(select(Tag.name)))
         assert names == {"kept"}
         assert await session.scalar(select(func.count()).select_from(Tag)) == 1
+
+
+# ---------------------------------------------------------------- read sessions, pings
+
+async def test_a_read_session_reads_what_is_committed(db: Database) -> None:
+    async with db.session() as session:
+        session.add(Tag(name="committed", display_name="committed"))
+        await session.commit()
+    async with db.read_session() as session:
+        assert list(await session.scalars(select(Tag.name))) == ["committed"]
+        if db.is_sqlite:
+            assert db.read_sessions is db.sessions  # SQLite reads begin nothing anyway
+            return
+        assert await _autocommit(session)  # no BEGIN/ROLLBACK round trips around the read
+    async with db.session() as session:  # pooled connections are back to transactions
+        assert not await _autocommit(session)
+
+
+async def _autocommit(session: AsyncSession) -> bool:
+    raw = await (await session.connection()).get_raw_connection()
+    return bool(raw.dbapi_connection.autocommit)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def postgres(db: Database) -> Database:
+    if db.is_sqlite:
+        pytest.skip("pooled connections are pinged on PostgreSQL")
+    return db
+
+
+async def _backend_pid(db: Database) -> int:
+    async with db.session() as session:
+        return int(await session.scalar(text("SELECT pg_backend_pid()")))
+
+
+async def test_a_connection_in_use_a_moment_ago_is_not_pinged(
+    postgres: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pings: list[object] = []
+    dialect = postgres.engine.sync_engine.dialect
+    ping = dialect.do_ping
+
+    def counted(connection: Any) -> bool:
+        pings.append(connection)
+        return bool(ping(connection))
+
+    monkeypatch.setattr(dialect, "do_ping", counted)
+    first = await _backend_pid(postgres)
+    assert [await _backend_pid(postgres) for _ in range(5)] == [first] * 5
+    assert pings == []
+
+
+async def test_an_idle_connection_that_died_is_replaced_before_use(
+    postgres: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = await _backend_pid(postgres)  # now idle in the pool
+    other = Database(postgres.url)
+    try:
+        async with other.session() as session:  # the server ends it, as a restart would
+            assert await session.scalar(text("SELECT pg_terminate_backend(:pid)"),
+                                        {"pid": first})
+    finally:
+        await other.dispose()
+    monkeypatch.setattr("server.db.PING_AFTER_IDLE_SECONDS", 0.0)  # idle long enough
+    replacement = await _backend_pid(postgres)  # no error: pinged, found dead, replaced
+    assert replacement != first
