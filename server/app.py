@@ -74,6 +74,7 @@ from server.observability import HttpMetrics, ObservabilityMiddleware, RouteCapt
 from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import LIGHT_QUEUES, load_job_modules
 from server.queue.runner import JobRunner
+from server.routing import IndexedRouter
 from server.services.accounts import instance_actor
 from server.settings import Settings
 from server.state import EaselState
@@ -240,11 +241,8 @@ def create_app(
     middleware += [Middleware(BodyLimitMiddleware), Middleware(CloseUploadsMiddleware)]
     if state.http_metrics is not None:
         middleware.append(Middleware(RouteCapture))  # innermost: sees the routed scope
-    app = Starlette(
-        routes=all_routes(),
-        middleware=middleware,
-        exception_handlers=EXCEPTION_HANDLERS,
-        lifespan=lifespan,
-    )
+    app = Starlette(middleware=middleware, exception_handlers=EXCEPTION_HANDLERS)
+    # Starlette's own router, with its route lookup narrowed by an index (server.routing).
+    app.router = IndexedRouter(all_routes(), lifespan=lifespan)
     app.state.easel = state
     return app
