@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
 from server.errors import ApiError
@@ -46,7 +47,7 @@ class Auth:
         return self.user, self.account
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
@@ -55,40 +56,49 @@ def _bearer(request: Request) -> str | None:
     return request.query_params.get("access_token") or None
 
 
-async def authenticate(request: Request) -> Auth | None:
-    """The request's token, if it presents a valid one; ApiError 401 if it presents a bad one."""
+async def authenticate(request: Request, session: AsyncSession | None = None) -> Auth | None:
+    """The request's token, if it presents a valid one; ApiError 401 if it presents a bad one.
+    ``session``: a read session (``Database.read_session``) to look it up in, for a request
+    that reads more there; by default one of its own."""
     cached = request.scope.get("easel.auth")
     if cached is not None:
         return cached
-    token = _bearer(request)
+    token = bearer_token(request)
     if token is None:
         return None
-    state = easel(request)
-    async with state.db.read_session() as session:  # the stamps below commit by themselves
-        row = (await session.execute(_TOKEN_QUERY, {"digest": token_digest(token)})).first()
-        if row is None:
-            raise ApiError(401, "The access token is invalid")
-        found, account = row
-        user = found.user
-        if user is not None:
-            if user.disabled or (account is not None and account.suspended_at is not None):
-                raise ApiError(403, "Your login is currently disabled")
-            if user.confirmed_at is None:
-                raise ApiError(403, "Your login is missing a confirmed e-mail address")
-            if not user.approved:
-                raise ApiError(403, "Your login is currently pending approval")
-        now = utcnow()
-        if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
-            await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
-                                  .values(last_used_at=now))
-            if user is not None:
-                await session.execute(update(User).where(User.id == user.id)
-                                      .values(last_active_at=now))
-            await session.commit()
-    auth = Auth(token=found, application=found.application, scopes=found.scopes.split(),
-                user=user, account=account)
+    if session is None:
+        async with easel(request).db.read_session() as own:
+            auth = await _look_up(own, token)
+    else:
+        auth = await _look_up(session, token)
     request.scope["easel.auth"] = auth
     return auth
+
+
+async def _look_up(session: AsyncSession, token: str) -> Auth:
+    row = (await session.execute(_TOKEN_QUERY, {"digest": token_digest(token)})).first()
+    if row is None:
+        raise ApiError(401, "The access token is invalid")
+    found, account = row
+    user = found.user
+    if user is not None:
+        if user.disabled or (account is not None and account.suspended_at is not None):
+            raise ApiError(403, "Your login is currently disabled")
+        if user.confirmed_at is None:
+            raise ApiError(403, "Your login is missing a confirmed e-mail address")
+        if not user.approved:
+            raise ApiError(403, "Your login is currently pending approval")
+    now = utcnow()
+    if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
+        # stamps: in a read session each commits by itself (PostgreSQL autocommit)
+        await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
+                              .values(last_used_at=now))
+        if user is not None:
+            await session.execute(update(User).where(User.id == user.id)
+                                  .values(last_active_at=now))
+        await session.commit()
+    return Auth(token=found, application=found.application, scopes=found.scopes.split(),
+                user=user, account=account)
 
 
 async def require(request: Request, scope: str, *, user: bool = True) -> Auth:
@@ -103,9 +113,11 @@ async def require(request: Request, scope: str, *, user: bool = True) -> Auth:
     return auth
 
 
-async def optional(request: Request, scope: str) -> Auth | None:
-    """For public endpoints: the viewer if a valid token with ``scope`` is presented."""
-    auth = await authenticate(request)
+async def optional(request: Request, scope: str,
+                   session: AsyncSession | None = None) -> Auth | None:
+    """For public endpoints: the viewer if a valid token with ``scope`` is presented
+    (``session``: as for ``authenticate``)."""
+    auth = await authenticate(request, session)
     if auth is not None and not grants(auth.scopes, scope):
         raise ApiError(403, "This action is outside the authorized scopes")
     return auth

@@ -116,11 +116,12 @@ class PublicPageCache:
     def key(request: Request) -> str:
         """The page's path and query; a token passed as ``access_token`` is not part of
         the page (and is not kept in memory as a key)."""
-        query = request.url.query
-        if "access_token" in request.query_params:
+        scope = request.scope
+        query = scope.get("query_string", b"").decode("latin-1")
+        if "access_token" in query and "access_token" in request.query_params:
             query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items()
                              if k != "access_token")
-        return f"{request.url.path}?{query}"
+        return f"{scope.get('root_path', '')}{scope['path']}?{query}"
 
     def get(self, request: Request) -> CachedPage | None:
         entry = self.entries.get(self.key(request))

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server.api.auth import optional, require
+from server.api.auth import bearer_token, optional, require
 from server.api.cache import CachedPage, SharedPage
 from server.api.entities import EntityContext, statuses_to_entities
 from server.api.pagination import Page, link_header
@@ -57,7 +57,7 @@ async def home(request: Request) -> JSONResponse:
 PageBuilder = Callable[[Params, Account | None], Awaitable[tuple[Sequence[Status], Page]]]
 
 
-async def _shared_page(request: Request, viewer: Account | None, build: PageBuilder) -> Response:
+async def _shared_page(request: Request, build: PageBuilder) -> Response:
     """A public or hashtag timeline page from the shared page cache (``server.api.cache``):
     as cached for an anonymous reader; with a signed-in viewer's own flags laid over when
     the page is the same for it; built for the viewer alone otherwise. A miss builds the
@@ -65,6 +65,12 @@ async def _shared_page(request: Request, viewer: Account | None, build: PageBuil
     state = easel(request)
     cache = state.public_cache
     entry = cache.get(request)
+    if entry is not None and bearer_token(request) is not None:
+        personal = await _personalised(request, entry)
+        if personal is not None:
+            return personal
+    auth = await optional(request, "read:statuses")  # already looked up, if tried above
+    viewer = auth.account if auth else None
     if entry is None and (viewer is None or cache.enabled):
         params = await Params.from_request(request)
         statuses, page = await build(params, None)
@@ -79,23 +85,29 @@ async def _shared_page(request: Request, viewer: Account | None, build: PageBuil
             entities, [s.id for s in statuses], [s.account_id for s in statuses], marks))
         if viewer is None or entry is None:
             return response
-    if viewer is None:
+        if personal := await _personalised(request, entry):
+            return personal
+    elif viewer is None:
         assert entry is not None
         return entry.response()
-    if entry is not None and (personal := await _personalised(request, entry, viewer)):
-        return personal
     params = await Params.from_request(request)
     statuses, page = await build(params, viewer)
     return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
                                     "public")
 
 
-async def _personalised(request: Request, entry: CachedPage, viewer: Account) -> Response | None:
-    """The cached page with the viewer's marks, or None when it is not the viewer's page."""
+async def _personalised(request: Request, entry: CachedPage) -> Response | None:
+    """The cached page as the request's token sees it: the token looked up and the viewer's
+    marks read in one read session. None when the page is not the viewer's to share (it
+    hides something from it, has a poll, or there is no viewer: ``_shared_page`` goes on)."""
     shared = entry.shared
     if shared is None or shared.has_poll:
         return None  # a poll shows the viewer's own vote: built for it alone
     async with easel(request).db.read_session() as session:
+        auth = await optional(request, "read:statuses", session)
+        viewer = auth.account if auth else None
+        if viewer is None:
+            return None
         marks = await shared.marks.of(session, viewer, shared.status_ids, shared.author_ids,
                                       shared.domains)
     if marks is None:
@@ -106,8 +118,6 @@ async def _personalised(request: Request, entry: CachedPage, viewer: Account) ->
 
 
 async def public(request: Request) -> Response:
-    auth = await optional(request, "read:statuses")
-
     async def build(params: Params, viewer: Account | None) -> tuple[Sequence[Status], Page]:
         page = Page.from_params(params)
         async with easel(request).db.session() as session:
@@ -116,12 +126,10 @@ async def public(request: Request) -> Response:
                 remote=bool(params.get_bool("remote", False)),
                 only_media=bool(params.get_bool("only_media", False)), viewer=viewer), page
 
-    return await _shared_page(request, auth.account if auth else None, build)
+    return await _shared_page(request, build)
 
 
 async def tag(request: Request) -> Response:
-    auth = await optional(request, "read:statuses")
-
     async def build(params: Params, viewer: Account | None) -> tuple[Sequence[Status], Page]:
         page = Page.from_params(params)
         async with easel(request).db.session() as session:
@@ -133,7 +141,7 @@ async def tag(request: Request) -> Response:
                 remote=bool(params.get_bool("remote", False)),
                 only_media=bool(params.get_bool("only_media", False)), viewer=viewer), page
 
-    return await _shared_page(request, auth.account if auth else None, build)
+    return await _shared_page(request, build)
 
 
 async def bookmarks(request: Request) -> JSONResponse:
