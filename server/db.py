@@ -26,6 +26,7 @@ from server import sqlite_driver
 from server.settings import Settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+DEFAULT_POOL_SIZE = 20  # Settings.database_pool_size
 
 # A pooled PostgreSQL connection is pinged before it is handed out only when it has sat
 # idle this long: one that was in use a moment ago is alive, and pinging every checkout
@@ -35,7 +36,11 @@ SQLITE_BUSY_TIMEOUT_MS = 15_000
 PING_AFTER_IDLE_SECONDS = 1.0
 
 
-def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) -> AsyncEngine:
+    """The engine for ``url``. PostgreSQL: ``pool_size`` connections kept open, as many
+    again opened for a burst (each new one costs a SCRAM handshake and a server process,
+    milliseconds of CPU: a pool smaller than the requests in flight spends more on
+    connecting than on querying)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -55,7 +60,7 @@ def make_engine(url: str, **kwargs: Any) -> AsyncEngine:
         _skip_empty_rollbacks(engine)
         sqlite_driver.install(engine)
         return engine
-    engine = create_async_engine(url, **kwargs)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, **kwargs)
     _ping_idle_connections(engine)
     return engine
 
@@ -131,9 +136,10 @@ class Database:
     after that session commits; a lost call is harmless, the reconciler finds due rows.
     """
 
-    def __init__(self, url: str, *, federation_mode: str = "open", own_domain: str = "") -> None:
+    def __init__(self, url: str, *, federation_mode: str = "open", own_domain: str = "",
+                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = url
-        self.engine = make_engine(url)
+        self.engine = make_engine(url, pool_size=pool_size)
         self.dispatch_jobs: Callable[[list[tuple[int, str]]], None] | None = None
         # Set by the stream bus (server.streaming.bus): committed stream events go there.
         self.dispatch_events: Callable[[list[Any]], None] | None = None
@@ -162,7 +168,7 @@ class Database:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings.effective_database_url, federation_mode=settings.federation_mode,
-                   own_domain=settings.domain)
+                   own_domain=settings.domain, pool_size=settings.database_pool_size)
 
     @property
     def is_sqlite(self) -> bool:

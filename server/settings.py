@@ -65,6 +65,9 @@ class Settings:
     inbox_rate_limit: int = 3000
     # How long anonymous public/hashtag timeline responses are reused (0: never).
     public_cache_seconds: float = 1.0
+    # PostgreSQL connections each process keeps open (as many again are opened, and
+    # closed, for bursts beyond that).
+    database_pool_size: int = 20
     authorized_fetch: bool = False
     # Addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto
     # uvicorn believes; everything else is the client itself.
@@ -339,7 +342,7 @@ def load_settings(
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
-        "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_PROTECT_STRENGTH", "EASEL_PROTECT_PROFILE",
+        "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_DATABASE_POOL_SIZE", "EASEL_PROTECT_STRENGTH", "EASEL_PROTECT_PROFILE",
         "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES", "EASEL_STORAGE", "EASEL_S3_BUCKET",
         "EASEL_S3_ENDPOINT", "EASEL_S3_REGION", "EASEL_S3_ACCESS_KEY_ID",
         "EASEL_S3_SECRET_ACCESS_KEY", "EASEL_S3_PUBLIC_URL",
@@ -416,6 +419,8 @@ def load_settings(
         inbox_rate_limit=_positive_int("EASEL_INBOX_RATE_LIMIT", get("EASEL_INBOX_RATE_LIMIT", "3000")),
         public_cache_seconds=_seconds("EASEL_PUBLIC_CACHE_SECONDS",
                                       get("EASEL_PUBLIC_CACHE_SECONDS", "1")),
+        database_pool_size=_positive_int("EASEL_DATABASE_POOL_SIZE",
+                                         get("EASEL_DATABASE_POOL_SIZE", "20")),
         secret_key=_secret_key(get("EASEL_SECRET_KEY")),
         extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
     )

@@ -7,11 +7,12 @@ from typing import Any
 
 import aiosqlite
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import QueuePool, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
 from server.models import Tag
+from server.settings import load_settings
 
 
 @pytest.fixture
@@ -117,3 +118,15 @@ async def test_an_idle_connection_that_died_is_replaced_before_use(
     monkeypatch.setattr("server.db.PING_AFTER_IDLE_SECONDS", 0.0)  # idle long enough
     replacement = await _backend_pid(postgres)  # no error: pinged, found dead, replaced
     assert replacement != first
+
+
+def test_the_postgresql_pool_keeps_the_configured_connections() -> None:
+    settings = load_settings({"EASEL_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                     "EASEL_DATABASE_POOL_SIZE": "7"})
+    database = Database.from_settings(settings)  # nothing connects until it is used
+    try:
+        pool = database.engine.sync_engine.pool
+        assert isinstance(pool, QueuePool)
+        assert (pool.size(), pool._max_overflow) == (7, 7)
+    finally:
+        database.engine.sync_engine.dispose()

@@ -28,6 +28,7 @@ def test_defaults_follow_the_design_table() -> None:
     assert (settings.protect_strength, settings.protect_profile, settings.protect_device) == (
         "default", "auto", "auto")
     assert settings.base_url == "https://localhost:8080"
+    assert settings.database_pool_size == 20
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -55,6 +56,8 @@ def test_booleans_accept_every_documented_spelling(raw: str, expected: bool) -> 
     ({"EASEL_PROTECT_PROFILE": "gpu"}, "EASEL_PROTECT_PROFILE='gpu' must be one of: auto, default, cpu"),
     ({"EASEL_PROTECT_DEVICE": "mps"}, "EASEL_PROTECT_DEVICE='mps' must be auto, cpu, cuda or cuda:N"),
     ({"EASEL_PROTECT_DEVICE": "cuda:x"}, "EASEL_PROTECT_DEVICE='cuda:x' must be"),
+    ({"EASEL_DATABASE_POOL_SIZE": "0"}, "EASEL_DATABASE_POOL_SIZE='0' must be at least 1"),
+    ({"EASEL_DATABASE_POOL_SIZE": "many"}, "EASEL_DATABASE_POOL_SIZE='many' is not a whole"),
 ])
 def test_bad_values_are_refused_with_a_message_naming_the_variable(
     env: dict[str, str], message: str
