@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import server
 from server import account_commands, registration_commands
+from server.memory import limit_malloc_arenas
 from server.models.portfolio import TAG_KINDS
 from server.observability import configure_logging
 from server.queue.kinds import QUEUES
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    limit_malloc_arenas()  # before any thread starts (server.memory)
     args = build_parser().parse_args(argv)
     configure_logging("text")
     logging.getLogger("alembic").setLevel(logging.WARNING)

@@ -61,30 +61,22 @@ async def _shared_page(request: Request, build: PageBuilder) -> Response:
     """A public or hashtag timeline page from the shared page cache (``server.api.cache``):
     as cached for an anonymous reader; with a signed-in viewer's own flags laid over when
     the page is the same for it; built for the viewer alone otherwise. A miss builds the
-    page for everyone and keeps it."""
-    state = easel(request)
-    cache = state.public_cache
-    entry = cache.get(request)
+    page for everyone and keeps it (one request at a time: the others wait for it)."""
+    cache = easel(request).public_cache
+    entry = await _cached(request)
     if entry is not None and bearer_token(request) is not None:
-        personal = await _personalised(request, entry)
-        if personal is not None:
+        if personal := await _personalised(request, entry):
             return personal
     auth = await optional(request, "read:statuses")  # already looked up, if tried above
     viewer = auth.account if auth else None
     if entry is None and (viewer is None or cache.enabled):
-        params = await Params.from_request(request)
-        statuses, page = await build(params, None)
-        async with state.db.session() as session:
-            entities = await statuses_to_entities(session, statuses, EntityContext.of(state), None)
-            marks = await timelines.SharedPageMarks.prepare(session) if cache.enabled else None
-        response = _with_link(JSONResponse(entities),
-                              link_header(request, [s.id for s in statuses], page))
-        if marks is None:
-            return response
-        entry = cache.put(request, response, SharedPage.of(
-            entities, [s.id for s in statuses], [s.account_id for s in statuses], marks))
-        if viewer is None or entry is None:
-            return response
+        entry = await _cached(request)  # built by another request while this one waited?
+        if entry is None:
+            response, entry = await _build_for_everyone(request, build)
+            if viewer is None or entry is None:
+                return response
+        elif viewer is None:
+            return entry.response()
         if personal := await _personalised(request, entry):
             return personal
     elif viewer is None:
@@ -94,6 +86,34 @@ async def _shared_page(request: Request, build: PageBuilder) -> Response:
     statuses, page = await build(params, viewer)
     return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
                                     "public")
+
+
+async def _cached(request: Request) -> CachedPage | None:
+    """The cached page, waiting for it when another request is building it."""
+    cache = easel(request).public_cache
+    entry = cache.get(request)
+    if entry is None and cache.enabled:
+        entry = await cache.filled_meanwhile(request)
+    return entry
+
+
+async def _build_for_everyone(request: Request,
+                              build: PageBuilder) -> tuple[Response, CachedPage | None]:
+    """The page as an anonymous reader sees it, and its cache entry (None: not kept)."""
+    state = easel(request)
+    cache = state.public_cache
+    with cache.filling(request):
+        params = await Params.from_request(request)
+        statuses, page = await build(params, None)
+        async with state.db.session() as session:
+            entities = await statuses_to_entities(session, statuses, EntityContext.of(state), None)
+            marks = await timelines.SharedPageMarks.prepare(session) if cache.enabled else None
+        response = _with_link(JSONResponse(entities),
+                              link_header(request, [s.id for s in statuses], page))
+        if marks is None:
+            return response, None
+        return response, cache.put(request, response, SharedPage.of(
+            entities, [s.id for s in statuses], [s.account_id for s in statuses], marks))
 
 
 async def _personalised(request: Request, entry: CachedPage) -> Response | None:

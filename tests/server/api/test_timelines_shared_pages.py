@@ -8,6 +8,7 @@ compares what a viewer gets from each, in the states that make a viewer's page d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -20,6 +21,7 @@ from server.app import AppOptions, create_app
 from server.db import Database
 from server.ids import new_id, utcnow
 from server.models import AccountDomainBlock, Block, Filter, FilterKeyword, Mute, Status, StatusPin, User
+from server.services import timelines as timelines_service
 from server.settings import Settings
 from tests.conftest import authorized, make_token
 from tests.server.api.test_timelines import BASE, Factory
@@ -203,3 +205,37 @@ async def test_bad_parameters_are_refused_on_the_cached_path(
             fresh = await reader.fresh.get(path)
             assert 400 <= cached.status_code < 500 and cached.status_code == fresh.status_code
             assert cached.json() == fresh.json() and "error" in cached.json()
+
+
+async def test_a_missing_page_is_built_once_while_concurrent_readers_wait(
+    apps: tuple[Any, Any], db: Database, make: Factory, alice: User, bob: User,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    await make.status(alice.account, "one")
+    await make.status(alice.account, "two")
+    builds: list[object] = []
+    build = timelines_service.public_timeline
+
+    async def slow_build(*args: Any, **kwargs: Any) -> Any:
+        builds.append(kwargs.get("viewer"))
+        await asyncio.sleep(0.05)  # long enough for every reader below to miss the page
+        return await build(*args, **kwargs)
+
+    monkeypatch.setattr(timelines_service, "public_timeline", slow_build)
+    anonymous = await twin(apps, db, None)
+    viewer = await twin(apps, db, bob)
+    answers = await asyncio.gather(
+        *(anonymous.cached.get("/api/v1/timelines/public") for _ in range(8)),
+        *(viewer.cached.get("/api/v1/timelines/public") for _ in range(4)))
+    assert [a.status_code for a in answers] == [200] * 12
+    assert len({a.content for a in answers[:8]}) == 1
+    assert [s["content"] for s in answers[0].json()] == ["<p>two</p>", "<p>one</p>"]
+    assert all(a.json() == answers[0].json() for a in answers[8:])  # no marks: same page
+    assert builds == [None]  # one build, for everyone; the rest waited for it
+
+    # A build that fails lets the waiters try for themselves (and fail the same way).
+    builds.clear()
+    bad = await asyncio.gather(*(anonymous.cached.get("/api/v1/timelines/public?limit=x")
+                                 for _ in range(3)))
+    assert [a.status_code for a in bad] == [422] * 3
+    assert all("error" in a.json() for a in bad)
