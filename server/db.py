@@ -37,8 +37,8 @@ PING_AFTER_IDLE_SECONDS = 1.0
 
 
 def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) -> AsyncEngine:
-    """The engine for ``url``. PostgreSQL: ``pool_size`` connections kept open, as many
-    again opened for a burst (each new one costs a SCRAM handshake and a server process,
+    """The engine for ``url``. PostgreSQL: ``pool_size`` connections kept open, half as
+    many again opened for a burst (each new one costs a SCRAM handshake and a server process,
     milliseconds of CPU: a pool smaller than the requests in flight spends more on
     connecting than on querying)."""
     if url.startswith("sqlite"):
@@ -60,7 +60,8 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) 
         _skip_empty_rollbacks(engine)
         sqlite_driver.install(engine)
         return engine
-    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, **kwargs)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2,
+                                 **kwargs)
     _ping_idle_connections(engine)
     return engine
 

@@ -8,7 +8,7 @@ match wins, else the first partial one — a 405 —, else the trailing-slash re
 the default 404), but first narrows the routes to those whose literal leading segments
 the path starts with: ``/api/v1/statuses/{id}/context`` can only match a path beginning
 ``/api/v1/statuses/``. The narrowing is an index of literal segments (a trie), rebuilt
-when the route list changes; a route whose path is not known (a ``Host``, or anything
+when routes are added or removed; a route whose path is not known (a ``Host``, or anything
 without a ``path_format``) is always tried.
 """
 

@@ -65,7 +65,7 @@ class Settings:
     inbox_rate_limit: int = 3000
     # How long anonymous public/hashtag timeline responses are reused (0: never).
     public_cache_seconds: float = 1.0
-    # PostgreSQL connections each process keeps open (as many again are opened, and
+    # PostgreSQL connections each process keeps open (half as many again are opened, and
     # closed, for bursts beyond that).
     database_pool_size: int = 20
     authorized_fetch: bool = False

@@ -71,7 +71,7 @@ if AsyncAdapt_aiosqlite_cursor is not None:
         There is no sqlite3 cursor kept between calls: the rows, description, row count
         and last row id of the latest statement are kept here instead."""
 
-        __slots__ = ("_description", "_lastrowid", "_rowcount")
+        __slots__ = ("_arraysize", "_description", "_lastrowid", "_rowcount")
 
         def __init__(self, adapt_connection: Any) -> None:  # no trip to open a cursor
             self._adapt_connection = adapt_connection
@@ -82,6 +82,15 @@ if AsyncAdapt_aiosqlite_cursor is not None:
             self._description: Any = None
             self._rowcount = -1
             self._lastrowid: int | None = None
+            self._arraysize = 1  # fetchmany()'s default size, as sqlite3's
+
+        @property
+        def arraysize(self) -> int:
+            return self._arraysize
+
+        @arraysize.setter
+        def arraysize(self, value: int) -> None:
+            self._arraysize = value
 
         @property
         def description(self) -> Any:
@@ -118,9 +127,14 @@ if AsyncAdapt_aiosqlite_cursor is not None:
             if self._adapt_connection._execute_mutex.locked():  # a trip is under way
                 return self.execute(operation, parameters)  # pragma: no cover
             try:
-                self._keep(_run(self._connection, operation, parameters, False))
+                # Awaited, though it never suspends: Core's AsyncConnection requires every
+                # statement to await something (a greenlet switch here, no thread).
+                await_(self._inline(operation, parameters))
             except Exception as error:
                 self._adapt_connection._handle_exception(error)
+
+        async def _inline(self, operation: Any, parameters: Any) -> None:
+            self._keep(_run(self._connection, operation, parameters, False))
 
         async def _trip(self, operation: Any, parameters: Any, many: bool) -> None:
             async with self._adapt_connection._execute_mutex:

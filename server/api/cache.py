@@ -126,7 +126,7 @@ class PublicPageCache:
         the page (and is not kept in memory as a key)."""
         scope = request.scope
         query = scope.get("query_string", b"").decode("latin-1")
-        if "access_token" in query and "access_token" in request.query_params:
+        if "token" in query and "access_token" in request.query_params:  # or access%5Ftoken
             query = "&".join(f"{k}={v}" for k, v in request.query_params.multi_items()
                              if k != "access_token")
         return f"{scope.get('root_path', '')}{scope['path']}?{query}"
@@ -136,6 +136,9 @@ class PublicPageCache:
         if entry is None or entry.expires < time.monotonic():
             return None
         return entry
+
+    def is_building(self, request: Request) -> bool:
+        return self.key(request) in self.building
 
     async def filled_meanwhile(self, request: Request) -> CachedPage | None:
         """When another request is building this page, wait for it: the page it kept

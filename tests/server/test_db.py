@@ -127,6 +127,6 @@ def test_the_postgresql_pool_keeps_the_configured_connections() -> None:
     try:
         pool = database.engine.sync_engine.pool
         assert isinstance(pool, QueuePool)
-        assert (pool.size(), pool._max_overflow) == (7, 7)
+        assert (pool.size(), pool._max_overflow) == (7, 3)
     finally:
         database.engine.sync_engine.dispose()

@@ -150,3 +150,28 @@ async def test_make_engine_installs_it(tmp_path: Path, trips: list[str]) -> None
         assert trips == ["_run"]
     finally:
         await engine.dispose()
+
+
+async def test_fetchmany_and_partitions_use_the_cursors_arraysize(sqlite_db: Database) -> None:
+    async with sqlite_db.session() as session:
+        await session.execute(text("INSERT INTO things (name) VALUES (:name)"),
+                              [{"name": f"n{i}"} for i in range(5)])
+        await session.commit()
+        result = await session.execute(text("SELECT name FROM things ORDER BY id"))
+        assert [row.name for row in result.fetchmany()] == ["n0"]  # sqlite3's default: 1
+        assert [row.name for row in result.fetchmany(2)] == ["n1", "n2"]
+        partitions = (await session.execute(text("SELECT name FROM things ORDER BY id"),
+                                            execution_options=INLINE)).partitions()
+        assert [[row.name for row in part] for part in partitions] == [
+            ["n0"], ["n1"], ["n2"], ["n3"], ["n4"]]
+
+
+async def test_an_inline_read_works_through_core_connections_too(sqlite_db: Database) -> None:
+    # AsyncConnection insists that every statement awaits something (AwaitRequired).
+    async with sqlite_db.engine.connect() as connection:
+        assert (await connection.execute(text("SELECT 6 * 7"),
+                                         execution_options=INLINE)).scalar() == 42
+        assert await connection.scalar(text("SELECT 'x'"), execution_options=INLINE) == "x"
+        result = await connection.exec_driver_sql("SELECT count(*) FROM things",
+                                                  execution_options=INLINE)
+        assert result.scalar() == 0

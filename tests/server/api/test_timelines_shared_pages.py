@@ -16,9 +16,12 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, update
+from starlette.requests import Request
 
+from server.api.cache import PublicPageCache
 from server.app import AppOptions, create_app
 from server.db import Database
+from server.errors import ApiError
 from server.ids import new_id, utcnow
 from server.models import AccountDomainBlock, Block, Filter, FilterKeyword, Mute, Status, StatusPin, User
 from server.services import timelines as timelines_service
@@ -239,3 +242,41 @@ async def test_a_missing_page_is_built_once_while_concurrent_readers_wait(
                                  for _ in range(3)))
     assert [a.status_code for a in bad] == [422] * 3
     assert all("error" in a.json() for a in bad)
+
+
+async def test_readers_that_waited_for_a_failed_build_do_not_queue_behind_each_other(
+    apps: tuple[Any, Any], db: Database, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    running: list[int] = []
+    most = 0
+
+    async def failing_build(*args: Any, **kwargs: Any) -> Any:
+        nonlocal most
+        running.append(1)
+        most = max(most, len(running))
+        try:
+            await asyncio.sleep(0.05)
+            raise ApiError(503, "The database is not answering")
+        finally:
+            running.pop()
+
+    monkeypatch.setattr(timelines_service, "public_timeline", failing_build)
+    anonymous = await twin(apps, db, None)
+    answers = await asyncio.gather(
+        *(anonymous.cached.get("/api/v1/timelines/public") for _ in range(6)))
+    assert [a.status_code for a in answers] == [503] * 6
+    assert all(a.json() == {"error": "The database is not answering"} for a in answers)
+    # the first build failed; the five that waited for it then tried at once, not in turn
+    assert most == 5
+
+
+def test_a_token_in_the_query_is_never_part_of_the_cache_key() -> None:
+    def key(query: bytes) -> str:
+        return PublicPageCache.key(Request({
+            "type": "http", "path": "/api/v1/timelines/public", "root_path": "",
+            "query_string": query, "headers": []}))
+
+    assert key(b"local=1&access_token=SECRET") == "/api/v1/timelines/public?local=1"
+    assert key(b"local=1&access%5Ftoken=SECRET") == "/api/v1/timelines/public?local=1"
+    assert key(b"local=1&tokens=2") == "/api/v1/timelines/public?local=1&tokens=2"
+    assert key(b"") == "/api/v1/timelines/public?"
