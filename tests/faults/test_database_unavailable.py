@@ -88,6 +88,7 @@ def failing_sessions(app: Starlette, make: Callable[[], BaseException]) -> None:
         yield  # pragma: no cover
 
     db.session = session
+    db.read_session = session  # the token lookup's sessions (server.db.read_session)
 
 
 @pytest.mark.parametrize("make", UNAVAILABLE)
