@@ -152,7 +152,7 @@ class Database:
         )
         # Reads that need no transaction: PostgreSQL in autocommit (no BEGIN and ROLLBACK
         # round trips around one SELECT); SQLite begins no transaction for a read anyway.
-        self.read_sessions = self.sessions if self.is_sqlite else async_sessionmaker(
+        self._read_sessions = self.sessions if self.is_sqlite else async_sessionmaker(
             self.engine.execution_options(isolation_level="AUTOCOMMIT"),
             expire_on_commit=False, sync_session_class=EaselSession, info=self.sessions.kw["info"])
 
@@ -184,13 +184,12 @@ class Database:
                 await session.rollback()
                 raise
 
-    @asynccontextmanager
-    async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A session for a few hot reads that need no transaction (the token lookup of every
-        request, a viewer's marks on a page): each statement sees what is committed when it
-        runs. A write in it commits by itself, so it is for, at most, a bookkeeping stamp."""
-        async with self.read_sessions() as session:
-            yield session
+    def read_session(self) -> AsyncSession:
+        """A session (``async with``) for a few hot reads that need no transaction (the
+        token lookup of every request, a viewer's marks on a page): each statement sees what
+        is committed when it runs. A write in it commits by itself, so it is for, at most,
+        a bookkeeping stamp."""
+        return self._read_sessions()
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:

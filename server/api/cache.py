@@ -16,7 +16,7 @@ changed counters and profiles show at most ``ttl`` later.
   poll (its own vote shows) — in which case its page is built for it alone, uncached.
 
 A page is built by one request at a time: when it expires under load, the requests that
-miss it meanwhile wait for that one build (``filling``/``filled_meanwhile``) instead of
+miss it meanwhile wait for that one build (``filling``/``get_or_wait``) instead of
 each building it again — which, with dozens of requests in flight, cost more CPU than
 serving, and a p99 of hundreds of milliseconds.
 """
@@ -137,17 +137,17 @@ class PublicPageCache:
             return None
         return entry
 
-    def is_building(self, request: Request) -> bool:
-        return self.key(request) in self.building
-
-    async def filled_meanwhile(self, request: Request) -> CachedPage | None:
-        """When another request is building this page, wait for it: the page it kept
-        (None when its build failed or kept nothing, or when no one is building it)."""
-        building = self.building.get(self.key(request))
+    async def get_or_wait(self, request: Request, *,
+                          wait: bool) -> tuple[CachedPage | None, bool]:
+        """``get``; on a miss with ``wait``, while another request is building the page,
+        wait for it and return what it kept (None when its build failed or kept nothing).
+        Also whether it waited."""
+        entry = self.get(request)
+        building = self.building.get(self.key(request)) if entry is None and wait else None
         if building is None:
-            return None
+            return entry, False
         await asyncio.shield(building)  # a waiter cancelled does not cancel the build
-        return self.get(request)
+        return self.get(request), True
 
     @contextmanager
     def filling(self, request: Request) -> Iterator[None]:

@@ -63,7 +63,7 @@ async def _shared_page(request: Request, build: PageBuilder) -> Response:
     the page is the same for it; built for the viewer alone otherwise. A miss builds the
     page for everyone and keeps it (one request at a time: the others wait for it)."""
     cache = easel(request).public_cache
-    entry, waited = await _cached(request, wait=True)
+    entry, waited = await cache.get_or_wait(request, wait=True)
     if entry is not None and bearer_token(request) is not None:
         if personal := await _personalised(request, entry):
             return personal
@@ -72,7 +72,7 @@ async def _shared_page(request: Request, build: PageBuilder) -> Response:
     if entry is None and (viewer is None or cache.enabled):
         # Built by another request while this one authenticated? A request that waited
         # once for a build that kept nothing (it failed) builds for itself, at once.
-        entry, _ = await _cached(request, wait=not waited)
+        entry, _ = await cache.get_or_wait(request, wait=not waited)
         if entry is None:
             response, entry = await _build_for_everyone(request, build)
             if viewer is None or entry is None:
@@ -88,16 +88,6 @@ async def _shared_page(request: Request, build: PageBuilder) -> Response:
     statuses, page = await build(params, viewer)
     return await _statuses_response(request, statuses, [s.id for s in statuses], page, viewer,
                                     "public")
-
-
-async def _cached(request: Request, *, wait: bool) -> tuple[CachedPage | None, bool]:
-    """The cached page (with ``wait``: waiting for it when another request is building
-    it), and whether it waited."""
-    cache = easel(request).public_cache
-    entry = cache.get(request)
-    if entry is None and wait and cache.enabled and cache.is_building(request):
-        return await cache.filled_meanwhile(request), True
-    return entry, False
 
 
 async def _build_for_everyone(request: Request,

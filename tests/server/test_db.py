@@ -63,7 +63,7 @@ async def test_a_read_session_reads_what_is_committed(db: Database) -> None:
     async with db.read_session() as session:
         assert list(await session.scalars(select(Tag.name))) == ["committed"]
         if db.is_sqlite:
-            assert db.read_sessions is db.sessions  # SQLite reads begin nothing anyway
+            assert db._read_sessions is db.sessions  # SQLite reads begin nothing anyway
             return
         assert await _autocommit(session)  # no BEGIN/ROLLBACK round trips around the read
     async with db.session() as session:  # pooled connections are back to transactions
