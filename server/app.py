@@ -69,7 +69,7 @@ from server.api.middleware import (
 from server.api.rate_counters import rate_counters
 from server.cors import PathCORSMiddleware
 from server.db import Database
-from server.errors import EXCEPTION_HANDLERS
+from server.errors import EXCEPTION_HANDLERS, UnexpectedErrors
 from server.observability import HttpMetrics, ObservabilityMiddleware, RouteCapture
 from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import LIGHT_QUEUES, load_job_modules
@@ -234,7 +234,7 @@ def create_app(
     middleware = [Middleware(ObservabilityMiddleware, metrics=state.http_metrics),
                   Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
                   Middleware(PathCORSMiddleware),
-                  Middleware(TrailingSlashMiddleware)]
+                  Middleware(TrailingSlashMiddleware), Middleware(UnexpectedErrors)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings),
                                      counters=state.rate_counters))

@@ -15,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.db import database_unavailable
 from server.services.errors import ServiceError
@@ -89,6 +90,40 @@ async def body_too_large_handler(request: Request, exc: Exception) -> Response:
     return error_response(request, 413, str(exc) or "Request body is too large")
 
 
+class UnexpectedErrors:
+    """Answers an exception that nothing handled with the 500 above, from inside the CORS,
+    policy and request-id middleware, so the answer carries their headers (a browser app
+    can read it; the admin can find its log line by the ``X-Request-Id`` the user quotes).
+    The error is logged here, once, while the request's id is known. Once a response has
+    started nothing can be answered any more: the error goes on up and the server cuts the
+    connection."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception as exc:
+            if started:
+                raise
+            response = await unexpected_error_handler(Request(scope), exc)
+            await response(scope, receive, send)
+
+
+# Starlette gives the handler for ``Exception`` to its outermost middleware: it answers only
+# what escapes the middleware outside :class:`UnexpectedErrors`.
 EXCEPTION_HANDLERS = {
     BodyTooLarge: body_too_large_handler,
     HTTPException: http_exception_handler,

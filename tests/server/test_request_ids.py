@@ -183,3 +183,36 @@ def test_configure_logging_replaces_only_its_own_handler(monkeypatch: pytest.Mon
     configure_logging("text")  # someone else configured logging: left alone
     assert root.handlers == [foreign]
     assert not isinstance(foreign.formatter, TextFormatter)
+
+
+async def test_a_bug_in_the_real_app_is_answered_with_the_id_cors_and_one_log_line(
+    app: Starlette, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = app.state.easel.db
+
+    def broken_session(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("the easel fell over")
+
+    monkeypatch.setattr(db, "session", broken_session)
+    monkeypatch.setattr(db, "read_session", broken_session)
+    written = io.StringIO()
+    handler = log_handler("json", written)
+    logging.getLogger().addHandler(handler)
+    try:
+        origin = {"Origin": "https://elk.example", "X-Request-Id": "bug-1"}
+        answer = await client.get("/api/v1/timelines/public", headers=origin)
+        page = await client.get("/@alice", headers={"X-Request-Id": "bug-2"})
+    finally:
+        logging.getLogger().removeHandler(handler)
+    assert answer.status_code == 500
+    assert answer.json() == {"error": "Internal server error"}  # nothing of the cause
+    assert answer.headers["x-request-id"] == "bug-1"
+    assert answer.headers["access-control-allow-origin"] == "*"  # a browser app can read it
+    assert page.status_code == 500 and page.headers["x-request-id"] == "bug-2"
+    assert page.headers["content-type"].startswith("text/plain")
+    assert "fell over" not in page.text
+    entries = [json.loads(line) for line in written.getvalue().splitlines() if line.startswith("{")]
+    errors = [e for e in entries if e["level"] == "error" and e["request_id"] == "bug-1"]
+    assert len(errors) == 1  # once, with its traceback, not again by the outer layers
+    assert errors[0]["message"] == "unhandled error on GET /api/v1/timelines/public"
+    assert "RuntimeError: the easel fell over" in errors[0]["exc"]
