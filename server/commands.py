@@ -44,7 +44,8 @@ class CommandError(Exception):
 
 
 async def migrate(settings: Settings, *, quiet: bool = False) -> int:
-    db = Database.from_settings(settings)
+    # A migration's statements may rightly run for minutes (an index over every status).
+    db = Database.from_settings(settings.with_changes(database_timeout=0))
     try:
         before = await current_revision(db.engine)
         await upgrade(db.engine)

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, DisconnectionError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -34,13 +35,22 @@ DEFAULT_POOL_SIZE = 20  # Settings.database_pool_size
 # A connection that dies while in use (the server restarted under load) fails its request
 # with a 503, and SQLAlchemy then drops every pooled connection as old as it.
 PING_AFTER_IDLE_SECONDS = 1.0
+DEFAULT_TIMEOUT = 30.0  # Settings.database_timeout
 
 
-def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, timeout: float = DEFAULT_TIMEOUT,
+                **kwargs: Any) -> AsyncEngine:
     """The engine for ``url``. PostgreSQL: ``pool_size`` connections kept open, half as
     many again opened for a burst (each new one costs a SCRAM handshake and a server process,
     milliseconds of CPU: a pool smaller than the requests in flight spends more on
-    connecting than on querying)."""
+    connecting than on querying).
+
+    ``timeout`` (PostgreSQL; 0: none) bounds each statement, each connection attempt and
+    each wait for a pooled connection, so that a server that stops answering (frozen,
+    partitioned away, its disk stalled) costs a request a 503 after that long instead of a
+    hang that ends only when the client gives up: without it a connection to a server that
+    stopped answering waits on its socket forever, and so does every request queued behind
+    the pool it fills. SQLite has its own bound (the busy timeout)."""
     if url.startswith("sqlite"):
         engine = create_async_engine(
             url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000,
@@ -60,6 +70,11 @@ def make_engine(url: str, *, pool_size: int = DEFAULT_POOL_SIZE, **kwargs: Any) 
         _skip_empty_rollbacks(engine)
         sqlite_driver.install(engine)
         return engine
+    if timeout > 0:
+        # asyncpg: "timeout" for connecting, "command_timeout" for every statement (the
+        # statement is then cancelled on the server and the connection discarded)
+        kwargs = {"connect_args": {"timeout": timeout, "command_timeout": timeout},
+                  "pool_timeout": timeout, **kwargs}
     engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size // 2,
                                  **kwargs)
     _ping_idle_connections(engine)
@@ -138,9 +153,9 @@ class Database:
     """
 
     def __init__(self, url: str, *, federation_mode: str = "open", own_domain: str = "",
-                 pool_size: int = DEFAULT_POOL_SIZE) -> None:
+                 pool_size: int = DEFAULT_POOL_SIZE, timeout: float = DEFAULT_TIMEOUT) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, timeout=timeout)
         self.dispatch_jobs: Callable[[list[tuple[int, str]]], None] | None = None
         # Set by the stream bus (server.streaming.bus): committed stream events go there.
         self.dispatch_events: Callable[[list[Any]], None] | None = None
@@ -169,7 +184,8 @@ class Database:
         if settings.is_sqlite:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         return cls(settings.effective_database_url, federation_mode=settings.federation_mode,
-                   own_domain=settings.domain, pool_size=settings.database_pool_size)
+                   own_domain=settings.domain, pool_size=settings.database_pool_size,
+                   timeout=settings.database_timeout)
 
     @property
     def is_sqlite(self) -> bool:
@@ -215,6 +231,8 @@ def database_unavailable(exc: BaseException) -> bool:
             return False
         if isinstance(current, DBAPIError) and current.connection_invalidated:
             return True
+        if isinstance(current, PoolTimeout):
+            return True  # no pooled connection came free in time: every one is stuck
         sqlstate = getattr(current, "sqlstate", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(UNAVAILABLE_SQLSTATES):
             return True

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -129,6 +130,7 @@ EXCEPTION_HANDLERS = {
     HTTPException: http_exception_handler,
     ServiceError: service_error_handler,
     DBAPIError: database_error_handler,
-    OSError: database_error_handler,  # a refused or timed-out connect, raised as it is
+    PoolTimeout: database_error_handler,  # every pooled connection busy (EASEL_DATABASE_TIMEOUT)
+    OSError: database_error_handler,  # a refused or timed-out connect or statement, as raised
     Exception: unexpected_error_handler,
 }

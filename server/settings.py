@@ -68,6 +68,9 @@ class Settings:
     # PostgreSQL connections each process keeps open (half as many again are opened, and
     # closed, for bursts beyond that).
     database_pool_size: int = 20
+    # PostgreSQL: the longest one statement, one connection attempt or one wait for a pooled
+    # connection may take before the request is answered 503 (0: no limit).
+    database_timeout: float = 30.0
     authorized_fetch: bool = False
     # Addresses (or CIDR networks) of the reverse proxies whose X-Forwarded-For/-Proto
     # uvicorn believes; everything else is the client itself.
@@ -342,7 +345,8 @@ def load_settings(
         "EASEL_BROKER_URL", "EASEL_VAE_PATH", "EASEL_ALLOW_PRIVATE_ADDRESSES",
         "EASEL_REGISTRATIONS", "EASEL_AI_UPLOADS", "EASEL_RATE_LIMITS",
         "EASEL_AUTHORIZED_FETCH", "EASEL_TITLE", "EASEL_API_RATE_LIMIT", "EASEL_SECRET_KEY",
-        "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_DATABASE_POOL_SIZE", "EASEL_PROTECT_STRENGTH",
+        "EASEL_PUBLIC_CACHE_SECONDS", "EASEL_DATABASE_POOL_SIZE", "EASEL_DATABASE_TIMEOUT",
+        "EASEL_PROTECT_STRENGTH",
         "EASEL_PROTECT_PROFILE", "EASEL_PROTECT_DEVICE", "EASEL_TRUSTED_PROXIES",
         "EASEL_STORAGE", "EASEL_S3_BUCKET", "EASEL_S3_ENDPOINT", "EASEL_S3_REGION", "EASEL_S3_ACCESS_KEY_ID",
         "EASEL_S3_SECRET_ACCESS_KEY", "EASEL_S3_PUBLIC_URL",
@@ -421,6 +425,7 @@ def load_settings(
                                       get("EASEL_PUBLIC_CACHE_SECONDS", "1")),
         database_pool_size=_positive_int("EASEL_DATABASE_POOL_SIZE",
                                          get("EASEL_DATABASE_POOL_SIZE", "20")),
+        database_timeout=_seconds("EASEL_DATABASE_TIMEOUT", get("EASEL_DATABASE_TIMEOUT", "30")),
         secret_key=_secret_key(get("EASEL_SECRET_KEY")),
         extra={k: v for k, v in env.items() if k.startswith("EASEL_") and k not in known},
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -180,6 +181,30 @@ class ThrowawayPostgres:
 
     def stop(self, mode: str = "fast") -> None:
         self.ctl("stop", "-m", mode)
+
+    def processes(self) -> list[int]:
+        """The postmaster's pid and its children's (backends, background workers)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:  # gone meanwhile
+                continue
+            if int(fields[1]) == postmaster:  # the parent pid, after the state
+                children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """Every process stopped (SIGSTOP): connections stay open, the port accepts, and
+        nothing answers — a paused VM, a stalled disk, a partition that drops packets. The
+        postmaster first, so that it forks nothing more."""
+        for pid in self.processes():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        for pid in self.processes():
+            os.kill(pid, signal.SIGCONT)
 
     def log(self) -> str:
         path = self.directory / "pg.log"

@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 
 from server.db import database_unavailable
@@ -57,7 +58,16 @@ def refused() -> BaseException:
     return raised_in("asyncpg.connect_utils", ConnectionRefusedError(111, "Connection refused"))
 
 
-UNAVAILABLE: list[Callable[[], BaseException]] = [cut, starting_up, refused]
+def statement_timed_out() -> BaseException:  # EASEL_DATABASE_TIMEOUT, asyncpg's command_timeout
+    return raised_in("asyncpg.connection", TimeoutError())
+
+
+def pool_exhausted() -> BaseException:  # no pooled connection came free in time
+    return PoolTimeout("QueuePool limit of size 20 overflow 10 reached, connection timed out")
+
+
+UNAVAILABLE: list[Callable[[], BaseException]] = [cut, starting_up, refused, statement_timed_out,
+                                                  pool_exhausted]
 
 
 def a_bug() -> BaseException:

@@ -24,6 +24,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -98,15 +99,17 @@ class Load:
 Served = tuple[subprocess.Popen[bytes], Settings, Path, dict[str, str]]  # process, settings, log, env
 
 
-@pytest.fixture
-def served(throwaway_postgres: ThrowawayPostgres, tmp_path: Path) -> Iterator[Served]:
+@contextmanager
+def serving(postgres: ThrowawayPostgres, tmp_path: Path,
+            extra_env: dict[str, str] | None = None) -> Iterator[Served]:
+    """``easel serve`` on ``postgres``, up and answering /health; stopped afterwards."""
     port = free_port()
     settings = Settings(domain=f"127.0.0.1:{port}", scheme="http", data_dir=tmp_path / "data",
-                        database_url=throwaway_postgres.url())
+                        database_url=postgres.url())
     env = {k: v for k, v in os.environ.items() if not k.startswith("EASEL_")}
     env.update({"EASEL_DOMAIN": settings.domain, "EASEL_SCHEME": "http",
                 "EASEL_DATA_DIR": str(settings.data_dir), "EASEL_DATABASE_URL": settings.database_url,
-                "EASEL_RATE_LIMITS": "off", "EASEL_PUBLIC_CACHE_SECONDS": "0"})
+                "EASEL_RATE_LIMITS": "off", "EASEL_PUBLIC_CACHE_SECONDS": "0", **(extra_env or {})})
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         process = subprocess.Popen([str(EASEL), "serve", "--port", str(port)], env=env,
@@ -129,6 +132,12 @@ def served(throwaway_postgres: ThrowawayPostgres, tmp_path: Path) -> Iterator[Se
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=30)
+
+
+@pytest.fixture
+def served(throwaway_postgres: ThrowawayPostgres, tmp_path: Path) -> Iterator[Served]:
+    with serving(throwaway_postgres, tmp_path) as served:
+        yield served
 
 
 async def poster(settings: Settings) -> tuple[int, str]:

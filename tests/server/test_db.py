@@ -3,14 +3,17 @@ that wrote still has its uncommitted writes rolled back."""
 
 from __future__ import annotations
 
+import socket
+import time
 from typing import Any
 
 import aiosqlite
 import pytest
 from sqlalchemy import QueuePool, func, select, text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.db import Database
+from server.db import Database, database_unavailable
 from server.models import Tag
 from server.settings import load_settings
 
@@ -128,5 +131,74 @@ def test_the_postgresql_pool_keeps_the_configured_connections() -> None:
         pool = database.engine.sync_engine.pool
         assert isinstance(pool, QueuePool)
         assert (pool.size(), pool._max_overflow) == (7, 3)
+    finally:
+        database.engine.sync_engine.dispose()
+
+
+async def test_a_statement_past_the_timeout_is_cancelled_and_the_pool_carries_on(
+    postgres: Database,
+) -> None:
+    bounded = Database(postgres.url, timeout=0.5)
+    try:
+        first = await _backend_pid(bounded)
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as raised:
+            async with bounded.session() as session:
+                await session.execute(text("SELECT pg_sleep(30)"))
+        assert time.monotonic() - started < 5
+        assert database_unavailable(raised.value)  # answered 503, Retry-After
+        # the server stopped the statement (asyncpg cancels it): nothing left running
+        async with postgres.session() as session:
+            running = await session.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)' "
+                "AND state = 'active'"))
+        assert running == 0
+        # and the next session of the same pool works
+        assert isinstance(await _backend_pid(bounded), int) and first > 0
+    finally:
+        await bounded.dispose()
+
+
+async def test_connecting_to_a_server_that_never_answers_times_out() -> None:
+    silent = socket.socket()  # listens (the handshake completes) and never says a word
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    database = Database(f"postgresql+asyncpg://easel:easel@127.0.0.1:{port}/easel", timeout=0.5)
+    try:
+        started = time.monotonic()
+        with pytest.raises(TimeoutError) as raised:
+            async with database.session() as session:
+                await session.execute(text("SELECT 1"))
+        assert time.monotonic() - started < 5
+        assert database_unavailable(raised.value)
+    finally:
+        await database.dispose()
+        silent.close()
+
+
+async def test_waiting_for_a_pooled_connection_times_out(postgres: Database) -> None:
+    bounded = Database(postgres.url, pool_size=1, timeout=0.5)  # one connection, no overflow
+    try:
+        async with bounded.session() as holder:
+            await holder.execute(text("SELECT 1"))  # holds the only connection
+            started = time.monotonic()
+            with pytest.raises(PoolTimeout) as raised:
+                async with bounded.session() as session:
+                    await session.execute(text("SELECT 1"))
+            assert time.monotonic() - started < 5
+        assert database_unavailable(raised.value)
+        assert isinstance(await _backend_pid(bounded), int)  # free again
+    finally:
+        await bounded.dispose()
+
+
+def test_no_timeout_when_it_is_zero() -> None:
+    settings = load_settings({"EASEL_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none",
+                              "EASEL_DATABASE_TIMEOUT": "0"})
+    assert settings.database_timeout == 0
+    database = Database.from_settings(settings)  # nothing connects until it is used
+    try:
+        assert database.engine.sync_engine.pool._timeout == 30  # SQLAlchemy's own default
     finally:
         database.engine.sync_engine.dispose()

@@ -29,6 +29,7 @@ def test_defaults_follow_the_design_table() -> None:
         "default", "auto", "auto")
     assert settings.base_url == "https://localhost:8080"
     assert settings.database_pool_size == 20
+    assert settings.database_timeout == 30
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
@@ -58,6 +59,8 @@ def test_booleans_accept_every_documented_spelling(raw: str, expected: bool) -> 
     ({"EASEL_PROTECT_DEVICE": "cuda:x"}, "EASEL_PROTECT_DEVICE='cuda:x' must be"),
     ({"EASEL_DATABASE_POOL_SIZE": "0"}, "EASEL_DATABASE_POOL_SIZE='0' must be at least 1"),
     ({"EASEL_DATABASE_POOL_SIZE": "many"}, "EASEL_DATABASE_POOL_SIZE='many' is not a whole"),
+    ({"EASEL_DATABASE_TIMEOUT": "soon"}, "EASEL_DATABASE_TIMEOUT='soon' is not a number of seconds"),
+    ({"EASEL_DATABASE_TIMEOUT": "-1"}, "EASEL_DATABASE_TIMEOUT='-1' must be between 0 and 3600"),
 ])
 def test_bad_values_are_refused_with_a_message_naming_the_variable(
     env: dict[str, str], message: str
