@@ -285,11 +285,16 @@ async def reports(settings: Settings, limit: int) -> int:
             comment = report.comment.replace("\n", " ")
             print(f"{report.id}  {report.created_at:%Y-%m-%d %H:%M}  {origin}{forwarded}  "
                   f"{reporter.acct() if reporter else '?'} -> {target.acct() if target else '?'}  "
-                  f"{report.category}  statuses={len(report.status_ids or [])}  "
+                  f"{report.category}{_cited(report)}  statuses={len(report.status_ids or [])}  "
                   f"{'resolved' if report.action_taken_at else 'open'}  {comment}".rstrip())
     finally:
         await db.dispose()
     return 0
+
+
+def _cited(report: Report) -> str:
+    """``(rules 2,5)`` after a violation's category: the instance rules it cites."""
+    return f" (rules {','.join(map(str, report.rule_ids))})" if report.rule_ids else ""
 
 
 # ---------------------------------------------------------------------------- reprotect

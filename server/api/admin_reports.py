@@ -2,9 +2,9 @@
 
 Why it exists: moderators handle reports (from local users and remote ``Flag``s) from
 their usual client: list them (unresolved by default; by reporter or target), read one,
-change its category, assign it to themselves or unassign it, resolve and reopen it. Each
-endpoint authenticates (an ``admin:…:reports`` scope and an admin user), parses, calls one
-``server.services.reports`` function and answers Mastodon's ``Admin::Report``.
+change its category and the rules it cites, assign it to themselves or unassign it,
+resolve and reopen it. Each endpoint authenticates (an ``admin:…:reports`` scope and an
+admin user), parses, calls one ``server.services.reports`` function and answers Mastodon's ``Admin::Report``.
 
 What it must never do: show a report to anyone but an admin (a normal user gets 403, no
 token 401), or change a report on a GET.
@@ -26,12 +26,13 @@ from server.api.entities import (
     EntityContext,
     admin_account_to_entity,
     admin_report_to_entity,
+    rule_to_entity,
     statuses_to_entities,
 )
 from server.api.pagination import Page, paged_json
 from server.api.params import Params, parse_id
 from server.errors import ApiError
-from server.models import Account, Report, Status, User
+from server.models import Account, InstanceRule, Report, Status, User
 from server.services import reports as service
 from server.state import easel
 
@@ -62,8 +63,12 @@ async def reports_to_entities(session: AsyncSession, reports: Sequence[Report],
     statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
         if status_ids else []
     status_entities = {int(e["id"]): e for e in await statuses_to_entities(session, statuses, ctx, viewer)}
+    rule_ids = {i for r in reports for i in r.rule_ids or []}
+    rules = {rule.id: rule_to_entity(rule) for rule in await session.scalars(
+        select(InstanceRule).where(InstanceRule.id.in_(rule_ids)))} if rule_ids else {}
     return [admin_report_to_entity(r, parties, [status_entities[i] for i in r.status_ids or []
-                                                if i in status_entities])
+                                                if i in status_entities],
+                                   [rules[i] for i in r.rule_ids or [] if i in rules])
             for r in reports]
 
 
@@ -108,10 +113,12 @@ async def update_report(request: Request) -> JSONResponse:
     viewer = await require_admin(request, WRITE)
     report_id = _report_id(request)
     params = await Params.from_request(request)
-    params.get_ids("rule_ids")  # no instance rules on reports yet: checked, then ignored
+    # rule_ids absent: unchanged; given (even empty, ``rule_ids[]=``): the rules it cites now
+    rule_ids = params.get_ids("rule_ids", skip_blank=True) if params.has("rule_ids") else None
     category = params.get_str("category")
     async with easel(request).db.session() as session:
-        report = await service.update_report(session, report_id, category=category)
+        report = await service.update_report(session, report_id, category=category,
+                                             rule_ids=rule_ids)
     return await _one(request, report, viewer)
 
 

@@ -762,9 +762,11 @@ def rule_to_entity(rule: Any) -> Entity:
 
 # ------------------------------------------- admin: reports, domain blocks and allows (H4)
 
-def admin_report_to_entity(report: Any, parties: dict[int, Entity], statuses: list[Entity]) -> Entity:
+def admin_report_to_entity(report: Any, parties: dict[int, Entity], statuses: list[Entity],
+                           rules: list[Entity]) -> Entity:
     """Mastodon's ``Admin::Report``; ``parties`` maps account ids to their
-    ``Admin::Account`` entities (reporter, target, assignee, resolver)."""
+    ``Admin::Account`` entities (reporter, target, assignee, resolver); ``rules``, the
+    Rule entities of the instance rules it cites that still exist."""
     def party(account_id: int | None) -> Entity | None:
         return parties.get(account_id) if account_id is not None else None
 
@@ -782,7 +784,7 @@ def admin_report_to_entity(report: Any, parties: dict[int, Entity], statuses: li
         "assigned_account": party(report.assigned_account_id),
         "action_taken_by_account": party(report.action_taken_by_account_id),
         "statuses": statuses,
-        "rules": [],
+        "rules": rules,
     }
 
 

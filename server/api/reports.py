@@ -6,8 +6,9 @@ server. The endpoint only authenticates (``write:reports``), parses, calls
 ``server.services.reports.create_report`` and answers Mastodon's ``Report`` entity; every
 rule is the service's. Listing and handling reports is the admin API's (not here).
 
-Rules are not configurable on Easel yet, so ``rule_ids`` are checked for form and
-ignored, and ``rule_ids`` in the entity is null, as Mastodon answers without rules.
+``rule_ids[]`` cite the instance's rules (``GET /api/v1/instance/rules``); citing any makes
+the report a "violation" one, as Mastodon does; ``rule_ids`` in the entity is null when it
+cites none.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Ent
         "forwarded": report.forwarded,
         "created_at": iso(report.created_at),
         "status_ids": [str(status_id) for status_id in report.status_ids or []],
-        "rule_ids": None,
+        "rule_ids": [str(rule_id) for rule_id in report.rule_ids] if report.rule_ids else None,
         "target_account": account_to_entity(target, ctx),
     }
 
@@ -46,7 +47,7 @@ async def create_report(request: Request) -> JSONResponse:
     params = await Params.from_request(request)
     target_id = parse_id(params.require_str("account_id"))
     status_ids = params.get_ids("status_ids")
-    params.get_ids("rule_ids")  # no rules on this server yet: checked, then ignored
+    rule_ids = params.get_ids("rule_ids", skip_blank=True)
     params.get_list("forward_to_domains")  # replies' servers: only the target's is told
     comment = params.get_str("comment", "") or ""
     category = params.get_str("category")
@@ -55,7 +56,7 @@ async def create_report(request: Request) -> JSONResponse:
     async with state.db.session() as session:
         report = await service.create_report(
             session, state.settings, account, target_id, status_ids=status_ids,
-            comment=comment, category=category, forward=forward)
+            comment=comment, category=category, rule_ids=rule_ids, forward=forward)
         target = await session.get(Account, report.target_account_id)
         assert target is not None
         entity = report_to_entity(report, target, EntityContext.of(state))

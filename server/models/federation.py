@@ -172,6 +172,9 @@ class Report(Base):
     status_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     comment: Mapped[str] = mapped_column(Text, default="")
     category: Mapped[str] = mapped_column(String(32), default="other")
+    # The instance rules it cites (``instance_rules`` ids; a "violation" report's only).
+    # Not a foreign key: a rule removed later stays cited here, listed no more.
+    rule_ids: Mapped[list[int] | None] = mapped_column(JSON, default=None)
     forwarded: Mapped[bool] = mapped_column(Boolean, default=False)
     action_taken_at: Mapped[datetime | None] = mapped_column(default=None)
     # Moderation: who handles it, who resolved it, when it last changed.

@@ -3,14 +3,16 @@
 Why it exists: ``POST /api/v1/reports`` and an inbound ``Flag`` both end in a
 :class:`~server.models.Report` row, by the rules Mastodon 4.2 applies (``ReportService``):
 the statuses must be the target's and visible to the reporter, a local comment is at most
-1,000 characters, the category is one of four. A report about a remote account may be
+1,000 characters, the category is one of four; the instance rules it cites (``rule_ids``)
+must exist, and citing any makes it a "violation" report. A report about a remote account may be
 forwarded to its server: that is a ``Flag`` by the instance actor (so the reporter stays
 anonymous), recorded here with :func:`server.services.outbox.record_activity` and sent by
 federation after the commit.
 
 Moderators then handle reports here too (the admin API and ``easel admin reports`` are
 thin over it): assign one to themselves or unassign it, resolve (``action_taken_at`` and who
-took it) or reopen it, change its category, and keep notes on it (``report_notes``).
+took it) or reopen it, change its category and the rules it cites, and keep notes on it
+(``report_notes``).
 
 What it must never do: import ``federation``, forward a report about a local account, name
 the reporter in anything that leaves the server, or store anything for invalid input.
@@ -26,7 +28,7 @@ from sqlalchemy import Select, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
-from server.models import Account, Report, ReportNote, Status, StatusAlias
+from server.models import Account, InstanceRule, Report, ReportNote, Status, StatusAlias
 from server.services.accounts import find_account, instance_actor
 from server.services.errors import NotFound, ValidationFailed
 from server.services.outbox import record_activity
@@ -35,8 +37,10 @@ from server.settings import Settings
 
 CATEGORIES = ("spam", "legal", "violation", "other")
 DEFAULT_CATEGORY = "other"
+VIOLATION = "violation"  # the category of a report that cites rules
 MAX_COMMENT_LENGTH = 1000  # Mastodon's Report validation, for local reports
 MAX_STATUSES = 100         # statuses one report may name
+MAX_RULES = 100            # rules one report may cite
 
 
 async def _current_ids(session: AsyncSession, status_ids: Sequence[int]) -> list[int]:
@@ -67,6 +71,18 @@ async def _reported_statuses(session: AsyncSession, reporter: Account, target: A
     return ids
 
 
+async def _rules(session: AsyncSession, rule_ids: Sequence[int]) -> list[int] | None:
+    """``rule_ids`` once each, in order, all of them rules of this instance (else
+    ValidationFailed, as Mastodon); None for none."""
+    ids = list(dict.fromkeys(rule_ids))
+    if not ids:
+        return None
+    found = set(await session.scalars(select(InstanceRule.id).where(InstanceRule.id.in_(ids))))
+    if len(found) != len(ids):
+        raise ValidationFailed("Rule ids do not reference valid rules")
+    return ids
+
+
 def _category(category: str | None) -> str:
     if category is None or not category.strip():
         return DEFAULT_CATEGORY
@@ -79,12 +95,14 @@ def _category(category: str | None) -> str:
 async def create_report(
     session: AsyncSession, settings: Settings, reporter: Account, target_id: int, *,
     status_ids: Sequence[int] = (), comment: str = "", category: str | None = None,
-    forward: bool = False,
+    rule_ids: Sequence[int] = (), forward: bool = False,
 ) -> Report:
     """``reporter`` reports the account ``target_id``; committed.
 
     NotFound when the account (or a status) is unknown or not visible; ValidationFailed for
-    a report about oneself, an overlong comment, an unknown category or too many statuses.
+    a report about oneself, an overlong comment, an unknown category, too many statuses or
+    a rule that is not one of this instance's. Citing rules makes the category
+    "violation", whatever was asked (as Mastodon).
     With ``forward`` and a remote target, a ``Flag`` by the instance actor goes to the
     target's server (``forwarded`` says so).
     """
@@ -96,10 +114,16 @@ async def create_report(
     if len(status_ids) > MAX_STATUSES:
         raise ValidationFailed(f"A report may name at most {MAX_STATUSES} statuses")
     chosen_category = _category(category)
+    if len(rule_ids) > MAX_RULES:
+        raise ValidationFailed(f"A report may cite at most {MAX_RULES} rules")
+    rules = await _rules(session, rule_ids)
+    if rules is not None:
+        chosen_category = VIOLATION
     statuses = await _reported_statuses(session, reporter, target, status_ids)
     forwarded = bool(forward) and not target.is_local
     report = Report(account_id=reporter.id, target_account_id=target.id, status_ids=statuses,
-                    comment=comment, category=chosen_category, forwarded=forwarded)
+                    comment=comment, category=chosen_category, rule_ids=rules,
+                    forwarded=forwarded)
     session.add(report)
     await session.flush()
     if forwarded:
@@ -205,12 +229,22 @@ async def reopen_report(session: AsyncSession, report_id: int) -> Report:
     return await _changed(session, report)
 
 
-async def update_report(session: AsyncSession, report_id: int, *, category: str | None) -> Report:
-    """Change the report's category (the only attribute Mastodon lets moderators change
-    while there are no instance rules)."""
+async def update_report(session: AsyncSession, report_id: int, *, category: str | None = None,
+                        rule_ids: Sequence[int] | None = None) -> Report:
+    """Change the report's category and the rules it cites (what Mastodon lets moderators
+    change); committed. Rules make it a "violation" report; another category drops
+    them (they mean something only for a violation); ``rule_ids=[]`` drops them too."""
     report = await get_report(session, report_id)
     if category is not None:
         report.category = _category(category)
+        if report.category != VIOLATION:
+            report.rule_ids = None
+    if rule_ids is not None:
+        if len(rule_ids) > MAX_RULES:
+            raise ValidationFailed(f"A report may cite at most {MAX_RULES} rules")
+        report.rule_ids = await _rules(session, rule_ids)
+        if report.rule_ids is not None:
+            report.category = VIOLATION
     return await _changed(session, report)
 
 
@@ -231,6 +265,15 @@ async def add_report_note(session: AsyncSession, report_id: int, moderator: Acco
     report.updated_at = utcnow()
     await session.commit()
     return note
+
+
+async def cited_rules(session: AsyncSession, report: Report) -> list[InstanceRule]:
+    """The instance rules ``report`` cites that still exist, in the order cited."""
+    if not report.rule_ids:
+        return []
+    found = {rule.id: rule for rule in await session.scalars(
+        select(InstanceRule).where(InstanceRule.id.in_(report.rule_ids)))}
+    return [found[i] for i in report.rule_ids if i in found]
 
 
 async def report_notes(session: AsyncSession, report_id: int) -> list[ReportNote]:

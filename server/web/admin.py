@@ -208,7 +208,8 @@ async def _report_page(visit: AdminVisit, *, error: str | None = None,
         select(Status).where(Status.id.in_(report.status_ids or [])).order_by(Status.id)))
     return visit.page("admin_report.html", {
         "section": "reports", "report": report, "notes": notes, "accounts": accounts,
-        "statuses": statuses, "action_labels": ACTION_LABELS, "error": error,
+        "statuses": statuses, "rules": await reports.cited_rules(visit.session, report),
+        "action_labels": ACTION_LABELS, "error": error,
         "note_limit": reports.MAX_NOTE_LENGTH}, status_code=status_code)
 
 

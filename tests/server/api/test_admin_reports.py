@@ -2,10 +2,11 @@
 
 Given alice reporting bob (with one of his statuses) and an admin, I expect the admin to
 see the report (unresolved by default) as Mastodon's ``Admin::Report``, to assign it to
-themselves, unassign it, change its category, resolve it (then it leaves the default list
-and shows in ``resolved=true``) and reopen it; bob and alice get 403 on every endpoint, no
-token 401; bad ids are 404 and bad input 422, changing nothing. ``easel admin report``
-does the same from the shell and keeps notes. Mastodon.py's ``admin_report*`` calls work.
+themselves, unassign it, change its category and the rules it cites, resolve it (then it
+leaves the default list and shows in ``resolved=true``) and reopen it; bob and alice get
+403 on every endpoint, no token 401; bad ids are 404 and bad input 422, changing nothing.
+``easel admin report`` does the same from the shell and keeps notes. Mastodon.py's
+``admin_report*`` calls work.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from mastodon import Mastodon
 from server.cli import main
 from server.db import Database
 from server.models import Report, ReportNote, User
-from server.services import reports
+from server.services import reports, rules
 from server.services.accounts import create_user
 from server.settings import Settings
 from tests.conftest import authorized, make_token
@@ -123,9 +124,45 @@ async def test_bad_input_is_refused_and_changes_nothing(
     assert (await admin_api.post("/api/v1/admin/reports/nope/resolve")).status_code == 404
     bad = await admin_api.put(f"/api/v1/admin/reports/{report_id}", json={"category": "gossip"})
     assert bad.status_code == 422 and "error" in bad.json()
+    bad = await admin_api.put(f"/api/v1/admin/reports/{report_id}",
+                              json={"category": "violation", "rule_ids": ["424242"]})
+    assert bad.json() == {"error": "Validation failed: Rule ids do not reference valid rules"}
     async with db.session() as session:
         report = await session.get(Report, int(report_id))
         assert report is not None and report.category == "spam" and report.updated_at is None
+        assert report.rule_ids is None
+
+
+async def test_rules_cited_by_a_report_are_shown_and_changed_by_moderators(
+        admin_api: httpx.AsyncClient, alice_api: httpx.AsyncClient, bob: User, db: Database,
+        report_id: str) -> None:
+    async with db.session() as session:
+        kind = await rules.add_rule(session, "Be kind", "No harassment")
+        credit = await rules.add_rule(session, "Credit other artists")
+    base = f"/api/v1/admin/reports/{report_id}"
+    assert (await admin_api.get(base)).json()["rules"] == []
+    cited = await alice_api.post("/api/v1/reports", json={
+        "account_id": str(bob.account_id), "rule_ids": [str(kind.id)]})
+    shown = (await admin_api.get(f"/api/v1/admin/reports/{cited.json()['id']}")).json()
+    assert shown["category"] == "violation"
+    assert shown["rules"] == [{"id": str(kind.id), "text": "Be kind", "hint": "No harassment"}]
+
+    changed = (await admin_api.put(base, json={"rule_ids": [str(credit.id), str(kind.id)]})).json()
+    assert changed["category"] == "violation"  # rules make it one
+    assert [r["text"] for r in changed["rules"]] == ["Credit other artists", "Be kind"]
+    async with db.session() as session:
+        await rules.remove_rule(session, credit.id)  # still cited, no longer listed
+    assert [r["text"] for r in (await admin_api.get(base)).json()["rules"]] == ["Be kind"]
+    kept = (await admin_api.put(base, json={"comment": "ignored"})).json()  # rule_ids absent
+    assert [r["text"] for r in kept["rules"]] == ["Be kind"]
+    cleared = (await admin_api.put(base, data={"rule_ids[]": ""})).json()
+    assert (cleared["category"], cleared["rules"]) == ("violation", [])
+    await admin_api.put(base, json={"rule_ids": [str(kind.id)]})
+    other = (await admin_api.put(base, json={"category": "spam"})).json()
+    assert (other["category"], other["rules"]) == ("spam", [])  # rules mean a violation
+    async with db.session() as session:
+        report = await session.get(Report, int(report_id))
+        assert report is not None and report.rule_ids is None
 
 
 async def test_normal_users_get_403_and_no_token_401(

@@ -26,6 +26,7 @@ from federation.context import FederationContext, install_federation_context
 from server.cli import main
 from server.db import Database
 from server.models import Account, Activity, Report, Status, User
+from server.services.rules import add_rule
 from server.settings import Settings
 from tests.conftest import authorized, make_token
 from tests.server.api.test_timelines import Factory
@@ -101,7 +102,7 @@ async def test_reporting_a_local_account_stores_the_report_and_sends_nothing(
     second = await make.status(bob.account, "ruder")
     response = await alice_api.post("/api/v1/reports", json={
         "account_id": str(bob.account_id), "status_ids": [str(second.id), str(first.id)],
-        "comment": "Not nice", "category": "violation", "rule_ids": ["1"], "forward": True})
+        "comment": "Not nice", "category": "violation", "forward": True})
     assert response.status_code == 200, response.text
     entity = response.json()
     assert set(entity) == {"id", "action_taken", "action_taken_at", "category", "comment",
@@ -192,6 +193,10 @@ async def test_bad_reports_are_refused_and_store_nothing(
         ({"account_id": bob_id, "status_ids": ["abc"]}, 422,
          "Validation failed: status_ids must contain ids"),
         ({"account_id": bob_id, "rule_ids": ["abc"]}, 422, "Validation failed: rule_ids must contain ids"),
+        ({"account_id": bob_id, "rule_ids": ["424242"]}, 422,
+         "Validation failed: Rule ids do not reference valid rules"),
+        ({"account_id": bob_id, "rule_ids": [str(n) for n in range(1, 102)]}, 422,
+         "Validation failed: A report may cite at most 100 rules"),
         ({"account_id": bob_id, "status_ids": [str(carols.id)]}, 404, "Record not found"),
         ({"account_id": bob_id, "status_ids": [str(bobs_private.id)]}, 404, "Record not found"),
         ({"account_id": bob_id, "status_ids": [str(n) for n in range(1, 102)]}, 422,
@@ -237,6 +242,10 @@ async def test_the_admin_lists_reports_from_the_command_line(
     alice_api: httpx.AsyncClient, bob: User, dave: Account, db: Database, settings: Settings,
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
 ) -> None:
+    async with db.session() as session:
+        rule = await add_rule(session, "Be kind")
+    await alice_api.post("/api/v1/reports", data={"account_id": str(bob.account_id),
+                                                  "rule_ids[]": str(rule.id)})
     await alice_api.post("/api/v1/reports", data={"account_id": str(bob.account_id),
                                                   "comment": "rude\nreally", "category": "spam"})
     await alice_api.post("/api/v1/reports", data={"account_id": str(dave.id), "forward": "true"})
@@ -249,6 +258,30 @@ async def test_the_admin_lists_reports_from_the_command_line(
     monkeypatch.setenv("EASEL_DATABASE_URL", settings.database_url)
     assert await asyncio.to_thread(main, ["admin", "reports"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == 2
+    assert len(lines) == 3
     assert "local forwarded  alice -> dave@remote.example  other  statuses=0  open" in lines[0]
     assert "local  alice -> bob  spam  statuses=0  open  rude really" in lines[1]
+    assert f"local  alice -> bob  violation (rules {rule.id})  statuses=0  open" in lines[2]
+
+
+async def test_a_report_cites_the_instance_rules_and_becomes_a_violation(
+    alice: User, alice_api: httpx.AsyncClient, db: Database, bob: User,
+) -> None:
+    async with db.session() as session:
+        kind = await add_rule(session, "Be kind")
+        credit = await add_rule(session, "Credit other artists")
+    response = await alice_api.post("/api/v1/reports", data={
+        "account_id": str(bob.account_id), "category": "spam",  # rules win, as Mastodon
+        "rule_ids[]": [str(credit.id), str(kind.id), str(credit.id)]})
+    assert response.status_code == 200, response.text
+    entity = response.json()
+    assert entity["category"] == "violation"
+    assert entity["rule_ids"] == [str(credit.id), str(kind.id)]  # once each, in order
+    async with db.session() as session:
+        report = await session.get(Report, int(entity["id"]))
+        assert report is not None and report.rule_ids == [credit.id, kind.id]
+    # a blank rule_ids[] (a form with nothing ticked) cites nothing
+    response = await alice_api.post("/api/v1/reports", data={
+        "account_id": str(bob.account_id), "category": "other", "rule_ids[]": [""]})
+    assert response.status_code == 200, response.text
+    assert (response.json()["category"], response.json()["rule_ids"]) == ("other", None)

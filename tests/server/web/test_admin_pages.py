@@ -38,7 +38,7 @@ from server.models import (
     ReportNote,
     User,
 )
-from server.services import reports
+from server.services import reports, rules
 from server.services.accounts import create_user
 from server.settings import Settings
 from tests.server.api.test_admin_accounts import run_purges_at
@@ -606,3 +606,21 @@ async def test_the_queue_page_retries_and_purges_failed_jobs(
     assert "1 failed job(s) purged" in answer.text
     assert await count(db, Job, Job.id == purged) == 0
     assert await count(db, Job, Job.id.in_([first, second, third])) == 3
+
+
+async def test_the_report_page_names_the_rules_it_cites(
+        db: Database, settings: Settings, admin_web: httpx.AsyncClient, alice: User,
+        bob: User) -> None:
+    async with db.session() as session:
+        kind = await rules.add_rule(session, "Be kind to <other> artists")
+        gone = await rules.add_rule(session, "No reposts")
+        reporter = await session.get(Account, alice.account_id)
+        assert reporter is not None
+        cited = await reports.create_report(session, settings, reporter, bob.account_id,
+                                            rule_ids=[gone.id, kind.id])
+        await rules.remove_rule(session, gone.id)
+    page = await admin_web.get(f"/admin/reports/{cited.id}")
+    assert page.status_code == 200
+    assert "Rules broken" in page.text and "violation" in page.text
+    assert "Be kind to &lt;other&gt; artists" in page.text  # escaped
+    assert "No reposts" not in page.text and "1 cited rule(s) since removed" in page.text
