@@ -70,6 +70,7 @@ from federation.serialize import (
     context,
     create_activity,
     delete_activity,
+    featured_tag_document,
     follow_activity,
     like_activity,
     note_audience,
@@ -79,9 +80,10 @@ from federation.serialize import (
     update_actor_activity,
 )
 from server.ids import new_id, utcnow
-from server.models import Account, Activity, Delivery, Follow, Job, JobState, Mention, Status
+from server.models import Account, Activity, Delivery, Follow, Job, JobState, Mention, Status, Tag
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
+from server.urls import Urls
 
 log = logging.getLogger(__name__)
 
@@ -511,6 +513,42 @@ async def update_person(fed: FederationContext, session: AsyncSession,
     document = update_actor_activity(actor, fed.urls, at=activity.created_at,
                                      storage=fed.storage, moved_to=moved.uri if moved else None)
     return Outgoing(document=_with_id(document, activity), followers_of=actor)
+
+
+def featured_activity(id: str, type_: str, actor: Account, object_: str | Document,
+                      urls: Urls) -> Document:
+    """``Add``/``Remove`` of a pinned status (its id) or a featured ``Hashtag`` to the
+    actor's ``featured`` collection: the target Mastodon sends and expects for both."""
+    return {"@context": context(), "id": id, "type": type_, "actor": actor.uri,
+            "object": object_, "target": urls.featured(actor.username)}
+
+
+@builds("Add", "Note")
+@builds("Remove", "Note")
+async def pin_change(fed: FederationContext, session: AsyncSession,
+                     activity: Activity) -> Outgoing | None:
+    """A pin or unpin of one of the actor's statuses (``server.services.portfolio``), to
+    its followers, who show the profile's pinned posts."""
+    actor = await _actor(session, activity)
+    return Outgoing(document=featured_activity(activity.uri, activity.type, actor,
+                                               activity.object_uri, fed.urls),
+                    followers_of=actor)
+
+
+@builds("Add", "Hashtag")
+@builds("Remove", "Hashtag")
+async def featured_tag_change(fed: FederationContext, session: AsyncSession,
+                              activity: Activity) -> Outgoing | None:
+    """A hashtag featured or no longer featured (``server.services.featured_tags``)."""
+    actor = await _actor(session, activity)
+    name = _payload_str(activity, "tag")
+    if not name:
+        return None
+    tag = Tag(name=name, display_name=_payload_str(activity, "display_name") or name)
+    hashtag = featured_tag_document(tag, actor, fed.urls)
+    return Outgoing(document=featured_activity(activity.uri, activity.type, actor, hashtag,
+                                               fed.urls),
+                    followers_of=actor)
 
 
 @builds("Delete", "Person")

@@ -822,7 +822,8 @@ def parse_activity(doc: Any) -> RemoteActivity:
     """Any activity: id, type, actor and object are checked; the object, when embedded, is
     kept as sent for the handler to parse (and to check its origin) itself. An embedded
     object needs a valid id, except a typed one without any ``id`` in an Accept, Reject or
-    Undo (:data:`ACTIVITIES_WITH_ANONYMOUS_OBJECT`): kept, with ``object_ids`` empty."""
+    Undo (:data:`ACTIVITIES_WITH_ANONYMOUS_OBJECT`), or a ``Hashtag`` in an Add or Remove
+    (a featured tag): kept, with ``object_ids`` empty."""
     doc = _require_dict(doc, "activity")
     activity_id = _require_id(doc, "activity")
     activity_type = _type_of(doc)
@@ -840,6 +841,9 @@ def parse_activity(doc: Any) -> RemoteActivity:
     elif (isinstance(first, dict) and first.get("id") is None and _type_of(first)
           and activity_type in ACTIVITIES_WITH_ANONYMOUS_OBJECT):
         obj = first  # an embedded activity without an id: object_ids stays empty
+    elif (isinstance(first, dict) and first.get("id") is None and _type_of(first) == "Hashtag"
+          and activity_type in ("Add", "Remove")):
+        obj = first  # a featured hashtag (Mastodon's has no id)
     elif object_ids:
         obj = object_ids[0]
     else:

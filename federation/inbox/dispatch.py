@@ -41,6 +41,8 @@ TABLE: tuple[tuple[str, str, str], ...] = (
     ("Block", ANY, "block"),
     ("Move", ANY, "move"),
     ("Flag", ANY, "flag"),                 # reports
+    ("Add", ANY, "featured"),              # pins and featured hashtags
+    ("Remove", ANY, "featured"),
 )
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -540,10 +541,16 @@ async def conversations_to_entities(
 
 
 def featured_tag_to_entity(view: FeaturedTagView, account: Account, ctx: EntityContext) -> Entity:
+    """Mastodon's FeaturedTag; ``url``: the profile's posts with the tag, on the account's
+    own server (a remote account's: under its profile URL, as Mastodon serves them)."""
+    if account.is_local or not account.url:
+        url = ctx.urls.tagged(account.username, view.tag.name)
+    else:
+        url = f"{account.url.rstrip('/')}/tagged/{quote(view.tag.name)}"
     return {
         "id": str(view.featured.id),
         "name": view.tag.display_name,
-        "url": ctx.urls.tagged(account.username, view.tag.name),
+        "url": url,
         "statuses_count": str(view.statuses_count),  # a string, as Mastodon sends it
         "last_status_at": iso_date(view.last_status_at),
     }

@@ -7,7 +7,8 @@ many of the account's public and unlisted, published posts carry it and the day 
 latest; these are counted when asked for (one grouped query per list), never stored, so
 they cannot drift. At most ``limits.MAX_FEATURED_TAGS`` per account; featuring a tag twice
 answers the one already featured (as Mastodon). Suggestions are the account's most used
-hashtags not featured yet.
+hashtags not featured yet. Featuring and unfeaturing are sent to the followers as
+``Add``/``Remove`` of the ``Hashtag``, and a remote account's are received the same way.
 
 What it must never do: count private or direct posts (the list is public), or let one
 account remove another's featured tag. Writes commit.
@@ -23,9 +24,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server import limits
+from server.db import insert_ignoring_conflict
+from server.ids import new_id, utcnow
 from server.models import Account, FeaturedTag, Status, StatusTag, Tag
 from server.services.errors import NotFound, ValidationFailed
+from server.services.outbox import record_activity
 from server.services.tags import check_tag_name, tags_for
+from server.services.text import normalize_tag
 
 SUGGESTIONS = 10
 
@@ -90,19 +95,60 @@ async def feature_tag(session: AsyncSession, account: Account, raw: str | None) 
             featured = await session.scalar(select(FeaturedTag).where(
                 FeaturedTag.account_id == account.id, FeaturedTag.tag_id == tag.id))
             assert featured is not None
+        else:
+            await _federate(session, account, "Add", tag)
     await session.commit()
     [view] = await _views(session, account.id, [(featured, tag)])
     return view
 
 
 async def unfeature_tag(session: AsyncSession, account: Account, featured_tag_id: int) -> None:
-    removed = await session.execute(delete(FeaturedTag).where(
+    removed = (await session.execute(delete(FeaturedTag).where(
         FeaturedTag.id == featured_tag_id, FeaturedTag.account_id == account.id)
-        .returning(FeaturedTag.id))
-    if removed.first() is None:
+        .returning(FeaturedTag.tag_id))).first()
+    if removed is None:
         await session.rollback()
         raise NotFound("Record not found")
+    tag = await session.get(Tag, removed[0])
+    if tag is not None:
+        await _federate(session, account, "Remove", tag)
     await session.commit()
+
+
+async def _federate(session: AsyncSession, account: Account, type_: str, tag: Tag) -> None:
+    """``Add``/``Remove`` of the ``Hashtag`` to the followers (as Mastodon sends them)."""
+    await record_activity(session, account, type_, object_type="Hashtag", tag=tag.name,
+                          display_name=tag.display_name or tag.name)
+
+
+async def record_remote_featured_tag(session: AsyncSession, account: Account, raw: str, *,
+                                     featured: bool) -> bool:
+    """A remote account featured (``Add``) or stopped featuring (``Remove``) the hashtag
+    ``raw``, in the caller's transaction (not committed); True when that changed anything.
+    ValidationFailed for a name that is no hashtag; beyond ``MAX_FEATURED_TAGS`` more are
+    not kept."""
+    if account.is_local:
+        raise ValidationFailed("A local account's tags are its own to feature")
+    try:
+        name = check_tag_name(raw)
+    except NotFound:
+        raise ValidationFailed("Name is invalid") from None
+    tag_id = await session.scalar(select(Tag.id).where(Tag.name == normalize_tag(name)))
+    if not featured:
+        if tag_id is None:
+            return False
+        removed = await session.execute(delete(FeaturedTag).where(
+            FeaturedTag.account_id == account.id, FeaturedTag.tag_id == tag_id))
+        return bool(getattr(removed, "rowcount", 0))
+    count = await session.scalar(select(func.count()).select_from(FeaturedTag).where(
+        FeaturedTag.account_id == account.id)) or 0
+    if count >= limits.MAX_FEATURED_TAGS:
+        return False
+    [tag] = await tags_for(session, [name])
+    added = await session.execute(insert_ignoring_conflict(
+        session, FeaturedTag, {"id": new_id(), "account_id": account.id, "tag_id": tag.id,
+                               "created_at": utcnow()}, ["account_id", "tag_id"]))
+    return bool(getattr(added, "rowcount", 0))
 
 
 async def suggested_tags(session: AsyncSession, account: Account) -> list[Tag]:

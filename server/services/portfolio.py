@@ -52,6 +52,7 @@ from server.models import (
 )
 from server.services.domain_blocks import not_allowed_accounts
 from server.services.errors import NotFound, ValidationFailed
+from server.services.outbox import record_activity
 from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
 from server.services.visibility import limited_account_ids, visible_to
@@ -645,7 +646,8 @@ async def pinned_among(session: AsyncSession, account_id: int, status_ids: Seque
 
 async def pin(session: AsyncSession, account: Account, status: Status) -> Status:
     """Pin one of the account's own public or unlisted statuses (idempotent), committed.
-    ``status`` is one the account may see; errors are Mastodon's texts (422)."""
+    ``status`` is one the account may see; errors are Mastodon's texts (422). A new pin is
+    sent to the followers as an ``Add`` to the account's ``featured`` collection."""
     if status.reblog_of_id is not None:
         raise ValidationFailed("A boost cannot be pinned")
     if status.account_id != account.id:
@@ -661,19 +663,47 @@ async def pin(session: AsyncSession, account: Account, status: Status) -> Status
             StatusPin.account_id == account.id)) or 0
         if count >= MAX_PINS:
             raise ValidationFailed("You have already pinned the maximum number of posts")
-        await session.execute(insert_ignoring_conflict(session, StatusPin, {
-            "id": new_id(), "account_id": account.id, "status_id": status.id,
-            "created_at": utcnow()}, ["account_id", "status_id"]))
+        if await _add_pin(session, account, status):
+            await record_activity(session, account, "Add", object_uri=status.uri,
+                                  object_type="Note")
     await session.commit()
     return status
 
 
 async def unpin(session: AsyncSession, account: Account, status: Status) -> Status:
-    """Unpin a status (idempotent), committed."""
-    await session.execute(delete(StatusPin).where(
-        StatusPin.account_id == account.id, StatusPin.status_id == status.id))
+    """Unpin a status (idempotent), committed; the followers are sent a ``Remove``."""
+    if await _remove_pin(session, account, status):
+        await record_activity(session, account, "Remove", object_uri=status.uri,
+                              object_type="Note")
     await session.commit()
     return status
+
+
+async def _add_pin(session: AsyncSession, account: Account, status: Status) -> bool:
+    added = await session.execute(insert_ignoring_conflict(session, StatusPin, {
+        "id": new_id(), "account_id": account.id, "status_id": status.id,
+        "created_at": utcnow()}, ["account_id", "status_id"]))
+    return bool(getattr(added, "rowcount", 0))
+
+
+async def _remove_pin(session: AsyncSession, account: Account, status: Status) -> bool:
+    removed = await session.execute(delete(StatusPin).where(
+        StatusPin.account_id == account.id, StatusPin.status_id == status.id))
+    return bool(getattr(removed, "rowcount", 0))
+
+
+async def record_remote_pin(session: AsyncSession, account: Account, status: Status, *,
+                            pinned: bool) -> bool:
+    """A remote account pinned (``Add`` to its ``featured``) or unpinned (``Remove``) one of
+    its own public or unlisted statuses, in the caller's transaction (not committed); True
+    when that changed anything. Anything else is refused (ValidationFailed)."""
+    if account.is_local or status.account_id != account.id or status.reblog_of_id is not None:
+        raise ValidationFailed("Only an account's own post can be on its profile")
+    if not pinned:
+        return await _remove_pin(session, account, status)
+    if status.visibility not in ("public", "unlisted"):
+        raise ValidationFailed("Only public and unlisted posts can be pinned")
+    return await _add_pin(session, account, status)
 
 
 # ------------------------------------------------------------------ projects

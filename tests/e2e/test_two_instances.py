@@ -6,7 +6,7 @@ does something through one instance's Mastodon API, lets both instances run thei
 until they are quiet (:func:`settle`), and reads the result through the other instance's
 API: follows (unlocked, locked, rejected, undone), a post with an image and hashtags,
 likes and boosts and their undoing, replies and mentions, followers-only and direct
-posts, an edit, a deletion, a profile update, reports (``Flag``) both ways, and domain
+posts, an edit, a deletion, a profile update, pins and featured tags, reports (``Flag``) both ways, and domain
 blocks (suspend, silence).
 """
 
@@ -344,6 +344,29 @@ async def test_a_profile_update_is_visible_remotely(
     seen = await ok(await alice.api.get(f"/api/v1/accounts/{bob_there['id']}"))
     assert seen["display_name"] == "Bob Painter"
     assert "Oil &amp; ink" in seen["note"]
+
+
+async def test_pins_and_featured_tags_show_on_the_profile_on_the_other_side(
+    art: Instance, paint: Instance, alice: Person, bob: Person
+) -> None:
+    bob_there = await follow(alice, bob, art, paint)
+    work = await post(bob, status="The harbour at dawn #Gouache")
+    await settle(art, paint)
+    await ok(await bob.api.post(f"/api/v1/statuses/{work['id']}/pin"))
+    featured = await ok(await bob.api.post("/api/v1/featured_tags", data={"name": "Gouache"}))
+    await settle(art, paint)
+    profile = f"/api/v1/accounts/{bob_there['id']}"
+    pinned = await ok(await alice.api.get(f"{profile}/statuses", params={"pinned": "true"}))
+    assert [s["uri"] for s in pinned] == [work["uri"]]
+    tags = await ok(await alice.api.get(f"{profile}/featured_tags"))
+    assert [t["name"] for t in tags] == ["Gouache"]
+    assert tags[0]["url"] == "https://paint.example/@bob/tagged/gouache"  # on bob's server
+
+    await ok(await bob.api.post(f"/api/v1/statuses/{work['id']}/unpin"))
+    await ok(await bob.api.delete(f"/api/v1/featured_tags/{featured['id']}"))
+    await settle(art, paint)
+    assert await ok(await alice.api.get(f"{profile}/statuses", params={"pinned": "true"})) == []
+    assert await ok(await alice.api.get(f"{profile}/featured_tags")) == []
 
 
 # ------------------------------------------------------------------------------- reports

@@ -504,3 +504,42 @@ async def test_blocking_a_remote_account_sends_block_and_unblocking_sends_its_un
     [undo] = remote.to("https://far.example/inbox")
     assert undo["type"] == "Undo" and undo["actor"] == author.uri
     assert undo["object"] == {k: block[k] for k in ("id", "type", "actor", "object")}
+
+
+async def test_pins_and_featured_tags_reach_the_followers_as_add_and_remove(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    from server.services import featured_tags, portfolio
+
+    status = await post(db, settings, alice, "my best work #Ink")
+    await run_federation(app)
+    remote.received.clear()
+    author = await local(db, alice)
+    featured = settings.base_url + "/users/alice/collections/featured"
+    async with db.session() as session:
+        await portfolio.pin(session, author, status)
+        await portfolio.pin(session, author, status)  # again: nothing more is sent
+        view = await featured_tags.feature_tag(session, author, "#Ink")
+        await featured_tags.feature_tag(session, author, "ink")  # already featured
+    await run_federation(app)
+    sent = remote.to("https://shared.example/inbox")
+    assert sorted(d["type"] for d in sent) == ["Add", "Add"]
+    assert remote.to("https://solo.example/users/tom/inbox") == sent  # every follower
+    pin = next(d for d in sent if isinstance(d["object"], str))
+    assert (pin["actor"], pin["object"], pin["target"]) == (author.uri, status.uri, featured)
+    tag = next(d for d in sent if isinstance(d["object"], dict))
+    assert tag["target"] == featured  # where Mastodon sends (and reads) it
+    assert tag["object"] == {"type": "Hashtag", "name": "#Ink",
+                             "href": settings.base_url + "/@alice/tagged/ink"}
+    remote.received.clear()
+    async with db.session() as session:
+        await portfolio.unpin(session, author, status)
+        await portfolio.unpin(session, author, status)  # not pinned: nothing
+        await featured_tags.unfeature_tag(session, author, view.featured.id)
+    await run_federation(app)
+    removed = remote.to("https://shared.example/inbox")
+    assert sorted((d["type"], isinstance(d["object"], str)) for d in removed) == [
+        ("Remove", False), ("Remove", True)]
+    assert {d["target"] for d in removed} == {featured}
+    assert next(d for d in removed if isinstance(d["object"], dict))["object"]["name"] == "#Ink"

@@ -66,6 +66,7 @@ class FakeActor:
             "name": self.name or self.username.title(),
             "inbox": self.uri + "/inbox", "outbox": self.uri + "/outbox",
             "followers": self.uri + "/followers", "following": self.uri + "/following",
+            "featured": self.uri + "/collections/featured",
             "endpoints": {"sharedInbox": f"https://{self.host}/inbox"},
             "manuallyApprovesFollowers": self.locked,
             "alsoKnownAs": self.also_known_as,
