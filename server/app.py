@@ -22,6 +22,7 @@ import server.api.accounts
 import server.api.admin_accounts
 import server.api.admin_domains
 import server.api.admin_reports
+import server.api.announcements
 import server.api.apps
 import server.api.blocks
 import server.api.conversations
@@ -141,6 +142,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.oauth.routes,
         *server.api.registrations.routes,
         *server.api.instance.routes,
+        *server.api.announcements.routes,
         *server.api.blocks.routes,
         *server.api.conversations.routes,
         *server.api.featured_tags.routes,

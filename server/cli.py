@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import server
-from server import account_commands, registration_commands
+from server import account_commands, announcement_commands, registration_commands
 from server.memory import limit_malloc_arenas
 from server.models.portfolio import TAG_KINDS
 from server.observability import configure_logging
@@ -217,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="only files older than this (default 24, at least 1)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     registration_commands.add_parsers(admin_commands)
+    announcement_commands.add_parsers(admin_commands)
     account_commands.add_parsers(admin_commands)
     return parser
 
@@ -281,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(account_commands.run(settings, args))
         if args.admin_command in ("invite", "rules"):
             return asyncio.run(registration_commands.run(settings, args))
+        if args.admin_command == "announcement":
+            return asyncio.run(announcement_commands.run(settings, args))
         if args.admin_command == "vocabulary":
             return asyncio.run(commands.vocabulary(settings, args))
         if args.admin_command == "reports":

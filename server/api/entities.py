@@ -43,6 +43,7 @@ from server.models import (
     User,
 )
 from server.services import filters
+from server.services.announcements import AnnouncementView
 from server.services.blocks import relationship_flags
 from server.services.conversations import participant_ids
 from server.services.domain_blocks import obfuscated
@@ -51,7 +52,7 @@ from server.services.featured_tags import FeaturedTagView
 from server.services.polls import PollView, poll_views
 from server.services.portfolio import KINDS, WorkView, pinned_among, work_metadata
 from server.services.scheduled import ScheduledView
-from server.services.text import linkify_line, plain_to_html
+from server.services.text import extract_hashtags, linkify_line, normalize_tag, plain_to_html
 from server.state import EaselState
 from server.storage import Storage
 from server.urls import Urls
@@ -760,6 +761,31 @@ async def notification_requests_to_entities(
                             if request.last_status_id is not None else None),
         })
     return result
+
+
+def announcement_to_entity(view: AnnouncementView, ctx: EntityContext) -> Entity:
+    """Mastodon's Announcement: the text linkified, its hashtags, the reactions (``me``:
+    the viewer's own); ``read`` only for a signed-in viewer. Easel has no custom emoji, and
+    an announcement's mentions and statuses are not looked up (always empty)."""
+    announcement = view.announcement
+    entity: Entity = {
+        "id": str(announcement.id),
+        "content": plain_to_html(announcement.text),
+        "starts_at": iso(announcement.starts_at),
+        "ends_at": iso(announcement.ends_at),
+        "all_day": announcement.all_day,
+        "published_at": iso(announcement.published_at),
+        "updated_at": iso(announcement.updated_at),
+        "mentions": [],
+        "statuses": [],
+        "tags": [{"name": name, "url": f"{ctx.urls.base}/tags/{quote(normalize_tag(name))}"}
+                 for name in extract_hashtags(announcement.text)],
+        "emojis": [],
+        "reactions": [{"name": r.name, "count": r.count, "me": r.me} for r in view.reactions],
+    }
+    if view.read is not None:
+        entity["read"] = view.read
+    return entity
 
 
 def rule_to_entity(rule: Any) -> Entity:

@@ -1,5 +1,5 @@
 """What an app reads about the instance before and after login: /api/v1/instance and
-/api/v2/instance, rules, peers, custom emoji, announcements and the user's preferences.
+/api/v2/instance, rules, peers, custom emoji and the user's preferences.
 
 The numbers advertised here come from ``server/limits.py``, the same constants the API
 enforces, so an app never offers what the server then refuses. Easel claims the Mastodon
@@ -186,12 +186,6 @@ async def custom_emojis(request: Request) -> JSONResponse:
     return JSONResponse([])
 
 
-async def announcements(request: Request) -> JSONResponse:
-    await require(request, "read")
-    # No announcements feature exists yet: there is never anything to announce.
-    return JSONResponse([])
-
-
 async def preferences(request: Request) -> JSONResponse:
     auth = await require(request, "read:accounts")
     user, _account = auth.require_user()
@@ -210,6 +204,5 @@ routes: list[BaseRoute] = [
     Route("/api/v1/instance/rules", rules, methods=["GET", "HEAD"]),
     Route("/api/v1/instance/peers", peers, methods=["GET", "HEAD"]),
     Route("/api/v1/custom_emojis", custom_emojis, methods=["GET", "HEAD"]),
-    Route("/api/v1/announcements", announcements, methods=["GET"]),
     Route("/api/v1/preferences", preferences, methods=["GET"]),
 ]

@@ -1,6 +1,7 @@
 """Database models. The schema itself changes only through ``migrations/``."""
 
 from server.models.account import Account
+from server.models.announcements import Announcement, AnnouncementReaction, AnnouncementRead
 from server.models.base import Base, UTCDateTime
 from server.models.conversations import Conversation, ConversationStatus
 from server.models.curation import AccountDomainBlock, Endorsement, FeaturedTag, SuggestionDismissal
@@ -90,6 +91,9 @@ __all__ = [
     "AccountImportRow",
     "AccountWarning",
     "Activity",
+    "Announcement",
+    "AnnouncementReaction",
+    "AnnouncementRead",
     "Base",
     "Block",
     "Bookmark",

@@ -8,7 +8,8 @@ a stream applies the same visibility, blocks, mutes, list, reply and domain rule
 timeline it mirrors.
 
 Channels and events are Mastodon's (``streaming/index.js``): ``user`` (home: ``update``,
-``status.update``, ``delete``, ``notification``, ``filters_changed``), ``user:notification``
+``status.update``, ``delete``, ``notification``, ``filters_changed``, and the admins'
+``announcement``, ``announcement.reaction``, ``announcement.delete``), ``user:notification``
 (``notification``), ``public``/``public:local``/``public:remote`` and their ``:media``
 variants, ``hashtag``/``hashtag:local``, ``list`` (``update``, ``status.update``,
 ``delete``), and ``direct`` (``conversation``). Payloads are the JSON of the entity the
@@ -31,7 +32,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 import server.api.entities as entities
 from server.models import Account
-from server.services import timelines
+from server.services import announcements, timelines
 from server.services.conversations import own_conversation
 from server.services.errors import NotFound
 from server.services.lists import own_list
@@ -47,6 +48,8 @@ USER_CHANNELS = ("user", "user:notification", "list", "direct")
 CHANNELS = PUBLIC_CHANNELS + USER_CHANNELS
 # Which status events a channel carries at all (the others never reach its queries).
 STATUS_CHANNELS = ("user", "list", *PUBLIC_CHANNELS)
+ANNOUNCEMENT_EVENTS = (announcements.ANNOUNCEMENT_EVENT, announcements.REACTION_EVENT,
+                       announcements.DELETE_EVENT)
 
 
 class ChannelError(Exception):
@@ -87,6 +90,8 @@ def may_carry(channel: Channel, viewer_id: int | None, message: dict[str, Any]) 
     kind = message.get("kind")
     if kind in ("status.published", "status.edited", "status.deleted"):
         return channel.name in STATUS_CHANNELS
+    if kind in ANNOUNCEMENT_EVENTS:  # for everyone signed in
+        return channel.name == "user" and viewer_id is not None
     targets = {"notification": ("user", "user:notification"), "conversation": ("direct",),
                "filters_changed": ("user",)}.get(str(kind), ())
     return (channel.name in targets and viewer_id is not None
@@ -216,7 +221,29 @@ class Rendering:
             if channel.name != "user" or self.message.get("account_id") != viewer_id:
                 return None
             return "filters_changed", None
+        if kind in ANNOUNCEMENT_EVENTS:
+            if channel.name != "user" or viewer_id is None:
+                return None
+            return await self._announcement(str(kind))
         return None
+
+    async def _announcement(self, kind: str) -> tuple[str, str | None] | None:
+        """Mastodon's payloads: the Announcement as this viewer sees it; ``{name, count,
+        announcement_id}`` for a reaction; the id of one withdrawn."""
+        announcement_id = int(self.message["announcement_id"])
+        if kind == announcements.DELETE_EVENT:
+            return kind, str(announcement_id)
+        if kind == announcements.REACTION_EVENT:
+            name = str(self.message.get("name", ""))
+            count = await announcements.reaction_count(self.session, announcement_id, name)
+            return kind, json.dumps({"name": name, "count": count,
+                                     "announcement_id": str(announcement_id)})
+        try:
+            found = await announcements.listed_announcement(self.session, announcement_id)
+        except NotFound:  # withdrawn or removed meanwhile
+            return None
+        [view] = await announcements.views(self.session, [found], self.viewer)
+        return kind, json.dumps(entities.announcement_to_entity(view, self.ctx))
 
     async def _notification(self) -> tuple[str, str | None] | None:
         assert self.viewer is not None

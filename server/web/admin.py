@@ -4,8 +4,8 @@ Why it exists: moderators without a moderation app handle the instance here — 
 dashboard (``easel admin status``'s checks, pending sign-ups, open reports), reports
 (notes, assignment, resolving, an action on the reported account), accounts (filters,
 warnings, actions and their lifting, sign-up approval, deletion of a suspended account),
-domain blocks (with CSV import and export), domain allows, e-mail blocks, invites, rules
-and the job queue (failures, retry, purge).
+domain blocks (with CSV import and export), domain allows, e-mail blocks, invites, rules,
+announcements (drafts, publishing, withdrawal) and the job queue (failures, retry, purge).
 
 Every page needs the cookie session of an admin (``users.admin``): signed out, a page
 redirects to ``/auth/sign_in?next=…``; anyone else gets a 403 page. Every POST checks the
@@ -14,15 +14,15 @@ with the error (4xx), never a 500, and nothing half-written.
 
 What it must never do: decide anything itself — each endpoint parses the form and calls
 one function of the owning service (``server.services.moderation``, ``reports``,
-``domain_blocks``, ``email_blocks``, ``invites``, ``rules``, ``server.queue.admin``,
-``server.observability``); let a non-admin see or change anything.
+``domain_blocks``, ``email_blocks``, ``invites``, ``rules``, ``announcements``,
+``server.queue.admin``, ``server.observability``); let a non-admin see or change anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -33,11 +33,19 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from server.ids import parse_id
+from server.ids import parse_id, utcnow
 from server.models import Account, Report, Status, User
 from server.observability import instance_status
 from server.queue import admin as queue_admin
-from server.services import domain_blocks, email_blocks, invites, moderation, reports, rules
+from server.services import (
+    announcements,
+    domain_blocks,
+    email_blocks,
+    invites,
+    moderation,
+    reports,
+    rules,
+)
 from server.services.errors import NotFound, ServiceError
 from server.services.moderation import ACCOUNT_STATES, ACTION_TYPES, AccountFilter
 from server.state import EaselState, easel
@@ -542,6 +550,72 @@ async def rule_remove(visit: AdminVisit) -> Response:
     return _see_other("/admin/rules")
 
 
+# ------------------------------------------------------------------------ announcements
+
+async def _announcements_page(visit: AdminVisit, *, error: str | None = None,
+                              status_code: int = 200,
+                              form: Mapping[str, Any] | None = None) -> Response:
+    rows = await announcements.all_announcements(visit.session)
+    return visit.page("admin_announcements.html", {
+        "section": "announcements", "error": error, "form": form or {}, "now": utcnow(),
+        "state_of": announcements.state_of,
+        "text_limit": announcements.MAX_TEXT,
+        "views": await announcements.views(visit.session, rows, None)},
+        status_code=status_code)
+
+
+def _form_moment(raw: str, label: str) -> datetime | None:
+    """A ``datetime-local`` field (no timezone: taken as UTC, as the form says), or None
+    when empty; ValueError names the field when it is not a date and time."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    try:
+        moment = datetime.fromisoformat(raw[:40])
+    except ValueError:
+        raise ValueError(f"{label} is not a date and time.") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+async def announcement_list(visit: AdminVisit) -> Response:
+    return await _announcements_page(visit)
+
+
+async def announcement_create(visit: AdminVisit) -> Response:
+    fields = {name: visit.field(name) for name in ("text", "starts_at", "ends_at")}
+    flags = {"all_day": visit.checked("all_day"), "draft": visit.checked("draft")}
+    try:
+        starts_at = _form_moment(fields["starts_at"], "Starts at")
+        ends_at = _form_moment(fields["ends_at"], "Ends at")
+    except ValueError as exc:
+        return await _announcements_page(visit, error=str(exc), status_code=422,
+                                         form={**fields, **flags})
+    try:
+        await announcements.create_announcement(
+            visit.session, fields["text"], starts_at=starts_at, ends_at=ends_at,
+            all_day=flags["all_day"], publish=not flags["draft"])
+    except ServiceError as exc:
+        await visit.rollback()
+        return await _announcements_page(visit, error=_error_text(exc), status_code=422,
+                                         form={**fields, **flags})
+    return _see_other("/admin/announcements")
+
+
+async def announcement_publish(visit: AdminVisit) -> Response:
+    await announcements.publish_announcement(visit.session, visit.path_id())
+    return _see_other("/admin/announcements")
+
+
+async def announcement_unpublish(visit: AdminVisit) -> Response:
+    await announcements.unpublish_announcement(visit.session, visit.path_id())
+    return _see_other("/admin/announcements")
+
+
+async def announcement_remove(visit: AdminVisit) -> Response:
+    await announcements.remove_announcement(visit.session, visit.path_id())
+    return _see_other("/admin/announcements")
+
+
 # ------------------------------------------------------------------------------- queue
 
 async def _queue_page(visit: AdminVisit, *, error: str | None = None, notice: str | None = None,
@@ -611,6 +685,13 @@ routes: list[BaseRoute] = [
     Route("/admin/rules", admin_page(rule_list), methods=["GET", "HEAD"]),
     Route("/admin/rules", admin_page(rule_create), methods=["POST"]),
     Route("/admin/rules/{id}/remove", admin_page(rule_remove), methods=["POST"]),
+    Route("/admin/announcements", admin_page(announcement_list), methods=["GET", "HEAD"]),
+    Route("/admin/announcements", admin_page(announcement_create), methods=["POST"]),
+    Route("/admin/announcements/{id}/publish", admin_page(announcement_publish),
+          methods=["POST"]),
+    Route("/admin/announcements/{id}/unpublish", admin_page(announcement_unpublish),
+          methods=["POST"]),
+    Route("/admin/announcements/{id}/remove", admin_page(announcement_remove), methods=["POST"]),
     Route("/admin/queue", admin_page(queue_page), methods=["GET", "HEAD"]),
     Route("/admin/queue", admin_page(queue_change), methods=["POST"]),
 ]

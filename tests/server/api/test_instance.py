@@ -132,12 +132,6 @@ async def test_rules_peers_and_custom_emojis(client: httpx.AsyncClient, db: Data
     assert (await client.get("/api/v1/custom_emojis")).json() == []
 
 
-async def test_announcements_need_a_token(client: httpx.AsyncClient, alice_api: httpx.AsyncClient) -> None:
-    assert (await client.get("/api/v1/announcements")).status_code == 401
-    response = await alice_api.get("/api/v1/announcements")
-    assert response.status_code == 200 and response.json() == []
-
-
 async def test_preferences_are_the_users_posting_defaults(
     client: httpx.AsyncClient, db: Database, alice: User
 ) -> None:

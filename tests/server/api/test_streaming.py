@@ -48,7 +48,7 @@ from server.services.accounts import create_user
 from server.settings import Settings
 from tests.conftest import make_token
 from tests.protect import images
-from tests.server.test_cli import EASEL, environment, free_port
+from tests.server.test_cli import EASEL, easel, environment, free_port
 
 pytestmark = pytest.mark.slow
 
@@ -314,6 +314,35 @@ def test_user_stream_gets_edits_filter_changes_and_direct_conversations(
     conversation = json.loads(data)
     assert conversation["last_status"]["id"] == message["id"] and conversation["unread"] is True
     assert [a["acct"] for a in conversation["accounts"]] == ["bob"]
+
+
+def test_user_stream_gets_the_admins_announcements_and_their_reactions(
+    server: Server, served: Settings, people: dict[str, Person], open_sse: Callable[..., SSE],
+    tmp_path: Path,
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    home = open_sse(server, "user", alice.token)
+    notifications = open_sse(server, "user/notification", alice.token)
+    env = environment(served, EASEL_SCHEME="http")
+    added = easel(["admin", "announcement", "add", "Open studio on Saturday"], env, tmp_path)
+    assert added.returncode == 0, added.stderr  # another process: told through the bus
+    event, data = home.next()
+    assert event == "announcement"
+    announced = json.loads(data)
+    assert "Open studio on Saturday" in announced["content"] and announced["read"] is False
+
+    reacted = bob.api.put(f"/api/v1/announcements/{announced['id']}/reactions/%F0%9F%8E%A8")
+    assert reacted.status_code == 200, reacted.text
+    event, data = home.next()
+    assert (event, json.loads(data)) == ("announcement.reaction", {
+        "name": "🎨", "count": 1, "announcement_id": announced["id"]})
+
+    withdrawn = easel(["admin", "announcement", "unpublish", announced["id"]], env, tmp_path)
+    assert withdrawn.returncode == 0, withdrawn.stderr
+    assert home.next() == ("announcement.delete", announced["id"])
+    bob.post("/api/v1/statuses", status="@alice a mention, after it all")
+    event, _ = notifications.next()
+    assert event == "notification"  # the notification stream carried no announcement
 
 
 def test_sse_notification_stream_carries_only_notifications(

@@ -4,7 +4,7 @@ Given moira (an admin), alice (a user who reports) and bob (reported), I expect 
 admin page to render for moira, to be a 403 page for alice and a sign-in redirect when
 signed out; every form to need its CSRF token; each form to change the database as the
 matching service does (reports, accounts, domain blocks with CSV import/export, domain
-allows, e-mail blocks, invites, rules, the job queue); bad input to come back as the page
+allows, e-mail blocks, invites, rules, announcements, the job queue); bad input to come back as the page
 with its error, never a 500 and with nothing stored.
 """
 
@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -27,6 +27,8 @@ from server.ids import utcnow
 from server.models import (
     Account,
     AccountWarning,
+    Announcement,
+    AnnouncementReaction,
     CanonicalEmailBlock,
     DomainAllow,
     DomainBlock,
@@ -129,12 +131,15 @@ GET_PAGES = ["/admin", "/admin/reports", "/admin/reports?resolved=1", "/admin/re
              "/admin/accounts", "/admin/accounts?origin=remote&state=suspended&username=b",
              "/admin/accounts/{bob}", "/admin/domain_blocks", "/admin/domain_blocks/{block}",
              "/admin/domain_blocks/export.csv", "/admin/domain_allows", "/admin/email_blocks",
-             "/admin/invites", "/admin/rules", "/admin/queue"]
+             "/admin/invites", "/admin/rules", "/admin/announcements", "/admin/queue"]
 POSTS = ["/admin/reports/{report}", "/admin/accounts/{bob}", "/admin/domain_blocks",
          "/admin/domain_blocks/import", "/admin/domain_blocks/{block}", "/admin/domain_allows",
          "/admin/domain_allows/{allow}/remove", "/admin/email_blocks",
          "/admin/email_blocks/{email_block}/remove", "/admin/invites", "/admin/invites/revoke",
-         "/admin/rules", "/admin/rules/{rule}/remove", "/admin/queue"]
+         "/admin/rules", "/admin/rules/{rule}/remove", "/admin/announcements",
+         "/admin/announcements/{announcement}/publish",
+         "/admin/announcements/{announcement}/unpublish",
+         "/admin/announcements/{announcement}/remove", "/admin/queue"]
 
 
 @pytest.fixture
@@ -143,11 +148,19 @@ async def ids(db: Database, report: Report, bob: User) -> dict[str, int]:
     block, allow = DomainBlock(domain="spam.example"), DomainAllow(domain="friends.example")
     email_block = CanonicalEmailBlock(canonical_email_hash="a" * 64)
     rule = InstanceRule(text="Be kind", position=1)
+    announcement = Announcement(text="Maintenance tonight", published=True,
+                                published_at=utcnow())
     async with db.session() as session:
-        session.add_all([block, allow, email_block, rule])
+        session.add_all([block, allow, email_block, rule, announcement])
         await session.commit()
     return {"report": report.id, "bob": bob.account_id, "block": block.id, "allow": allow.id,
-            "email_block": email_block.id, "rule": rule.id}
+            "email_block": email_block.id, "rule": rule.id, "announcement": announcement.id}
+
+
+async def announcement_untouched(db: Database, announcement_id: int) -> bool:
+    """The ``ids`` fixture's announcement is the only one, still there and published."""
+    found = await fetch(db, Announcement, announcement_id)
+    return await count(db, Announcement) == 1 and found is not None and found.published
 
 
 async def test_every_page_renders_for_an_admin(admin_web: httpx.AsyncClient,
@@ -179,6 +192,7 @@ async def test_a_normal_user_gets_403_on_every_page_and_form(
             "text": "A rule", "email": "x@example.com"})
         assert response.status_code == 403, url
     assert await count(db, DomainBlock) == 1 and await count(db, InstanceRule) == 1
+    assert await announcement_untouched(db, ids["announcement"])
     assert await count(db, Report, Report.action_taken_at.is_not(None)) == 0
 
 
@@ -192,6 +206,7 @@ async def test_signed_out_visitors_are_sent_to_sign_in(db: Database, client: htt
         response = await client.post(url.format(**ids), data={"domain": "evil.example"})
         assert response.status_code == 303, url
     assert await count(db, DomainBlock) == 1
+    assert await announcement_untouched(db, ids["announcement"])
 
 
 async def test_every_form_needs_its_csrf_token(db: Database, admin_web: httpx.AsyncClient,
@@ -205,6 +220,7 @@ async def test_every_form_needs_its_csrf_token(db: Database, admin_web: httpx.As
             assert response.status_code == 403, url
             assert "Form expired" in response.text
     assert await count(db, DomainBlock) == 1 and await count(db, InstanceRule) == 1
+    assert await announcement_untouched(db, ids["announcement"])
     assert await count(db, Report, Report.action_taken_at.is_not(None)) == 0
 
 
@@ -232,7 +248,9 @@ async def test_unknown_ids_are_not_found(admin_web: httpx.AsyncClient) -> None:
         assert (await admin_web.get(page)).status_code == 404, page
     for url in ("/admin/reports/123", "/admin/accounts/123", "/admin/domain_blocks/123",
                 "/admin/domain_allows/123/remove", "/admin/rules/123/remove",
-                "/admin/email_blocks/123/remove"):
+                "/admin/email_blocks/123/remove", "/admin/announcements/123/publish",
+                "/admin/announcements/123/unpublish", "/admin/announcements/123/remove",
+                "/admin/announcements/nope/remove"):
         response = await submit(admin_web, url, {"action": "resolve"})
         assert response.status_code == 404, url
 
@@ -557,6 +575,75 @@ async def test_rules_are_added_and_removed(db: Database, admin_web: httpx.AsyncC
     assert rule is not None
     assert (await submit(admin_web, f"/admin/rules/{rule.id}/remove")).status_code == 303
     assert await count(db, InstanceRule) == 0
+
+
+# ------------------------------------------------------------------------ announcements
+
+async def test_announcements_are_added_published_unpublished_and_removed(
+        db: Database, admin_web: httpx.AsyncClient, alice: User) -> None:
+    assert (await admin_web.get("/admin")).text.count('href="/admin/announcements"') == 1
+    assert "No announcements yet" in (await admin_web.get("/admin/announcements")).text
+    posted = await submit(admin_web, "/admin/announcements", {
+        "text": "  Meet-up <b>Saturday</b>  ", "starts_at": "2099-06-01T18:00",
+        "ends_at": "2099-06-01T20:30:00", "all_day": "1"})
+    assert posted.status_code == 303 and posted.headers["location"] == "/admin/announcements"
+    async with db.session() as session:
+        meetup = await session.scalar(select(Announcement))
+    assert meetup is not None
+    assert (meetup.text, meetup.published, meetup.all_day) == ("Meet-up <b>Saturday</b>", True, True)
+    assert meetup.published_at is not None
+    assert meetup.starts_at == datetime(2099, 6, 1, 18, 0, tzinfo=UTC)  # datetime-local: UTC
+    assert meetup.ends_at == datetime(2099, 6, 1, 20, 30, tzinfo=UTC)
+    assert (await submit(admin_web, "/admin/announcements", {
+        "text": "Maintenance tonight", "draft": "1"})).status_code == 303
+    async with db.session() as session:
+        draft = await session.scalar(select(Announcement).where(Announcement.id != meetup.id))
+        session.add(AnnouncementReaction(announcement_id=meetup.id, account_id=alice.account_id,
+                                         name="🎨", created_at=utcnow()))
+        await session.commit()
+    assert draft is not None and not draft.published and draft.published_at is None
+
+    page = (await admin_web.get("/admin/announcements")).text
+    assert "Meet-up &lt;b&gt;Saturday&lt;/b&gt;" in page and "<b>Saturday" not in page
+    assert "2099-06-01 – 2099-06-01 (all day)" in page and "🎨 1" in page
+    assert page.index("Maintenance tonight") < page.index("Meet-up")  # newest first
+    assert f'action="/admin/announcements/{draft.id}/publish"' in page
+    assert f'action="/admin/announcements/{meetup.id}/unpublish"' in page
+    assert f'action="/admin/announcements/{meetup.id}/publish"' not in page
+    assert '<a href="/admin/announcements" aria-current="page">' in page
+
+    assert (await submit(admin_web, f"/admin/announcements/{draft.id}/publish")).status_code == 303
+    published = await fetch(db, Announcement, draft.id)
+    assert published.published and published.published_at is not None
+    assert (await submit(admin_web, f"/admin/announcements/{meetup.id}/unpublish")
+            ).status_code == 303
+    assert not (await fetch(db, Announcement, meetup.id)).published
+    assert (await submit(admin_web, f"/admin/announcements/{meetup.id}/remove")).status_code == 303
+    assert await fetch(db, Announcement, meetup.id) is None
+    assert await count(db, AnnouncementReaction) == 0
+    assert await count(db, Announcement) == 1
+
+
+async def test_bad_announcements_come_back_on_the_form(db: Database,
+                                                      admin_web: httpx.AsyncClient) -> None:
+    for data, text in (
+            ({"text": "   "}, "blank"),
+            ({"text": "x" * 20_000}, "too long"),
+            ({"text": "Soon", "starts_at": "2099-06-02T10:00", "ends_at": "2099-06-01T10:00"},
+             "Ends at must be after starts at"),
+            ({"text": "Soon", "starts_at": "2099-06-01T10:00", "ends_at": "2099-06-01T10:00"},
+             "Ends at must be after starts at"),
+            ({"text": "Soon", "starts_at": "2099-06-01T10:00"}, "must be given together"),
+            ({"text": "Soon", "starts_at": "tomorrow", "ends_at": "2099-06-01T10:00"},
+             "Starts at is not a date and time"),
+            ({"text": "Soon", "starts_at": "2099-06-01T10:00", "ends_at": "2099-06-31T10:00"},
+             "Ends at is not a date and time")):
+        response = await submit(admin_web, "/admin/announcements", {**data, "draft": "1"})
+        refused_with(response, 422, text)
+        assert 'name="draft" value="1" checked' in response.text  # the form keeps its input
+        if data["text"].strip() and len(data["text"]) < 100:
+            assert f">{data['text']}</textarea>" in response.text
+    assert await count(db, Announcement) == 0
 
 
 # -------------------------------------------------------------------------------- queue
