@@ -36,6 +36,7 @@ from server.models import (
     Mention,
     Notification,
     OAuthApplication,
+    Report,
     Status,
     StatusEdit,
     StatusTag,
@@ -441,6 +442,7 @@ async def notifications_to_entities(
     status_entities = {int(e["id"]): e for e in await statuses_to_entities(
         session, statuses, ctx, viewer, filter_context="notifications")}
     warnings = await _notified_warnings(session, notifications, ctx)
+    reports = await _notified_reports(session, notifications, ctx)
     result = []
     for notification in notifications:
         sender = accounts.get(notification.from_account_id)
@@ -459,6 +461,8 @@ async def notifications_to_entities(
         }
         if notification.type == "moderation_warning":
             entity["moderation_warning"] = warnings.get(notification.account_warning_id or 0)
+        elif notification.type == "admin.report":
+            entity["report"] = reports.get(notification.report_id or 0)
         result.append(entity)
     return result
 
@@ -664,6 +668,7 @@ async def notification_groups_to_entity(
     status_entities = {int(e["id"]): e for e in await statuses_to_entities(
         session, statuses, ctx, viewer, filter_context="notifications")}
     warnings = await _notified_warnings(session, [g.notification for g in groups], ctx)
+    reports = await _notified_reports(session, [g.notification for g in groups], ctx)
     full_ids: dict[int, None] = {}
     partial_ids: dict[int, None] = {}
     entities = []
@@ -695,6 +700,8 @@ async def notification_groups_to_entity(
         if group.notification.type == "moderation_warning":
             entity["moderation_warning"] = warnings.get(
                 group.notification.account_warning_id or 0)
+        elif group.notification.type == "admin.report":
+            entity["report"] = reports.get(group.notification.report_id or 0)
         entities.append(entity)
     result: Entity = {
         "accounts": [account_to_entity(accounts[i], ctx) for i in full_ids],
@@ -947,3 +954,33 @@ async def _notified_warnings(session: AsyncSession, notifications: Sequence[Any]
         Account.id.in_({w.target_account_id for w in found})))}
     return {w.id: moderation_warning_to_entity(w, account_to_entity(targets[w.target_account_id], ctx))
             for w in found if w.target_account_id in targets}
+
+
+def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Entity:
+    """Mastodon's ``Report`` (as its reporter, or a moderator's notification, shows it)."""
+    return {
+        "id": str(report.id),
+        "action_taken": report.action_taken_at is not None,
+        "action_taken_at": iso(report.action_taken_at),
+        "category": report.category,
+        "comment": report.comment,
+        "forwarded": report.forwarded,
+        "created_at": iso(report.created_at),
+        "status_ids": [str(status_id) for status_id in report.status_ids or []],
+        "rule_ids": [str(rule_id) for rule_id in report.rule_ids] if report.rule_ids else None,
+        "target_account": account_to_entity(target, ctx),
+    }
+
+
+async def _notified_reports(session: AsyncSession, notifications: Sequence[Any],
+                            ctx: EntityContext) -> dict[int, Entity]:
+    """The reports ``admin.report`` notifications tell of, by id (none when there is no
+    such notification)."""
+    ids = {n.report_id for n in notifications if getattr(n, "report_id", None) is not None}
+    if not ids:
+        return {}
+    found = list(await session.scalars(select(Report).where(Report.id.in_(ids))))
+    targets = {a.id: a for a in await session.scalars(select(Account).where(
+        Account.id.in_({r.target_account_id for r in found})))}
+    return {r.id: report_to_entity(r, targets[r.target_account_id], ctx)
+            for r in found if r.target_account_id in targets}

@@ -18,27 +18,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from server.api.auth import require
-from server.api.entities import Entity, EntityContext, account_to_entity, iso
+from server.api.entities import EntityContext, report_to_entity
 from server.api.params import Params, parse_id
-from server.models import Account, Report
+from server.models import Account
 from server.services import reports as service
 from server.state import easel
-
-
-def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Entity:
-    """Mastodon's ``Report`` entity (as its reporter sees it)."""
-    return {
-        "id": str(report.id),
-        "action_taken": report.action_taken_at is not None,
-        "action_taken_at": iso(report.action_taken_at),
-        "category": report.category,
-        "comment": report.comment,
-        "forwarded": report.forwarded,
-        "created_at": iso(report.created_at),
-        "status_ids": [str(status_id) for status_id in report.status_ids or []],
-        "rule_ids": [str(rule_id) for rule_id in report.rule_ids] if report.rule_ids else None,
-        "target_account": account_to_entity(target, ctx),
-    }
 
 
 async def create_report(request: Request) -> JSONResponse:

@@ -85,6 +85,9 @@ class Notification(Base):
     # A "moderation_warning": the warning it tells of (server.services.moderation).
     account_warning_id: Mapped[int | None] = mapped_column(
         ForeignKey("account_warnings.id", ondelete="CASCADE"), default=None, index=True)
+    # An "admin.report": the report it tells the moderators of (gone with it).
+    report_id: Mapped[int | None] = mapped_column(
+        ForeignKey("reports.id", ondelete="CASCADE"), default=None, index=True)
 
 
 class Block(Base):

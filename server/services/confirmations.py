@@ -28,6 +28,7 @@ from server.mail import queue_mail
 from server.models import EmailToken, OAuthToken, User
 from server.services.accounts import validate_email, validate_password
 from server.services.errors import ServiceError, ValidationFailed
+from server.services.notifications import notify_staff_of_sign_up
 from server.services.passwords import hash_password, verify_password
 from server.services.tokens import token_digest
 from server.settings import Settings
@@ -157,8 +158,9 @@ async def confirm_email(session: AsyncSession, token: str | None) -> User:
             raise InvalidLink("This e-mail address has been taken by another account meanwhile")
         user.email = found.email
     user.unconfirmed_email = None
-    if user.confirmed_at is None:
+    if user.confirmed_at is None:  # a sign-up confirmed: the admins are told of it
         user.confirmed_at = utcnow()
+        await notify_staff_of_sign_up(session, user)
     await session.commit()
     return user
 

@@ -4,7 +4,8 @@ Each new notification passes the recipient's blocks and mutes, then their notifi
 policy (``services.notification_policies``): dropped, filtered (kept with
 ``filtered=True``, a mention filed under the sender's request) or let through. A
 notification let through of a groupable kind gets Mastodon 4.3's ``group_key``. A
-moderator's warning is told with :func:`notify_moderation_warning`, which nothing holds back.
+moderator's warning is told with :func:`notify_moderation_warning`, and the moderators'
+``admin.sign_up`` and ``admin.report`` with :func:`notify_staff`: nothing holds those back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
-from server.models import Account, Notification, Status
+from server.models import Account, Notification, Status, User
 from server.services import events
 from server.services.blocks import notification_blocked
 from server.services.notification_policies import hold_as_request, policy_verdict
@@ -81,6 +82,41 @@ async def notify_moderation_warning(session: AsyncSession, recipient: Account,
     session.add(notification)
     events.notification_created(session, notification)
     return notification
+
+
+STAFF_TYPES = ("admin.sign_up", "admin.report")
+
+
+async def notify_staff(session: AsyncSession, type_: str, sender: Account, *,
+                       report_id: int | None = None) -> list[Notification]:
+    """Tell every admin who can act (a local, enabled, unsuspended login) of a new sign-up
+    (``admin.sign_up``, sent by the new account) or report (``admin.report``, sent by the
+    reporter: for a report from another server, its actor), as Mastodon's moderators are
+    told in their apps. Moderation is their duty: no block, mute or notification policy
+    holds these back; the sender is never told of its own. The caller commits."""
+    if type_ not in STAFF_TYPES:
+        raise ValueError(type_)
+    admins = await session.scalars(
+        select(Account.id).join(User, User.account_id == Account.id)
+        .where(User.admin.is_(True), User.disabled.is_(False), Account.suspended_at.is_(None),
+               Account.domain == "", Account.id != sender.id))
+    now = utcnow()
+    told = []
+    for admin_id in admins:
+        notification = Notification(account_id=admin_id, type=type_, from_account_id=sender.id,
+                                    report_id=report_id, created_at=now)
+        session.add(notification)
+        events.notification_created(session, notification)
+        told.append(notification)
+    return told
+
+
+async def notify_staff_of_sign_up(session: AsyncSession, user: User) -> None:
+    """``admin.sign_up`` once a new person's address is confirmed (at sign-up when mail is
+    off), whether or not the sign-up awaits approval. The caller commits."""
+    account = await session.get(Account, user.account_id)
+    if account is not None:
+        await notify_staff(session, "admin.sign_up", account)
 
 
 async def _group_key(session: AsyncSession, recipient_id: int, type_: str,

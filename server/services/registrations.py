@@ -33,6 +33,7 @@ from server.services import confirmations, invites
 from server.services.accounts import create_user, validate_email, validate_password, validate_username
 from server.services.email_blocks import email_blocked
 from server.services.errors import ServiceError, ValidationFailed
+from server.services.notifications import notify_staff_of_sign_up
 from server.services.oauth import IssuedToken, issue_token
 from server.settings import Settings
 
@@ -185,6 +186,9 @@ async def create_registration(
         raise RegistrationInvalid({"username": [_description("username", error)]}) from None
     if invite_id is not None:
         user.invite_id = invite_id
+        await session.commit()
+    if user.confirmed_at is not None:  # no mail to confirm: a member (or applicant) now
+        await notify_staff_of_sign_up(session, user)
         await session.commit()
     await confirmations.send_confirmation(session, settings, user)
     return user

@@ -4,10 +4,11 @@ Why it exists: ``POST /api/v1/reports`` and an inbound ``Flag`` both end in a
 :class:`~server.models.Report` row, by the rules Mastodon 4.2 applies (``ReportService``):
 the statuses must be the target's and visible to the reporter, a local comment is at most
 1,000 characters, the category is one of four; the instance rules it cites (``rule_ids``)
-must exist, and citing any makes it a "violation" report. A report about a remote account may be
-forwarded to its server: that is a ``Flag`` by the instance actor (so the reporter stays
-anonymous), recorded here with :func:`server.services.outbox.record_activity` and sent by
-federation after the commit.
+must exist, and citing any makes it a "violation" report. The admins are told of a report
+(``admin.report``) unless its account already has an open one. A report about a remote
+account may be forwarded to its server: that is a ``Flag`` by the instance actor (so the
+reporter stays anonymous), recorded here with :func:`server.services.outbox.record_activity`
+and sent by federation after the commit.
 
 Moderators then handle reports here too (the admin API and ``easel admin reports`` are
 thin over it): assign one to themselves or unassign it, resolve (``action_taken_at`` and who
@@ -31,6 +32,7 @@ from server.ids import utcnow
 from server.models import Account, InstanceRule, Report, ReportNote, Status, StatusAlias
 from server.services.accounts import find_account, instance_actor
 from server.services.errors import NotFound, ValidationFailed
+from server.services.notifications import notify_staff
 from server.services.outbox import record_activity
 from server.services.visibility import visible_to
 from server.settings import Settings
@@ -126,6 +128,7 @@ async def create_report(
                     forwarded=forwarded)
     session.add(report)
     await session.flush()
+    await _tell_moderators(session, report, reporter)
     if forwarded:
         actor = await instance_actor(session, settings)
         await record_activity(session, actor, "Flag", object_uri=target.uri,
@@ -152,7 +155,18 @@ async def record_remote_report(
                     category=DEFAULT_CATEGORY, forwarded=False)
     session.add(report)
     await session.flush()
+    await _tell_moderators(session, report, reporter)
     return report
+
+
+async def _tell_moderators(session: AsyncSession, report: Report, reporter: Account) -> None:
+    """An ``admin.report`` notification to the admins, unless the account already has an
+    open report (as Mastodon: one pile of reports is one thing to look at)."""
+    sibling = await session.scalar(select(Report.id).where(
+        Report.target_account_id == report.target_account_id, Report.id != report.id,
+        Report.action_taken_at.is_(None)).limit(1))
+    if sibling is None:
+        await notify_staff(session, "admin.report", reporter, report_id=report.id)
 
 
 async def local_statuses_by_uri(session: AsyncSession, uris: Sequence[str]) -> list[Status]:
