@@ -102,17 +102,13 @@ async def _run(session: AsyncSession, args: argparse.Namespace) -> int:
             all_day=args.all_day, publish=not args.draft)
         print(f"added {'draft ' if args.draft else ''}announcement {added.id}")
         return 0
-    if command == "publish":
-        await announcements.publish_announcement(session, args.id)
-        print(f"published announcement {args.id}")
-        return 0
-    if command == "unpublish":
-        await announcements.unpublish_announcement(session, args.id)
-        print(f"unpublished announcement {args.id}")
-        return 0
-    if command == "remove":
-        await announcements.remove_announcement(session, args.id)
-        print(f"removed announcement {args.id}")
+    change = {"publish": (announcements.publish_announcement, "published"),
+              "unpublish": (announcements.unpublish_announcement, "unpublished"),
+              "remove": (announcements.remove_announcement, "removed")}.get(command)
+    if change is not None:
+        do, done = change
+        await do(session, args.id)
+        print(f"{done} announcement {args.id}")
         return 0
     found = await announcements.all_announcements(session)
     if not found:

@@ -811,13 +811,7 @@ def admin_report_to_entity(report: Any, parties: dict[int, Entity], statuses: li
         return parties.get(account_id) if account_id is not None else None
 
     return {
-        "id": str(report.id),
-        "action_taken": report.action_taken_at is not None,
-        "action_taken_at": iso(report.action_taken_at),
-        "category": report.category,
-        "comment": report.comment,
-        "forwarded": report.forwarded,
-        "created_at": iso(report.created_at),
+        **_report_basics(report),
         "updated_at": iso(report.updated_at or report.created_at),
         "account": party(report.account_id),
         "target_account": party(report.target_account_id),
@@ -956,8 +950,8 @@ async def _notified_warnings(session: AsyncSession, notifications: Sequence[Any]
             for w in found if w.target_account_id in targets}
 
 
-def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Entity:
-    """Mastodon's ``Report`` (as its reporter, or a moderator's notification, shows it)."""
+def _report_basics(report: Any) -> Entity:
+    """What Mastodon's ``Report`` and ``Admin::Report`` share."""
     return {
         "id": str(report.id),
         "action_taken": report.action_taken_at is not None,
@@ -966,6 +960,13 @@ def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Ent
         "comment": report.comment,
         "forwarded": report.forwarded,
         "created_at": iso(report.created_at),
+    }
+
+
+def report_to_entity(report: Report, target: Account, ctx: EntityContext) -> Entity:
+    """Mastodon's ``Report`` (as its reporter, or a moderator's notification, shows it)."""
+    return {
+        **_report_basics(report),
         "status_ids": [str(status_id) for status_id in report.status_ids or []],
         "rule_ids": [str(rule_id) for rule_id in report.rule_ids] if report.rule_ids else None,
         "target_account": account_to_entity(target, ctx),

@@ -73,3 +73,9 @@ def conversation_updated(session: AsyncSession, account_id: int, conversation_id
 
 def filters_changed(session: AsyncSession, account_id: int) -> None:
     note_event(session, StreamEvent("filters_changed", {"account_id": account_id}))
+
+
+def notifications_merged(session: AsyncSession, account_id: int) -> None:
+    """Notifications held back (a request accepted) joined the account's list: apps
+    reload it (Mastodon 4.3's ``notifications_merged``)."""
+    note_event(session, StreamEvent("notifications_merged", {"account_id": account_id}))

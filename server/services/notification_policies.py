@@ -37,6 +37,7 @@ from server.models import (
     NotificationRequest,
     Status,
 )
+from server.services import events
 from server.services.blocks import muted_senders
 from server.services.domain_blocks import accounts_covered_by
 from server.services.errors import NotFound, ValidationFailed
@@ -255,7 +256,9 @@ async def _owned(session: AsyncSession, viewer: Account,
 async def accept_requests(session: AsyncSession, viewer: Account,
                           request_ids: Sequence[int]) -> None:
     """Let each request's sender through: its filtered notifications join the list, later
-    ones are not filtered; the request goes. Unknown ids are skipped. Committed."""
+    ones are not filtered; the request goes; open streams are told to reload the list
+(``notifications_merged``). Unknown ids are skipped. Committed."""
+    merged = 0
     for request in await _owned(session, viewer, request_ids):
         exists = await session.scalar(select(NotificationPermission.id).where(
             NotificationPermission.account_id == viewer.id,
@@ -263,11 +266,14 @@ async def accept_requests(session: AsyncSession, viewer: Account,
         if exists is None:
             session.add(NotificationPermission(account_id=viewer.id,
                                                from_account_id=request.from_account_id))
-        await session.execute(update(Notification).where(
+        unfiltered = await session.execute(update(Notification).where(
             Notification.account_id == viewer.id,
             Notification.from_account_id == request.from_account_id,
             Notification.filtered.is_(True)).values(filtered=False))
+        merged += getattr(unfiltered, "rowcount", 0) or 0
         await session.delete(request)
+    if merged:
+        events.notifications_merged(session, viewer.id)
     await session.commit()
 
 

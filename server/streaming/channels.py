@@ -8,11 +8,12 @@ a stream applies the same visibility, blocks, mutes, list, reply and domain rule
 timeline it mirrors.
 
 Channels and events are Mastodon's (``streaming/index.js``): ``user`` (home: ``update``,
-``status.update``, ``delete``, ``notification``, ``filters_changed``, and the admins'
-``announcement``, ``announcement.reaction``, ``announcement.delete``), ``user:notification``
-(``notification``), ``public``/``public:local``/``public:remote`` and their ``:media``
-variants, ``hashtag``/``hashtag:local``, ``list`` (``update``, ``status.update``,
-``delete``), and ``direct`` (``conversation``). Payloads are the JSON of the entity the
+``status.update``, ``delete``, ``notification``, ``filters_changed``,
+``notifications_merged``, and the admins' ``announcement``, ``announcement.reaction``,
+``announcement.delete``), ``user:notification`` (``notification``,
+``notifications_merged``), ``public``/``public:local``/``public:remote`` and their
+``:media`` variants, ``hashtag``/``hashtag:local``, ``list`` (``update``,
+``status.update``, ``delete``), and ``direct`` (``conversation``). Payloads are the JSON of the entity the
 REST API returns for the same viewer, as a string (the deleted status's id for ``delete``).
 
 What it must never do: send a status or notification its viewer could not read through
@@ -93,7 +94,8 @@ def may_carry(channel: Channel, viewer_id: int | None, message: dict[str, Any]) 
     if kind in ANNOUNCEMENT_EVENTS:  # for everyone signed in
         return channel.name == "user" and viewer_id is not None
     targets = {"notification": ("user", "user:notification"), "conversation": ("direct",),
-               "filters_changed": ("user",)}.get(str(kind), ())
+               "filters_changed": ("user",),
+               "notifications_merged": ("user", "user:notification")}.get(str(kind), ())
     return (channel.name in targets and viewer_id is not None
             and message.get("account_id") == viewer_id)
 
@@ -221,6 +223,11 @@ class Rendering:
             if channel.name != "user" or self.message.get("account_id") != viewer_id:
                 return None
             return "filters_changed", None
+        if kind == "notifications_merged":
+            if channel.name not in ("user", "user:notification") \
+                    or self.message.get("account_id") != viewer_id:
+                return None
+            return "notifications_merged", "1"  # Mastodon's payload
         if kind in ANNOUNCEMENT_EVENTS:
             if channel.name != "user" or viewer_id is None:
                 return None

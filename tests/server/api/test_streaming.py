@@ -345,6 +345,19 @@ def test_user_stream_gets_the_admins_announcements_and_their_reactions(
     assert event == "notification"  # the notification stream carried no announcement
 
 
+def test_accepting_a_notification_request_tells_the_streams_to_reload(
+    server: Server, people: dict[str, Person], open_sse: Callable[..., SSE],
+) -> None:
+    alice, bob = people["alice"], people["bob"]
+    notifications = open_sse(server, "user/notification", alice.token)
+    home = open_sse(server, "user", alice.token)
+    bob.post("/api/v1/statuses", status="@alice psst", visibility="direct")  # a stranger: held
+    [request] = alice.api.get("/api/v1/notifications/requests").json()
+    alice.post(f"/api/v1/notifications/requests/{request['id']}/accept")
+    assert notifications.next() == ("notifications_merged", "1")  # nothing before it
+    assert home.next() == ("notifications_merged", "1")
+
+
 def test_sse_notification_stream_carries_only_notifications(
     server: Server, people: dict[str, Person], open_sse: Callable[..., SSE],
 ) -> None:
