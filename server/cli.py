@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import server
 from server import account_commands, announcement_commands, registration_commands
+from server.ids import parse_id
 from server.memory import limit_malloc_arenas
 from server.models.portfolio import TAG_KINDS
 from server.observability import configure_logging
@@ -29,6 +30,13 @@ def _queues(value: str) -> list[str]:
         named = ", ".join(unknown) if unknown else repr(value)
         raise argparse.ArgumentTypeError(f"unknown queue(s): {named}; choose from {', '.join(QUEUES)}")
     return names
+
+
+def _row_id(value: str) -> int:
+    found = parse_id(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not an id: {value!r}")
+    return found
 
 
 def _requeue_options(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +157,23 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("text", nargs="?", default=None, help="the note (for note)")
     report.add_argument("--by", default=None, metavar="USERNAME",
                         help="the moderator (a local username) for assign, resolve and note")
+
+    appeal = admin_commands.add_parser(
+        "appeal", help="the appeals of moderators' decisions: list, approve (undo the action), "
+                       "reject")
+    appeal_commands = appeal.add_subparsers(dest="appeal_command", required=True)
+    appeal_list = appeal_commands.add_parser(
+        "list", help="the pending appeals, oldest first: id, state, account, decision, text")
+    appeal_list.add_argument("--all", dest="every", action="store_true",
+                             help="every appeal, decided ones too, newest first")
+    for name, what in (("approve", "approve an appeal: the decision is overruled and its "
+                                   "action undone where still in place; the person is told"),
+                       ("reject", "reject an appeal: the decision stands; the person is told")):
+        decide = appeal_commands.add_parser(name, help=what)
+        decide.add_argument("id", type=_row_id, help="the appeal's id (easel admin appeal list)")
+        decide.add_argument("--by", default=None, metavar="USERNAME",
+                            help="the moderator deciding (a local username; default: none "
+                                 "recorded)")
 
     vocabulary = admin_commands.add_parser(
         "vocabulary", help="the suggested portfolio terms (fields, mediums, project types, "
@@ -278,6 +303,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "report":
             return asyncio.run(moderation_commands.report_action(
                 settings, args.action, args.id, by=args.by, text=args.text))
+        if args.admin_command == "appeal":
+            return asyncio.run(moderation_commands.appeal_action(
+                settings, args.appeal_command, getattr(args, "id", None),
+                by=getattr(args, "by", None), every=getattr(args, "every", False)))
         if args.admin_command == "account":
             return asyncio.run(account_commands.run(settings, args))
         if args.admin_command in ("invite", "rules"):

@@ -1,5 +1,5 @@
-"""``easel admin`` commands for reports, domain blocks (CSV import/export), domain allows
-and canonical e-mail blocks.
+"""``easel admin`` commands for reports, appeals of moderators' decisions, domain blocks
+(CSV import/export), domain allows and canonical e-mail blocks.
 
 Why it exists: everything a moderator does in the admin API can be done from the shell
 too (a server without an admin client, a script, a block list shared between servers in
@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.commands import CommandError, migrate
 from server.db import Database
-from server.models import Account
+from server.models import Account, AccountWarning, Appeal
+from server.services import appeals as appeal_service
 from server.services import domain_blocks, email_blocks
 from server.services import reports as report_service
 from server.services.accounts import find_local_account
-from server.services.errors import ServiceError
+from server.services.errors import NotFound, ServiceError
 from server.settings import Settings
 
 
@@ -178,3 +179,53 @@ async def report_action(settings: Settings, action: str, report_id: int, *, by: 
     for note in notes:
         print(f"  note by {names[note.account_id]} {note.created_at:%Y-%m-%d %H:%M}: {note.content}")
     return 0
+
+
+# ------------------------------------------------------------------------- appeals
+
+APPEAL_TEXT_WIDTH = 72
+
+
+async def appeal_action(settings: Settings, action: str, appeal_id: int | None = None, *,
+                        by: str | None = None, every: bool = False) -> int:
+    """``list`` the pending appeals (``every``: all, newest first), or ``approve`` or
+    ``reject`` one; ``by`` names the moderator (a local username) recorded as deciding."""
+    async with _session(settings) as session:
+        if action == "list":
+            rows = await appeal_service.list_appeals(session, pending_only=not every)
+            names: dict[int, str] = {}
+            for appeal, _warning in rows:
+                if appeal.account_id not in names:
+                    account = await session.get(Account, appeal.account_id)
+                    names[appeal.account_id] = account.acct() if account is not None else "?"
+            if not rows:
+                print("no appeals" if every else "no pending appeals")
+            for appeal, warning in rows:
+                print(_appeal_line(appeal, warning, names[appeal.account_id]))
+            return 0
+        assert appeal_id is not None
+        moderator = await _moderator(session, by) if by else None
+        decide = (appeal_service.approve_appeal if action == "approve"
+                  else appeal_service.reject_appeal)
+        try:
+            appeal = await decide(session, settings, moderator, appeal_id)
+        except NotFound:
+            raise CommandError(f"no appeal {appeal_id}") from None
+        decided = await session.get(AccountWarning, appeal.account_warning_id)
+        appellant = await session.get(Account, appeal.account_id)
+        assert decided is not None
+        acct = appellant.acct() if appellant is not None else "?"
+    outcome = ("approved: the decision is overruled and its action undone"
+               if appeal.state == "approved" else "rejected: the decision stands")
+    print(f"appeal {appeal.id} by {acct} of {decided.action} "
+          f"{decided.created_at:%Y-%m-%d} {outcome}")
+    return 0
+
+
+def _appeal_line(appeal: Appeal, warning: AccountWarning, acct: str) -> str:
+    lines = appeal.text.strip().splitlines()
+    text = lines[0].strip() if lines else ""
+    if len(text) > APPEAL_TEXT_WIDTH or len(lines) > 1:
+        text = text[:APPEAL_TEXT_WIDTH - 1].rstrip() + "…"
+    return (f"{appeal.id}  {appeal.state:<8}  {acct}  {warning.action} "
+            f"{warning.created_at:%Y-%m-%d}  {text}")

@@ -25,8 +25,9 @@ from server.api.pagination import Page, paged_json
 from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.ids import parse_id as parse_db_id
-from server.models import Account
+from server.models import Account, AccountWarning
 from server.services import moderation
+from server.services.appeals import MAX_APPEAL_TEXT, appeals_of, file_appeal
 from server.services.moderation import ACCOUNT_STATES, AccountFilter
 from server.state import easel
 
@@ -149,7 +150,24 @@ async def own_warnings(request: Request) -> JSONResponse:
     _user, account = auth.require_user()
     async with easel(request).db.session() as session:
         found = await moderation.warnings_for(session, account)
-    return JSONResponse([account_warning_to_entity(w) for w in found])
+        appeals = await appeals_of(session, [w.id for w in found])
+    return JSONResponse([account_warning_to_entity(w, appeals.get(w.id)) for w in found])
+
+
+async def appeal_warning(request: Request) -> JSONResponse:
+    """``POST /api/v1/easel/account_warnings/:id/appeal`` (``text``): appeal one's own
+    warning (Easel's: Mastodon takes appeals on its web pages only); the AccountWarning
+    with its pending appeal."""
+    auth = await require(request, "write:accounts")
+    _user, account = auth.require_user()
+    warning_id = parse_id(request.path_params["id"])
+    params = await Params.from_request(request)
+    text = params.get_str("text", "", max_length=MAX_APPEAL_TEXT * 2) or ""
+    async with easel(request).db.session() as session:
+        appeal = await file_appeal(session, account, warning_id, text)
+        warning = await session.get(AccountWarning, appeal.account_warning_id)
+        assert warning is not None
+        return JSONResponse(account_warning_to_entity(warning, appeal))
 
 
 routes: list[BaseRoute] = [
@@ -163,4 +181,5 @@ routes: list[BaseRoute] = [
     *(Route(f"/api/v1/admin/accounts/{{id}}/{what}", _lifting(what), methods=["POST"])
       for what in ("enable", "unsilence", "unsuspend", "unsensitive")),
     Route("/api/v1/easel/account_warnings", own_warnings, methods=["GET"]),
+    Route("/api/v1/easel/account_warnings/{id}/appeal", appeal_warning, methods=["POST"]),
 ]

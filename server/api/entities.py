@@ -45,6 +45,7 @@ from server.models import (
 )
 from server.services import filters
 from server.services.announcements import AnnouncementView
+from server.services.appeals import appeals_of
 from server.services.blocks import relationship_flags
 from server.services.conversations import participant_ids
 from server.services.domain_blocks import obfuscated
@@ -890,15 +891,22 @@ def admin_account_to_entity(account: Account, user: User | None, ctx: EntityCont
     }
 
 
-def account_warning_to_entity(warning: Any) -> Entity:
-    """Mastodon's AccountWarning (``appeal`` and ``status_ids`` as Easel keeps none; the
-    target account is the viewer)."""
+def appeal_to_entity(appeal: Any | None) -> Entity | None:
+    """Mastodon's Appeal: the text and ``approved``, ``rejected`` or ``pending``."""
+    return {"text": appeal.text, "state": appeal.state} if appeal is not None else None
+
+
+def account_warning_to_entity(warning: Any, appeal: Any | None = None) -> Entity:
+    """Mastodon's AccountWarning (``status_ids`` empty: Easel keeps none; the target
+    account is the viewer), with its ``appeal`` and, Easel's, ``overruled_at``."""
     return {
         "id": str(warning.id),
         "action": warning.action,
         "text": warning.text,
         "status_ids": [],
         "report_id": str(warning.report_id) if warning.report_id is not None else None,
+        "appeal": appeal_to_entity(appeal),
+        "overruled_at": iso(warning.overruled_at),
         "created_at": iso(warning.created_at),
     }
 
@@ -922,16 +930,17 @@ def _suspended_account_to_entity(account: Account, ctx: EntityContext) -> Entity
 
 # ------------------------------------------------- moderation warning notifications
 
-def moderation_warning_to_entity(warning: Any, target_account: Entity) -> Entity:
+def moderation_warning_to_entity(warning: Any, target_account: Entity,
+                                 appeal: Any | None = None) -> Entity:
     """Mastodon's AccountWarning as a ``moderation_warning`` notification carries it
-    (``status_ids`` empty and ``appeal`` null: Easel keeps neither)."""
+    (``status_ids`` empty: Easel keeps none)."""
     return {
         "id": str(warning.id),
         "action": warning.action,
         "text": warning.text,
         "status_ids": [],
         "target_account": target_account,
-        "appeal": None,
+        "appeal": appeal_to_entity(appeal),
         "created_at": iso(warning.created_at),
     }
 
@@ -946,7 +955,9 @@ async def _notified_warnings(session: AsyncSession, notifications: Sequence[Any]
     found = list(await session.scalars(select(AccountWarning).where(AccountWarning.id.in_(ids))))
     targets = {a.id: a for a in await session.scalars(select(Account).where(
         Account.id.in_({w.target_account_id for w in found})))}
-    return {w.id: moderation_warning_to_entity(w, account_to_entity(targets[w.target_account_id], ctx))
+    appeals = await appeals_of(session, [w.id for w in found])
+    return {w.id: moderation_warning_to_entity(
+                w, account_to_entity(targets[w.target_account_id], ctx), appeals.get(w.id))
             for w in found if w.target_account_id in targets}
 
 

@@ -23,7 +23,7 @@ from server.models.filters import FILTER_ACTIONS, FILTER_CONTEXTS, Filter, Filte
 from server.models.imports import IMPORT_TYPES, AccountImport, AccountImportRow
 from server.models.job import JOB_TRANSITIONS, Job, JobState
 from server.models.media import MediaAttachment, MediaState, ProtectionState
-from server.models.moderation import WARNING_ACTIONS, AccountWarning
+from server.models.moderation import WARNING_ACTIONS, AccountWarning, Appeal
 from server.models.notification_policies import (
     POLICY_ACTIONS,
     NotificationPermission,
@@ -94,6 +94,7 @@ __all__ = [
     "Announcement",
     "AnnouncementReaction",
     "AnnouncementRead",
+    "Appeal",
     "Base",
     "Block",
     "Bookmark",

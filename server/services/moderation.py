@@ -242,29 +242,51 @@ async def lift(session: AsyncSession, account_id: int, what: str) -> tuple[Accou
     """Undo a standing: ``unsilence``, ``unsuspend``, ``unsensitive`` or ``enable``;
     committed. Lifting what is not in place is Mastodon's 403."""
     account, user = await account_with_user(session, account_id)
+    if not await _lift(session, account, user, what):
+        raise ServiceError(NOT_ALLOWED, 403)
+    await session.commit()
+    return account, user
+
+
+async def _lift(session: AsyncSession, account: Account, user: User | None, what: str) -> bool:
+    """Undo one standing (not committed); False when it is not in place."""
     if what == "unsilence":
         if account.silenced_at is None:
-            raise ServiceError(NOT_ALLOWED, 403)
+            return False
         account.silenced_at = None
     elif what == "unsensitive":
         if account.sensitized_at is None:
-            raise ServiceError(NOT_ALLOWED, 403)
+            return False
         account.sensitized_at = None
     elif what == "enable":
         if user is None or not user.disabled:
-            raise ServiceError(NOT_ALLOWED, 403)
+            return False
         user.disabled = False
     elif what == "unsuspend":
         if account.suspended_at is None:
-            raise ServiceError(NOT_ALLOWED, 403)
+            return False
         account.suspended_at = account.suspension_origin = None
         account.delete_after = None  # a deletion waiting for its grace is cancelled too
         await record_activity(session, account, "Update", object_uri=account.uri,
                               object_type="Person")
     else:
         raise ValueError(what)
-    await session.commit()
-    return account, user
+    return True
+
+
+# What undoes each action (an approved appeal): "none" and "delete" leave nothing to undo.
+UNDOING = {"sensitive": "unsensitive", "disable": "enable", "silence": "unsilence",
+           "suspend": "unsuspend"}
+
+
+async def overrule(session: AsyncSession, warning: AccountWarning) -> None:
+    """Undo what ``warning``'s action did, where it is still in place, and mark the
+    warning overruled (an appeal approved); not committed."""
+    what = UNDOING.get(warning.action)
+    if what is not None:
+        account, user = await account_with_user(session, warning.target_account_id)
+        await _lift(session, account, user, what)
+    warning.overruled_at = utcnow()
 
 
 async def approve(session: AsyncSession, settings: Settings,

@@ -2,8 +2,9 @@
 
 Why it exists: moderators without a moderation app handle the instance here — the
 dashboard (``easel admin status``'s checks, pending sign-ups, open reports), reports
-(notes, assignment, resolving, an action on the reported account), accounts (filters,
-warnings, actions and their lifting, sign-up approval, deletion of a suspended account),
+(notes, assignment, resolving, an action on the reported account), appeals of warnings
+(approving or rejecting), accounts (filters, warnings with their appeals, actions and
+their lifting, sign-up approval, deletion of a suspended account),
 domain blocks (with CSV import and export), domain allows, e-mail blocks, invites, rules,
 announcements (drafts, publishing, withdrawal) and the job queue (failures, retry, purge).
 
@@ -13,7 +14,7 @@ CSRF token (``server/web/session.py``; 403 without it). Bad input comes back as 
 with the error (4xx), never a 500, and nothing half-written.
 
 What it must never do: decide anything itself — each endpoint parses the form and calls
-one function of the owning service (``server.services.moderation``, ``reports``,
+one function of the owning service (``server.services.moderation``, ``reports``, ``appeals``,
 ``domain_blocks``, ``email_blocks``, ``invites``, ``rules``, ``announcements``,
 ``server.queue.admin``, ``server.observability``); let a non-admin see or change anything.
 """
@@ -39,6 +40,7 @@ from server.observability import instance_status
 from server.queue import admin as queue_admin
 from server.services import (
     announcements,
+    appeals,
     domain_blocks,
     email_blocks,
     invites,
@@ -256,6 +258,49 @@ async def report_change(visit: AdminVisit) -> Response:
     return _see_other(f"/admin/reports/{report_id}")
 
 
+# ------------------------------------------------------------------------------ appeals
+
+async def _appeals_page(visit: AdminVisit, *, error: str | None = None,
+                        status_code: int = 200) -> Response:
+    session = visit.session
+    pending = await appeals.list_appeals(session, limit=LIST_LIMIT)
+    decided = [(appeal, warning) for appeal, warning in
+               await appeals.list_appeals(session, pending_only=False, limit=LIST_LIMIT)
+               if appeal.state != "pending"]
+    rows = pending + decided
+    accounts = await _accounts_by_id(
+        session, {a.account_id for a, _ in rows} | {a.approved_by_account_id for a, _ in rows}
+        | {a.rejected_by_account_id for a, _ in rows})
+    return visit.page("admin_appeals.html", {
+        "section": "appeals", "pending": pending, "decided": decided, "accounts": accounts,
+        "action_labels": ACTION_LABELS, "appeal_days": appeals.APPEAL_WINDOW.days,
+        "error": error}, status_code=status_code)
+
+
+async def appeal_list(visit: AdminVisit) -> Response:
+    return await _appeals_page(visit)
+
+
+async def _decide_appeal(visit: AdminVisit, approve: bool) -> Response:
+    decide = appeals.approve_appeal if approve else appeals.reject_appeal
+    try:
+        await decide(visit.session, visit.state.settings, visit.account, visit.path_id())
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        await visit.rollback()
+        return await _appeals_page(visit, error=_error_text(exc), status_code=422)
+    return _see_other("/admin/appeals")
+
+
+async def appeal_approve(visit: AdminVisit) -> Response:
+    return await _decide_appeal(visit, approve=True)
+
+
+async def appeal_reject(visit: AdminVisit) -> Response:
+    return await _decide_appeal(visit, approve=False)
+
+
 # ----------------------------------------------------------------------------- accounts
 
 def _account_filter(visit: AdminVisit) -> AccountFilter:
@@ -290,12 +335,13 @@ async def _account_page(visit: AdminVisit, *, error: str | None = None,
                         status_code: int = 200) -> Response:
     account, user = await moderation.account_with_user(visit.session, visit.path_id())
     warnings = await moderation.warnings_for(visit.session, account)
+    appealed = await appeals.appeals_of(visit.session, [w.id for w in warnings])
     about = list(await visit.session.scalars(
         reports.reports_query(resolved=None, target_account_id=account.id)
         .order_by(Report.id.desc()).limit(LIST_LIMIT)))
     return visit.page("admin_account.html", {
         "section": "accounts", "account": account, "user": user, "warnings": warnings,
-        "reports": about, "action_labels": ACTION_LABELS, "lifts": LIFTS, "error": error,
+        "appeals": appealed, "reports": about, "action_labels": ACTION_LABELS, "lifts": LIFTS, "error": error,
         "is_self": account.id == visit.account.id}, status_code=status_code)
 
 
@@ -663,6 +709,9 @@ routes: list[BaseRoute] = [
     Route("/admin/reports", admin_page(report_list), methods=["GET", "HEAD"]),
     Route("/admin/reports/{id}", admin_page(report_detail), methods=["GET", "HEAD"]),
     Route("/admin/reports/{id}", admin_page(report_change), methods=["POST"]),
+    Route("/admin/appeals", admin_page(appeal_list), methods=["GET", "HEAD"]),
+    Route("/admin/appeals/{id}/approve", admin_page(appeal_approve), methods=["POST"]),
+    Route("/admin/appeals/{id}/reject", admin_page(appeal_reject), methods=["POST"]),
     Route("/admin/accounts", admin_page(account_list), methods=["GET", "HEAD"]),
     Route("/admin/accounts/{id}", admin_page(account_detail), methods=["GET", "HEAD"]),
     Route("/admin/accounts/{id}", admin_page(account_change), methods=["POST"]),

@@ -110,3 +110,31 @@ async def test_a_normal_user_cannot_warn(
                                   data={"type": "none", "text": "ha"})
     assert answer.status_code == 403
     assert await count(db, Notification) == 0
+
+
+async def test_an_appeal_filed_through_the_api_shows_on_the_warning_and_notification(
+        root_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, alice_api: httpx.AsyncClient,
+        client: httpx.AsyncClient, db: Database, bob: User) -> None:
+    from tests.conftest import authorized, make_token
+
+    await act(root_api, bob.account_id, type="silence", text="Too many ads.")
+    [warning] = (await bob_api.get("/api/v1/easel/account_warnings")).json()
+    assert warning["appeal"] is None and warning["overruled_at"] is None
+    url = f"/api/v1/easel/account_warnings/{warning['id']}/appeal"
+    for body, status, error in (({}, 422, "Validation failed: Text can't be blank"),
+                                ({"text": "x" * 2001}, 422,
+                                 "Validation failed: Text is too long (maximum is 2000 characters)")):
+        refused = await bob_api.post(url, json=body)
+        assert (refused.status_code, refused.json()) == (status, {"error": error})
+    assert (await alice_api.post(url, json={"text": "not mine"})).status_code == 404
+    async with authorized(client, await make_token(db, bob, "read")) as reader:
+        assert (await reader.post(url, json={"text": "no scope"})).status_code == 403
+    filed = await bob_api.post(url, json={"text": "They were my own prints, not ads."})
+    assert filed.status_code == 200, filed.text
+    assert filed.json()["appeal"] == {"text": "They were my own prints, not ads.",
+                                      "state": "pending"}
+    again = await bob_api.post(url, json={"text": "again"})
+    assert again.status_code == 422 and "already been appealed" in again.json()["error"]
+    [notification] = (await bob_api.get("/api/v1/notifications",
+                                        params={"types[]": "moderation_warning"})).json()
+    assert notification["moderation_warning"]["appeal"]["state"] == "pending"

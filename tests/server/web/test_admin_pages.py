@@ -3,7 +3,7 @@
 Given moira (an admin), alice (a user who reports) and bob (reported), I expect every
 admin page to render for moira, to be a 403 page for alice and a sign-in redirect when
 signed out; every form to need its CSRF token; each form to change the database as the
-matching service does (reports, accounts, domain blocks with CSV import/export, domain
+matching service does (reports, appeals, accounts, domain blocks with CSV import/export, domain
 allows, e-mail blocks, invites, rules, announcements, the job queue); bad input to come back as the page
 with its error, never a 500 and with nothing stored.
 """
@@ -29,6 +29,7 @@ from server.models import (
     AccountWarning,
     Announcement,
     AnnouncementReaction,
+    Appeal,
     CanonicalEmailBlock,
     DomainAllow,
     DomainBlock,
@@ -40,7 +41,7 @@ from server.models import (
     ReportNote,
     User,
 )
-from server.services import reports, rules
+from server.services import appeals, moderation, reports, rules
 from server.services.accounts import create_user
 from server.settings import Settings
 from tests.server.api.test_admin_accounts import run_purges_at
@@ -128,11 +129,12 @@ def refused_with(response: httpx.Response, status: int, text: str) -> None:
 # ------------------------------------------------------------------------ who gets in
 
 GET_PAGES = ["/admin", "/admin/reports", "/admin/reports?resolved=1", "/admin/reports/{report}",
-             "/admin/accounts", "/admin/accounts?origin=remote&state=suspended&username=b",
+             "/admin/appeals", "/admin/accounts", "/admin/accounts?origin=remote&state=suspended&username=b",
              "/admin/accounts/{bob}", "/admin/domain_blocks", "/admin/domain_blocks/{block}",
              "/admin/domain_blocks/export.csv", "/admin/domain_allows", "/admin/email_blocks",
              "/admin/invites", "/admin/rules", "/admin/announcements", "/admin/queue"]
-POSTS = ["/admin/reports/{report}", "/admin/accounts/{bob}", "/admin/domain_blocks",
+POSTS = ["/admin/reports/{report}", "/admin/appeals/{appeal}/approve",
+         "/admin/appeals/{appeal}/reject", "/admin/accounts/{bob}", "/admin/domain_blocks",
          "/admin/domain_blocks/import", "/admin/domain_blocks/{block}", "/admin/domain_allows",
          "/admin/domain_allows/{allow}/remove", "/admin/email_blocks",
          "/admin/email_blocks/{email_block}/remove", "/admin/invites", "/admin/invites/revoke",
@@ -143,8 +145,8 @@ POSTS = ["/admin/reports/{report}", "/admin/accounts/{bob}", "/admin/domain_bloc
 
 
 @pytest.fixture
-async def ids(db: Database, report: Report, bob: User) -> dict[str, int]:
-    """A row for every detail page."""
+async def ids(db: Database, settings: Settings, report: Report, bob: User) -> dict[str, int]:
+    """A row for every detail page (and bob's pending appeal of a warning)."""
     block, allow = DomainBlock(domain="spam.example"), DomainAllow(domain="friends.example")
     email_block = CanonicalEmailBlock(canonical_email_hash="a" * 64)
     rule = InstanceRule(text="Be kind", position=1)
@@ -153,8 +155,20 @@ async def ids(db: Database, report: Report, bob: User) -> dict[str, int]:
     async with db.session() as session:
         session.add_all([block, allow, email_block, rule, announcement])
         await session.commit()
+        warning = await moderation.take_action(session, settings, moderator=None,
+                                               account_id=bob.account_id, action="none",
+                                               text="Mind the mentions")
+        bobs = await session.get(Account, bob.account_id)
+        assert bobs is not None
+        appeal = await appeals.file_appeal(session, bobs, warning.id, "I was provoked")
     return {"report": report.id, "bob": bob.account_id, "block": block.id, "allow": allow.id,
-            "email_block": email_block.id, "rule": rule.id, "announcement": announcement.id}
+            "email_block": email_block.id, "rule": rule.id, "announcement": announcement.id,
+            "appeal": appeal.id}
+
+
+async def appeal_pending(db: Database, appeal_id: int) -> bool:
+    found = await fetch(db, Appeal, appeal_id)
+    return found is not None and found.state == "pending"
 
 
 async def announcement_untouched(db: Database, announcement_id: int) -> bool:
@@ -194,6 +208,7 @@ async def test_a_normal_user_gets_403_on_every_page_and_form(
     assert await count(db, DomainBlock) == 1 and await count(db, InstanceRule) == 1
     assert await announcement_untouched(db, ids["announcement"])
     assert await count(db, Report, Report.action_taken_at.is_not(None)) == 0
+    assert await appeal_pending(db, ids["appeal"])
 
 
 async def test_signed_out_visitors_are_sent_to_sign_in(db: Database, client: httpx.AsyncClient,
@@ -207,6 +222,7 @@ async def test_signed_out_visitors_are_sent_to_sign_in(db: Database, client: htt
         assert response.status_code == 303, url
     assert await count(db, DomainBlock) == 1
     assert await announcement_untouched(db, ids["announcement"])
+    assert await appeal_pending(db, ids["appeal"])
 
 
 async def test_every_form_needs_its_csrf_token(db: Database, admin_web: httpx.AsyncClient,
@@ -222,6 +238,7 @@ async def test_every_form_needs_its_csrf_token(db: Database, admin_web: httpx.As
     assert await count(db, DomainBlock) == 1 and await count(db, InstanceRule) == 1
     assert await announcement_untouched(db, ids["announcement"])
     assert await count(db, Report, Report.action_taken_at.is_not(None)) == 0
+    assert await appeal_pending(db, ids["appeal"])
 
 
 async def test_unreadable_or_oversized_forms_are_refused(db: Database,
@@ -250,7 +267,8 @@ async def test_unknown_ids_are_not_found(admin_web: httpx.AsyncClient) -> None:
                 "/admin/domain_allows/123/remove", "/admin/rules/123/remove",
                 "/admin/email_blocks/123/remove", "/admin/announcements/123/publish",
                 "/admin/announcements/123/unpublish", "/admin/announcements/123/remove",
-                "/admin/announcements/nope/remove"):
+                "/admin/announcements/nope/remove", "/admin/appeals/123/approve",
+                "/admin/appeals/123/reject", "/admin/appeals/nope/approve"):
         response = await submit(admin_web, url, {"action": "resolve"})
         assert response.status_code == 404, url
 
@@ -324,6 +342,72 @@ async def test_bad_report_input_comes_back_on_the_page(
     refused_with(await submit(admin_web, url, {"action": "dance"}), 422, "Unknown action")
     assert await count(db, ReportNote) == 0 and await count(db, AccountWarning) == 0
     assert (await fetch(db, Report, report.id)).action_taken_at is None
+
+
+# ------------------------------------------------------------------------------ appeals
+
+async def appealed(db: Database, settings: Settings, moira: User, bob: User, action: str,
+                   text: str) -> tuple[AccountWarning, Appeal]:
+    """moira takes ``action`` on bob, who appeals it with ``text``."""
+    async with db.session() as session:
+        moderator = await session.get(Account, moira.account_id)
+        warning = await moderation.take_action(session, settings, moderator=moderator,
+                                               account_id=bob.account_id, action=action,
+                                               text="No spam here")
+        target = await session.get(Account, bob.account_id)
+        assert target is not None
+        return warning, await appeals.file_appeal(session, target, warning.id, text)
+
+
+async def test_an_approved_appeal_overrules_the_decision(
+        db: Database, settings: Settings, admin_web: httpx.AsyncClient, moira: User,
+        bob: User) -> None:
+    warning, appeal = await appealed(db, settings, moira, bob, "silence", "It was <i>one</i> post")
+    assert (await fetch(db, Account, bob.account_id)).silenced_at is not None
+    page = (await admin_web.get("/admin")).text
+    assert '<a href="/admin/appeals">Appeals</a>' in page
+    page = (await admin_web.get("/admin/appeals")).text
+    assert '<a href="/admin/appeals" aria-current="page">Appeals</a>' in page
+    assert f'<a href="/admin/accounts/{bob.account_id}">@bob</a>' in page
+    assert "Limit (silence)" in page and "No spam here" in page
+    assert "It was &lt;i&gt;one&lt;/i&gt; post" in page  # escaped
+    assert f'action="/admin/appeals/{appeal.id}/approve"' in page
+    assert f'action="/admin/appeals/{appeal.id}/reject"' in page
+    account_page = (await admin_web.get(f"/admin/accounts/{bob.account_id}")).text
+    assert "Appeal pending" in account_page and "It was &lt;i&gt;one&lt;/i&gt; post" in account_page
+
+    approved = await submit(admin_web, f"/admin/appeals/{appeal.id}/approve")
+    assert approved.status_code == 303 and approved.headers["location"] == "/admin/appeals"
+    assert (await fetch(db, Account, bob.account_id)).silenced_at is None
+    assert (await fetch(db, AccountWarning, warning.id)).overruled_at is not None
+    decided = await fetch(db, Appeal, appeal.id)
+    assert decided.state == "approved" and decided.approved_by_account_id == moira.account_id
+    page = (await admin_web.get("/admin/appeals")).text
+    assert f'action="/admin/appeals/{appeal.id}/approve"' not in page
+    assert "approved " in page and '<a href="/admin/accounts/' in page and "@moira" in page
+    assert "Appeal approved — overruled" in (
+        await admin_web.get(f"/admin/accounts/{bob.account_id}")).text
+
+    for again in ("approve", "reject"):  # decided once and for all
+        refused_with(await submit(admin_web, f"/admin/appeals/{appeal.id}/{again}"), 422,
+                     "This appeal has already been decided")
+    assert (await fetch(db, Appeal, appeal.id)).rejected_at is None
+
+
+async def test_a_rejected_appeal_lets_the_decision_stand(
+        db: Database, settings: Settings, admin_web: httpx.AsyncClient, moira: User,
+        bob: User) -> None:
+    warning, appeal = await appealed(db, settings, moira, bob, "silence", "Please")
+    rejected = await submit(admin_web, f"/admin/appeals/{appeal.id}/reject")
+    assert rejected.status_code == 303
+    assert (await fetch(db, Account, bob.account_id)).silenced_at is not None
+    assert (await fetch(db, AccountWarning, warning.id)).overruled_at is None
+    decided = await fetch(db, Appeal, appeal.id)
+    assert decided.state == "rejected" and decided.rejected_by_account_id == moira.account_id
+    assert "Appeal rejected" in (await admin_web.get(f"/admin/accounts/{bob.account_id}")).text
+    refused_with(await submit(admin_web, f"/admin/appeals/{appeal.id}/approve"), 422,
+                 "already been decided")
+    assert (await fetch(db, Account, bob.account_id)).silenced_at is not None
 
 
 # ----------------------------------------------------------------------------- accounts
