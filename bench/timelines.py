@@ -1,6 +1,7 @@
 """Timeline throughput and web-process memory, against a real `easel serve`.
 
     .venv/bin/python bench/timelines.py [--database sqlite|postgres] [--seconds 10]
+                                        [--set EASEL_NAME=VALUE ...]
 
 Seeds 40 statuses with one ready image each (rows written directly, as the pipeline would
 leave them), starts `easel serve` on a loopback port, then drives the public timeline
@@ -151,7 +152,12 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--database", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--set", action="append", default=[], metavar="EASEL_NAME=VALUE",
+                        help="a setting for the servers under test (to compare one's cost)")
     args = parser.parse_args()
+    extra = dict(item.split("=", 1) for item in args.set)
+    if any(not name.startswith("EASEL_") for name in extra):
+        raise SystemExit("--set takes EASEL_* settings, e.g. --set EASEL_DATABASE_TIMEOUT=0")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
@@ -169,9 +175,10 @@ def main() -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("EASEL_")}
     env.update(EASEL_DOMAIN=domain, EASEL_SCHEME="http", EASEL_DATA_DIR=str(data_dir),
-               EASEL_DATABASE_URL=database_url, EASEL_RATE_LIMITS="off")
+               EASEL_DATABASE_URL=database_url, EASEL_RATE_LIMITS="off", **extra)
     print(f"Easel timelines benchmark — {args.database}, {STATUSES} statuses with media, "
-          f"wrk 2 threads × 16 connections × {args.seconds} s, {os.cpu_count()} cores")
+          f"wrk 2 threads × 16 connections × {args.seconds} s, {os.cpu_count()} cores"
+          + "".join(f", {name}={value}" for name, value in extra.items()))
     results: dict[str, float] = {}
     try:
         with serving(data_dir, port, env) as pid:
