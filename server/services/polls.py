@@ -9,8 +9,10 @@ one's own poll) live here; the API and federation only translate:
 - a local poll is attached to its status (``attach_poll``) when the status is created or
   edited; a ``close_poll`` job is due at its end;
 - a local account votes (``vote``): on a local poll the tallies are recounted from the
-  votes and an ``Update`` of the status goes out; on a remote poll each vote is recorded
-  as a ``Create`` of a vote for federation to send to the poll's author;
+  votes and an ``Update`` of the status is scheduled (``poll_counts``: one for every vote
+  within ``POLL_UPDATE_DELAY``, as Mastodon batches them, so a busy poll does not send
+  its audience an Update per vote); on a remote poll each vote is recorded as a
+  ``Create`` of a vote for federation to send to the poll's author;
 - a remote account's vote on a local poll arrives through ``receive_vote``, and a remote
   poll's state through ``store_remote_poll``;
 - at the end, ``close_poll`` sends "poll" notifications to the local voters and to a
@@ -49,6 +51,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CLOSE_POLL_JOB = "close_poll"
+POLL_COUNTS_JOB = "poll_counts"
+# Votes on a local poll within this long of the first are sent as one Update (Mastodon: 3 min).
+POLL_UPDATE_DELAY = timedelta(minutes=3)
 # Federation's builder of a vote on a remote poll (federation/polls.py).
 VOTE_OBJECT_TYPE = "PollVote"
 
@@ -257,7 +262,7 @@ async def vote(session: AsyncSession, account: Account, poll_id: int,
         raise ValidationFailed("You have already voted on this poll") from None
     if author.is_local:
         await _recount(session, poll)
-        await _federate_poll_state(session, author, status)
+        await _schedule_poll_counts(session, status)
     else:
         tallies = poll.tallies()
         for choice in choices:
@@ -297,6 +302,13 @@ async def _federate_poll_state(session: AsyncSession, author: Account, status: S
                               object_type="Note", status_id=status.id)
 
 
+async def _schedule_poll_counts(session: AsyncSession, status: Status) -> None:
+    """The counts' ``Update`` in ``POLL_UPDATE_DELAY``: a vote while one is waiting joins
+    it (the job is one row per status), one after it ran schedules the next."""
+    await enqueue(session, kind_named(POLL_COUNTS_JOB), str(status.id), delay=POLL_UPDATE_DELAY,
+                  again=True)
+
+
 async def receive_vote(session: AsyncSession, poll: Poll, voter: Account, title: str,
                        uri: str | None) -> PollVote | None:
     """A remote account's vote (an option's title) on local ``poll``; None, writing
@@ -320,9 +332,8 @@ async def receive_vote(session: AsyncSession, poll: Poll, voter: Account, title:
     await _recount(session, poll)
     poll.updated_at = utcnow()
     status = await session.get(Status, poll.status_id)
-    author = await session.get(Account, poll.account_id)
-    if status is not None and author is not None:
-        await _federate_poll_state(session, author, status)
+    if status is not None:
+        await _schedule_poll_counts(session, status)
     return cast
 
 
@@ -402,6 +413,19 @@ async def close_poll(session: AsyncSession, poll_id: int) -> bool:
         await _federate_poll_state(session, author, status)
     await session.flush()
     return True
+
+
+@job_kind(POLL_COUNTS_JOB, queue="default", max_attempts=5, retry_base=timedelta(minutes=1))
+async def poll_counts_job(context: JobContext) -> None:
+    """Send a local poll's counts as they are now (the votes since it was scheduled)."""
+    session = context.session
+    status = await session.get(Status, int(context.job.ref))
+    poll = await session.scalar(select(Poll).where(Poll.status_id == int(context.job.ref))) \
+        if status is not None else None
+    author = await session.get(Account, status.account_id) if status is not None else None
+    if status is None or poll is None or author is None or not author.is_local or poll.expired():
+        return  # deleted, or ended: the closing sent the final counts
+    await _federate_poll_state(session, author, status)
 
 
 @job_kind(CLOSE_POLL_JOB, queue="default", max_attempts=5, retry_base=timedelta(minutes=1))

@@ -183,3 +183,56 @@ async def test_remote_votes_on_a_local_poll_count_once_and_only_while_it_runs(
         late["attributedTo"] = CAROL
         assert await receive_vote_note(session, late, carol) == "vote not counted"
         assert len(list(await session.scalars(select(PollVote)))) == 1
+
+
+async def test_votes_on_a_local_poll_are_sent_as_one_batched_update(
+        fed: FederationContext, settings: Settings, db: Database, alice: User, bob: User,
+        carol: User) -> None:
+    """Mastodon batches a poll's count updates; so does Easel: the votes within
+    ``POLL_UPDATE_DELAY`` of the first make one ``Update``, sent when the job is due,
+    and a vote after it schedules the next; an ended poll's job sends nothing more."""
+    from server.models import Activity, Job
+    from server.queue.runner import JobRunner
+    from server.services.polls import POLL_COUNTS_JOB, POLL_UPDATE_DELAY, vote
+
+    remote = await fed.fetcher.fetch_actor(CAROL)
+    async with db.session() as session:
+        author = await session.get(Account, alice.account_id)
+        voter = await session.get(Account, bob.account_id)
+        assert author is not None and voter is not None
+        status = await create_status(session, settings, author, None, text="Pick one",
+                                     poll=PollSpec(["red", "blue"], 3600))
+        poll_id = await session.scalar(select(Poll.id).where(Poll.status_id == status.id))
+        assert poll_id is not None
+        await vote(session, voter, poll_id, [0])
+        note = {"id": f"{CAROL}#votes/1", "type": "Note", "name": "blue", "attributedTo": CAROL,
+                "to": [author.uri], "inReplyTo": status.uri}
+        assert await receive_vote_note(session, note, remote) == "vote counted"
+        await session.commit()
+
+    async def updates() -> int:
+        async with db.session() as session:
+            return len(list(await session.scalars(select(Activity).where(
+                Activity.type == "Update", Activity.object_uri == status.uri))))
+
+    async def run_counts_early() -> int:
+        """Check the job waits POLL_UPDATE_DELAY, then run it now."""
+        async with db.session() as session:
+            [job] = await session.scalars(select(Job).where(Job.kind == POLL_COUNTS_JOB))
+            assert job.next_try_at >= utcnow() + POLL_UPDATE_DELAY - timedelta(seconds=30)
+            job.next_try_at = utcnow() - timedelta(seconds=1)
+            await session.commit()
+        ran: int = await JobRunner(db, settings).run_due(["default"])
+        return ran
+
+    assert await updates() == 0  # two votes, nothing sent yet
+    assert await run_counts_early() == 1 and await updates() == 1  # one Update for both
+    async with db.session() as session:
+        third = await session.get(Account, carol.account_id)
+        assert third is not None
+        await vote(session, third, poll_id, [1])  # after it ran: the next one is scheduled
+        poll = await session.get(Poll, poll_id)
+        assert poll is not None
+        poll.expires_at = utcnow() - timedelta(seconds=1)  # ends: the closing sends the last
+        await session.commit()
+    assert await run_counts_early() == 1 and await updates() == 1  # ended: nothing more
