@@ -14,7 +14,6 @@ The stopped-and-restarted case (connections cut, nothing listening) is
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from tests.faults.test_postgres_restart import (
     PHASE_TIMEOUT,
     WRITERS,
     Load,
+    logs,
     poster,
     serving,
     stored_texts,
@@ -46,17 +46,11 @@ async def test_a_frozen_postgres_costs_requests_a_503_within_the_timeout_not_a_h
         process, settings, log, _env = served
         account_id, token = await poster(settings)
         load = Load(base_url=settings.base_url, token=token)
-        writers = [threading.Thread(target=load.write, args=(n,), daemon=True)
-                   for n in range(WRITERS)]
-        for writer in writers:
-            writer.start()
-
-        def acknowledged() -> int:
-            return load.count(lambda a: a.status_code == 200)
+        writers = load.start()
+        acknowledged = load.acknowledged
 
         def context() -> str:
-            return f"\n--- serve log ---\n{log.read_text(errors='replace')[-4000:]}\n" \
-                   f"--- postgres log ---\n{throwaway_postgres.log()}"
+            return logs(log, throwaway_postgres)
 
         reads: list[tuple[str, int, float, str]] = []
         frozen = False

@@ -95,6 +95,23 @@ class Load:
         with self.lock:
             return sum(1 for attempt in self.attempts if predicate(attempt))
 
+    def acknowledged(self) -> int:
+        return self.count(lambda a: a.status_code == 200)
+
+    def start(self, writers: int = WRITERS) -> list[threading.Thread]:
+        """``writers`` clients writing until ``stop`` is set."""
+        threads = [threading.Thread(target=self.write, args=(n,), daemon=True)
+                   for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        return threads
+
+
+def logs(log: Path, postgres: ThrowawayPostgres) -> str:
+    """The server's and PostgreSQL's latest log lines, for a failure's message."""
+    return f"\n--- serve log ---\n{log.read_text(errors='replace')[-4000:]}\n" \
+           f"--- postgres log ---\n{postgres.log()}"
+
 
 Served = tuple[subprocess.Popen[bytes], Settings, Path, dict[str, str]]  # process, settings, log, env
 
@@ -177,16 +194,11 @@ async def test_postgres_restarted_under_load_loses_no_acknowledged_write(
     process, settings, log, env = served
     account_id, token = await poster(settings)
     load = Load(base_url=settings.base_url, token=token)
-    writers = [threading.Thread(target=load.write, args=(n,), daemon=True) for n in range(WRITERS)]
-    for writer in writers:
-        writer.start()
-
-    def acknowledged() -> int:
-        return load.count(lambda a: a.status_code == 200)
+    writers = load.start()
+    acknowledged = load.acknowledged
 
     def context() -> str:
-        return f"\n--- serve log ---\n{log.read_text(errors='replace')[-4000:]}\n" \
-               f"--- postgres log ---\n{throwaway_postgres.log()}"
+        return logs(log, throwaway_postgres)
 
     try:
         await asyncio.to_thread(wait_for, lambda: acknowledged() >= 20, "writes before the outage",
