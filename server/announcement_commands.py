@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
-from server.ids import utcnow
+from server.ids import parse_id, utcnow
 from server.models import Announcement
 from server.services import announcements
 from server.services.announcements import AnnouncementView
@@ -41,11 +41,19 @@ def moment(raw: str) -> datetime:
     carries an offset (``2026-12-24``, ``2026-12-24T18:00``, ``2026-12-24T18:00+01:00``)."""
     try:
         parsed = datetime.fromisoformat(raw.strip())
-    except ValueError:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         raise argparse.ArgumentTypeError(
             f"{raw!r} is not a date: use ISO 8601, e.g. 2026-12-24 or 2026-12-24T18:00 "
             "(UTC unless an offset such as +01:00 is given)") from None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def row_id(value: str) -> int:
+    """An announcement's id as the command line gives it (a bad one: argparse's error)."""
+    found = parse_id(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not an id: {value!r}")
+    return found
 
 
 def add_parsers(admin_commands: argparse._SubParsersAction) -> None:
@@ -71,7 +79,7 @@ def add_parsers(admin_commands: argparse._SubParsersAction) -> None:
                        ("remove", "delete it, with its reads and reactions")):
         parser = commands.add_parser(name, help=what, description=f"{what[0].upper()}{what[1:]}. "
                                      + NEXT_REFRESH)
-        parser.add_argument("id", type=int)
+        parser.add_argument("id", type=row_id)
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -2,8 +2,8 @@
 
 Why it exists: apps show the server's announcements (the admins' notices) above the home
 timeline, and let each person mark one read and react with emoji. Each endpoint
-authenticates (a user's token: any scope to list, as Mastodon; ``write:accounts`` to
-dismiss, ``write:favourites`` to react), calls ``server.services.announcements`` and
+authenticates (a user's token: ``read`` to list, ``write:accounts`` to dismiss,
+``write:favourites`` to react, as Mastodon documents), calls ``server.services.announcements`` and
 answers Mastodon's ``Announcement`` entities or ``{}``.
 
 What it must never do: show a draft or an ended announcement, or answer anyone without a
@@ -16,18 +16,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
-from server.api.auth import authenticate, require
+from server.api.auth import require
 from server.api.entities import EntityContext, announcement_to_entity
 from server.api.params import parse_id
-from server.errors import ApiError
 from server.services import announcements as service
 from server.state import easel
 
 
 async def list_announcements(request: Request) -> JSONResponse:
-    auth = await authenticate(request)
-    if auth is None:
-        raise ApiError(401, "The access token is invalid")
+    auth = await require(request, "read")
     _user, viewer = auth.require_user()
     state = easel(request)
     async with state.db.session() as session:

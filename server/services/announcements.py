@@ -39,6 +39,7 @@ MAX_TEXT = 10_000
 MAX_REACTION_KINDS = 8  # Mastodon's ReactionValidator::LIMIT
 MAX_EMOJI_LENGTH = 32   # code points in one emoji sequence (a family with skin tones: ~11)
 ALL_DAY = timedelta(days=1)  # an all-day announcement lasts until its end's date is over
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9000  # dates past these are typos (and overflow)
 
 ANNOUNCEMENT_EVENT = "announcement"
 REACTION_EVENT = "announcement.reaction"
@@ -76,10 +77,26 @@ def _tag(c: str) -> bool:
     return 0xE0020 <= ord(c) <= 0xE007F
 
 
+# Where Unicode's emoji pictographs live (its Extended_Pictographic property, by block):
+# other symbols outside them (braille, box drawing, arrows of text…) are not emoji.
+_EMOJI_RANGES = (
+    (0x00A9, 0x00A9), (0x00AE, 0x00AE), (0x203C, 0x203C), (0x2049, 0x2049),
+    (0x2122, 0x2122), (0x2139, 0x2139), (0x2194, 0x2199), (0x21A9, 0x21AA),
+    (0x231A, 0x231B), (0x2328, 0x2328), (0x23CF, 0x23CF), (0x23E9, 0x23F3),
+    (0x23F8, 0x23FA), (0x24C2, 0x24C2), (0x25AA, 0x25AB), (0x25B6, 0x25B6),
+    (0x25C0, 0x25C0), (0x25FB, 0x25FE), (0x2600, 0x27BF), (0x2934, 0x2935),
+    (0x2B05, 0x2B07), (0x2B1B, 0x2B1C), (0x2B50, 0x2B50), (0x2B55, 0x2B55),
+    (0x3030, 0x3030), (0x303D, 0x303D), (0x3297, 0x3297), (0x3299, 0x3299),
+    (0x1F000, 0x1FAFF),
+)
+
+
 def _pictograph(c: str) -> bool:
-    """A symbol an emoji is drawn from (Unicode's "other symbol" class, past Latin-1's
-    marks: © and ® are emoji too)."""
-    return unicodedata.category(c) == "So" and not _regional(c) and not _skin_tone(c)
+    """A symbol an emoji is drawn from: in an emoji block, and a symbol there (not a
+    regional indicator or skin tone, which only modify)."""
+    code = ord(c)
+    return (any(low <= code <= high for low, high in _EMOJI_RANGES)
+            and unicodedata.category(c) == "So" and not _regional(c) and not _skin_tone(c))
 
 
 def _element(name: str, at: int) -> int:
@@ -136,7 +153,8 @@ def state_of(announcement: Announcement, now: datetime) -> str:
     if not announcement.published:
         return "draft"
     ends_at = announcement.ends_at
-    if ends_at is not None and (ends_at + ALL_DAY if announcement.all_day else ends_at) <= now:
+    if ends_at is not None and (ends_at <= now - ALL_DAY if announcement.all_day
+                                else ends_at <= now):
         return "ended"
     return "published"
 
@@ -150,6 +168,10 @@ def _checked(text: str, starts_at: datetime | None, ends_at: datetime | None,
         raise ValidationFailed(f"Text is too long (maximum is {MAX_TEXT} characters)")
     if (starts_at is None) != (ends_at is None):
         raise ValidationFailed("Starts at and ends at must be given together")
+    if any(moment is not None and not LATEST_YEAR >= moment.year >= EARLIEST_YEAR
+           for moment in (starts_at, ends_at)):
+        raise ValidationFailed(f"Dates must be between the years {EARLIEST_YEAR} and "
+                               f"{LATEST_YEAR}")
     if starts_at is not None and ends_at is not None and (
             ends_at < starts_at or (ends_at == starts_at and not all_day)):
         raise ValidationFailed("Ends at must be after starts at")  # one all-day date: same day
@@ -315,7 +337,7 @@ async def add_reaction(session: AsyncSession, account: Account, announcement_id:
         "id": new_id(), "announcement_id": announcement.id, "account_id": account.id,
         "name": name, "created_at": utcnow()}, ["announcement_id", "account_id", "name"]))
     if getattr(added, "rowcount", 0):
-        _reacted(session, announcement.id, name)
+        await _reacted(session, announcement.id, name)
     await session.commit()
 
 
@@ -329,10 +351,13 @@ async def remove_reaction(session: AsyncSession, account: Account, announcement_
     if not getattr(removed, "rowcount", 0):
         await session.rollback()
         raise NotFound("Record not found")
-    _reacted(session, announcement.id, name)
+    await _reacted(session, announcement.id, name)
     await session.commit()
 
 
-def _reacted(session: AsyncSession, announcement_id: int, name: str) -> None:
-    note_event(session, StreamEvent(REACTION_EVENT,
-                                    {"announcement_id": announcement_id, "name": name}))
+async def _reacted(session: AsyncSession, announcement_id: int, name: str) -> None:
+    """The reaction's new count, read once in the transaction that changed it, for every
+    stream alike (Mastodon's payload)."""
+    count = await reaction_count(session, announcement_id, name)
+    note_event(session, StreamEvent(REACTION_EVENT, {"announcement_id": announcement_id,
+                                                     "name": name, "count": count}))

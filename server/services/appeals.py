@@ -9,7 +9,8 @@ place (``server.services.moderation.overrule``) and the warning is marked overru
 rejects it; either way the person is told by mail when mail is on.
 
 What it must never do: let anyone appeal someone else's warning, or appeal twice, or
-decide an appeal twice. Writes commit.
+decide an appeal twice (two moderators at once included). An appeal stays decidable when
+its account was purged meanwhile: nothing is left to undo or to tell. Writes commit.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -89,12 +90,24 @@ async def list_appeals(session: AsyncSession, *, pending_only: bool = True,
     return [(appeal, warning) for appeal, warning in (await session.execute(query.limit(limit)))]
 
 
-async def _pending(session: AsyncSession, appeal_id: int) -> tuple[Appeal, AccountWarning]:
+async def _decide(session: AsyncSession, appeal_id: int, moderator: Account | None, *,
+                  approved: bool) -> tuple[Appeal, AccountWarning]:
+    """Mark a pending appeal decided, as one conditional UPDATE: of two moderators deciding
+    at once, one wins and the other is told it is decided (ServiceError 422)."""
     appeal = await session.get(Appeal, appeal_id)
     if appeal is None:
         raise NotFound("Record not found")
-    if appeal.state != "pending":
+    now, by = utcnow(), moderator.id if moderator is not None else None
+    values = ({"approved_at": now, "approved_by_account_id": by} if approved
+              else {"rejected_at": now, "rejected_by_account_id": by})
+    decided = await session.execute(
+        update(Appeal).where(Appeal.id == appeal_id, Appeal.approved_at.is_(None),
+                             Appeal.rejected_at.is_(None))
+        .values(**values).execution_options(synchronize_session=False))
+    if not getattr(decided, "rowcount", 0):
+        await session.rollback()
         raise ServiceError(DECIDED, 422)
+    await session.refresh(appeal)
     warning = await session.get(AccountWarning, appeal.account_warning_id)
     assert warning is not None  # the appeal goes with its warning
     return appeal, warning
@@ -104,10 +117,8 @@ async def approve_appeal(session: AsyncSession, settings: Settings, moderator: A
                          appeal_id: int) -> Appeal:
     """Approve: the warning's action is undone where it is still in place, the warning is
     overruled and the person told; committed."""
-    appeal, warning = await _pending(session, appeal_id)
+    appeal, warning = await _decide(session, appeal_id, moderator, approved=True)
     await overrule(session, warning)
-    appeal.approved_at = utcnow()
-    appeal.approved_by_account_id = moderator.id if moderator is not None else None
     await _tell(session, settings, warning, approved=True)
     await session.commit()
     return appeal
@@ -116,9 +127,7 @@ async def approve_appeal(session: AsyncSession, settings: Settings, moderator: A
 async def reject_appeal(session: AsyncSession, settings: Settings, moderator: Account | None,
                         appeal_id: int) -> Appeal:
     """Reject: the decision stands, and the person is told; committed."""
-    appeal, warning = await _pending(session, appeal_id)
-    appeal.rejected_at = utcnow()
-    appeal.rejected_by_account_id = moderator.id if moderator is not None else None
+    appeal, warning = await _decide(session, appeal_id, moderator, approved=False)
     await _tell(session, settings, warning, approved=False)
     await session.commit()
     return appeal
@@ -128,7 +137,10 @@ async def _tell(session: AsyncSession, settings: Settings, warning: AccountWarni
                 approved: bool) -> None:
     from server.mail import queue_mail  # server.mail is a job module: load it on use
 
-    account, user = await account_with_user(session, warning.target_account_id)
+    try:
+        account, user = await account_with_user(session, warning.target_account_id)
+    except NotFound:  # purged meanwhile: nobody left to tell
+        return
     if user is None or not account.is_local:
         return
     when = warning.created_at.strftime("%Y-%m-%d")

@@ -284,8 +284,12 @@ async def overrule(session: AsyncSession, warning: AccountWarning) -> None:
     warning overruled (an appeal approved); not committed."""
     what = UNDOING.get(warning.action)
     if what is not None:
-        account, user = await account_with_user(session, warning.target_account_id)
-        await _lift(session, account, user, what)
+        try:
+            account, user = await account_with_user(session, warning.target_account_id)
+        except NotFound:  # purged meanwhile: nothing left to undo
+            pass
+        else:
+            await _lift(session, account, user, what)
     warning.overruled_at = utcnow()
 
 

@@ -26,9 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.ids import parse_id
 from server.models import Account, Marker, Notification
 from server.services.errors import NotFound
+from server.services.notifications import GROUPABLE_TYPES
 from server.services.timelines import Paging, browserable_notifications
 
-GROUPABLE_TYPES = ("favourite", "follow", "reblog")
 # Senders shown per group (NotificationGroup::SAMPLE_ACCOUNTS_SIZE).
 SAMPLE_ACCOUNTS_SIZE = 8
 UNGROUPED_PREFIX = "ungrouped-"

@@ -21,8 +21,8 @@ from server.services import events
 from server.services.blocks import notification_blocked
 from server.services.notification_policies import hold_as_request, policy_verdict
 
-# Mastodon's Notification::GROUPABLE_NOTIFICATION_TYPES (admin.sign_up is never sent here).
-GROUPABLE_TYPES = ("favourite", "follow", "reblog")
+# Mastodon's Notification::GROUPABLE_NOTIFICATION_TYPES.
+GROUPABLE_TYPES = ("favourite", "follow", "reblog", "admin.sign_up")
 # A group spans at most this many hours from its first notification.
 MAXIMUM_GROUP_SPAN_HOURS = 12
 
@@ -104,7 +104,8 @@ async def notify_staff(session: AsyncSession, type_: str, sender: Account, *,
     told = []
     for admin_id in admins:
         notification = Notification(account_id=admin_id, type=type_, from_account_id=sender.id,
-                                    report_id=report_id, created_at=now)
+                                    report_id=report_id, created_at=now,
+                                    group_key=await _group_key(session, admin_id, type_, None, now))
         session.add(notification)
         events.notification_created(session, notification)
         told.append(notification)

@@ -663,7 +663,8 @@ async def pin(session: AsyncSession, account: Account, status: Status) -> Status
             StatusPin.account_id == account.id)) or 0
         if count >= MAX_PINS:
             raise ValidationFailed("You have already pinned the maximum number of posts")
-        if await _add_pin(session, account, status):
+        if await _add_pin(session, account, status) and status.published:
+            # (a post still waiting for its images is sent pinned when it is published)
             await record_activity(session, account, "Add", object_uri=status.uri,
                                   object_type="Note")
     await session.commit()
@@ -672,7 +673,7 @@ async def pin(session: AsyncSession, account: Account, status: Status) -> Status
 
 async def unpin(session: AsyncSession, account: Account, status: Status) -> Status:
     """Unpin a status (idempotent), committed; the followers are sent a ``Remove``."""
-    if await _remove_pin(session, account, status):
+    if await _remove_pin(session, account, status) and status.published:
         await record_activity(session, account, "Remove", object_uri=status.uri,
                               object_type="Note")
     await session.commit()

@@ -247,11 +247,14 @@ async def update_report(session: AsyncSession, report_id: int, *, category: str 
                         rule_ids: Sequence[int] | None = None) -> Report:
     """Change the report's category and the rules it cites (what Mastodon lets moderators
     change); committed. Rules make it a "violation" report; another category drops
-    them (they mean something only for a violation); ``rule_ids=[]`` drops them too."""
+    them (they mean something only for a violation: both at once is refused, as
+    Mastodon); ``rule_ids=[]`` drops them too."""
     report = await get_report(session, report_id)
     if category is not None:
         report.category = _category(category)
         if report.category != VIOLATION:
+            if rule_ids:  # as Mastodon: rules belong to a violation only
+                raise ValidationFailed("Rule ids must be blank unless the category is violation")
             report.rule_ids = None
     if rule_ids is not None:
         if len(rule_ids) > MAX_RULES:

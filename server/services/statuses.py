@@ -515,6 +515,10 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
             await notify(session, follower, "status", author, status.id)
     await record_activity(session, author, "Create", object_uri=status.uri,
                           uri=create_uri(status.uri), object_type="Note", status_id=status.id)
+    if await session.scalar(select(StatusPin.id).where(StatusPin.status_id == status.id,
+                                                       StatusPin.account_id == author.id)):
+        # pinned while it waited: its followers learn of the pin now, under its final uri
+        await record_activity(session, author, "Add", object_uri=status.uri, object_type="Note")
     return True
 
 

@@ -240,10 +240,9 @@ class Rendering:
         announcement_id = int(self.message["announcement_id"])
         if kind == announcements.DELETE_EVENT:
             return kind, str(announcement_id)
-        if kind == announcements.REACTION_EVENT:
-            name = str(self.message.get("name", ""))
-            count = await announcements.reaction_count(self.session, announcement_id, name)
-            return kind, json.dumps({"name": name, "count": count,
+        if kind == announcements.REACTION_EVENT:  # the count was read when it changed
+            return kind, json.dumps({"name": str(self.message.get("name", "")),
+                                     "count": int(self.message.get("count", 0)),
                                      "announcement_id": str(announcement_id)})
         try:
             found = await announcements.listed_announcement(self.session, announcement_id)

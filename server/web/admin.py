@@ -618,9 +618,9 @@ def _form_moment(raw: str, label: str) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(raw[:40])
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999
         raise ValueError(f"{label} is not a date and time.") from None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 async def announcement_list(visit: AdminVisit) -> Response:

@@ -42,6 +42,7 @@ from server.web.session import (
     current_user,
     log_in,
     log_out,
+    only_disabled,
     page_headers,
     render,
 )
@@ -444,6 +445,11 @@ async def sign_in(request: Request) -> Response:
                                  status_code=422,
                                  error="Invalid e-mail address, username or password.")
         refusal = oauth.login_refusal(user)
+        if refusal is not None and only_disabled(user):
+            # a moderator disabled it: the Standing page only, to read why and appeal
+            response = _redirect(state, "/studio/standing")
+            log_in(response, state, user)
+            return response
         if refusal is not None:
             return _sign_in_page(request, state, next_path=next_path, login=login_name,
                                  status_code=403, error=refusal + ".")

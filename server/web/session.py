@@ -77,15 +77,25 @@ def log_out(response: Response, state: EaselState) -> None:
                                samesite="lax")
 
 
-async def current_user(request: Request, session: AsyncSession, state: EaselState) -> User | None:
+async def current_user(request: Request, session: AsyncSession, state: EaselState, *,
+                       allow_disabled: bool = False) -> User | None:
     """The logged-in user the session cookie names, with their account loaded, if the
-    cookie is valid and they may log in. Remembered on the request for ``render``."""
-    user = await _session_user(request, session, state)
+    cookie is valid and they may log in. Remembered on the request for ``render``.
+    ``allow_disabled``: a user whose login a moderator disabled counts too — only for
+    the pages where they read why and appeal (the studio's Standing page)."""
+    user = await _session_user(request, session, state, allow_disabled)
     setattr(request.state, VIEWER_STATE, user)
     return user
 
 
-async def _session_user(request: Request, session: AsyncSession, state: EaselState) -> User | None:
+def only_disabled(user: User) -> bool:
+    """Whether the one thing keeping ``user`` out is a moderator's disabling (confirmed
+    and approved otherwise): such a login still reaches its Standing page to appeal."""
+    return user.disabled and user.confirmed_at is not None and user.approved
+
+
+async def _session_user(request: Request, session: AsyncSession, state: EaselState,
+                        allow_disabled: bool = False) -> User | None:
     raw = request.cookies.get(SESSION_COOKIE)
     if not raw:
         return None
@@ -98,7 +108,8 @@ async def _session_user(request: Request, session: AsyncSession, state: EaselSta
         return None
     user = await session.scalar(
         select(User).options(joinedload(User.account)).where(User.id == int(user_id)))
-    if user is None or login_refusal(user) is not None:
+    if user is None or (login_refusal(user) is not None
+                        and not (allow_disabled and only_disabled(user))):
         return None
     if not secrets.compare_digest(fingerprint, _session_fingerprint(key, user)):
         return None

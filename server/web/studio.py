@@ -178,12 +178,13 @@ def studio_page(handler: Handler, *, body_limit: int = FORM_BODY_LIMIT, api: boo
     """Wrap a studio endpoint: the cookie session (sign-in redirect, or 404 for ``api``
     endpoints: JSON and files), the form and its CSRF check for a POST, and "not found"
     for anything that is not the artist's own. A suspended account (by a moderator, or
-    its own deletion waiting) reaches only the pages that ``allow_suspended``."""
+    its own deletion waiting), or a login a moderator disabled, reaches only the pages that
+    ``allow_suspended``."""
 
     async def endpoint(request: Request) -> Response:
         state = easel(request)
         async with state.db.session() as session:
-            user = await current_user(request, session, state)
+            user = await current_user(request, session, state, allow_disabled=allow_suspended)
             if user is None or user.account is None:
                 if api:
                     return _not_found_json()

@@ -48,8 +48,8 @@ PUBLIC = {
 NOT_FOUND_WITHOUT_USER = {"GET /api/v1/easel/media/{id}/protection",
                           "POST /api/v1/easel/media/{id}/retry",
                           "POST /api/v1/easel/media/{id}/publish_unprotected"}
-# Answer any valid token, whatever its scopes (Mastodon's too; announcements: a user's).
-ANY_TOKEN = {"GET /api/v1/apps/verify_credentials", "GET /api/v1/announcements"}
+# Answer any valid token, whatever its scopes or user (Mastodon's too).
+ANY_TOKEN = {"GET /api/v1/apps/verify_credentials"}
 # Streams: with a valid token they never end, so only refusals are sent to them.
 STREAMS = "/api/v1/streaming/{channel:path}"
 

@@ -543,3 +543,36 @@ async def test_pins_and_featured_tags_reach_the_followers_as_add_and_remove(
         ("Remove", False), ("Remove", True)]
     assert {d["target"] for d in removed} == {featured}
     assert next(d for d in removed if isinstance(d["object"], dict))["object"]["name"] == "#Ink"
+
+
+async def test_a_post_pinned_while_waiting_for_its_images_is_sent_pinned_once_published(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    from server.models import MediaAttachment, MediaState
+    from server.services import portfolio
+
+    async with db.session() as session:
+        media = MediaAttachment(account_id=alice.account_id, type="image",
+                                state=MediaState.PROCESSING.value)
+        session.add(media)
+        await session.commit()
+        author = await session.get(Account, alice.account_id)
+        assert author is not None
+        status = await statuses.create_status(session, settings, author, None, text="art",
+                                              media_ids=[media.id])
+        await portfolio.pin(session, author, status)
+    await run_federation(app)
+    assert remote.received == []  # nothing of a draft leaves, its pin neither
+    async with db.session() as session:
+        stored = await session.get(MediaAttachment, media.id)
+        assert stored is not None
+        stored.state = MediaState.READY.value
+        stored.file_key = "ab/cd.webp"
+        assert await statuses.publish_if_ready(session, status.id)
+        await session.commit()
+    await run_federation(app)
+    sent = remote.to("https://shared.example/inbox")
+    assert [d["type"] for d in sent] == ["Create", "Add"]
+    assert sent[1]["object"] == sent[0]["object"]["id"]  # the final uri, not the draft's
+    assert not sent[1]["object"].endswith(f"/{status.id}")

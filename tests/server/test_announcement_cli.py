@@ -125,7 +125,12 @@ async def test_bad_dates_texts_and_ids_are_refused_clearly(
         (["publish", "123"], 1, "Announcement 123 not found"),
         (["unpublish", "123"], 1, "Announcement 123 not found"),
         (["remove", "123"], 1, "Announcement 123 not found"),
-        (["remove", "nope"], 2, "invalid int value"),
+        (["remove", "nope"], 2, "not an id: 'nope'"),
+        (["remove", "99999999999999999999999"], 2, "not an id"),  # past a database id
+        (["add", "Soon", "--starts-at", "0001-01-01T00:00+01:00",
+          "--ends-at", "2099-01-01"], 2, "is not a date"),  # before year 1 in UTC
+        (["add", "Soon", "--starts-at", "2099-01-01", "--ends-at", "9999-12-31"], 1,
+         "Dates must be between the years 1900 and 9000"),
     ]
     for args, status, message in refusals:
         result = easel(["admin", "announcement", *args], env, tmp_path)

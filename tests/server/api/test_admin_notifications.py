@@ -144,3 +144,20 @@ async def test_with_mail_on_a_sign_up_notifies_them_once_confirmed(
         rows = list(await session.scalars(select(Notification).where(
             Notification.type == "admin.sign_up")))
     assert len(rows) == 1
+
+
+async def test_sign_ups_are_grouped_in_v2_as_mastodon_groups_them(
+        client: httpx.AsyncClient, db: Database, settings: Settings, moira: User) -> None:
+    from server.services.notifications import notify_staff_of_sign_up
+
+    for name in ("dora", "emil"):
+        async with db.session() as session:
+            user = await create_user(session, settings, username=name,
+                                     email=f"{name}@example.com", password="a long password")
+            await notify_staff_of_sign_up(session, user)
+            await session.commit()
+    grouped = await staff_notifications(client, db, moira, "/api/v2/notifications")
+    [group] = grouped["notification_groups"]
+    assert group["type"] == "admin.sign_up" and group["notifications_count"] == 2
+    assert group["group_key"].startswith("admin.sign_up-")
+    assert {a["username"] for a in grouped["accounts"]} == {"dora", "emil"}

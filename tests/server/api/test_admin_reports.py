@@ -158,6 +158,9 @@ async def test_rules_cited_by_a_report_are_shown_and_changed_by_moderators(
     cleared = (await admin_api.put(base, data={"rule_ids[]": ""})).json()
     assert (cleared["category"], cleared["rules"]) == ("violation", [])
     await admin_api.put(base, json={"rule_ids": [str(kind.id)]})
+    both = await admin_api.put(base, json={"category": "spam", "rule_ids": [str(kind.id)]})
+    assert both.json() == {
+        "error": "Validation failed: Rule ids must be blank unless the category is violation"}
     other = (await admin_api.put(base, json={"category": "spam"})).json()
     assert (other["category"], other["rules"]) == ("spam", [])  # rules mean a violation
     async with db.session() as session:

@@ -91,7 +91,7 @@ async def test_the_text_is_escaped_not_interpreted(
     assert row["content"] == "<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;hi&lt;/b&gt;</p>"
 
 
-async def test_listing_needs_a_users_token_of_any_scope(
+async def test_listing_needs_a_users_token_with_read(
         client: httpx.AsyncClient, db: Database, alice: User,
         published: dict[str, Announcement]) -> None:
     assert (await client.get("/api/v1/announcements")).status_code == 401
@@ -99,7 +99,9 @@ async def test_listing_needs_a_users_token_of_any_scope(
         answer = await app_only.get("/api/v1/announcements")
         assert answer.status_code == 422 and "error" in answer.json()
     async with authorized(client, await make_token(db, alice, "profile")) as narrow:
-        assert len(await listed(narrow)) == 2  # as Mastodon: any scope lists them
+        assert (await narrow.get("/api/v1/announcements")).status_code == 403
+    async with authorized(client, await make_token(db, alice, "read")) as reader:
+        assert len(await listed(reader)) == 2
 
 
 async def test_dismissing_marks_it_read_for_that_person_only(

@@ -46,6 +46,8 @@ async def count(db: Database, model: type) -> int:
     ("Soon", (None, 1), "Starts at and ends at must be given together"),
     ("Soon", (2, 1), "Ends at must be after starts at"),
     ("Soon", (1, 1), "Ends at must be after starts at"),  # an all-day one may: see below
+    ("Soon", (-24 * 366 * 200, 1), "Dates must be between the years 1900 and 9000"),
+    ("Soon", (1, 24 * 366 * 7000), "Dates must be between the years 1900 and 9000"),
 ])
 async def test_bad_announcements_are_refused_storing_nothing(
         db: Database, told: list[dict[str, Any]], text: str,
@@ -96,7 +98,7 @@ async def test_a_withdrawn_announcement_is_out_of_reach_and_removal_takes_everyt
         await announcements.add_reaction(session, account, notice.id, "🎉")
         await announcements.add_reaction(session, account, notice.id, "🎉")  # once
         assert told[-1] == {"kind": "announcement.reaction", "announcement_id": notice.id,
-                            "name": "🎉"}
+                            "name": "🎉", "count": 1}  # read once, for every stream
         assert len(told) == 2  # published, one reaction
         await announcements.unpublish_announcement(session, notice.id)
         assert await announcements.active_announcements(session) == []
@@ -147,6 +149,7 @@ def test_one_emoji_however_composed_is_an_emoji(name: str) -> None:
 @pytest.mark.parametrize("name", [
     "", "a", "1", "#", "👍👍", "👍 ", " 👍", "🇯", "🇯🇵🇫", "\u200d👍", "👍\u200d", "👍\u200d\u200d🎨",
     "\ufe0f", "🏿", "🏴\U000e0067\U000e0062", "x\u20e3", ":blobcat:", "👍" * 40,
+    "\u2800", "\u2500", "\u2588", "\u00b0", "\u2605\u2605",  # braille, box drawing, °
 ])
 def test_anything_else_is_not(name: str) -> None:
     assert not announcements.is_emoji(name)

@@ -136,3 +136,20 @@ async def test_rejection_leaves_the_decision_standing_and_the_person_is_mailed(
     with pytest.raises(NotFound):
         async with db.session() as session:
             await appeals.approve_appeal(session, settings, None, 123456)
+
+
+async def test_an_appeal_of_a_purged_account_can_still_be_decided(
+        db: Database, settings: Settings, alice: User) -> None:
+    warning = await warned(db, settings, alice, "suspend")
+    async with db.session() as session:
+        appeal = await appeals.file_appeal(session, await account_of(db, alice), warning.id, "why")
+        account = await session.get(Account, alice.account_id)
+        assert account is not None
+        account.delete_after = utcnow()
+        await session.commit()
+        assert await moderation.purge(session, alice.account_id)  # purged: the row a marker
+        decided = await appeals.approve_appeal(session, settings.with_changes(
+            smtp_host="127.0.0.1", smtp_port=2525), None, appeal.id)
+        assert decided.state == "approved"  # nothing to undo, nobody to mail
+        assert list(await session.scalars(select(OutgoingMail))) == []
+        assert await appeals.list_appeals(session) == []

@@ -195,3 +195,35 @@ async def test_past_the_window_a_decision_cannot_be_appealed(
     forged = await appeal(alice_web, old.id, "Let me")
     assert forged.status_code == 422 and "can no longer be appealed" in forged.text
     assert await appeals_of(db, old) == []
+
+
+async def test_a_disabled_login_signs_in_to_its_standing_page_only_and_appeals(
+        client: httpx.AsyncClient, db: Database, settings: Settings, alice: User) -> None:
+    warning = await warned(db, settings, alice, action="disable", text="Spam")
+    async with httpx.AsyncClient(transport=client._transport, base_url=client.base_url) as web:
+        form = await web.get("/auth/sign_in")
+        signed = await web.post("/auth/sign_in", data={
+            "authenticity_token": csrf_of(form), "login": "alice",
+            "password": "correct horse battery", "next": "/studio"})
+        assert signed.status_code == 303 and signed.headers["location"] == "/studio/standing"
+        page = await web.get("/studio/standing")
+        assert page.status_code == 200 and "Spam" in page.text
+        assert (await appeal(web, warning.id, "My account was hacked")).status_code == 303
+        studio = await web.get("/studio")  # everywhere else: signed out
+        assert studio.status_code in (302, 303) and "/auth/sign_in" in studio.headers["location"]
+        registered = (await web.post("/api/v1/apps", json={
+            "client_name": "Ivory", "redirect_uris": "urn:ietf:wg:oauth:2.0:oob",
+            "scopes": "read"})).json()
+        consent = await web.get("/oauth/authorize", params={
+            "client_id": registered["client_id"], "redirect_uri": "urn:ietf:wg:oauth:2.0:oob",
+            "response_type": "code", "scope": "read"})
+        assert 'name="password"' in consent.text  # asked to sign in: no consent, no token
+        wrong = await web.post("/auth/sign_in", data={
+            "authenticity_token": csrf_of(await web.get("/auth/sign_in")), "login": "alice",
+            "password": "not the password"})
+        assert wrong.status_code == 422  # the password still decides
+    (filed,) = await appeals_of(db, warning)
+    async with db.session() as session:
+        await appeals.approve_appeal(session, settings, None, filed.id)
+        user = await session.get(User, alice.id)
+        assert user is not None and user.disabled is False  # enabled again

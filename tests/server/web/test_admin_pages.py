@@ -721,7 +721,11 @@ async def test_bad_announcements_come_back_on_the_form(db: Database,
             ({"text": "Soon", "starts_at": "tomorrow", "ends_at": "2099-06-01T10:00"},
              "Starts at is not a date and time"),
             ({"text": "Soon", "starts_at": "2099-06-01T10:00", "ends_at": "2099-06-31T10:00"},
-             "Ends at is not a date and time")):
+             "Ends at is not a date and time"),
+            ({"text": "Soon", "starts_at": "0001-01-01T00:00+01:00", "ends_at": "2099-06-01T10:00"},
+             "Starts at is not a date and time"),  # before year 1 in UTC: no 500
+            ({"text": "Soon", "starts_at": "2099-06-01T10:00", "ends_at": "9999-12-31T10:00"},
+             "Dates must be between the years 1900 and 9000")):
         response = await submit(admin_web, "/admin/announcements", {**data, "draft": "1"})
         refused_with(response, 422, text)
         assert 'name="draft" value="1" checked' in response.text  # the form keeps its input

@@ -72,12 +72,22 @@ async def test_wrong_password_or_unknown_login(client: httpx.AsyncClient, alice:
 
 
 async def test_refused_logins(client: httpx.AsyncClient, db: Database, alice: User) -> None:
-    async with db.session() as session:
-        await session.execute(update(User).where(User.id == alice.id).values(disabled=True))
+    async with db.session() as session:  # pending approval: refused, no session
+        await session.execute(update(User).where(User.id == alice.id).values(approved=False))
         await session.commit()
     response = await sign_in(client)
-    assert response.status_code == 403 and "disabled" in response.text
+    assert response.status_code == 403 and "pending approval" in response.text
     assert "easel_session" not in response.headers.get("set-cookie", "")
+    async with db.session() as session:  # disabled by a moderator and pending: refused too
+        await session.execute(update(User).where(User.id == alice.id).values(disabled=True))
+        await session.commit()
+    assert (await sign_in(client)).status_code == 403
+    async with db.session() as session:  # only disabled: its Standing page, to appeal
+        await session.execute(update(User).where(User.id == alice.id).values(approved=True))
+        await session.commit()
+    response = await sign_in(client)
+    assert response.status_code == 303 and response.headers["location"] == "/studio/standing"
+    # (tests/server/web/test_account_standing.py: that session reaches nothing else)
 
 
 async def test_csrf_is_checked(client: httpx.AsyncClient, alice: User) -> None:
