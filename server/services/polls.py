@@ -9,9 +9,9 @@ one's own poll) live here; the API and federation only translate:
 - a local poll is attached to its status (``attach_poll``) when the status is created or
   edited; a ``close_poll`` job is due at its end;
 - a local account votes (``vote``): on a local poll the tallies are recounted from the
-  votes and an ``Update`` of the status is scheduled (``poll_counts``: one for every vote
-  within ``POLL_UPDATE_DELAY``, as Mastodon batches them, so a busy poll does not send
-  its audience an Update per vote); on a remote poll each vote is recorded as a
+  votes and an ``Update`` of the status is scheduled (``poll_counts``: one for all the
+  votes of each ``POLL_UPDATE_DELAY`` window, as Mastodon batches them, so a busy poll
+  does not send its audience an Update per vote); on a remote poll each vote is recorded as a
   ``Create`` of a vote for federation to send to the poll's author;
 - a remote account's vote on a local poll arrives through ``receive_vote``, and a remote
   poll's state through ``store_remote_poll``;
@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, select
@@ -303,10 +303,15 @@ async def _federate_poll_state(session: AsyncSession, author: Account, status: S
 
 
 async def _schedule_poll_counts(session: AsyncSession, status: Status) -> None:
-    """The counts' ``Update`` in ``POLL_UPDATE_DELAY``: a vote while one is waiting joins
-    it (the job is one row per status), one after it ran schedules the next."""
-    await enqueue(session, kind_named(POLL_COUNTS_JOB), str(status.id), delay=POLL_UPDATE_DELAY,
-                  again=True)
+    """The counts' ``Update`` at the end of the current ``POLL_UPDATE_DELAY`` window: one
+    job per status and window (its ref ``"<status id>@<window>"``), due when the window
+    ends, so every vote of a window is counted by its job and a vote after that due time
+    belongs to the next window's — even while the previous job is still running."""
+    window = POLL_UPDATE_DELAY.total_seconds()
+    now = utcnow()
+    number = int(now.timestamp() // window)
+    due = datetime.fromtimestamp((number + 1) * window, tz=UTC)
+    await enqueue(session, kind_named(POLL_COUNTS_JOB), f"{status.id}@{number}", delay=due - now)
 
 
 async def receive_vote(session: AsyncSession, poll: Poll, voter: Account, title: str,
@@ -419,8 +424,9 @@ async def close_poll(session: AsyncSession, poll_id: int) -> bool:
 async def poll_counts_job(context: JobContext) -> None:
     """Send a local poll's counts as they are now (the votes since it was scheduled)."""
     session = context.session
-    status = await session.get(Status, int(context.job.ref))
-    poll = await session.scalar(select(Poll).where(Poll.status_id == int(context.job.ref))) \
+    status_id = int(context.job.ref.partition("@")[0])
+    status = await session.get(Status, status_id)
+    poll = await session.scalar(select(Poll).where(Poll.status_id == status_id)) \
         if status is not None else None
     author = await session.get(Account, status.account_id) if status is not None else None
     if status is None or poll is None or author is None or not author.is_local or poll.expired():
