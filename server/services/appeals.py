@@ -9,7 +9,8 @@ place (``server.services.moderation.overrule``) and the warning is marked overru
 rejects it; either way the person is told by mail when mail is on.
 
 What it must never do: let anyone appeal someone else's warning, or appeal twice, or
-decide an appeal twice (two moderators at once included). An appeal stays decidable when
+decide an appeal twice (two moderators at once included), or let a moderator decide their
+own appeal. An appeal stays decidable when
 its account was purged meanwhile: nothing is left to undo or to tell. Writes commit.
 """
 
@@ -31,6 +32,7 @@ from server.settings import Settings
 APPEAL_WINDOW = timedelta(days=20)  # Mastodon's AccountWarning::APPEAL_WINDOW
 MAX_APPEAL_TEXT = 2000              # Mastodon's Appeal text limit
 DECIDED = "This appeal has already been decided"
+OWN = "An appeal of a decision about yourself is for another moderator to decide"
 
 
 def appealable(warning: AccountWarning, now: datetime) -> bool:
@@ -97,6 +99,8 @@ async def _decide(session: AsyncSession, appeal_id: int, moderator: Account | No
     appeal = await session.get(Appeal, appeal_id)
     if appeal is None:
         raise NotFound("Record not found")
+    if moderator is not None and moderator.id == appeal.account_id:
+        raise ServiceError(OWN, 403)  # another moderator decides it
     now, by = utcnow(), moderator.id if moderator is not None else None
     values = ({"approved_at": now, "approved_by_account_id": by} if approved
               else {"rejected_at": now, "rejected_by_account_id": by})

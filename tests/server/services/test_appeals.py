@@ -153,3 +153,19 @@ async def test_an_appeal_of_a_purged_account_can_still_be_decided(
         assert decided.state == "approved"  # nothing to undo, nobody to mail
         assert list(await session.scalars(select(OutgoingMail))) == []
         assert await appeals.list_appeals(session) == []
+
+
+async def test_a_moderator_cannot_decide_their_own_appeal(
+        db: Database, settings: Settings, alice: User, bob: User) -> None:
+    warning = await warned(db, settings, alice, "silence")
+    own = await account_of(db, alice)
+    async with db.session() as session:
+        appeal = await appeals.file_appeal(session, own, warning.id, "why")
+        for decide in (appeals.approve_appeal, appeals.reject_appeal):
+            with pytest.raises(ServiceError, match="for another moderator") as refused:
+                await decide(session, settings, own, appeal.id)
+            assert refused.value.status_code == 403
+        assert (await session.get(Appeal, appeal.id)).state == "pending"  # type: ignore[union-attr]
+        decided = await appeals.reject_appeal(session, settings, await account_of(db, bob),
+                                              appeal.id)
+        assert decided.state == "rejected"
