@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
-from server.ids import parse_id, utcnow
+from server.ids import row_id, utcnow
 from server.models import Announcement
 from server.services import announcements
 from server.services.announcements import AnnouncementView
@@ -46,14 +46,6 @@ def moment(raw: str) -> datetime:
         raise argparse.ArgumentTypeError(
             f"{raw!r} is not a date: use ISO 8601, e.g. 2026-12-24 or 2026-12-24T18:00 "
             "(UTC unless an offset such as +01:00 is given)") from None
-
-
-def row_id(value: str) -> int:
-    """An announcement's id as the command line gives it (a bad one: argparse's error)."""
-    found = parse_id(value)
-    if found is None:
-        raise argparse.ArgumentTypeError(f"not an id: {value!r}")
-    return found
 
 
 def add_parsers(admin_commands: argparse._SubParsersAction) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import server
 from server import account_commands, announcement_commands, registration_commands
-from server.ids import parse_id
+from server.ids import row_id
 from server.memory import limit_malloc_arenas
 from server.models.portfolio import TAG_KINDS
 from server.observability import configure_logging
@@ -30,13 +30,6 @@ def _queues(value: str) -> list[str]:
         named = ", ".join(unknown) if unknown else repr(value)
         raise argparse.ArgumentTypeError(f"unknown queue(s): {named}; choose from {', '.join(QUEUES)}")
     return names
-
-
-def _row_id(value: str) -> int:
-    found = parse_id(value)
-    if found is None:
-        raise argparse.ArgumentTypeError(f"not an id: {value!r}")
-    return found
 
 
 def _requeue_options(parser: argparse.ArgumentParser) -> None:
@@ -170,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                                    "action undone where still in place; the person is told"),
                        ("reject", "reject an appeal: the decision stands; the person is told")):
         decide = appeal_commands.add_parser(name, help=what)
-        decide.add_argument("id", type=_row_id, help="the appeal's id (easel admin appeal list)")
+        decide.add_argument("id", type=row_id, help="the appeal's id (easel admin appeal list)")
         decide.add_argument("--by", default=None, metavar="USERNAME",
                             help="the moderator deciding (a local username; default: none "
                                  "recorded)")

@@ -58,3 +58,14 @@ def parse_id(raw: str | None) -> int | None:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def row_id(value: str) -> int:
+    """A row id given on the command line (argparse's ``type``): a bad one is argparse's
+    error, never a traceback or a value past the database's integers."""
+    import argparse
+
+    found = parse_id(value)
+    if found is None:
+        raise argparse.ArgumentTypeError(f"not an id: {value!r}")
+    return found

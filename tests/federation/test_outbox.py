@@ -295,31 +295,43 @@ async def test_suspended_remote_accounts_are_sent_nothing(
     assert remote.urls == ["https://shared.example/inbox"]
 
 
-async def test_a_post_waiting_for_its_media_federates_when_published(
-    app: Starlette, db: Database, settings: Settings, alice: User,
-    audience: dict[str, Account], remote: FakeFediverse
-) -> None:
+async def waiting_post(db: Database, settings: Settings, user: User) -> tuple[Status, int]:
+    """A post of ``user``'s whose one image is still being processed, and that image's id."""
     from server.models import MediaAttachment, MediaState
 
     async with db.session() as session:
-        media = MediaAttachment(account_id=alice.account_id, type="image",
+        media = MediaAttachment(account_id=user.account_id, type="image",
                                 state=MediaState.PROCESSING.value)
         session.add(media)
         await session.commit()
-        author = await session.get(Account, alice.account_id)
+        author = await session.get(Account, user.account_id)
         assert author is not None
         status = await statuses.create_status(session, settings, author, None, text="art",
                                               media_ids=[media.id])
-    await run_federation(app)
-    assert remote.received == []  # unpublished: not federated
+        return status, media.id
+
+
+async def media_ready(db: Database, status: Status, media_id: int) -> None:
+    """The image is ready (``ab/cd.webp``): the post is published."""
+    from server.models import MediaAttachment, MediaState
 
     async with db.session() as session:
-        stored = await session.get(MediaAttachment, media.id)
+        stored = await session.get(MediaAttachment, media_id)
         assert stored is not None
         stored.state = MediaState.READY.value
         stored.file_key = "ab/cd.webp"
         assert await statuses.publish_if_ready(session, status.id)
         await session.commit()
+
+
+async def test_a_post_waiting_for_its_media_federates_when_published(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], remote: FakeFediverse
+) -> None:
+    status, media_id = await waiting_post(db, settings, alice)
+    await run_federation(app)
+    assert remote.received == []  # unpublished: not federated
+    await media_ready(db, status, media_id)
     await run_federation(app)
     assert len(remote.received) == 2
     note = remote.received[0].document["object"]
@@ -549,28 +561,14 @@ async def test_a_post_pinned_while_waiting_for_its_images_is_sent_pinned_once_pu
     app: Starlette, db: Database, settings: Settings, alice: User,
     audience: dict[str, Account], remote: FakeFediverse
 ) -> None:
-    from server.models import MediaAttachment, MediaState
     from server.services import portfolio
 
+    status, media_id = await waiting_post(db, settings, alice)
     async with db.session() as session:
-        media = MediaAttachment(account_id=alice.account_id, type="image",
-                                state=MediaState.PROCESSING.value)
-        session.add(media)
-        await session.commit()
-        author = await session.get(Account, alice.account_id)
-        assert author is not None
-        status = await statuses.create_status(session, settings, author, None, text="art",
-                                              media_ids=[media.id])
-        await portfolio.pin(session, author, status)
+        await portfolio.pin(session, await local(db, alice), status)
     await run_federation(app)
     assert remote.received == []  # nothing of a draft leaves, its pin neither
-    async with db.session() as session:
-        stored = await session.get(MediaAttachment, media.id)
-        assert stored is not None
-        stored.state = MediaState.READY.value
-        stored.file_key = "ab/cd.webp"
-        assert await statuses.publish_if_ready(session, status.id)
-        await session.commit()
+    await media_ready(db, status, media_id)
     await run_federation(app)
     sent = remote.to("https://shared.example/inbox")
     assert [d["type"] for d in sent] == ["Create", "Add"]
