@@ -192,7 +192,7 @@ async def appeal_action(settings: Settings, action: str, appeal_id: int | None =
     ``reject`` one; ``by`` names the moderator (a local username) recorded as deciding."""
     async with _session(settings) as session:
         if action == "list":
-            rows = await appeal_service.list_appeals(session, pending_only=not every)
+            rows = await appeal_service.list_appeals(session, "all" if every else "pending")
             names: dict[int, str] = {}
             for appeal, _warning in rows:
                 if appeal.account_id not in names:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, not_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -78,17 +78,21 @@ async def file_appeal(session: AsyncSession, account: Account, warning_id: int,
     return appeal
 
 
-async def list_appeals(session: AsyncSession, *, pending_only: bool = True,
+async def list_appeals(session: AsyncSession, which: str = "pending",
                        limit: int = 100) -> list[tuple[Appeal, AccountWarning]]:
-    """Appeals with their warnings, oldest pending first (or, with ``pending_only``
-    False, every appeal, newest first)."""
+    """Appeals with their warnings: ``pending`` ones oldest first, or ``decided`` ones
+    (or ``all``) newest first."""
+    pending = and_(Appeal.approved_at.is_(None), Appeal.rejected_at.is_(None))
     query = select(Appeal, AccountWarning).join(
         AccountWarning, AccountWarning.id == Appeal.account_warning_id)
-    if pending_only:
-        query = query.where(Appeal.approved_at.is_(None), Appeal.rejected_at.is_(None)) \
-            .order_by(Appeal.id)
-    else:
+    if which == "pending":
+        query = query.where(pending).order_by(Appeal.id)
+    elif which == "decided":
+        query = query.where(not_(pending)).order_by(Appeal.id.desc())
+    elif which == "all":
         query = query.order_by(Appeal.id.desc())
+    else:
+        raise ValueError(which)
     return [(appeal, warning) for appeal, warning in (await session.execute(query.limit(limit)))]
 
 

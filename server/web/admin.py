@@ -264,9 +264,7 @@ async def _appeals_page(visit: AdminVisit, *, error: str | None = None,
                         status_code: int = 200) -> Response:
     session = visit.session
     pending = await appeals.list_appeals(session, limit=LIST_LIMIT)
-    decided = [(appeal, warning) for appeal, warning in
-               await appeals.list_appeals(session, pending_only=False, limit=LIST_LIMIT)
-               if appeal.state != "pending"]
+    decided = await appeals.list_appeals(session, "decided", limit=LIST_LIMIT)
     rows = pending + decided
     accounts = await _accounts_by_id(
         session, {a.account_id for a, _ in rows} | {a.approved_by_account_id for a, _ in rows}

@@ -169,3 +169,17 @@ async def test_a_moderator_cannot_decide_their_own_appeal(
         decided = await appeals.reject_appeal(session, settings, await account_of(db, bob),
                                               appeal.id)
         assert decided.state == "rejected"
+
+
+async def test_pending_decided_and_all_are_listed_apart(
+        db: Database, settings: Settings, alice: User) -> None:
+    first = await warned(db, settings, alice, "none")
+    second = await warned(db, settings, alice, "sensitive")
+    async with db.session() as session:
+        own = await account_of(db, alice)
+        one = await appeals.file_appeal(session, own, first.id, "one")
+        two = await appeals.file_appeal(session, own, second.id, "two")
+        await appeals.reject_appeal(session, settings, None, one.id)
+        ids = {which: [a.id for a, _ in await appeals.list_appeals(session, which)]
+               for which in ("pending", "decided", "all")}
+    assert ids == {"pending": [two.id], "decided": [one.id], "all": [two.id, one.id]}
