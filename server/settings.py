@@ -87,6 +87,9 @@ class Settings:
     # cached, only referenced) and how long a cached file is kept (days; 0: no age limit).
     remote_media_cache_mb: int = 0
     remote_media_retention_days: int = 0
+    # How long the addresses a login was used from are kept after their last use (days;
+    # 0: none is recorded). Moderators see them and look accounts up by them.
+    ip_retention_days: int = 365
     # Outgoing mail (confirmation, password reset): none is sent while smtp_host is empty.
     smtp_host: str = ""
     smtp_port: int = 587
@@ -354,7 +357,7 @@ def load_settings(
         "EASEL_SMTP_HOST", "EASEL_SMTP_PORT", "EASEL_SMTP_USER", "EASEL_SMTP_PASSWORD",
         "EASEL_SMTP_FROM", "EASEL_SMTP_SECURITY",
         "EASEL_FEDERATION_MODE", "EASEL_SHOW_DOMAIN_BLOCKS",
-        "EASEL_REMOTE_MEDIA_CACHE_MB", "EASEL_REMOTE_MEDIA_RETENTION_DAYS",
+        "EASEL_REMOTE_MEDIA_CACHE_MB", "EASEL_REMOTE_MEDIA_RETENTION_DAYS", "EASEL_IP_RETENTION_DAYS",
         "EASEL_ACCOUNT_DELETION_GRACE_DAYS",
         "EASEL_STATUS_RATE_LIMIT", "EASEL_MEDIA_RATE_LIMIT", "EASEL_SIGN_UP_RATE_LIMIT",
         "EASEL_INBOX_RATE_LIMIT",
@@ -396,6 +399,8 @@ def load_settings(
                                                 get("EASEL_REMOTE_MEDIA_CACHE_MB", "0")),
         remote_media_retention_days=_non_negative_int(
             "EASEL_REMOTE_MEDIA_RETENTION_DAYS", get("EASEL_REMOTE_MEDIA_RETENTION_DAYS", "0")),
+        ip_retention_days=_non_negative_int("EASEL_IP_RETENTION_DAYS",
+                                            get("EASEL_IP_RETENTION_DAYS", "365")),
         smtp_host=get("EASEL_SMTP_HOST").strip(),
         smtp_port=_smtp_port(get("EASEL_SMTP_PORT", "587")),
         smtp_user=get("EASEL_SMTP_USER").strip(),

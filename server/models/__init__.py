@@ -1,6 +1,7 @@
 """Database models. The schema itself changes only through ``migrations/``."""
 
 from server.models.account import Account
+from server.models.addresses import IpBlock, IpBlockSeverity, UserIp
 from server.models.announcements import Announcement, AnnouncementReaction, AnnouncementRead
 from server.models.base import Base, UTCDateTime
 from server.models.conversations import Conversation, ConversationStatus
@@ -120,6 +121,8 @@ __all__ = [
     "Instance",
     "InstanceRule",
     "Invite",
+    "IpBlock",
+    "IpBlockSeverity",
     "Job",
     "JobState",
     "List",
@@ -159,6 +162,7 @@ __all__ = [
     "Tombstone",
     "UTCDateTime",
     "User",
+    "UserIp",
     "Work",
     "WorkTag",
 ]
