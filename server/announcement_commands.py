@@ -1,5 +1,6 @@
 """``easel admin announcement …``: the admins' announcements from the command line — add
-(published at once, or a draft), list, publish, unpublish, remove.
+(published at once, a draft, or a draft published at a time), edit, list, publish,
+unpublish, remove.
 
 Why it exists: an admin tells the members something (maintenance tonight, a meet-up)
 without opening the admin pages, as Mastodon's apps show announcements above the home
@@ -65,6 +66,30 @@ def add_parsers(admin_commands: argparse._SubParsersAction) -> None:
     add.add_argument("--all-day", action="store_true", help="only the dates of the period matter")
     add.add_argument("--draft", action="store_true",
                      help="save it unpublished: nobody sees it until it is published")
+    add.add_argument("--scheduled-at", type=moment, default=None, metavar="ISO",
+                     help="save it as a draft that is published at this time (UTC unless an "
+                          "offset is given)")
+    edit = commands.add_parser(
+        "edit", help="change its text, period or (a draft's) publication time",
+        description="Change an announcement; what is not given stays as it is. A published "
+                    "one is sent again to the apps with an open stream, which show the new "
+                    "text in its place; the others see it on their next refresh.")
+    edit.add_argument("id", type=row_id)
+    edit.add_argument("--text", default=None)
+    edit.add_argument("--starts-at", type=moment, default=None, metavar="ISO",
+                      help="when what it announces starts (with --ends-at, unless it has a period)")
+    edit.add_argument("--ends-at", type=moment, default=None, metavar="ISO", help="when it ends")
+    edit.add_argument("--no-period", action="store_true", help="remove its period")
+    day = edit.add_mutually_exclusive_group()
+    day.add_argument("--all-day", dest="all_day", action="store_const", const=True, default=None,
+                     help="only the dates of the period matter")
+    day.add_argument("--not-all-day", dest="all_day", action="store_const", const=False,
+                     help="the times of the period matter")
+    when = edit.add_mutually_exclusive_group()
+    when.add_argument("--scheduled-at", type=moment, default=None, metavar="ISO",
+                      help="publish this draft at that time")
+    when.add_argument("--unschedule", action="store_true",
+                      help="keep this draft unpublished until it is published by hand")
     commands.add_parser("list", help="list every announcement, drafts included, newest first")
     for name, what in (("publish", "publish a draft (or an unpublished one)"),
                        ("unpublish", "withdraw it from the apps: a draft again"),
@@ -85,7 +110,7 @@ async def run(settings: Settings, args: argparse.Namespace) -> int:
     try:
         async with db.session() as session:
             return await _run(session, args)
-    except NotFound as exc:  # only publish, unpublish and remove look one up
+    except NotFound as exc:  # only edit, publish, unpublish and remove look one up
         raise CommandError(f"Announcement {getattr(args, 'id', '')} not found") from exc
     except ServiceError as exc:
         raise CommandError(exc.message) from exc
@@ -99,9 +124,15 @@ async def _run(session: AsyncSession, args: argparse.Namespace) -> int:
     if command == "add":
         added = await announcements.create_announcement(
             session, args.text, starts_at=args.starts_at, ends_at=args.ends_at,
-            all_day=args.all_day, publish=not args.draft)
-        print(f"added {'draft ' if args.draft else ''}announcement {added.id}")
+            all_day=args.all_day, publish=not args.draft, scheduled_at=args.scheduled_at)
+        if args.scheduled_at is not None:
+            print(f"added announcement {added.id}, to be published at "
+                  f"{args.scheduled_at:%Y-%m-%d %H:%M} UTC")
+        else:
+            print(f"added {'draft ' if args.draft else ''}announcement {added.id}")
         return 0
+    if command == "edit":
+        return await _edit(session, args)
     change = {"publish": (announcements.publish_announcement, "published"),
               "unpublish": (announcements.unpublish_announcement, "unpublished"),
               "remove": (announcements.remove_announcement, "removed")}.get(command)
@@ -116,6 +147,27 @@ async def _run(session: AsyncSession, args: argparse.Namespace) -> int:
     now = utcnow()
     for view in await announcements.views(session, found, None):
         print(_line(view, now))
+    return 0
+
+
+async def _edit(session: AsyncSession, args: argparse.Namespace) -> int:
+    from server.commands import CommandError
+
+    current = await announcements.get_announcement(session, args.id)
+    if args.no_period and (args.starts_at is not None or args.ends_at is not None):
+        raise CommandError("--no-period removes the period: give it without --starts-at/--ends-at")
+    starts_at, ends_at = current.starts_at, current.ends_at
+    if args.no_period:
+        starts_at = ends_at = None
+    starts_at = args.starts_at if args.starts_at is not None else starts_at
+    ends_at = args.ends_at if args.ends_at is not None else ends_at
+    scheduled_at = None if args.unschedule else (args.scheduled_at or current.scheduled_at)
+    await announcements.update_announcement(
+        session, current.id, args.text if args.text is not None else current.text,
+        starts_at=starts_at, ends_at=ends_at,
+        all_day=current.all_day if args.all_day is None else args.all_day,
+        scheduled_at=scheduled_at)
+    print(f"changed announcement {current.id}")
     return 0
 
 
@@ -137,6 +189,8 @@ def _line(view: AnnouncementView, now: datetime) -> str:
     first = lines[0].strip() if lines else ""
     if len(first) > FIRST_LINE_LIMIT or len(lines) > 1:
         first = first[:FIRST_LINE_LIMIT].rstrip() + "…"
-    parts = [str(announcement.id), f"{announcements.state_of(announcement, now):<9}", period(announcement),
-             reactions, first]
+    scheduled = announcement.scheduled_at
+    publishes = f"at {scheduled:%Y-%m-%d %H:%M} UTC" if scheduled is not None else ""
+    parts = [str(announcement.id), f"{announcements.state_of(announcement, now):<9}", publishes,
+             period(announcement), reactions, first]
     return "  ".join(part for part in parts if part)

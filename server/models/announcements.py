@@ -16,7 +16,7 @@ class Announcement(Base):
     """``text`` as the admin wrote it (rendered as linkified HTML); a draft until
     ``published``. ``starts_at``/``ends_at`` (both or neither) say when what it announces
     happens; ``all_day`` that only their dates matter. Once ``ends_at`` has passed it is
-    no longer listed."""
+    no longer listed. A draft with ``scheduled_at`` is published at that time."""
 
     __tablename__ = "announcements"
 
@@ -27,6 +27,8 @@ class Announcement(Base):
     starts_at: Mapped[datetime | None] = mapped_column(default=None)
     ends_at: Mapped[datetime | None] = mapped_column(default=None)
     all_day: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A draft with a time is published then (by a ``publish_announcement`` job).
+    scheduled_at: Mapped[datetime | None] = mapped_column(default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
 

@@ -80,7 +80,8 @@ def job_kind(name: str, *, queue: str = "default", **options: object) -> Callabl
 JOB_MODULES: tuple[str, ...] = ("protect.jobs", "protect.verify_job", "protect.check_job",
                                  "federation.jobs", "server.services.polls",
                                  "server.services.scheduled", "server.mail",
-                                 "server.services.moderation")
+                                 "server.services.moderation", "server.services.announcements",
+                                 "server.services.user_ips")
 
 
 def load_job_modules() -> dict[str, JobKind]:

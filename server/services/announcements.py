@@ -20,11 +20,13 @@ another's reaction. Writes commit, and note their stream events on the session.
 
 from __future__ import annotations
 
+import logging
 import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,8 +34,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
 from server.models import Account, Announcement, AnnouncementReaction, AnnouncementRead
+from server.queue.jobs import enqueue
+from server.queue.kinds import job_kind
 from server.services.errors import NotFound, ValidationFailed
 from server.services.events import StreamEvent, note_event
+
+if TYPE_CHECKING:
+    from server.queue.runner import JobContext
+
+log = logging.getLogger(__name__)
 
 MAX_TEXT = 10_000
 MAX_REACTION_KINDS = 8  # Mastodon's ReactionValidator::LIMIT
@@ -44,6 +53,7 @@ EARLIEST_YEAR, LATEST_YEAR = 1900, 9000  # dates past these are typos (and overf
 ANNOUNCEMENT_EVENT = "announcement"
 REACTION_EVENT = "announcement.reaction"
 DELETE_EVENT = "announcement.delete"
+PUBLISH_JOB = "publish_announcement"
 
 
 @dataclass(frozen=True)
@@ -148,10 +158,11 @@ def is_emoji(name: str) -> bool:
 # ------------------------------------------------------------------------ admins
 
 def state_of(announcement: Announcement, now: datetime) -> str:
-    """``draft`` (unpublished), ``ended`` (its end has passed: no longer listed) or
-    ``published``. An all-day announcement ends with its end's date."""
+    """``draft`` (unpublished), ``scheduled`` (a draft with a time to be published),
+    ``ended`` (its end has passed: no longer listed) or ``published``. An all-day
+    announcement ends with its end's date."""
     if not announcement.published:
-        return "draft"
+        return "scheduled" if announcement.scheduled_at is not None else "draft"
     ends_at = announcement.ends_at
     if ends_at is not None and (ends_at <= now - ALL_DAY if announcement.all_day
                                 else ends_at <= now):
@@ -178,20 +189,55 @@ def _checked(text: str, starts_at: datetime | None, ends_at: datetime | None,
     return text
 
 
+def _checked_schedule(scheduled_at: datetime | None, now: datetime) -> None:
+    if scheduled_at is not None and not scheduled_at.year <= LATEST_YEAR:
+        raise ValidationFailed(f"Scheduled at must be before the year {LATEST_YEAR}")
+    if scheduled_at is not None and scheduled_at <= now:
+        raise ValidationFailed("Scheduled at must be in the future")
+
+
 async def create_announcement(session: AsyncSession, text: str, *,
                               starts_at: datetime | None = None,
                               ends_at: datetime | None = None, all_day: bool = False,
-                              publish: bool = True) -> Announcement:
-    """A new announcement, published at once unless ``publish`` is False; committed."""
+                              publish: bool = True,
+                              scheduled_at: datetime | None = None) -> Announcement:
+    """A new announcement, published at once unless ``publish`` is False or it is
+    ``scheduled_at`` a later time (then a draft until that time); committed."""
     now = utcnow()
+    _checked_schedule(scheduled_at, now)
+    publish = publish and scheduled_at is None
     announcement = Announcement(text=_checked(text, starts_at, ends_at, all_day), starts_at=starts_at,
                                 ends_at=ends_at, all_day=all_day, published=publish,
                                 published_at=now if publish else None, created_at=now,
-                                updated_at=now)
+                                updated_at=now, scheduled_at=scheduled_at)
     session.add(announcement)
     await session.flush()
     if publish:
         _announced(session, announcement)
+    await _schedule(session, announcement)
+    await session.commit()
+    return announcement
+
+
+async def update_announcement(session: AsyncSession, announcement_id: int, text: str, *,
+                              starts_at: datetime | None, ends_at: datetime | None,
+                              all_day: bool, scheduled_at: datetime | None) -> Announcement:
+    """Change what it says, its period and (a draft's) publication time; committed. A
+    published one is sent to the open streams again, as Mastodon does, and apps show the
+    new text in its place."""
+    announcement = await get_announcement(session, announcement_id)
+    now = utcnow()
+    text = _checked(text, starts_at, ends_at, all_day)
+    if scheduled_at is not None and announcement.published:
+        raise ValidationFailed("Only a draft can be scheduled: it is already published")
+    if scheduled_at != announcement.scheduled_at:
+        _checked_schedule(scheduled_at, now)
+    announcement.text, announcement.all_day = text, all_day
+    announcement.starts_at, announcement.ends_at = starts_at, ends_at
+    announcement.scheduled_at, announcement.updated_at = scheduled_at, now
+    if announcement.published:
+        _announced(session, announcement)
+    await _schedule(session, announcement)
     await session.commit()
     return announcement
 
@@ -212,17 +258,23 @@ async def all_announcements(session: AsyncSession) -> list[Announcement]:
 async def publish_announcement(session: AsyncSession, announcement_id: int) -> Announcement:
     """Publish a draft (or an unpublished one) now; publishing twice changes nothing."""
     announcement = await get_announcement(session, announcement_id)
-    if not announcement.published:
-        announcement.published = True
-        announcement.published_at = announcement.updated_at = utcnow()
-        _announced(session, announcement)
+    _publish(session, announcement)
     await session.commit()
     return announcement
 
 
+def _publish(session: AsyncSession, announcement: Announcement) -> None:
+    if not announcement.published:
+        announcement.published = True
+        announcement.published_at = announcement.updated_at = utcnow()
+        announcement.scheduled_at = None  # published, whether at its time or before
+        _announced(session, announcement)
+
+
 async def unpublish_announcement(session: AsyncSession, announcement_id: int) -> Announcement:
-    """Withdraw it: a draft again, gone from every app."""
+    """Withdraw it: a draft again (with no publication time), gone from every app."""
     announcement = await get_announcement(session, announcement_id)
+    announcement.scheduled_at = None
     if announcement.published:
         announcement.published = False
         announcement.updated_at = utcnow()
@@ -246,6 +298,37 @@ def _announced(session: AsyncSession, announcement: Announcement) -> None:
 
 def _withdrawn(session: AsyncSession, announcement_id: int) -> None:
     note_event(session, StreamEvent(DELETE_EVENT, {"announcement_id": announcement_id}))
+
+
+# ------------------------------------------------------------------------ schedule
+
+def _schedule_ref(announcement_id: int, scheduled_at: datetime) -> str:
+    return f"{announcement_id}@{int(scheduled_at.timestamp() * 1_000_000)}"
+
+
+async def _schedule(session: AsyncSession, announcement: Announcement) -> None:
+    """Queue its publication at ``scheduled_at`` (one job per announcement and time: a
+    job for a time it no longer has finds nothing to do)."""
+    if announcement.scheduled_at is None or announcement.published:
+        return
+    delay = max(announcement.scheduled_at - utcnow(), timedelta(0))
+    await enqueue(session, publish_announcement_job,
+                  _schedule_ref(announcement.id, announcement.scheduled_at), delay=delay)
+
+
+@job_kind(PUBLISH_JOB, queue="default", max_attempts=5, retry_base=timedelta(minutes=1))
+async def publish_announcement_job(context: JobContext) -> None:
+    """Publish a scheduled draft at its time (ref ``<id>@<time in µs>``). Idempotent, and
+    one that was published, unpublished, rescheduled or removed meanwhile is left alone."""
+    announcement_id = context.job.ref.partition("@")[0]
+    if not announcement_id.isdigit():
+        log.warning("%s: malformed ref %r", PUBLISH_JOB, context.job.ref)
+        return
+    announcement = await context.session.get(Announcement, int(announcement_id))
+    if (announcement is None or announcement.published or announcement.scheduled_at is None
+            or _schedule_ref(announcement.id, announcement.scheduled_at) != context.job.ref):
+        return
+    _publish(context.session, announcement)
 
 
 # ------------------------------------------------------------------------ members

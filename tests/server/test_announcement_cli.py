@@ -3,7 +3,8 @@
 I expect an announcement to be added published (or as a draft with ``--draft``), with its
 period in UTC (an offset given is converted); ``list`` to show every one, newest first, one
 line each with its id, state (draft, published, ended), period, reactions and the first
-line of its text; publish, unpublish and remove to change the database; and a bad date, a
+line of its text; ``--scheduled-at`` to save a draft published at that time, ``edit`` to
+change only what it is given; publish, unpublish and remove to change the database; and a bad date, a
 lone start or end, an end before the start, a blank text or an unknown id to be refused
 with a clear message and a non-zero status, never a traceback.
 """
@@ -131,6 +132,10 @@ async def test_bad_dates_texts_and_ids_are_refused_clearly(
           "--ends-at", "2099-01-01"], 2, "is not a date"),  # before year 1 in UTC
         (["add", "Soon", "--starts-at", "2099-01-01", "--ends-at", "9999-12-31"], 1,
          "Dates must be between the years 1900 and 9000"),
+        (["add", "Soon", "--scheduled-at", "2001-01-01"], 1, "Scheduled at must be in the future"),
+        (["add", "Soon", "--scheduled-at", "tomorrow"], 2, "is not a date"),
+        (["edit", "123", "--text", "Later"], 1, "Announcement 123 not found"),
+        (["edit", "123", "--scheduled-at", "2099-01-01", "--unschedule"], 2, "not allowed with"),
     ]
     for args, status, message in refusals:
         result = easel(["admin", "announcement", *args], env, tmp_path)
@@ -145,3 +150,40 @@ def test_the_help_says_when_apps_see_a_change(settings: Settings, tmp_path: Path
     shown = easel(["admin", "announcement", "publish", "--help"], environment(settings), tmp_path)
     assert shown.returncode == 0
     assert "next refresh" in " ".join(shown.stdout.split())
+
+
+async def test_announcements_are_scheduled_and_edited(
+    settings: Settings, db: Database, tmp_path: Path
+) -> None:
+    env = environment(settings)
+    scheduled = easel(["admin", "announcement", "add", "Server move on Sunday",
+                       "--scheduled-at", "2099-05-01T09:00+02:00"], env, tmp_path)
+    assert scheduled.returncode == 0, scheduled.stderr
+    match = re.fullmatch(r"added announcement ([0-9]+), to be published at 2099-05-01 07:00 UTC\n",
+                         scheduled.stdout)
+    assert match, scheduled.stdout
+    notice_id = int(match.group(1))
+    stored = await fetch(db, notice_id)
+    assert stored is not None and not stored.published
+    assert stored.scheduled_at == datetime(2099, 5, 1, 7, 0, tzinfo=UTC)
+    listed = easel(["admin", "announcement", "list"], env, tmp_path).stdout
+    assert f"{notice_id}  scheduled  at 2099-05-01 07:00 UTC  no reactions  Server move" in listed
+
+    edited = easel(["admin", "announcement", "edit", str(notice_id), "--text", "Server move on Monday",
+                    "--starts-at", "2099-05-02", "--ends-at", "2099-05-02", "--all-day"], env, tmp_path)
+    assert edited.returncode == 0 and edited.stdout == f"changed announcement {notice_id}\n", edited.stderr
+    stored = await fetch(db, notice_id)
+    assert stored is not None and stored.text == "Server move on Monday" and stored.all_day
+    assert stored.scheduled_at == datetime(2099, 5, 1, 7, 0, tzinfo=UTC)  # what was not given stays
+
+    unscheduled = easel(["admin", "announcement", "edit", str(notice_id), "--unschedule", "--no-period",
+                         "--not-all-day"], env, tmp_path)
+    assert unscheduled.returncode == 0, unscheduled.stderr
+    stored = await fetch(db, notice_id)
+    assert stored is not None and stored.scheduled_at is None and stored.starts_at is None
+    assert not stored.all_day and not stored.published
+    assert f"{notice_id}  draft " in easel(["admin", "announcement", "list"], env, tmp_path).stdout
+
+    both = easel(["admin", "announcement", "edit", str(notice_id), "--no-period", "--starts-at",
+                  "2099-01-01"], env, tmp_path)
+    assert both.returncode == 1 and "--no-period" in both.stderr and "Traceback" not in both.stderr

@@ -10,7 +10,7 @@ emoji check to take exactly one emoji, however it is composed.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,8 +19,11 @@ from sqlalchemy import func, select
 from server.db import Database
 from server.ids import utcnow
 from server.models import Account, Announcement, AnnouncementReaction, AnnouncementRead, User
+from server.queue.kinds import QUEUES, kind_named
+from server.queue.runner import JobRunner
 from server.services import announcements
 from server.services.errors import NotFound, ValidationFailed
+from server.settings import Settings
 
 
 @pytest.fixture
@@ -153,3 +156,101 @@ def test_one_emoji_however_composed_is_an_emoji(name: str) -> None:
 ])
 def test_anything_else_is_not(name: str) -> None:
     assert not announcements.is_emoji(name)
+
+
+async def run_publications_at(db: Database, settings: Settings, moment: datetime) -> int:
+    """Run the publication jobs due at ``moment``, as a worker would then (no waiting)."""
+    runner = JobRunner(db, settings, clock=lambda: moment,
+                       kinds={announcements.PUBLISH_JOB: kind_named(announcements.PUBLISH_JOB)})
+    ran: int = await runner.run_due(QUEUES)
+    return ran
+
+
+async def test_a_scheduled_draft_is_published_at_its_time_and_only_then(
+        db: Database, settings: Settings, told: list[dict[str, Any]]) -> None:
+    at = utcnow() + timedelta(hours=2)
+    async with db.session() as session:
+        notice = await announcements.create_announcement(session, "Maintenance tonight",
+                                                         scheduled_at=at)
+        assert not notice.published and announcements.state_of(notice, utcnow()) == "scheduled"
+    assert await run_publications_at(db, settings, at - timedelta(minutes=1)) == 0
+    assert told == []
+    assert await run_publications_at(db, settings, at + timedelta(seconds=1)) == 1
+    async with db.session() as session:
+        published = await announcements.get_announcement(session, notice.id)
+        assert published.published and published.published_at is not None
+        assert published.scheduled_at is None
+        assert [a.id for a in await announcements.active_announcements(session)] == [notice.id]
+    assert told == [{"kind": "announcement", "announcement_id": notice.id}]
+
+
+async def test_a_moved_withdrawn_or_early_published_schedule_does_nothing_at_the_old_time(
+        db: Database, settings: Settings, told: list[dict[str, Any]]) -> None:
+    first, second = utcnow() + timedelta(hours=1), utcnow() + timedelta(hours=3)
+    async with db.session() as session:
+        moved = await announcements.create_announcement(session, "Moved", scheduled_at=first)
+        await announcements.update_announcement(session, moved.id, "Moved later", starts_at=None,
+                                                ends_at=None, all_day=False, scheduled_at=second)
+        withdrawn = await announcements.create_announcement(session, "Off", scheduled_at=first)
+        await announcements.unpublish_announcement(session, withdrawn.id)  # a plain draft now
+        early = await announcements.create_announcement(session, "Early", scheduled_at=first)
+        await announcements.publish_announcement(session, early.id)
+    told.clear()
+    assert await run_publications_at(db, settings, first + timedelta(minutes=1)) == 3
+    async with db.session() as session:
+        assert not (await announcements.get_announcement(session, moved.id)).published
+        assert not (await announcements.get_announcement(session, withdrawn.id)).published
+    assert told == []  # the early one was told when it was published by hand
+    assert await run_publications_at(db, settings, second + timedelta(minutes=1)) == 1
+    assert told == [{"kind": "announcement", "announcement_id": moved.id}]
+    async with db.session() as session:
+        assert (await announcements.get_announcement(session, moved.id)).text == "Moved later"
+
+
+@pytest.mark.parametrize(("shift", "published", "message"), [
+    (timedelta(minutes=-1), False, "Scheduled at must be in the future"),
+    (timedelta(hours=1), True, "Only a draft can be scheduled: it is already published"),
+])
+async def test_a_bad_schedule_is_refused_changing_nothing(
+        db: Database, told: list[dict[str, Any]], shift: timedelta, published: bool,
+        message: str) -> None:
+    async with db.session() as session:
+        notice = await announcements.create_announcement(session, "As it was", publish=published)
+    told.clear()
+    with pytest.raises(ValidationFailed) as refused:
+        async with db.session() as session:
+            await announcements.update_announcement(
+                session, notice.id, "Changed", starts_at=None, ends_at=None, all_day=False,
+                scheduled_at=utcnow() + shift)
+    assert refused.value.message == f"Validation failed: {message}"
+    async with db.session() as session:
+        kept = await announcements.get_announcement(session, notice.id)
+        assert (kept.text, kept.scheduled_at) == ("As it was", None)
+    assert told == []
+    with pytest.raises(ValidationFailed):
+        async with db.session() as session:
+            await announcements.create_announcement(session, "Past", scheduled_at=utcnow())
+    assert await count(db, Announcement) == 1
+
+
+async def test_editing_a_published_announcement_tells_the_streams_its_new_text(
+        db: Database, told: list[dict[str, Any]]) -> None:
+    starts = utcnow() + timedelta(days=1)
+    async with db.session() as session:
+        notice = await announcements.create_announcement(session, "Meet-up on Friday")
+        draft = await announcements.create_announcement(session, "Draft", publish=False)
+        told.clear()
+        edited = await announcements.update_announcement(
+            session, notice.id, "Meet-up moved to Saturday", starts_at=starts,
+            ends_at=starts + timedelta(hours=3), all_day=False, scheduled_at=None)
+        await announcements.update_announcement(session, draft.id, "Still a draft",
+                                                starts_at=None, ends_at=None, all_day=False,
+                                                scheduled_at=None)
+        assert edited.published and edited.updated_at > edited.published_at  # type: ignore[operator]
+        with pytest.raises(ValidationFailed):  # the usual checks hold on an edit too
+            await announcements.update_announcement(session, notice.id, " ", starts_at=None,
+                                                    ends_at=None, all_day=False, scheduled_at=None)
+    assert told == [{"kind": "announcement", "announcement_id": notice.id}]
+    async with db.session() as session:
+        listed = await announcements.active_announcements(session)
+        assert [(a.text, a.ends_at is not None) for a in listed] == [("Meet-up moved to Saturday", True)]
