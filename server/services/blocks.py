@@ -47,17 +47,18 @@ def active_mute(now: datetime | ColumnElement[Any]) -> ColumnElement[bool]:
     return or_(Mute.expires_at.is_(None), Mute.expires_at > now)
 
 
-def _domain_blocked_accounts(viewer_id: int) -> Select[Any]:
+def _domain_blocked_accounts(viewer_id: int | ColumnElement[Any]) -> Select[Any]:
     """The ids of the accounts on the domains ``viewer_id`` blocks."""
     return select(Account.id).join(AccountDomainBlock, AccountDomainBlock.domain == Account.domain) \
         .where(AccountDomainBlock.account_id == viewer_id)
 
 
-def hidden_accounts(viewer_id: int, *, now: datetime | None = None) -> Select[Any]:
+def hidden_accounts(viewer_id: int | ColumnElement[Any], *,
+                    now: datetime | ColumnElement[Any] | None = None) -> Select[Any]:
     """The ids of accounts whose posts ``viewer_id`` should not see in timelines: those it
     blocks, those that block it, those on domains it blocks, and those it mutes (while the
-    mute lasts)."""
-    now = now or utcnow()
+    mute lasts). Either may be a bound parameter (a prebuilt statement)."""
+    now = utcnow() if now is None else now
     return select(union(
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),
@@ -79,7 +80,7 @@ def muted_senders(viewer_id: int, *, now: datetime | None = None) -> Select[Any]
     ).subquery().c[0])
 
 
-def blocked_by_author(viewer_id: int, author_id: Any) -> ColumnElement[bool]:
+def blocked_by_author(viewer_id: int | ColumnElement[Any], author_id: Any) -> ColumnElement[bool]:
     """SQL: the author (``author_id``, a column or value) blocks ``viewer_id``."""
     return exists().where(Block.account_id == author_id, Block.target_account_id == viewer_id)
 

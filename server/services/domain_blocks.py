@@ -507,24 +507,49 @@ async def _sever(session: AsyncSession, block_domain: str) -> tuple[int, int]:
 
 # ------------------------------------------------------------------------ reading blocks
 
+@dataclass(frozen=True)
+class Hiding:
+    """The domain blocks and allows as read (sorted, hashable): what decides which remote
+    accounts the public timelines leave out. A statement built from one may be kept and
+    reused for as long as the blocks read the same (``server.services.timelines``)."""
+
+    blocks: tuple[tuple[str, str], ...]
+    allowed: tuple[str, ...] | None  # None: open federation (no allowlist)
+
+    def clause(self, *, only_suspended: bool = False) -> ColumnElement[bool] | None:
+        """A WHERE clause on ``Account``: accounts whose most specific covering block is a
+        silence or a suspension (only suspensions with ``only_suspended``), and in
+        allowlist mode those no allow covers; None when there are none."""
+        not_allowed = (None if self.allowed is None
+                       else (Account.domain != "") & ~accounts_covered_by(self.allowed))
+        hiding_levels = (DomainBlockSeverity.SUSPEND.value,) if only_suspended else _HIDING
+        hiding = [domain for domain, severity in self.blocks if severity in hiding_levels]
+        if not hiding:
+            return not_allowed
+        # A more specific block of another severity under a hiding one is an exception.
+        exceptions = [domain for domain, severity in self.blocks if severity not in hiding_levels
+                      and any(covers(h, domain) and h != domain for h in hiding)]
+        clause = accounts_covered_by(hiding)
+        if exceptions:
+            clause = clause & ~_covered_by_more_specific(hiding, exceptions)
+        return clause if not_allowed is None else or_(clause, not_allowed)
+
+
+async def read_hiding(session: AsyncSession) -> Hiding:
+    """The blocks (and, in allowlist mode, the allows) as they are now: one or two reads."""
+    rows = (await session.execute(select(DomainBlock.domain, DomainBlock.severity))).all()
+    allowed = (tuple(sorted(await session.scalars(select(DomainAllow.domain))))
+               if allowlist_mode(session) else None)
+    return Hiding(tuple(sorted((str(domain), str(severity)) for domain, severity in rows)),
+                  allowed)
+
+
 async def _hidden_accounts(session: AsyncSession, *,
                            only_suspended: bool = False) -> ColumnElement[bool] | None:
     """A WHERE clause on ``Account``: accounts whose most specific covering block is a
     silence or a suspension (only suspensions with ``only_suspended``); None when no
     block is one."""
-    rows = (await session.execute(select(DomainBlock.domain, DomainBlock.severity))).all()
-    hiding_levels = (DomainBlockSeverity.SUSPEND.value,) if only_suspended else _HIDING
-    hiding = [domain for domain, severity in rows if severity in hiding_levels]
-    not_allowed = await not_allowed_accounts(session)
-    if not hiding:
-        return not_allowed
-    # A more specific block of another severity under a hiding one is an exception.
-    exceptions = [domain for domain, severity in rows if severity not in hiding_levels
-                  and any(covers(h, domain) and h != domain for h in hiding)]
-    clause = accounts_covered_by(hiding)
-    if exceptions:
-        clause = clause & ~_covered_by_more_specific(hiding, exceptions)
-    return clause if not_allowed is None else or_(clause, not_allowed)
+    return (await read_hiding(session)).clause(only_suspended=only_suspended)
 
 
 def allowlist_mode(session: AsyncSession) -> bool:

@@ -10,8 +10,9 @@ owner: another user's list is "not found". Writes commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, and_, delete, exists, select
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -150,7 +151,7 @@ async def lists_with(session: AsyncSession, account: Account, member_id: int) ->
     ).order_by(List.title, List.id)))
 
 
-def exclusive_members(owner_id: int) -> Select[int]:
+def exclusive_members(owner_id: int | ColumnElement[Any]) -> Select[int]:
     """Accounts in any of ``owner_id``'s exclusive lists: out of its home timeline."""
     return select(ListAccount.account_id).join(List, List.id == ListAccount.list_id).where(
         and_(List.account_id == owner_id, List.exclusive.is_(True)))

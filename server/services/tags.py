@@ -5,8 +5,9 @@ creates it. Writes commit."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
-from sqlalchemy import Select, delete, select
+from sqlalchemy import ColumnElement, Select, delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -96,5 +97,5 @@ def followed_tags_query(account_id: int) -> Select[int, Tag]:
             .where(TagFollow.account_id == account_id))
 
 
-def followed_tag_ids(account_id: int) -> Select[int]:
+def followed_tag_ids(account_id: int | ColumnElement[Any]) -> Select[int]:
     return select(TagFollow.tag_id).where(TagFollow.account_id == account_id)

@@ -9,16 +9,45 @@ A boost is visible when the boost itself is (boosts of private statuses are not 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import ColumnElement, Select, and_, exists, not_, or_, select, true, union
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    exists,
+    not_,
+    or_,
+    select,
+    true,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Account, Follow, Mention, Status
 from server.services.blocks import blocked_by_author, hidden_accounts
 
 
-def visible_to(viewer: Account | None) -> ColumnElement[bool]:
+class Viewer(Protocol):
+    """Whom a clause is built for: an ``Account``, or ``BOUND_VIEWER``, which stands for
+    any viewer in a statement built once and run with the viewer's id bound. Clauses read
+    nothing of it but its ``id``."""
+
+    @property
+    def id(self) -> Any: ...
+
+
+class _BoundViewer:
+    id = bindparam("viewer", type_=BigInteger)
+
+
+# The viewer of a prebuilt statement: run it with ``{"viewer": account.id}``.
+BOUND_VIEWER: Viewer = _BoundViewer()
+
+
+def visible_to(viewer: Viewer | None) -> ColumnElement[bool]:
     """A WHERE clause on ``Status``: the statuses ``viewer`` (None: anonymous) may see."""
     public = and_(Status.published.is_(True), Status.visibility.in_(("public", "unlisted")),
                   not_suspended_author())

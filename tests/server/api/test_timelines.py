@@ -560,3 +560,45 @@ async def test_public_timelines_are_cached_until_a_status_changes(
                     "replies_count"] == 0
                 assert (await anonymous.get("/api/v1/timelines/public?limit=5")).json()[0][
                     "replies_count"] == 7
+
+
+async def test_the_prebuilt_home_statement_is_each_viewers_own_and_follows_changes(
+    make: Factory, client: httpx.AsyncClient, db: Database, alice: User, bob: User
+) -> None:
+    """The home statement is built once per process and run with the viewer, the time and
+    the cursors bound (``timelines.PREBUILT``): two viewers get their own pages from it,
+    a mute counts until its end (the bound time, compared as stored on either database),
+    and a domain silence made after it was built applies at once (a new statement)."""
+    from server.models import DomainBlock, Mute, TagFollow
+    from server.services import timelines
+
+    timelines.PREBUILT.statements.clear()
+    carol = await make.user("dana")
+    painter = await make.remote_account("painter", "paint.example")
+    await make.follow(alice.account, bob.account)
+    await make.follow(carol.account, painter)
+    tag = await make.tag("ink")
+    await make.add(TagFollow(account_id=alice.account_id, tag_id=tag.id))
+    by_bob = await make.status(bob.account, "bob's")
+    by_painter = await make.status(painter, "painted #ink", tags=["ink"])
+    async with authorized(client, await make_token(db, alice)) as as_alice:
+        assert ids(await as_alice.get("/api/v1/timelines/home")) == [str(by_painter.id), str(by_bob.id)]
+        async with authorized(client, await make_token(db, carol)) as as_carol:
+            assert ids(await as_carol.get("/api/v1/timelines/home")) == [str(by_painter.id)]
+        assert len(timelines.PREBUILT.statements) == 1  # one statement served both
+
+        now = datetime.now(UTC)
+        await make.add(Mute(account_id=alice.account_id, target_account_id=bob.account_id,
+                            expires_at=now - timedelta(minutes=1)))
+        assert str(by_bob.id) in ids(await as_alice.get("/api/v1/timelines/home"))  # mute over
+        async with db.session() as session:
+            await session.execute(update(Mute).values(expires_at=now + timedelta(hours=1)))
+            await session.commit()
+        assert ids(await as_alice.get("/api/v1/timelines/home")) == [str(by_painter.id)]
+
+        # A followed tag brings posts from silenced domains no more; followed accounts stay.
+        await make.add(DomainBlock(domain="paint.example", severity="silence"))
+        assert ids(await as_alice.get("/api/v1/timelines/home")) == []
+        async with authorized(client, await make_token(db, carol)) as as_carol:
+            assert ids(await as_carol.get("/api/v1/timelines/home")) == [str(by_painter.id)]
+        assert len(timelines.PREBUILT.statements) == 2
