@@ -87,11 +87,11 @@ async def delete_list(session: AsyncSession, account: Account, list_id: int) -> 
     await session.commit()
 
 
-def _followed_by_owner(owner_id: int) -> Select[int]:
+def _followed_by_owner(owner_id: int | ColumnElement[Any]) -> Select[int]:
     return select(Follow.target_account_id).where(Follow.account_id == owner_id)
 
 
-def members(list_id: int, owner_id: int) -> Select[int]:
+def members(list_id: int | ColumnElement[Any], owner_id: int | ColumnElement[Any]) -> Select[int]:
     """The ids of a list's members that its owner still follows."""
     return select(ListAccount.account_id).where(
         ListAccount.list_id == list_id, ListAccount.account_id.in_(_followed_by_owner(owner_id)))

@@ -230,8 +230,8 @@ def _paged(query: Select[Any], column: InstrumentedAttribute[int], page: Cursors
 
 
 async def _run_prebuilt(session: AsyncSession, statement: Select[Any], viewer: Account,
-                        page: Cursors) -> list[Status]:
-    values: dict[str, Any] = {"viewer": viewer.id, "now": utcnow(), "limit": page.limit}
+                        page: Cursors, **bound: Any) -> list[Status]:
+    values: dict[str, Any] = {"viewer": viewer.id, "now": utcnow(), "limit": page.limit, **bound}
     for name in ("max_id", "since_id", "min_id"):
         if (cursor := getattr(page, name)) is not None:
             values[name] = cursor
@@ -291,18 +291,27 @@ def _home_query(hiding: Hiding) -> Select[Any]:
 
 
 async def list_timeline(session: AsyncSession, viewer: Account, list_id: int,
-                        page: Paging) -> list[Status]:
+                        page: Cursors) -> list[Status]:
     """Posts and boosts by the list's members (those the owner still follows), with the
     replies its ``replies_policy`` allows: to anyone the owner follows (or the owner),
-    to members only, or none; self-replies (threads) always, except with ``none``."""
+    to members only, or none; self-replies (threads) always, except with ``none``.
+    Prebuilt per policy (``PREBUILT``), run with the viewer and the list bound."""
     found = await own_list(session, viewer, list_id)
-    members = list_members(found.id, viewer.id)
+    statement = PREBUILT.get(("list", found.replies_policy, _page_shape(page)),
+                             lambda: _paged(_list_query(found.replies_policy), Status.id, page))
+    return await _run_prebuilt(session, statement, viewer, page, list=found.id)
+
+
+def _list_query(replies_policy: str) -> Select[Any]:
+    viewer = BOUND_VIEWER
+    now: BindParameter[Any] = bindparam("now")
+    members = list_members(bindparam("list", type_=BigInteger), viewer.id)
     followed = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
     hiding_reblogs = select(Follow.target_account_id).where(
         Follow.account_id == viewer.id, Follow.show_reblogs.is_(False))
-    if found.replies_policy == "none":
+    if replies_policy == "none":
         reply_allowed: ColumnElement[bool] = not_(is_reply())
-    elif found.replies_policy == "list":
+    elif replies_policy == "list":
         reply_allowed = or_(not_(is_reply()), Status.in_reply_to_account_id == Status.account_id,
                             Status.in_reply_to_account_id.in_(members))
     else:
@@ -310,10 +319,9 @@ async def list_timeline(session: AsyncSession, viewer: Account, list_id: int,
                             Status.in_reply_to_account_id == viewer.id,
                             Status.in_reply_to_account_id.in_(followed))
     boost_allowed = or_(Status.reblog_of_id.is_(None), Status.account_id.not_in(hiding_reblogs))
-    query = select(Status).where(
+    return select(Status).where(
         Status.account_id.in_(members), visible_to(viewer), original_visible_to(viewer),
-        reply_allowed, boost_allowed, not_hidden_from(viewer))
-    return await _statuses(session, query, page)
+        reply_allowed, boost_allowed, not_hidden_from(viewer, now=now))
 
 
 def _public_statuses() -> Select[Any]:

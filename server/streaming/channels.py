@@ -142,9 +142,20 @@ async def authorize(session: AsyncSession, channel: Channel, viewer: Account | N
 @dataclass(frozen=True)
 class _OnlyStatus:
     """A ``timelines.Paging`` that narrows a timeline's query to one status: the status is
-    in the timeline exactly when the query still finds it."""
+    in the timeline exactly when the query still finds it. As cursors (what the home and
+    list timelines' prebuilt statements bind), the one id between its neighbours."""
 
     status_id: int
+    min_id: None = None
+    limit: int = 1
+
+    @property
+    def max_id(self) -> int:
+        return self.status_id + 1
+
+    @property
+    def since_id(self) -> int:
+        return self.status_id - 1
 
     def apply(self, query: Select[Any], column: InstrumentedAttribute[int]) -> Select[Any]:
         return query.where(column == self.status_id)
