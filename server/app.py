@@ -21,6 +21,7 @@ import federation.routes
 import server.api.accounts
 import server.api.admin_accounts
 import server.api.admin_domains
+import server.api.admin_ip_blocks
 import server.api.admin_reports
 import server.api.announcements
 import server.api.apps
@@ -62,6 +63,7 @@ from protect.optout_metadata import policy_url
 from server.api.middleware import (
     BodyLimitMiddleware,
     CloseUploadsMiddleware,
+    IpBlockMiddleware,
     RateLimitMiddleware,
     RateLimits,
     RejectNulMiddleware,
@@ -166,6 +168,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.search.routes,
         *server.api.reports.routes,
         *server.api.admin_reports.routes, *server.api.admin_domains.routes,
+        *server.api.admin_ip_blocks.routes,
         *federation.routes.routes,
         *server.web.media_files.routes,
         *server.web.robots.routes,
@@ -236,7 +239,10 @@ def create_app(
     middleware = [Middleware(ObservabilityMiddleware, metrics=state.http_metrics),
                   Middleware(RejectNulMiddleware), Middleware(TdmPolicy, policy_url=policy_url(settings)),
                   Middleware(PathCORSMiddleware),
-                  Middleware(TrailingSlashMiddleware), Middleware(UnexpectedErrors)]
+                  Middleware(TrailingSlashMiddleware), Middleware(UnexpectedErrors),
+                  # no_access IP blocks: inside request ids, CORS and error pages, before
+                  # the rate limits count the request and before any endpoint's database work
+                  Middleware(IpBlockMiddleware, blocks=state.ip_blocks, db=state.db)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings),
                                      counters=state.rate_counters))

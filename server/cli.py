@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import server
-from server import account_commands, announcement_commands, registration_commands
+from server import account_commands, announcement_commands, ip_block_commands, registration_commands
 from server.ids import row_id
 from server.memory import limit_malloc_arenas
 from server.models.portfolio import TAG_KINDS
@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     registration_commands.add_parsers(admin_commands)
     announcement_commands.add_parsers(admin_commands)
     account_commands.add_parsers(admin_commands)
+    ip_block_commands.add_parsers(admin_commands)
     return parser
 
 
@@ -306,6 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(registration_commands.run(settings, args))
         if args.admin_command == "announcement":
             return asyncio.run(announcement_commands.run(settings, args))
+        if args.admin_command == "ip-block":
+            return asyncio.run(ip_block_commands.run(settings, args))
         if args.admin_command == "vocabulary":
             return asyncio.run(commands.vocabulary(settings, args))
         if args.admin_command == "reports":

@@ -12,6 +12,7 @@ from server.api.rate_counters import RateCounters
 from server.db import Database
 from server.queue.broker import JobQueue
 from server.queue.runner import JobRunner
+from server.services.ip_blocks import IpBlockMatcher
 from server.settings import Settings
 from server.storage import Storage
 from server.streaming.bus import StreamBus
@@ -33,6 +34,8 @@ class EaselState:
     streams: StreamBus | None = None  # the streaming API's event bus (server.streaming.bus)
     rate_counters: RateCounters | None = None  # the API rate limiter's (None: limits off)
     http_metrics: HttpMetrics | None = None  # this process's HTTP metrics (None: metrics off)
+    # this process's view of the IP blocks, for every request (server.services.ip_blocks)
+    ip_blocks: IpBlockMatcher = field(default_factory=IpBlockMatcher)
 
     def __post_init__(self) -> None:
         self.public_cache.ttl = self.settings.public_cache_seconds

@@ -27,7 +27,8 @@ def upgrade() -> None:
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_ip_blocks'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_ip_blocks')),
+    sa.UniqueConstraint('ip', name=op.f('uq_ip_blocks_ip'))
     )
     with op.batch_alter_table('ip_blocks', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_ip_blocks_first_key'), ['first_key'], unique=False)

@@ -15,20 +15,27 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from server.api.auth import require
-from server.api.entities import EntityContext, account_warning_to_entity, admin_account_to_entity
+from server.api.entities import (
+    Entity,
+    EntityContext,
+    account_warning_to_entity,
+    admin_account_to_entity,
+)
 from server.api.pagination import Page, paged_json
 from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.ids import parse_id as parse_db_id
-from server.models import Account, AccountWarning
+from server.models import Account, AccountWarning, User, UserIp
 from server.services import moderation
 from server.services.appeals import MAX_APPEAL_TEXT, appeals_of, file_appeal
 from server.services.moderation import ACCOUNT_STATES, AccountFilter
+from server.services.user_ips import recent_ips
 from server.state import easel
 
 NOT_ALLOWED = "This action is not allowed"
@@ -50,7 +57,7 @@ def _v1_filter(params: Params) -> AccountFilter:
                          username=params.get_str("username"),
                          display_name=params.get_str("display_name"),
                          email=params.get_str("email"), staff=bool(params.get_bool("staff")),
-                         sensitized=bool(params.get_bool("sensitized")))
+                         sensitized=bool(params.get_bool("sensitized")), ip=params.get_str("ip"))
 
 
 def _v2_filter(params: Params) -> AccountFilter:
@@ -66,7 +73,8 @@ def _v2_filter(params: Params) -> AccountFilter:
     return AccountFilter(origin=origin, state=state, by_domain=params.get_str("by_domain"),
                          username=params.get_str("username"),
                          display_name=params.get_str("display_name"),
-                         email=params.get_str("email"), staff=permissions == "staff")
+                         email=params.get_str("email"), staff=permissions == "staff",
+                         ip=params.get_str("ip"))
 
 
 async def index(request: Request) -> JSONResponse:
@@ -78,9 +86,21 @@ async def index(request: Request) -> JSONResponse:
     async with state.db.session() as session:
         rows = page.arrange(list((await session.execute(
             page.apply(moderation.accounts_query(wanted), Account.id))).all()))
+        ips = await recent_ips(session, [u.id for _, u in rows if u is not None])
     ctx = EntityContext.of(state)
-    return paged_json(request, [admin_account_to_entity(a, u, ctx) for a, u in rows],
+    return paged_json(request, [admin_account_to_entity(a, u, ctx, _ips_of(ips, u)) for a, u in rows],
                       [a.id for a, _ in rows], page)
+
+
+def _ips_of(ips: dict[int, list[UserIp]], user: User | None) -> list[UserIp]:
+    return ips.get(user.id, []) if user is not None else []
+
+
+async def _entity(session: AsyncSession, account: Account, user: User | None,
+                  ctx: EntityContext) -> Entity:
+    """One Admin::Account with its addresses."""
+    ips = await recent_ips(session, [user.id] if user is not None else [])
+    return admin_account_to_entity(account, user, ctx, _ips_of(ips, user))
 
 
 async def show(request: Request) -> JSONResponse:
@@ -89,7 +109,7 @@ async def show(request: Request) -> JSONResponse:
     state = easel(request)
     async with state.db.session() as session:
         account, user = await moderation.account_with_user(session, account_id)
-    return JSONResponse(admin_account_to_entity(account, user, EntityContext.of(state)))
+        return JSONResponse(await _entity(session, account, user, EntityContext.of(state)))
 
 
 async def action(request: Request) -> JSONResponse:
@@ -126,7 +146,7 @@ def _lifting(what: str) -> Callable[[Request], Awaitable[JSONResponse]]:
                 account, user = await moderation.delete_by_moderator(session, account_id)
             else:
                 account, user = await moderation.lift(session, account_id, what)
-        return JSONResponse(admin_account_to_entity(account, user, EntityContext.of(state)))
+            return JSONResponse(await _entity(session, account, user, EntityContext.of(state)))
 
     endpoint.__name__ = what
     return endpoint
@@ -138,7 +158,7 @@ async def reject(request: Request) -> JSONResponse:
     state = easel(request)
     async with state.db.session() as session:
         account, user = await moderation.account_with_user(session, account_id)
-        entity = admin_account_to_entity(account, user, EntityContext.of(state))
+        entity = await _entity(session, account, user, EntityContext.of(state))
         await moderation.reject(session, state.settings, account_id)
     return JSONResponse(entity)
 

@@ -34,6 +34,7 @@ from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.models import Account, InstanceRule, Report, Status, User
 from server.services import reports as service
+from server.services.user_ips import recent_ips
 from server.state import easel
 
 READ = "admin:read:reports"
@@ -58,7 +59,10 @@ async def reports_to_entities(session: AsyncSession, reports: Sequence[Report],
            if i is not None}
     accounts = {a.id: a for a in await session.scalars(select(Account).where(Account.id.in_(ids)))}
     users = {u.account_id: u for u in await session.scalars(select(User).where(User.account_id.in_(ids)))}
-    parties = {i: admin_account_to_entity(a, users.get(i), ctx) for i, a in accounts.items()}
+    ips = await recent_ips(session, [u.id for u in users.values()])
+    parties = {i: admin_account_to_entity(a, users.get(i), ctx,
+                                          ips.get(users[i].id, []) if i in users else [])
+               for i, a in accounts.items()}
     status_ids = {i for r in reports for i in r.status_ids or []}
     statuses = list(await session.scalars(select(Status).where(Status.id.in_(status_ids)))) \
         if status_ids else []

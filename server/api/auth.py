@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,7 @@ from starlette.requests import Request
 from server.errors import ApiError
 from server.ids import utcnow
 from server.models import Account, OAuthApplication, OAuthToken, User
+from server.services import user_ips
 from server.services.scopes import grants
 from server.services.tokens import token_digest
 from server.sqlite_driver import INLINE
@@ -68,14 +69,14 @@ async def authenticate(request: Request, session: AsyncSession | None = None) ->
         return None
     if session is None:
         async with easel(request).db.read_session() as own:
-            auth = await _look_up(own, token)
+            auth = await _look_up(own, token, request)
     else:
-        auth = await _look_up(session, token)
+        auth = await _look_up(session, token, request)
     request.scope["easel.auth"] = auth
     return auth
 
 
-async def _look_up(session: AsyncSession, token: str) -> Auth:
+async def _look_up(session: AsyncSession, token: str, request: Request) -> Auth:
     row = (await session.execute(_TOKEN_QUERY, {"digest": token_digest(token)})).first()
     if row is None:
         raise ApiError(401, "The access token is invalid")
@@ -90,15 +91,25 @@ async def _look_up(session: AsyncSession, token: str) -> Auth:
             raise ApiError(403, "Your login is currently pending approval")
     now = utcnow()
     if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
-        # stamps: in a read session each commits by itself (PostgreSQL autocommit)
-        await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
-                              .values(last_used_at=now))
-        if user is not None:
-            await session.execute(update(User).where(User.id == user.id)
-                                  .values(last_active_at=now))
-        await session.commit()
+        await _touch(request, found.id, user.id if user is not None else None, now)
     return Auth(token=found, application=found.application, scopes=found.scopes.split(),
                 user=user, account=account)
+
+
+async def _touch(request: Request, token_id: int, user_id: int | None,
+                 now: datetime) -> None:
+    """Stamp the token (and its user) as used now and record the address it was used
+    from, in a transaction of its own: the lookup's session may be a read session, where
+    each write would commit by itself and the address's expiry job could be lost."""
+    state = easel(request)
+    async with state.db.session() as session:
+        await session.execute(update(OAuthToken).where(OAuthToken.id == token_id)
+                              .values(last_used_at=now))
+        if user_id is not None:
+            await session.execute(update(User).where(User.id == user_id)
+                                  .values(last_active_at=now))
+            await user_ips.record_ip(session, state.settings, user_id, user_ips.client_ip(request))
+        await session.commit()
 
 
 async def require(request: Request, scope: str, *, user: bool = True) -> Auth:

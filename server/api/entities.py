@@ -844,6 +844,13 @@ def admin_domain_allow_to_entity(allow: Any) -> Entity:
     return {"id": str(allow.id), "domain": allow.domain, "created_at": iso(allow.created_at)}
 
 
+def admin_ip_block_to_entity(block: Any) -> Entity:
+    """Mastodon's ``Admin::IpBlock`` (``ip`` always with its prefix length)."""
+    return {"id": str(block.id), "ip": block.ip, "severity": block.severity,
+            "comment": block.comment, "created_at": iso(block.created_at),
+            "expires_at": iso(block.expires_at)}
+
+
 def canonical_email_block_to_entity(block: Any) -> Entity:
     """Mastodon's ``Admin::CanonicalEmailBlock``."""
     return {"id": str(block.id), "canonical_email_hash": block.canonical_email_hash}
@@ -862,17 +869,19 @@ def public_domain_block_to_entity(block: Any, *, with_comment: bool) -> Entity:
 
 # ------------------------------------------------------------------- moderation (admin)
 
-def admin_account_to_entity(account: Account, user: User | None, ctx: EntityContext) -> Entity:
+def admin_account_to_entity(account: Account, user: User | None, ctx: EntityContext,
+                            ips: Sequence[Any] = ()) -> Entity:
     """Mastodon's Admin::Account: the account with its login's standing (``user`` None for
-    a remote account)."""
+    a remote account) and the addresses it was used from (``ips``: its ``UserIp`` rows,
+    most recently used first; ``ip`` is the first)."""
     return {
         "id": str(account.id),
         "username": account.username,
         "domain": account.domain or None,
         "created_at": iso(account.created_at),
         "email": user.email if user is not None else "",
-        "ip": None,
-        "ips": [],
+        "ip": ips[0].ip if ips else None,
+        "ips": [{"ip": row.ip, "used_at": iso(row.used_at)} for row in ips],
         "locale": user.locale if user is not None else "",
         "invite_request": (user.reason or None) if user is not None else None,
         "role": {"id": "3" if user is not None and user.admin else "-99",

@@ -1,6 +1,7 @@
 """ASGI middleware for the client API: trailing slashes, body limits, upload clean-up and
-rate limits (the API's, and the inboxes'). Each passes every request it has no business
-with straight through, and none reads a body it does not limit.
+rate limits (the API's, and the inboxes'), and the door of IP blocks (``no_access``) for
+every request. Each passes every request it has no business with straight through, and
+none reads a body it does not limit.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import time
 from dataclasses import dataclass
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.api.rate_counters import RATE_WINDOW, LocalCounters, RateCounters
-from server.errors import BodyTooLarge
+from server.db import Database
+from server.errors import BodyTooLarge, error_response
 from server.limits import IMAGE_SIZE_LIMIT, PROFILE_IMAGE_SIZE_LIMIT
+from server.services.ip_blocks import IpBlockMatcher
 from server.settings import Settings
 
 API_PREFIXES = ("/api/", "/oauth/")
@@ -97,6 +101,39 @@ class RejectNulMiddleware:
             await response(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+
+# Answered whatever the address: load balancers and monitoring must see the process.
+HEALTH_PREFIX = "/health"
+NO_ACCESS_MESSAGE = "Access from your network is not allowed"
+
+
+class IpBlockMiddleware:
+    """Refuse every request from a network with a ``no_access`` IP block: 403, ``{"error"}``
+    for the API and ActivityPub, a line of text for pages; a WebSocket is closed before it
+    opens (the server answers 403). The health checks are always answered.
+
+    The lookup is ``IpBlockMatcher`` (``server/services/ip_blocks.py``): from memory, with
+    a reload at most every ``RELOAD_SECONDS``; with no blocks it parses nothing.
+    """
+
+    def __init__(self, app: ASGIApp, *, blocks: IpBlockMatcher, db: Database) -> None:
+        self.app = app
+        self.blocks = blocks
+        self.db = db
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = scope.get("client")
+        if (self.blocks.idle() or scope["type"] == "lifespan" or not client
+                or scope["path"].startswith(HEALTH_PREFIX)
+                or await self.blocks.severity_for(self.db, client[0]) != "no_access"):
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008, "reason": NO_ACCESS_MESSAGE})
+            return
+        await error_response(Request(scope), 403, NO_ACCESS_MESSAGE)(scope, receive, send)
 
 
 class TrailingSlashMiddleware:

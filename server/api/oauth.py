@@ -23,7 +23,7 @@ from starlette.routing import BaseRoute, Route
 from server.api.params import TRUE_WORDS, Params
 from server.errors import ApiError
 from server.models import Account
-from server.services import oauth
+from server.services import oauth, user_ips
 from server.services.oauth import AuthorizationRequest, AuthorizationRequestError, OAuthError
 from server.services.scopes import ALL_SCOPES
 from server.state import EaselState, easel
@@ -175,6 +175,8 @@ async def login(request: Request) -> Response:
         if refusal is not None:
             return _login_page(request, state, auth, login=login_name, status_code=403,
                                error=refusal + ".")
+        await user_ips.record_ip(session, state.settings, user.id, user_ips.client_ip(request))
+        await session.commit()
     response = RedirectResponse("/oauth/authorize?" + urlencode(auth.form_fields()), status_code=303,
                                 headers=page_headers(state, PAGE_HEADERS))
     log_in(response, state, user)
@@ -265,6 +267,9 @@ async def token(request: Request) -> Response:
                 issued = await oauth.grant_password(
                     session, app, username=params.get_str("username"),
                     password=params.get_str("password"), scope=params.get_str("scope"))
+                await user_ips.record_ip(session, state.settings, issued.user_id,
+                                         user_ips.client_ip(request))
+                await session.commit()
             elif grant_type == "client_credentials":
                 issued = await oauth.grant_client_credentials(session, app, scope=params.get_str("scope"))
             else:

@@ -24,6 +24,7 @@ from server.models import OAuthToken, User
 from server.services import confirmations, registrations
 from server.services.scopes import grants
 from server.services.tokens import token_digest
+from server.services.user_ips import client_ip, record_ip
 from server.state import easel
 
 
@@ -42,9 +43,12 @@ async def register(request: Request) -> JSONResponse:
                 locale=params.get_str("locale"),
                 reason=params.get_str("reason"),
                 invite_code=params.get_str("invite_code", max_length=64),
+                address=request.client.host if request.client else None,
             )
         except registrations.RegistrationInvalid as error:
             return JSONResponse({"error": error.message, "details": error.details}, status_code=422)
+        await record_ip(session, state.settings, issued.user_id, client_ip(request))
+        await session.commit()
     return JSONResponse(issued.to_json(), headers={"Cache-Control": "no-store"})
 
 

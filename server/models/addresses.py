@@ -41,7 +41,7 @@ class IpBlock(Base):
     __tablename__ = "ip_blocks"
 
     id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
-    ip: Mapped[str] = mapped_column(String(64))
+    ip: Mapped[str] = mapped_column(String(64), unique=True)
     first_key: Mapped[str] = mapped_column(String(32), index=True)
     last_key: Mapped[str] = mapped_column(String(32))
     severity: Mapped[str] = mapped_column(String(32))

@@ -45,7 +45,7 @@ from server.models import (
 )
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
-from server.services import follows, statuses
+from server.services import follows, statuses, user_ips
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.notifications import notify_moderation_warning
 from server.services.outbox import record_activity
@@ -84,6 +84,7 @@ class AccountFilter:
     email: str | None = None
     staff: bool = False
     sensitized: bool = False
+    ip: str | None = None               # an address or a CIDR network the login was used from
 
 
 def _contains(column: Any, text: str) -> ColumnElement[bool]:
@@ -93,7 +94,7 @@ def _contains(column: Any, text: str) -> ColumnElement[bool]:
 
 def accounts_query(wanted: AccountFilter) -> Select[Any]:
     """``(Account, User | None)`` rows matching ``wanted``; never the instance actor or a
-    purged account."""
+    purged account. ValidationFailed when ``wanted.ip`` is not an address or network."""
     query: Select[Any] = (
         select(Account, User).outerjoin(User, User.account_id == Account.id)  # type: ignore[assignment]
         .where(Account.actor_type != "Application", Account.deleted_at.is_(None)))
@@ -113,6 +114,8 @@ def accounts_query(wanted: AccountFilter) -> Select[Any]:
         query = query.where(User.admin.is_(True))
     if wanted.sensitized:
         query = query.where(Account.sensitized_at.is_not(None))
+    if wanted.ip:
+        query = query.where(User.id.in_(user_ips.users_in(wanted.ip)))
     state = wanted.state
     if state == "active":
         query = query.where(Account.suspended_at.is_(None), or_(

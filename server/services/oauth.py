@@ -88,6 +88,7 @@ class IssuedToken:
     refresh_token: str | None
     scopes: list[str]
     created_at: datetime
+    user_id: int | None = None  # whose token (None: the app's own)
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -408,7 +409,8 @@ async def issue_token(
         scopes=" ".join(scopes), created_at=created,
     ))
     await session.commit()
-    return IssuedToken(access_token=access, refresh_token=refresh, scopes=scopes, created_at=created)
+    return IssuedToken(access_token=access, refresh_token=refresh, scopes=scopes, created_at=created,
+                       user_id=user.id if user is not None else None)
 
 
 async def grant_authorization_code(

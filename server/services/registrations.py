@@ -9,6 +9,11 @@ A valid invite (``invite_code``, ``server/services/invites.py``) admits its hold
 every mode, approved at once, as Mastodon does; an unknown, expired or used-up code is a
 field error (or, when registrations are closed, the closed answer).
 
+IP blocks (``server/services/ip_blocks.py``) on the sign-up's address come first, as
+Mastodon's: ``sign_up_block`` (or ``no_access``) refuses it (403) whatever the mode or
+invite; ``sign_up_requires_approval`` makes the new user wait for approval even when
+registrations are open or an invite admits them.
+
 With SMTP configured (``settings.mail_enabled``) the address must be confirmed: the user
 is created unconfirmed and mailed a link (``server/services/confirmations.py``); the token
 returned now starts working once the link is followed (until then the API answers 403
@@ -29,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.mail import queue_mail
 from server.models import Account, OAuthApplication, User
-from server.services import confirmations, invites
+from server.services import confirmations, invites, ip_blocks
 from server.services.accounts import create_user, validate_email, validate_password, validate_username
 from server.services.email_blocks import email_blocked
 from server.services.errors import ServiceError, ValidationFailed
@@ -63,6 +68,13 @@ class RegistrationsClosed(ServiceError):
 
     def __init__(self) -> None:
         super().__init__("Registrations are closed", 403)
+
+
+class SignUpBlocked(ServiceError):
+    """An IP block refuses sign-ups from the address (Mastodon answers 403)."""
+
+    def __init__(self) -> None:
+        super().__init__("Sign-ups from your network are not allowed", 403)
 
 
 class RegistrationInvalid(ValidationFailed):
@@ -103,12 +115,14 @@ async def register(
     locale: str | None,
     reason: str | None,
     invite_code: str | None = None,
+    address: str | None = None,
 ) -> IssuedToken:
     """Create the user per ``settings.registrations`` and a token for ``app`` with the app's
-    scopes; RegistrationsClosed or RegistrationInvalid (nothing written) otherwise."""
+    scopes; RegistrationsClosed, SignUpBlocked or RegistrationInvalid (nothing written)
+    otherwise. ``address``: the client's, for IP blocks."""
     user = await create_registration(session, settings, username=username, email=email,
                                      password=password, agreement=agreement, locale=locale,
-                                     reason=reason, invite_code=invite_code)
+                                     reason=reason, invite_code=invite_code, address=address)
     return await issue_token(session, app, user, app.scopes.split())
 
 
@@ -123,10 +137,15 @@ async def create_registration(
     locale: str | None,
     reason: str | None,
     invite_code: str | None = None,
+    address: str | None = None,
 ) -> User:
     """The new user (committed, and mailed a confirmation link when mail is on), per the
-    registration mode and the invite; RegistrationsClosed or RegistrationInvalid (nothing
-    written) otherwise. The API and the web sign-up form both come here."""
+    registration mode, the invite and the IP blocks on ``address`` (the client's);
+    RegistrationsClosed, SignUpBlocked or RegistrationInvalid (nothing written) otherwise.
+    The API and the web sign-up form both come here."""
+    ip_severity = await ip_blocks.sign_up_severity(session, address)
+    if ip_severity in ("sign_up_block", "no_access"):
+        raise SignUpBlocked()
     invite_code = (invite_code or "").strip()
     invited = bool(invite_code) and await invites.find_usable_invite(session, invite_code) is not None
     if settings.registrations == "closed" and not invited:
@@ -180,7 +199,8 @@ async def create_registration(
     try:
         user = await create_user(session, settings, username=username, email=email, password=password,
                                  confirmed=not settings.mail_enabled,
-                                 approved=invite_id is not None or settings.registrations == "open",
+                                 approved=ip_severity is None and (
+                                     invite_id is not None or settings.registrations == "open"),
                                  locale=locale.replace("_", "-"), reason=reason)
     except ValidationFailed as error:  # a concurrent registration took the name or e-mail
         raise RegistrationInvalid({"username": [_description("username", error)]}) from None

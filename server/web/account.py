@@ -22,9 +22,10 @@ from starlette.routing import BaseRoute, Route
 
 from server.api.params import Params
 from server.errors import ApiError
-from server.services import confirmations, invites, registrations, rules
+from server.services import confirmations, invites, ip_blocks, registrations, rules
 from server.services.errors import ServiceError
 from server.services.passwords import MIN_PASSWORD_LENGTH
+from server.services.user_ips import client_ip, record_ip
 from server.settings import Settings
 from server.state import EaselState, easel
 from server.web.session import CSRF_FIELD, csrf_ok, log_in, page_headers, render
@@ -67,8 +68,13 @@ async def _sign_up_page(request: Request, state: EaselState, *, invite_code: str
                         status_code: int = 200) -> Response:
     settings = state.settings
     async with state.db.session() as session:
+        ip_severity = await ip_blocks.sign_up_severity(session, _address(request))
         invited = bool(invite_code) and await invites.find_usable_invite(session, invite_code) is not None
         rule_list = list(await rules.list_rules(session))
+    if ip_severity in ("sign_up_block", "no_access"):
+        return _message(request, state, "Sign-ups are not possible",
+                        f"{settings.title} does not take sign-ups from your network.",
+                        status_code=403)
     if settings.registrations == "closed" and not invited:
         return _message(request, state, "Registrations are closed",
                         f"{settings.title} is not taking new members at the moment"
@@ -76,9 +82,14 @@ async def _sign_up_page(request: Request, state: EaselState, *, invite_code: str
                         status_code=403)
     return _page(request, state, "sign_up.html", {
         "invited": invited, "invite_code": invite_code if invited else "",
-        "approval": settings.registrations == "approval", "rules": rule_list,
+        "approval": settings.registrations == "approval" or ip_severity is not None,
+        "rules": rule_list,
         "values": values or {}, "errors": errors or [],
     }, status_code=status_code)
+
+
+def _address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 async def sign_up_form(request: Request) -> Response:
@@ -108,15 +119,18 @@ async def sign_up(request: Request) -> Response:
             user = await registrations.create_registration(
                 session, state.settings, username=values["username"], email=values["email"],
                 password=values["password"], agreement=bool(values["agreement"]), locale=None,
-                reason=values["reason"], invite_code=values["invite_code"])
+                reason=values["reason"], invite_code=values["invite_code"],
+                address=_address(request))
         except registrations.RegistrationInvalid as error:
             texts = [f"{registrations.FIELD_LABELS.get(field, field)} {item['description']}"
                      for field, items in error.details.items() for item in items]
             kept = {k: v for k, v in values.items() if k in ("username", "email", "reason")}
             return await _sign_up_page(request, state, invite_code=values["invite_code"],
                                        values=kept, errors=texts, status_code=422)
-        except registrations.RegistrationsClosed:
+        except (registrations.RegistrationsClosed, registrations.SignUpBlocked):
             return await _sign_up_page(request, state, invite_code=values["invite_code"])
+        await record_ip(session, state.settings, user.id, client_ip(request))
+        await session.commit()
     if user.confirmed_at is None:
         return _message(request, state, "Check your e-mail",
                         f"We sent a link to {user.email}: open it to confirm your address"

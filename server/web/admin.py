@@ -5,7 +5,8 @@ dashboard (``easel admin status``'s checks, pending sign-ups, open reports), rep
 (notes, assignment, resolving, an action on the reported account), appeals of warnings
 (approving or rejecting), accounts (filters, warnings with their appeals, actions and
 their lifting, sign-up approval, deletion of a suspended account),
-domain blocks (with CSV import and export), domain allows, e-mail blocks, invites, rules,
+domain blocks (with CSV import and export), domain allows, e-mail blocks, IP blocks,
+invites, rules,
 announcements (drafts, publishing, withdrawal) and the job queue (failures, retry, purge).
 
 Every page needs the cookie session of an admin (``users.admin``): signed out, a page
@@ -15,7 +16,7 @@ with the error (4xx), never a 500, and nothing half-written.
 
 What it must never do: decide anything itself — each endpoint parses the form and calls
 one function of the owning service (``server.services.moderation``, ``reports``, ``appeals``,
-``domain_blocks``, ``email_blocks``, ``invites``, ``rules``, ``announcements``,
+``domain_blocks``, ``email_blocks``, ``ip_blocks``, ``invites``, ``rules``, ``announcements``,
 ``server.queue.admin``, ``server.observability``); let a non-admin see or change anything.
 """
 
@@ -35,7 +36,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from server.ids import parse_id, utcnow
-from server.models import Account, Report, Status, User
+from server.models import Account, Announcement, Report, Status, User
 from server.observability import instance_status
 from server.queue import admin as queue_admin
 from server.services import (
@@ -44,12 +45,14 @@ from server.services import (
     domain_blocks,
     email_blocks,
     invites,
+    ip_blocks,
     moderation,
     reports,
     rules,
 )
 from server.services.errors import NotFound, ServiceError
 from server.services.moderation import ACCOUNT_STATES, ACTION_TYPES, AccountFilter
+from server.services.user_ips import recent_ips
 from server.state import EaselState, easel
 from server.web.session import current_user, render
 from server.web.studio import FormRefused, read_checked_form
@@ -308,12 +311,18 @@ def _account_filter(visit: AdminVisit) -> AccountFilter:
                          state=state if state in ACCOUNT_STATES else None,
                          username=visit.query("username").strip() or None,
                          display_name=visit.query("display_name").strip() or None,
-                         by_domain=visit.query("domain").strip() or None)
+                         by_domain=visit.query("domain").strip() or None,
+                         ip=visit.query("ip").strip() or None)
 
 
 async def account_list(visit: AdminVisit) -> Response:
     wanted = _account_filter(visit)
-    query = moderation.accounts_query(wanted)
+    try:
+        query = moderation.accounts_query(wanted)
+    except ServiceError as error:  # an ip that is no address or network
+        return visit.page("admin_accounts.html", {
+            "section": "accounts", "rows": [], "wanted": wanted, "states": ACCOUNT_STATES,
+            "older": None, "error": error.message}, status_code=422)
     before = parse_id(visit.query("before"))
     if before is not None:
         query = query.where(Account.id < before)
@@ -337,10 +346,11 @@ async def _account_page(visit: AdminVisit, *, error: str | None = None,
     about = list(await visit.session.scalars(
         reports.reports_query(resolved=None, target_account_id=account.id)
         .order_by(Report.id.desc()).limit(LIST_LIMIT)))
+    used = (await recent_ips(visit.session, [user.id])).get(user.id, []) if user is not None else []
     return visit.page("admin_account.html", {
         "section": "accounts", "account": account, "user": user, "warnings": warnings,
         "appeals": appealed, "reports": about, "action_labels": ACTION_LABELS, "lifts": LIFTS, "error": error,
-        "is_self": account.id == visit.account.id}, status_code=status_code)
+        "is_self": account.id == visit.account.id, "ips": used}, status_code=status_code)
 
 
 async def account_detail(visit: AdminVisit) -> Response:
@@ -529,6 +539,46 @@ async def email_block_remove(visit: AdminVisit) -> Response:
     return _see_other("/admin/email_blocks")
 
 
+# --------------------------------------------------------------------------- IP blocks
+
+# Expiry choices of the form (seconds; "" is never).
+IP_BLOCK_EXPIRIES = (("", "Never"), ("86400", "1 day"), ("1209600", "2 weeks"),
+                     ("2592000", "1 month"), ("15552000", "6 months"), ("31536000", "1 year"))
+
+
+async def _ip_blocks_page(visit: AdminVisit, *, error: str | None = None, status_code: int = 200,
+                          form: Mapping[str, Any] | None = None) -> Response:
+    rows = await ip_blocks.list_ip_blocks(visit.session)
+    now = utcnow()
+    return visit.page("admin_ip_blocks.html", {
+        "section": "ip_blocks", "blocks": rows, "severities": ip_blocks.SEVERITIES[::-1],
+        "expiries": IP_BLOCK_EXPIRIES, "error": error, "form": form or {},
+        "expired": {block.id for block in rows if not ip_blocks.is_active(block, now)},
+        "reload_seconds": int(ip_blocks.RELOAD_SECONDS)}, status_code=status_code)
+
+
+async def ip_block_list(visit: AdminVisit) -> Response:
+    return await _ip_blocks_page(visit)
+
+
+async def ip_block_create(visit: AdminVisit) -> Response:
+    fields = {name: visit.field(name)[:ip_blocks.MAX_COMMENT_LENGTH + 1]
+              for name in ("ip", "severity", "comment", "expires_in")}
+    try:
+        await ip_blocks.create_ip_block(
+            visit.session, fields["ip"], fields["severity"], comment=fields["comment"],
+            expires_in=fields["expires_in"].strip(), matcher=visit.state.ip_blocks)
+    except ServiceError as exc:
+        await visit.rollback()
+        return await _ip_blocks_page(visit, error=_error_text(exc), status_code=422, form=fields)
+    return _see_other("/admin/ip_blocks")
+
+
+async def ip_block_remove(visit: AdminVisit) -> Response:
+    await ip_blocks.remove_ip_block(visit.session, visit.path_id(), matcher=visit.state.ip_blocks)
+    return _see_other("/admin/ip_blocks")
+
+
 # ----------------------------------------------------------------------------- invites
 
 async def _invites_page(visit: AdminVisit, *, error: str | None = None,
@@ -625,23 +675,73 @@ async def announcement_list(visit: AdminVisit) -> Response:
     return await _announcements_page(visit)
 
 
+ANNOUNCEMENT_MOMENTS = {"starts_at": "Starts at", "ends_at": "Ends at", "scheduled_at": "Publish at"}
+
+
+def _announcement_form(visit: AdminVisit) -> dict[str, Any]:
+    """The announcement form as sent (to show again if it is refused)."""
+    form: dict[str, Any] = {name: visit.field(name) for name in ("text", *ANNOUNCEMENT_MOMENTS)}
+    form.update(all_day=visit.checked("all_day"), draft=visit.checked("draft"))
+    return form
+
+
+def _announcement_moments(form: Mapping[str, Any]) -> dict[str, datetime | None]:
+    """Its dates and times; ValueError names a field that is not a date and time."""
+    return {name: _form_moment(form[name], label) for name, label in ANNOUNCEMENT_MOMENTS.items()}
+
+
+def _form_value(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%dT%H:%M}" if moment is not None else ""
+
+
 async def announcement_create(visit: AdminVisit) -> Response:
-    fields = {name: visit.field(name) for name in ("text", "starts_at", "ends_at")}
-    flags = {"all_day": visit.checked("all_day"), "draft": visit.checked("draft")}
+    form = _announcement_form(visit)
     try:
-        starts_at = _form_moment(fields["starts_at"], "Starts at")
-        ends_at = _form_moment(fields["ends_at"], "Ends at")
-    except ValueError as exc:
-        return await _announcements_page(visit, error=str(exc), status_code=422,
-                                         form={**fields, **flags})
-    try:
+        moments = _announcement_moments(form)
         await announcements.create_announcement(
-            visit.session, fields["text"], starts_at=starts_at, ends_at=ends_at,
-            all_day=flags["all_day"], publish=not flags["draft"])
+            visit.session, form["text"], starts_at=moments["starts_at"],
+            ends_at=moments["ends_at"], all_day=form["all_day"], publish=not form["draft"],
+            scheduled_at=moments["scheduled_at"])
+    except ValueError as exc:
+        return await _announcements_page(visit, error=str(exc), status_code=422, form=form)
     except ServiceError as exc:
         await visit.rollback()
-        return await _announcements_page(visit, error=_error_text(exc), status_code=422,
-                                         form={**fields, **flags})
+        return await _announcements_page(visit, error=_error_text(exc), status_code=422, form=form)
+    return _see_other("/admin/announcements")
+
+
+async def _announcement_page(visit: AdminVisit, item: Announcement, *, error: str | None = None,
+                             status_code: int = 200,
+                             form: Mapping[str, Any] | None = None) -> Response:
+    shown = form if form is not None else {
+        "text": item.text, "all_day": item.all_day,
+        **{name: _form_value(getattr(item, name)) for name in ANNOUNCEMENT_MOMENTS}}
+    return visit.page("admin_announcement.html", {
+        "section": "announcements", "error": error, "form": shown, "item": item,
+        "text_limit": announcements.MAX_TEXT}, status_code=status_code)
+
+
+async def announcement_edit_form(visit: AdminVisit) -> Response:
+    item = await announcements.get_announcement(visit.session, visit.path_id())
+    return await _announcement_page(visit, item)
+
+
+async def announcement_edit(visit: AdminVisit) -> Response:
+    item = await announcements.get_announcement(visit.session, visit.path_id())
+    form = _announcement_form(visit)
+    try:
+        moments = _announcement_moments(form)
+        await announcements.update_announcement(
+            visit.session, item.id, form["text"], starts_at=moments["starts_at"],
+            ends_at=moments["ends_at"], all_day=form["all_day"],
+            scheduled_at=moments["scheduled_at"])
+    except ValueError as exc:
+        return await _announcement_page(visit, item, error=str(exc), status_code=422, form=form)
+    except ServiceError as exc:
+        await visit.rollback()
+        await visit.session.refresh(item)
+        return await _announcement_page(visit, item, error=_error_text(exc), status_code=422,
+                                        form=form)
     return _see_other("/admin/announcements")
 
 
@@ -726,6 +826,9 @@ routes: list[BaseRoute] = [
     Route("/admin/email_blocks", admin_page(email_block_list), methods=["GET", "HEAD"]),
     Route("/admin/email_blocks", admin_page(email_block_create), methods=["POST"]),
     Route("/admin/email_blocks/{id}/remove", admin_page(email_block_remove), methods=["POST"]),
+    Route("/admin/ip_blocks", admin_page(ip_block_list), methods=["GET", "HEAD"]),
+    Route("/admin/ip_blocks", admin_page(ip_block_create), methods=["POST"]),
+    Route("/admin/ip_blocks/{id}/remove", admin_page(ip_block_remove), methods=["POST"]),
     Route("/admin/invites", admin_page(invite_list), methods=["GET", "HEAD"]),
     Route("/admin/invites", admin_page(invite_create), methods=["POST"]),
     Route("/admin/invites/revoke", admin_page(invite_revoke), methods=["POST"]),
@@ -734,6 +837,8 @@ routes: list[BaseRoute] = [
     Route("/admin/rules/{id}/remove", admin_page(rule_remove), methods=["POST"]),
     Route("/admin/announcements", admin_page(announcement_list), methods=["GET", "HEAD"]),
     Route("/admin/announcements", admin_page(announcement_create), methods=["POST"]),
+    Route("/admin/announcements/{id}/edit", admin_page(announcement_edit_form), methods=["GET", "HEAD"]),
+    Route("/admin/announcements/{id}/edit", admin_page(announcement_edit), methods=["POST"]),
     Route("/admin/announcements/{id}/publish", admin_page(announcement_publish),
           methods=["POST"]),
     Route("/admin/announcements/{id}/unpublish", admin_page(announcement_unpublish),

@@ -29,7 +29,7 @@ from server.api.entities import account_note_html, fields_to_entities
 from server.api.params import Params
 from server.errors import ApiError
 from server.models import Account, Status
-from server.services import gallery, oauth, portfolio
+from server.services import gallery, oauth, portfolio, user_ips
 from server.services.errors import ServiceError
 from server.services.gallery import ImageView, WorkCard, parse_page_id
 from server.state import EaselState, easel
@@ -445,6 +445,9 @@ async def sign_in(request: Request) -> Response:
                                  status_code=422,
                                  error="Invalid e-mail address, username or password.")
         refusal = oauth.login_refusal(user)
+        if refusal is None or only_disabled(user):
+            await user_ips.record_ip(session, state.settings, user.id, user_ips.client_ip(request))
+            await session.commit()
         if refusal is not None and only_disabled(user):
             # a moderator disabled it: the Standing page only, to read why and appeal
             response = _redirect(state, "/studio/standing")

@@ -1,7 +1,9 @@
 """Being logged in on the web, and CSRF protection for every form, in one place.
 
 A login is a signed cookie (``server/secrets.py``) naming the user and bound to their
-password hash, so changing the password logs every browser out. Every form carries a
+password hash, so changing the password logs every browser out. A login in use is
+stamped active, and the address it is used from recorded (``server.services.user_ips``),
+at most every ``TOUCH_INTERVAL``, as a token's use is. Every form carries a
 CSRF token: an HMAC of a random value kept in a second cookie (a double-submit token the
 page cannot forge without the key). Both cookies are HttpOnly, SameSite=Lax, on path
 ``/``, and Secure when the instance is served over https.
@@ -21,15 +23,19 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
+from server.api.auth import TOUCH_INTERVAL
+from server.ids import utcnow
 from server.models import User
 from server.secrets import keyed_digest, secret_key, sign, unsign
+from server.services import user_ips
 from server.services.oauth import login_refusal
 from server.state import EaselState
 from server.web.optout import OPT_OUT_HEADERS, PAGE_META
@@ -85,7 +91,23 @@ async def current_user(request: Request, session: AsyncSession, state: EaselStat
     the pages where they read why and appeal (the studio's Standing page)."""
     user = await _session_user(request, session, state, allow_disabled)
     setattr(request.state, VIEWER_STATE, user)
+    if user is not None:
+        await _touch(request, state, user)
     return user
+
+
+async def _touch(request: Request, state: EaselState, user: User) -> None:
+    """A web login in use: like a token's use (``server.api.auth``), at most every
+    ``TOUCH_INTERVAL`` the user is stamped active and the address recorded, in a
+    transaction of its own (the page's session may never commit)."""
+    now = utcnow()
+    if user.last_active_at is not None and now - user.last_active_at <= TOUCH_INTERVAL:
+        return
+    set_committed_value(user, "last_active_at", now)  # seen; the page's session writes nothing
+    async with state.db.session() as session:
+        await session.execute(update(User).where(User.id == user.id).values(last_active_at=now))
+        await user_ips.record_ip(session, state.settings, user.id, user_ips.client_ip(request))
+        await session.commit()
 
 
 def only_disabled(user: User) -> bool:

@@ -36,6 +36,7 @@ from sqlalchemy import func, select, update
 from server.db import Database
 from server.ids import utcnow
 from server.models import Job, JobState, Status
+from server.services import user_ips
 from server.services.accounts import create_user
 from server.settings import Settings
 from tests.conftest import make_token
@@ -49,6 +50,8 @@ START_TIMEOUT = 60.0
 # The longest any one request may take, outage or not: an answer, not a hang.
 ANSWER_BOUND = 20.0
 PHASE_TIMEOUT = 60.0
+# Not the writes' jobs: a token's address is kept for a year by its expiry job, due then.
+LATER_JOBS = Job.kind != user_ips.EXPIRE_JOB
 
 
 @dataclass
@@ -255,7 +258,8 @@ async def test_postgres_restarted_under_load_loses_no_acknowledged_write(
             await session.execute(update(Job).where(Job.state == JobState.RUNNING).values(
                 locked_until=utcnow() - timedelta(seconds=1)))
             await session.commit()
-            queues = set(await session.scalars(select(Job.queue).where(Job.state != JobState.DONE)))
+            queues = set(await session.scalars(select(Job.queue).where(Job.state != JobState.DONE,
+                                                                        LATER_JOBS)))
         worker_log = log.with_name("worker.log")
         with open(worker_log, "wb") as out:
             command = [str(EASEL), "worker", "--queues", ",".join(sorted(queues) or ["default"])]
@@ -265,7 +269,7 @@ async def test_postgres_restarted_under_load_loses_no_acknowledged_write(
             async def unfinished() -> list[tuple[str, str]]:
                 async with db.session() as session:
                     rows = await session.execute(select(Job.kind, Job.state).where(
-                        Job.state != JobState.DONE))
+                        Job.state != JobState.DONE, LATER_JOBS))
                     return [(kind, str(state)) for kind, state in rows]
 
             deadline = time.monotonic() + PHASE_TIMEOUT

@@ -132,14 +132,15 @@ GET_PAGES = ["/admin", "/admin/reports", "/admin/reports?resolved=1", "/admin/re
              "/admin/appeals", "/admin/accounts", "/admin/accounts?origin=remote&state=suspended&username=b",
              "/admin/accounts/{bob}", "/admin/domain_blocks", "/admin/domain_blocks/{block}",
              "/admin/domain_blocks/export.csv", "/admin/domain_allows", "/admin/email_blocks",
-             "/admin/invites", "/admin/rules", "/admin/announcements", "/admin/queue"]
+             "/admin/invites", "/admin/rules", "/admin/announcements",
+             "/admin/announcements/{announcement}/edit", "/admin/queue"]
 POSTS = ["/admin/reports/{report}", "/admin/appeals/{appeal}/approve",
          "/admin/appeals/{appeal}/reject", "/admin/accounts/{bob}", "/admin/domain_blocks",
          "/admin/domain_blocks/import", "/admin/domain_blocks/{block}", "/admin/domain_allows",
          "/admin/domain_allows/{allow}/remove", "/admin/email_blocks",
          "/admin/email_blocks/{email_block}/remove", "/admin/invites", "/admin/invites/revoke",
          "/admin/rules", "/admin/rules/{rule}/remove", "/admin/announcements",
-         "/admin/announcements/{announcement}/publish",
+         "/admin/announcements/{announcement}/edit", "/admin/announcements/{announcement}/publish",
          "/admin/announcements/{announcement}/unpublish",
          "/admin/announcements/{announcement}/remove", "/admin/queue"]
 
@@ -267,7 +268,8 @@ async def test_unknown_ids_are_not_found(admin_web: httpx.AsyncClient) -> None:
                 "/admin/domain_allows/123/remove", "/admin/rules/123/remove",
                 "/admin/email_blocks/123/remove", "/admin/announcements/123/publish",
                 "/admin/announcements/123/unpublish", "/admin/announcements/123/remove",
-                "/admin/announcements/nope/remove", "/admin/appeals/123/approve",
+                "/admin/announcements/nope/remove", "/admin/announcements/123/edit",
+                "/admin/appeals/123/approve",
                 "/admin/appeals/123/reject", "/admin/appeals/nope/approve"):
         response = await submit(admin_web, url, {"action": "resolve"})
         assert response.status_code == 404, url
@@ -732,6 +734,44 @@ async def test_bad_announcements_come_back_on_the_form(db: Database,
         if data["text"].strip() and len(data["text"]) < 100:
             assert f">{data['text']}</textarea>" in response.text
     assert await count(db, Announcement) == 0
+
+
+async def test_announcements_are_scheduled_and_edited(db: Database, admin_web: httpx.AsyncClient) -> None:
+    posted = await submit(admin_web, "/admin/announcements", {
+        "text": "Server move", "scheduled_at": "2099-05-01T07:00"})
+    assert posted.status_code == 303
+    async with db.session() as session:
+        move = await session.scalar(select(Announcement))
+    assert move is not None and not move.published
+    assert move.scheduled_at == datetime(2099, 5, 1, 7, 0, tzinfo=UTC)
+    page = (await admin_web.get("/admin/announcements")).text
+    assert "scheduled for 2099-05-01 07:00" in page
+    assert f'href="/admin/announcements/{move.id}/edit"' in page
+
+    form = (await admin_web.get(f"/admin/announcements/{move.id}/edit")).text
+    assert ">Server move</textarea>" in form and 'value="2099-05-01T07:00"' in form
+    edited = await submit(admin_web, f"/admin/announcements/{move.id}/edit", {
+        "text": "Server move, Monday", "starts_at": "2099-05-02T00:00",
+        "ends_at": "2099-05-02T00:00", "all_day": "1", "scheduled_at": ""})
+    assert edited.status_code == 303 and edited.headers["location"] == "/admin/announcements"
+    stored = await fetch(db, Announcement, move.id)
+    assert (stored.text, stored.all_day, stored.scheduled_at) == ("Server move, Monday", True, None)
+    assert stored.starts_at == datetime(2099, 5, 2, tzinfo=UTC) and not stored.published
+
+    assert (await submit(admin_web, f"/admin/announcements/{move.id}/publish")).status_code == 303
+    form = (await admin_web.get(f"/admin/announcements/{move.id}/edit")).text
+    assert 'name="scheduled_at"' not in form  # a published one is not scheduled
+    for data, text in (({"text": " "}, "blank"),
+                       ({"text": "Later", "scheduled_at": "2099-05-01T07:00"},
+                        "Only a draft can be scheduled"),
+                       ({"text": "Later", "starts_at": "soon"}, "Starts at is not a date and time")):
+        response = await submit(admin_web, f"/admin/announcements/{move.id}/edit", data)
+        refused_with(response, 422, text)
+    assert (await fetch(db, Announcement, move.id)).text == "Server move, Monday"
+    past = await submit(admin_web, "/admin/announcements",
+                        {"text": "Past", "scheduled_at": "2001-01-01T00:00"})
+    refused_with(past, 422, "Scheduled at must be in the future")
+    assert await count(db, Announcement) == 1
 
 
 # -------------------------------------------------------------------------------- queue
