@@ -286,3 +286,17 @@ async def carol(db: Database, settings: Settings) -> User:
 async def carol_api(client: httpx.AsyncClient, db: Database, carol: User) -> AsyncIterator[httpx.AsyncClient]:
     async with authorized(client, await make_token(db, carol)) as http:
         yield http
+
+
+@pytest.fixture
+def easel_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The environment an admin's shell would have for this test's instance, for running
+    ``server.cli.main`` in-process (the test backends' own settings are kept)."""
+    for name in list(os.environ):
+        if name.startswith("EASEL_") and not name.startswith("EASEL_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("EASEL_DOMAIN", settings.domain)
+    monkeypatch.setenv("EASEL_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("EASEL_DATABASE_URL", settings.effective_database_url)
+    return settings

@@ -17,13 +17,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
 from starlette.applications import Starlette
 
-from server.models import Job, MediaAttachment, User
-from server.services import user_ips
+from server.models import User
 from tests.protect import images
-from tests.protect.conftest import run_protect, stored_files, upload
+from tests.protect.conftest import nothing_stored, run_protect, stored_files, upload
 from tests.server.web.test_studio import _browser, _files, post_upload
 
 SCRIPT = b"<script>alert(document.domain)</script>"
@@ -33,15 +31,6 @@ PHP = b"<?php system($_GET['c']); ?>"
 def _path(url: str) -> str:
     assert url.startswith("https://easel.test/")
     return url[len("https://easel.test"):]
-
-
-async def nothing_stored(app: Starlette) -> None:
-    async with app.state.easel.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(MediaAttachment)) == 0
-        # (the uploader's address, recorded at the login's first use, has its expiry job)
-        assert await session.scalar(select(func.count()).select_from(Job).where(
-            Job.kind != user_ips.EXPIRE_JOB)) == 0
-    assert stored_files(app, private=True) == [] and stored_files(app) == []
 
 
 # ---------------------------------------------------------------- bombs, by format

@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from server.ids import utcnow
 from server.models import Activity, Job, MediaAttachment
 from server.queue.runner import JobRunner
+from server.services import user_ips
 
 
 async def upload(api: httpx.AsyncClient, data: bytes, *, name: str = "upload.jpg",
@@ -49,6 +50,16 @@ async def media_row(app: Starlette, media_id: int | str) -> MediaAttachment:
 def stored_files(app: Starlette, *, private: bool = False) -> list[Path]:
     root: Path = app.state.easel.storage.root / ("private" if private else "public")
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+async def nothing_stored(app: Starlette) -> None:
+    """A refused upload left no media row, no job and no file (the uploader's address,
+    recorded at its login's first use, has its expiry job: that one is not the upload's)."""
+    async with app.state.easel.db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(MediaAttachment)) == 0
+        assert await session.scalar(select(func.count()).select_from(Job).where(
+            Job.kind != user_ips.EXPIRE_JOB)) == 0
+    assert stored_files(app, private=True) == [] and stored_files(app) == []
 
 
 # ----------------------------------------------------------- protection with a real model

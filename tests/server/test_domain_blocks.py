@@ -10,9 +10,6 @@ nothing stored.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from sqlalchemy import func, select, update
 
@@ -177,19 +174,6 @@ async def test_bad_blocks_are_refused_and_store_nothing(db: Database) -> None:
 
 
 # --------------------------------------------------------------------------- the command
-
-@pytest.fixture
-def easel_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The environment an admin's shell would have for this test's instance."""
-    for name in list(os.environ):
-        if name.startswith("EASEL_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EASEL_DOMAIN", settings.domain)
-    monkeypatch.setenv("EASEL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("EASEL_DATABASE_URL", settings.database_url)
-    return settings
-
 
 def test_the_admin_blocks_lists_and_unblocks_from_the_command_line(
     easel_env: Settings, capsys: pytest.CaptureFixture[str]

@@ -11,9 +11,7 @@ Warnings on stderr (an unknown ``EASEL_`` setting in CI) are tolerated.
 from __future__ import annotations
 
 import asyncio
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
@@ -23,18 +21,6 @@ from server.db import Database
 from server.ids import utcnow
 from server.models import IpBlock
 from server.settings import Settings
-
-
-@pytest.fixture
-def easel_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for name in list(os.environ):
-        if name.startswith("EASEL_") and not name.startswith("EASEL_TEST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EASEL_DOMAIN", settings.domain)
-    monkeypatch.setenv("EASEL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("EASEL_DATABASE_URL", settings.effective_database_url)
-    return settings
 
 
 def blocks(settings: Settings) -> list[IpBlock]:

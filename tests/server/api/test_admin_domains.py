@@ -234,20 +234,6 @@ async def test_the_public_list_follows_the_setting(
 
 # ------------------------------------------------------------------------- CSV import
 
-@pytest.fixture
-def easel_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    import os
-
-    for name in list(os.environ):
-        if name.startswith("EASEL_") and not name.startswith("EASEL_TEST_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("EASEL_DOMAIN", settings.domain)
-    monkeypatch.setenv("EASEL_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("EASEL_DATABASE_URL", settings.effective_database_url)
-    return settings
-
-
 MASTODON_CSV = """#domain,#severity,#reject_media,#reject_reports,#public_comment,#obfuscate
 spam.example,suspend,false,true,"Spam, lots",false
 loud.example:8443,silence,true,false,,true

@@ -5,22 +5,21 @@ from __future__ import annotations
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from starlette.applications import Starlette
 
 from server.db import Database
-from server.models import Job, MediaAttachment, MediaState, User
-from server.services import user_ips
+from server.models import Job, MediaState, User
 from server.storage import LocalStorage, StorageError
 from tests.conftest import authorized, make_token
 from tests.protect import images
 from tests.protect.conftest import (
     activities,
     media_row,
+    nothing_stored,
     run_protect,
     run_protect_later,
     settle,
-    stored_files,
     upload,
 )
 
@@ -28,14 +27,6 @@ from tests.protect.conftest import (
 def _path(url: str) -> str:
     assert url.startswith("https://easel.test/")
     return url[len("https://easel.test"):]
-
-
-async def _nothing_written(app: Starlette) -> None:
-    async with app.state.easel.db.session() as session:
-        assert await session.scalar(select(func.count()).select_from(MediaAttachment)) == 0
-        assert await session.scalar(select(func.count()).select_from(Job).where(
-            Job.kind != user_ips.EXPIRE_JOB)) == 0  # the token's address has its expiry job
-    assert stored_files(app, private=True) == [] and stored_files(app) == []
 
 
 async def test_an_upload_is_accepted_then_processed(app: Starlette, alice_api: httpx.AsyncClient,
@@ -110,7 +101,7 @@ async def test_bad_files_are_refused_and_nothing_is_written(
     response = await upload(alice_api, data, name="picture.png", content_type="image/png")
     assert response.status_code == 422
     assert response.json()["error"].startswith(message)
-    await _nothing_written(app)
+    await nothing_stored(app)
 
 
 async def test_a_missing_file_is_blank(app: Starlette, alice_api: httpx.AsyncClient) -> None:
@@ -121,7 +112,7 @@ async def test_a_missing_file_is_blank(app: Starlette, alice_api: httpx.AsyncCli
         assert response.json()["error"].lower().startswith("validation failed: file")
     assert (await alice_api.post("/api/v2/media", data={})).json() == {
         "error": "Validation failed: File can't be blank"}
-    await _nothing_written(app)
+    await nothing_stored(app)
 
 
 async def test_an_oversized_file_is_refused_with_the_limit(app: Starlette,
@@ -129,7 +120,7 @@ async def test_an_oversized_file_is_refused_with_the_limit(app: Starlette,
     response = await upload(alice_api, b"\xff\xd8\xff" + b"\0" * (16 * 1024 * 1024))
     assert response.status_code == 422
     assert response.json()["error"] == "Validation failed: File file size must be less than 16 MB"
-    await _nothing_written(app)
+    await nothing_stored(app)
 
 
 async def test_bad_description_or_focus_is_refused(app: Starlette, alice_api: httpx.AsyncClient) -> None:
@@ -137,7 +128,7 @@ async def test_bad_description_or_focus_is_refused(app: Starlette, alice_api: ht
     assert too_long.status_code == 422 and "too long" in too_long.json()["error"]
     bad_focus = await upload(alice_api, images.png(), fields={"focus": "2,2"})
     assert bad_focus.status_code == 422 and "Focus" in bad_focus.json()["error"]
-    await _nothing_written(app)
+    await nothing_stored(app)
 
 
 async def test_media_is_updated_by_its_owner(app: Starlette, alice_api: httpx.AsyncClient,
