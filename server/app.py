@@ -73,6 +73,7 @@ from server.api.rate_counters import rate_counters
 from server.cors import PathCORSMiddleware
 from server.db import Database
 from server.errors import EXCEPTION_HANDLERS, UnexpectedErrors
+from server.last_use import LastUseMiddleware
 from server.observability import HttpMetrics, ObservabilityMiddleware, RouteCapture
 from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import LIGHT_QUEUES, load_job_modules
@@ -242,7 +243,9 @@ def create_app(
                   Middleware(TrailingSlashMiddleware), Middleware(UnexpectedErrors),
                   # no_access IP blocks: inside request ids, CORS and error pages, before
                   # the rate limits count the request and before any endpoint's database work
-                  Middleware(IpBlockMiddleware, blocks=state.ip_blocks, db=state.db)]
+                  Middleware(IpBlockMiddleware, blocks=state.ip_blocks, db=state.db),
+                  # writes a login's last use once the request is answered (server.last_use)
+                  Middleware(LastUseMiddleware, db=state.db, settings=settings)]
     if settings.rate_limits:
         middleware.append(Middleware(RateLimitMiddleware, limits=RateLimits.from_settings(settings),
                                      counters=state.rate_counters))

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 
+from server import last_use
 from server.errors import ApiError
 from server.ids import utcnow
 from server.models import Account, OAuthApplication, OAuthToken, User
@@ -17,10 +17,6 @@ from server.services.scopes import grants
 from server.services.tokens import token_digest
 from server.sqlite_driver import INLINE
 from server.state import easel
-
-# last_used_at is written at most this often per token (it would be a write per request).
-TOUCH_INTERVAL = timedelta(minutes=5)
-
 
 # One query: the token, its app and user (joined by the model), and the account. Built
 # once: every authenticated request runs it. An indexed lookup of one row, so on SQLite it
@@ -69,14 +65,20 @@ async def authenticate(request: Request, session: AsyncSession | None = None) ->
         return None
     if session is None:
         async with easel(request).db.read_session() as own:
-            auth = await _look_up(own, token, request)
+            auth = await _look_up(own, token)
     else:
-        auth = await _look_up(session, token, request)
+        auth = await _look_up(session, token)
     request.scope["easel.auth"] = auth
+    now = utcnow()
+    if last_use.due(auth.token.last_used_at, now):  # written once the request is answered
+        state = easel(request)
+        await last_use.note(request, state.db, state.settings, last_use.Use(
+            auth.token.id, auth.user.id if auth.user is not None else None,
+            user_ips.client_ip(request), now))
     return auth
 
 
-async def _look_up(session: AsyncSession, token: str, request: Request) -> Auth:
+async def _look_up(session: AsyncSession, token: str) -> Auth:
     row = (await session.execute(_TOKEN_QUERY, {"digest": token_digest(token)})).first()
     if row is None:
         raise ApiError(401, "The access token is invalid")
@@ -89,27 +91,8 @@ async def _look_up(session: AsyncSession, token: str, request: Request) -> Auth:
             raise ApiError(403, "Your login is missing a confirmed e-mail address")
         if not user.approved:
             raise ApiError(403, "Your login is currently pending approval")
-    now = utcnow()
-    if found.last_used_at is None or now - found.last_used_at > TOUCH_INTERVAL:
-        await _touch(request, found.id, user.id if user is not None else None, now)
     return Auth(token=found, application=found.application, scopes=found.scopes.split(),
                 user=user, account=account)
-
-
-async def _touch(request: Request, token_id: int, user_id: int | None,
-                 now: datetime) -> None:
-    """Stamp the token (and its user) as used now and record the address it was used
-    from, in a transaction of its own: the lookup's session may be a read session, where
-    each write would commit by itself and the address's expiry job could be lost."""
-    state = easel(request)
-    async with state.db.session() as session:
-        await session.execute(update(OAuthToken).where(OAuthToken.id == token_id)
-                              .values(last_used_at=now))
-        if user_id is not None:
-            await session.execute(update(User).where(User.id == user_id)
-                                  .values(last_active_at=now))
-            await user_ips.record_ip(session, state.settings, user_id, user_ips.client_ip(request))
-        await session.commit()
 
 
 async def require(request: Request, scope: str, *, user: bool = True) -> Auth:

@@ -103,15 +103,16 @@ class RejectNulMiddleware:
         await self.app(scope, receive, send)
 
 
-# Answered whatever the address: load balancers and monitoring must see the process.
-HEALTH_PREFIX = "/health"
+# Answered whatever the address: load balancers and monitoring must see the process
+# (the metrics keep their own token and loopback checks).
+ALWAYS_ANSWERED = frozenset({"/health", "/metrics"})
 NO_ACCESS_MESSAGE = "Access from your network is not allowed"
 
 
 class IpBlockMiddleware:
     """Refuse every request from a network with a ``no_access`` IP block: 403, ``{"error"}``
     for the API and ActivityPub, a line of text for pages; a WebSocket is closed before it
-    opens (the server answers 403). The health checks are always answered.
+    opens (the server answers 403). The health check and the metrics are always answered.
 
     The lookup is ``IpBlockMatcher`` (``server/services/ip_blocks.py``): from memory, with
     a reload at most every ``RELOAD_SECONDS``; with no blocks it parses nothing.
@@ -125,7 +126,7 @@ class IpBlockMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         client = scope.get("client")
         if (self.blocks.idle() or scope["type"] == "lifespan" or not client
-                or scope["path"].startswith(HEALTH_PREFIX)
+                or scope["path"] in ALWAYS_ANSWERED
                 or await self.blocks.severity_for(self.db, client[0]) != "no_access"):
             await self.app(scope, receive, send)
             return

@@ -234,7 +234,7 @@ async def remove_expired(session: AsyncSession) -> int:
 
 async def _reloaded(session: AsyncSession, matcher: IpBlockMatcher | None) -> None:
     if matcher is not None:
-        await matcher.reload(session)
+        await matcher.changed(session)
 
 
 # --------------------------------------------------------------------------- lookups
@@ -332,15 +332,25 @@ class IpBlockMatcher:
         rows = await session.execute(_active_blocks(datetime.fromtimestamp(now, UTC)))
         self.load([tuple(row) for row in rows], now)
 
+    def _the_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    async def changed(self, session: AsyncSession) -> None:
+        """Reload after a change this process committed: once a reload under way (which may
+        have read the blocks before the change) is done, so that it cannot overwrite this one."""
+        async with self._the_lock():
+            await self.reload(session)
+
     async def refresh(self, db: Database) -> None:
         """Reload a stale snapshot. One reload at a time: while one is under way, others
         answer from the snapshot they have (only the very first load is waited for). A
         reload that fails keeps the snapshot (none: nothing blocked) for ``RETRY_SECONDS``."""
-        if self._lock is None:
-            self._lock = asyncio.Lock()
-        if self._lock.locked() and self._loaded:
+        lock = self._the_lock()
+        if lock.locked() and self._loaded:
             return
-        async with self._lock:
+        async with lock:
             if self.clock() < self._stale_at:
                 return  # reloaded while this request waited
             try:

@@ -5,7 +5,7 @@ Admin::Account ``ip`` and ``ips``, the admin account page) and find every accoun
 used an address or a network (the admin account lists' ``ip`` filter). An address is
 recorded at sign-up, at every sign-in (the web form, the OAuth authorize form, the
 password grant) and when a token or a web login is used — at most every
-``server.api.auth.TOUCH_INTERVAL``, beside the stamps of last use.
+``server.last_use.TOUCH_INTERVAL``, beside the stamps of last use.
 
 Retention: a row is kept ``EASEL_IP_RETENTION_DAYS`` after its last use. There is no
 periodic scheduler, so each write makes sure an ``expire_user_ips`` job is queued for the
@@ -75,8 +75,13 @@ async def record_ip(session: AsyncSession, settings: Settings, user_id: int | No
                     ip_text: str | None) -> None:
     """``user_id`` used ``ip_text`` now: its row is added or its ``used_at`` moved to now,
     and the expiry job of the day it expires is queued. Nothing when the retention is 0,
-    or without a user or a readable address. Not committed."""
-    if settings.ip_retention_days <= 0 or user_id is None:
+    or without a user or a readable address — and when the retention is 0 but addresses
+    recorded before are still stored, their deletion is queued, due now. Not committed."""
+    if user_id is None:
+        return
+    if settings.ip_retention_days <= 0:
+        if await session.scalar(select(UserIp.id).limit(1)) is not None:
+            await _schedule_expiry(session, utcnow().date() - timedelta(days=1))  # due now
         return
     found = _normalised(ip_text)
     if found is None:

@@ -691,7 +691,7 @@ def _announcement_moments(form: Mapping[str, Any]) -> dict[str, datetime | None]
 
 
 def _form_value(moment: datetime | None) -> str:
-    return f"{moment:%Y-%m-%dT%H:%M}" if moment is not None else ""
+    return f"{moment:%Y-%m-%dT%H:%M:%S}" if moment is not None else ""  # seconds kept
 
 
 async def announcement_create(visit: AdminVisit) -> Response:

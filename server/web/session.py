@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
@@ -31,7 +31,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.templating import Jinja2Templates
 
-from server.api.auth import TOUCH_INTERVAL
+from server import last_use
 from server.ids import utcnow
 from server.models import User
 from server.secrets import keyed_digest, secret_key, sign, unsign
@@ -97,17 +97,15 @@ async def current_user(request: Request, session: AsyncSession, state: EaselStat
 
 
 async def _touch(request: Request, state: EaselState, user: User) -> None:
-    """A web login in use: like a token's use (``server.api.auth``), at most every
-    ``TOUCH_INTERVAL`` the user is stamped active and the address recorded, in a
-    transaction of its own (the page's session may never commit)."""
+    """A web login in use: like a token's use, at most every ``TOUCH_INTERVAL`` the user
+    is stamped active and the address recorded, once the page is answered
+    (``server.last_use``: the page's session is still open here)."""
     now = utcnow()
-    if user.last_active_at is not None and now - user.last_active_at <= TOUCH_INTERVAL:
+    if not last_use.due(user.last_active_at, now):
         return
     set_committed_value(user, "last_active_at", now)  # seen; the page's session writes nothing
-    async with state.db.session() as session:
-        await session.execute(update(User).where(User.id == user.id).values(last_active_at=now))
-        await user_ips.record_ip(session, state.settings, user.id, user_ips.client_ip(request))
-        await session.commit()
+    await last_use.note(request, state.db, state.settings,
+                        last_use.Use(None, user.id, user_ips.client_ip(request), now))
 
 
 def only_disabled(user: User) -> bool:

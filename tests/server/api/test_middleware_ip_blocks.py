@@ -77,6 +77,9 @@ async def test_a_blocked_network_is_refused_everywhere_but_health(
             assert page.headers["content-type"].startswith("text/plain")
             assert page.text == "Access from your network is not allowed"
             assert (await http.get("/health")).status_code == 200
+            # the metrics answer as they would anyway (off here: 404), never the block's 403
+            assert (await http.get("/metrics")).status_code != 403
+            assert (await http.get("/healthy-looking")).status_code == 403  # only /health
     for address in ("203.0.114.1", "2001:db8:bad0::1", "127.0.0.1"):
         async with from_address(address) as http:
             assert (await http.get("/api/v1/instance")).status_code == 200, address

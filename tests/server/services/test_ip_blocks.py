@@ -208,6 +208,42 @@ async def test_a_stale_matcher_reloads_and_the_changing_one_at_once(db: Database
     assert await elsewhere.severity_for(db, "203.0.113.9") is None
 
 
+async def test_a_reload_under_way_cannot_undo_the_changing_processs_own(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A periodic reload that read the blocks before a change, and finishes after it, must
+    not leave this process with the blocks as they were (the change's reload waits)."""
+    import asyncio
+
+    matcher = IpBlockMatcher(ttl=10)
+    read, finish = asyncio.Event(), asyncio.Event()
+    reload = matcher.reload
+
+    async def slow_first_reload(session: Any) -> None:
+        if read.is_set():
+            await reload(session)
+            return
+        now = matcher.clock()
+        rows = [tuple(row) for row in await session.execute(ip_blocks._active_blocks(utcnow()))]
+        read.set()
+        await finish.wait()  # the change commits meanwhile
+        matcher.load(rows, now)
+
+    monkeypatch.setattr(matcher, "reload", slow_first_reload)
+    periodic = asyncio.create_task(matcher.refresh(db))
+    await read.wait()
+
+    async def change() -> None:
+        async with db.session() as session:
+            await ip_blocks.create_ip_block(session, "198.51.100.0/24", "no_access",
+                                            matcher=matcher)
+
+    changing = asyncio.create_task(change())
+    await asyncio.sleep(0.05)
+    finish.set()
+    await asyncio.gather(periodic, changing)
+    assert matcher.lookup("198.51.100.7") == "no_access"
+
+
 async def test_a_block_expiring_in_the_database_stops_applying(db: Database) -> None:
     clock = Clock()
     matcher = IpBlockMatcher(ttl=10, clock=clock)

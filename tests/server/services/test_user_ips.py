@@ -87,6 +87,18 @@ async def test_a_retention_of_0_records_nothing(db: Database, settings: Settings
     assert await expiry_jobs(db) == []
 
 
+async def test_a_retention_turned_to_0_deletes_what_was_recorded_before(
+        db: Database, settings: Settings, alice: User, bob: User) -> None:
+    await record(db, settings, alice, "192.0.2.1")  # under a retention of a year
+    off = settings.with_changes(ip_retention_days=0)
+    await record(db, off, bob, "192.0.2.2")  # nothing recorded, the old rows' deletion queued
+    assert [ip for _, ip, _ in await rows(db)] == ["192.0.2.1"]
+    assert await run_expiry_at(db, off, utcnow() + timedelta(seconds=1)) == 1
+    assert await rows(db) == []
+    await record(db, off, bob, "192.0.2.2")  # nothing stored: nothing more queued
+    assert await run_expiry_at(db, off, utcnow() + timedelta(seconds=1)) == 0
+
+
 async def test_first_uses_at_once_leave_one_row_and_one_job(
         db: Database, settings: Settings, alice: User, bob: User) -> None:
     # different rows at once: each may find no job of the day, one inserts it

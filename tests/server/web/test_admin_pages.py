@@ -41,7 +41,7 @@ from server.models import (
     ReportNote,
     User,
 )
-from server.services import appeals, moderation, reports, rules
+from server.services import announcements, appeals, moderation, reports, rules
 from server.services.accounts import create_user
 from server.settings import Settings
 from tests.server.api.test_admin_accounts import run_purges_at
@@ -749,7 +749,7 @@ async def test_announcements_are_scheduled_and_edited(db: Database, admin_web: h
     assert f'href="/admin/announcements/{move.id}/edit"' in page
 
     form = (await admin_web.get(f"/admin/announcements/{move.id}/edit")).text
-    assert ">Server move</textarea>" in form and 'value="2099-05-01T07:00"' in form
+    assert ">Server move</textarea>" in form and 'value="2099-05-01T07:00:00"' in form
     edited = await submit(admin_web, f"/admin/announcements/{move.id}/edit", {
         "text": "Server move, Monday", "starts_at": "2099-05-02T00:00",
         "ends_at": "2099-05-02T00:00", "all_day": "1", "scheduled_at": ""})
@@ -772,6 +772,19 @@ async def test_announcements_are_scheduled_and_edited(db: Database, admin_web: h
                         {"text": "Past", "scheduled_at": "2001-01-01T00:00"})
     refused_with(past, 422, "Scheduled at must be in the future")
     assert await count(db, Announcement) == 1
+
+
+async def test_saving_an_announcement_unchanged_keeps_its_times_to_the_second(
+        db: Database, admin_web: httpx.AsyncClient) -> None:
+    at = datetime(2099, 5, 1, 7, 0, 30, tzinfo=UTC)  # as the command line may set it
+    async with db.session() as session:
+        draft = await announcements.create_announcement(session, "Soon", scheduled_at=at)
+    form = (await admin_web.get(f"/admin/announcements/{draft.id}/edit")).text
+    assert 'value="2099-05-01T07:00:30"' in form
+    saved = await submit(admin_web, f"/admin/announcements/{draft.id}/edit", {
+        "text": "Soon", "scheduled_at": "2099-05-01T07:00:30"})
+    assert saved.status_code == 303
+    assert (await fetch(db, Announcement, draft.id)).scheduled_at == at
 
 
 # -------------------------------------------------------------------------------- queue

@@ -1,0 +1,77 @@
+"""``server.last_use``: a login's use is written once the request is answered.
+
+I expect a burst of requests by a token unused for a while — more than the database pool
+holds — to be answered, every one (each request holding its own session while waiting
+for another connection to write the stamp stalled them all until the pool's timeout);
+the token and its user to be stamped and the address recorded once the requests are
+answered; and a stamp that cannot be written to be logged and dropped, never an error
+for the request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from server import last_use
+from server.app import create_app
+from server.db import Database
+from server.models import OAuthToken, User, UserIp
+from server.settings import Settings
+from server.web.session import SESSION_COOKIE, log_in
+from tests.conftest import make_token
+
+BURST = 40  # past any pool here: SQLite 5 + 10 overflow, PostgreSQL 20 + 10
+
+
+@pytest.mark.parametrize("through", ["shared page", "web page"])
+async def test_a_burst_of_a_stale_logins_requests_is_answered_and_stamped_once_done(
+        settings: Settings, db: Database, alice: User, through: str) -> None:
+    """Both paths look the login up in a session they keep open for more: a cached public
+    page laid over with the viewer's marks, and a signed-in web page."""
+    token = await make_token(db, alice)
+    app = create_app(replace(settings, database_timeout=3.0, public_cache_seconds=60))
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.9", 4711))
+    async with app.router.lifespan_context(app), httpx.AsyncClient(
+            transport=transport, base_url=settings.base_url) as http:
+        if through == "shared page":
+            assert (await http.get("/api/v1/timelines/public")).status_code == 200  # cached
+            path, headers = "/api/v1/timelines/public", {"Authorization": f"Bearer {token}"}
+        else:
+            cookie = Response()
+            log_in(cookie, app.state.easel, alice)
+            value = cookie.headers["set-cookie"].split(";", 1)[0].split("=", 1)[1]
+            path, headers = "/studio", {"Cookie": f"{SESSION_COOKIE}={value}"}
+        answers = await asyncio.wait_for(asyncio.gather(
+            *(http.get(path, headers=headers) for _ in range(BURST))), 60)
+    assert [a.status_code for a in answers] == [200] * BURST, answers[0].text[:300]
+    async with db.session() as session:
+        stamped = await session.scalar(select(OAuthToken.last_used_at))
+        user = await session.get(User, alice.id)
+        addresses = list(await session.scalars(select(UserIp.ip)))
+    assert user is not None and user.last_active_at is not None
+    assert (stamped is not None) == (through == "shared page")
+    assert addresses == ["203.0.113.9"]
+
+
+async def test_a_stamp_that_cannot_be_written_is_logged_not_an_error(
+        client: httpx.AsyncClient, db: Database, alice: User, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def broken(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(last_use, "write", broken)
+    token = await make_token(db, alice)
+    with caplog.at_level(logging.WARNING, logger="server.last_use"):
+        answer = await client.get("/api/v1/accounts/verify_credentials",
+                                  headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 200
+    assert "could not record the use of a login" in caplog.text
+    async with db.session() as session:
+        assert await session.scalar(select(func.count()).select_from(UserIp)) == 0
