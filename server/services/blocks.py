@@ -67,10 +67,12 @@ def hidden_accounts(viewer_id: int | ColumnElement[Any], *,
     ).subquery().c[0])
 
 
-def muted_senders(viewer_id: int, *, now: datetime | None = None) -> Select[Any]:
+def muted_senders(viewer_id: int | ColumnElement[Any], *,
+                  now: datetime | ColumnElement[Any] | None = None) -> Select[Any]:
     """The ids of accounts whose notifications ``viewer_id`` should not see: blocks either
-    way, blocked domains, and mutes that hide notifications (while they last)."""
-    now = now or utcnow()
+    way, blocked domains, and mutes that hide notifications (while they last). Either may
+    be a bound parameter (a prebuilt statement)."""
+    now = utcnow() if now is None else now
     return select(union(
         select(Block.target_account_id).where(Block.account_id == viewer_id),
         select(Block.account_id).where(Block.target_account_id == viewer_id),

@@ -230,7 +230,7 @@ def _paged(query: Select[Any], column: InstrumentedAttribute[int], page: Cursors
 
 
 async def _run_prebuilt(session: AsyncSession, statement: Select[Any], viewer: Account,
-                        page: Cursors, **bound: Any) -> list[Status]:
+                        page: Cursors, **bound: Any) -> list[Any]:
     values: dict[str, Any] = {"viewer": viewer.id, "now": utcnow(), "limit": page.limit, **bound}
     for name in ("max_id", "since_id", "min_id"):
         if (cursor := getattr(page, name)) is not None:
@@ -519,7 +519,8 @@ async def favourited_statuses(
 
 # -------------------------------------------------------------------------- notifications
 
-def _own_visible_notifications(viewer: Account) -> Select[Any]:
+def _own_visible_notifications(viewer: Viewer, *,
+                                now: datetime | ColumnElement[Any] | None = None) -> Select[Any]:
     """The viewer's notifications, less those about a status they can no longer see and
     those from accounts blocked either way, muted with their notifications, or suspended
     (``server.services.moderation``: back when the suspension is lifted)."""
@@ -527,7 +528,7 @@ def _own_visible_notifications(viewer: Account) -> Select[Any]:
     return select(Notification).where(
         Notification.account_id == viewer.id,
         or_(Notification.status_id.is_(None), Notification.status_id.in_(seen)),
-        Notification.from_account_id.not_in(muted_senders(viewer.id)),
+        Notification.from_account_id.not_in(muted_senders(viewer.id, now=now)),
         Notification.from_account_id.not_in(
             select(Account.id).where(Account.suspended_at.is_not(None))),
     )
@@ -542,9 +543,19 @@ def browserable_notifications(
     listed (only unknown ones: nothing), ``exclude_types`` removes, ``from_account_id``
     keeps one sender (``from_nobody``: a sender id that cannot exist, so nothing); the
     ones the viewer's policy filtered only with ``include_filtered``."""
+    return _browserable(viewer, _wanted_types(types, exclude_types), from_account_id,
+                        from_nobody=from_nobody, include_filtered=include_filtered)
+
+
+def _wanted_types(types: Sequence[str], exclude_types: Sequence[str]) -> tuple[str, ...]:
     wanted = [t for t in NOTIFICATION_TYPES if t in types] if types else list(NOTIFICATION_TYPES)
-    wanted = [t for t in wanted if t not in exclude_types]
-    query = _own_visible_notifications(viewer)
+    return tuple(t for t in wanted if t not in exclude_types)
+
+
+def _browserable(viewer: Viewer, wanted: tuple[str, ...], from_account_id: Any, *,
+                 from_nobody: bool, include_filtered: bool,
+                 now: datetime | ColumnElement[Any] | None = None) -> Select[Any]:
+    query = _own_visible_notifications(viewer, now=now)
     if not include_filtered:
         query = query.where(Notification.filtered.is_(False))
     if len(wanted) != len(NOTIFICATION_TYPES):
@@ -557,16 +568,21 @@ def browserable_notifications(
 
 
 async def list_notifications(
-    session: AsyncSession, viewer: Account, page: Paging, *, types: Sequence[str] = (),
+    session: AsyncSession, viewer: Account, page: Cursors, *, types: Sequence[str] = (),
     exclude_types: Sequence[str] = (), from_account_id: int | None = None,
     from_nobody: bool = False, include_filtered: bool = False,
 ) -> list[Notification]:
-    """A page of ``browserable_notifications``, newest first."""
-    query = browserable_notifications(
-        viewer, types=types, exclude_types=exclude_types, from_account_id=from_account_id,
-        from_nobody=from_nobody, include_filtered=include_filtered)
-    rows = list(await session.scalars(page.apply(query, Notification.id)))
-    return page.arrange(rows)
+    """A page of ``browserable_notifications``, newest first; prebuilt (``PREBUILT``) per
+    filter shape, run with the viewer and the sender bound."""
+    wanted = _wanted_types(types, exclude_types)
+    sender = from_account_id is not None
+    key = ("notifications", wanted, sender, from_nobody, include_filtered, _page_shape(page))
+    statement = PREBUILT.get(key, lambda: _paged(_browserable(
+        BOUND_VIEWER, wanted, bindparam("sender", type_=BigInteger) if sender else None,
+        from_nobody=from_nobody, include_filtered=include_filtered, now=bindparam("now")),
+        Notification.id, page))
+    return await _run_prebuilt(session, statement, viewer, page,
+                               **({"sender": from_account_id} if sender else {}))
 
 
 async def count_unread_notifications(

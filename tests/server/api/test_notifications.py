@@ -161,3 +161,35 @@ async def test_notifications_need_a_user_and_the_right_scopes(
     async with await scoped_client(client, db, None, "read write") as app_only:
         assert (await app_only.get("/api/v1/notifications")).status_code == 422
     assert await count_notifications(db, alice) == 1
+
+
+async def test_the_prebuilt_notifications_statement_binds_viewer_sender_and_time(
+    make: Factory, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, alice: User, bob: User
+) -> None:
+    """The page's statement is built once per filter shape (``timelines.PREBUILT``): each
+    viewer gets its own from it, a sender filter binds its sender, and a mute that hides
+    notifications counts until its end."""
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from server.models import Mute
+
+    carol = (await make.user("carol")).account
+    by_bob = await make.notification(alice.account, "follow", bob.account)
+    by_carol = await make.notification(alice.account, "follow", carol)
+    to_bob = await make.notification(bob.account, "follow", carol)
+    assert ids(await alice_api.get("/api/v1/notifications")) == [str(by_carol.id), str(by_bob.id)]
+    assert ids(await bob_api.get("/api/v1/notifications")) == [str(to_bob.id)]
+    for sender, expected in ((bob.account_id, by_bob), (carol.id, by_carol)):
+        assert ids(await alice_api.get("/api/v1/notifications",
+                                       params={"account_id": str(sender)})) == [str(expected.id)]
+
+    now = datetime.now(UTC)
+    await make.add(Mute(account_id=alice.account_id, target_account_id=carol.id,
+                        hide_notifications=True, expires_at=now - timedelta(minutes=1)))
+    assert ids(await alice_api.get("/api/v1/notifications")) == [str(by_carol.id), str(by_bob.id)]
+    async with make.db.session() as session:
+        await session.execute(update(Mute).values(expires_at=now + timedelta(hours=1)))
+        await session.commit()
+    assert ids(await alice_api.get("/api/v1/notifications")) == [str(by_bob.id)]
