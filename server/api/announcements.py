@@ -29,7 +29,8 @@ async def list_announcements(request: Request) -> JSONResponse:
     state = easel(request)
     async with state.db.session() as session:
         found = await service.active_announcements(session)
-        views = await service.views(session, found, viewer)
+        views = await service.with_references(
+            session, await service.views(session, found, viewer), state.urls)
     ctx = EntityContext.of(state)
     return JSONResponse([announcement_to_entity(view, ctx) for view in views])
 

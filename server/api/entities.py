@@ -54,7 +54,13 @@ from server.services.featured_tags import FeaturedTagView
 from server.services.polls import PollView, poll_views
 from server.services.portfolio import KINDS, WorkView, pinned_among, work_metadata
 from server.services.scheduled import ScheduledView
-from server.services.text import extract_hashtags, linkify_line, normalize_tag, plain_to_html
+from server.services.text import (
+    extract_hashtags,
+    linkify_line,
+    normalize_tag,
+    plain_to_html,
+    render_status,
+)
 from server.state import EaselState
 from server.storage import Storage
 from server.urls import Urls
@@ -772,20 +778,23 @@ async def notification_requests_to_entities(
 
 
 def announcement_to_entity(view: AnnouncementView, ctx: EntityContext) -> Entity:
-    """Mastodon's Announcement: the text linkified, its hashtags, the reactions (``me``:
-    the viewer's own); ``read`` only for a signed-in viewer. Easel has no custom emoji, and
-    an announcement's mentions and statuses are not looked up (always empty)."""
+    """Mastodon's Announcement: the text linkified (mentions of known accounts and hashtags
+    as a status's are), the accounts it mentions and the local statuses it links to (once
+    ``announcements.with_references`` has looked them up), its hashtags, the reactions
+    (``me``: the viewer's own); ``read`` only for a signed-in viewer. Easel has no custom
+    emoji."""
     announcement = view.announcement
     entity: Entity = {
         "id": str(announcement.id),
-        "content": plain_to_html(announcement.text),
+        "content": render_status(announcement.text, view.mentions, ctx.urls.base),
         "starts_at": iso(announcement.starts_at),
         "ends_at": iso(announcement.ends_at),
         "all_day": announcement.all_day,
         "published_at": iso(announcement.published_at),
         "updated_at": iso(announcement.updated_at),
-        "mentions": [],
-        "statuses": [],
+        "mentions": [{"id": str(a.id), "username": a.username, "url": a.url or a.uri,
+                      "acct": a.acct()} for a in view.mentions],
+        "statuses": [{"id": str(s.id), "url": s.url or s.uri} for s in view.statuses],
         "tags": [{"name": name, "url": f"{ctx.urls.base}/tags/{quote(normalize_tag(name))}"}
                  for name in extract_hashtags(announcement.text)],
         "emojis": [],

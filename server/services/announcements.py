@@ -28,16 +28,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import insert_ignoring_conflict
 from server.ids import new_id, utcnow
-from server.models import Account, Announcement, AnnouncementReaction, AnnouncementRead
+from server.models import Account, Announcement, AnnouncementReaction, AnnouncementRead, Status
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.services.errors import NotFound, ValidationFailed
 from server.services.events import StreamEvent, note_event
+from server.services.search import find_local_by_url
+from server.services.text import extract_mentions, extract_urls, local_domain_of, mention_key
+from server.urls import Urls
 
 if TYPE_CHECKING:
     from server.queue.runner import JobContext
@@ -68,6 +71,10 @@ class AnnouncementView:
     announcement: Announcement
     read: bool | None                    # None: no viewer
     reactions: list[Reaction] = field(default_factory=list)
+    # What its text refers to (``with_references``): accounts it mentions that this
+    # server knows, and local public or unlisted statuses it links to.
+    mentions: list[Account] = field(default_factory=list)
+    statuses: list[Status] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------ emoji
@@ -389,6 +396,35 @@ async def views(session: AsyncSession, announcements: Sequence[Announcement],
                                                    (announcement_id, name) in mine))
     return [AnnouncementView(a, (a.id in read) if viewer is not None else None, reactions[a.id])
             for a in announcements]
+
+
+MAX_REFERENCES = 20  # links looked up per announcement (each one query)
+
+
+async def with_references(session: AsyncSession, views: Sequence[AnnouncementView],
+                          urls: Urls) -> list[AnnouncementView]:
+    """``views`` with the accounts their texts mention and the local statuses they link
+    to, as Mastodon's Announcement lists them: mentions of accounts this server knows (not
+    suspended; unknown ones stay text), and statuses anyone may see (public or unlisted)."""
+    local_domain = local_domain_of(urls.base)
+    wanted = {view.announcement.id: [mention_key(name, domain, local_domain)
+                                     for name, domain in extract_mentions(view.announcement.text)]
+              for view in views}
+    keys = {key for found in wanted.values() for key in found}
+    known: dict[tuple[str, str], Account] = {}
+    if keys:
+        for account in await session.scalars(select(Account).where(
+                tuple_(Account.username_key, Account.domain).in_(sorted(keys)),
+                Account.suspended_at.is_(None))):
+            known[(account.username_key, account.domain)] = account
+    for view in views:
+        view.mentions = [known[key] for key in wanted[view.announcement.id] if key in known]
+        view.statuses = []
+        for url in extract_urls(view.announcement.text)[:MAX_REFERENCES]:
+            found = await find_local_by_url(session, url, viewer=None, urls=urls)
+            if isinstance(found, Status) and found not in view.statuses:
+                view.statuses.append(found)
+    return list(views)
 
 
 async def reaction_count(session: AsyncSession, announcement_id: int, name: str) -> int:

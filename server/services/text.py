@@ -175,6 +175,17 @@ def _segments_without_urls(text: str) -> list[str]:
     return pieces
 
 
+def extract_urls(text: str) -> list[str]:
+    """The URLs of ``text`` as they would be linked (trailing punctuation left out), in
+    order, without repeats."""
+    found: list[str] = []
+    for match in URL_RE.finditer(text):
+        url, _trail = _trim_url(match.group(0))
+        if url not in found:
+            found.append(url)
+    return found
+
+
 def _all_tokens(text: str) -> list[_Token]:
     return [token for segment in _segments_without_urls(text) for token in _tokens(segment)]
 

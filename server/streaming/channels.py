@@ -259,7 +259,9 @@ class Rendering:
             found = await announcements.listed_announcement(self.session, announcement_id)
         except NotFound:  # withdrawn or removed meanwhile
             return None
-        [view] = await announcements.views(self.session, [found], self.viewer)
+        [view] = await announcements.with_references(
+            self.session, await announcements.views(self.session, [found], self.viewer),
+            self.ctx.urls)
         return kind, json.dumps(entities.announcement_to_entity(view, self.ctx))
 
     async def _notification(self) -> tuple[str, str | None] | None:

@@ -73,14 +73,50 @@ async def test_the_current_published_announcements_as_mastodon_entities(
     assert set(news) == {"id", "content", "starts_at", "ends_at", "all_day", "published_at",
                          "updated_at", "read", "mentions", "statuses", "tags", "emojis",
                          "reactions"}
-    assert news["content"].startswith('<p>New: #Gouache and #ink tags.</p><p>Details at '
-                                      '<a href="https://art.example/news" rel="nofollow')
+    assert news["content"].startswith(
+        '<p>New: <a href="https://easel.test/tags/gouache" class="mention hashtag" rel="tag">'
+        '#<span>Gouache</span></a> and ')
+    assert '</p><p>Details at <a href="https://art.example/news" rel="nofollow' in news["content"]
     assert [t["name"] for t in news["tags"]] == ["Gouache", "ink"]
     assert news["tags"][0]["url"].endswith("/tags/gouache")
     assert news["read"] is False and news["reactions"] == [] and news["all_day"] is False
     assert news["starts_at"] is None and news["ends_at"] is None
     assert news["published_at"].endswith("Z")
     assert meetup["starts_at"].endswith("Z") and meetup["ends_at"] > meetup["starts_at"]
+
+
+async def test_mentioned_accounts_and_linked_statuses_are_looked_up(
+        alice_api: httpx.AsyncClient, db: Database, settings: Settings, alice: User,
+        bob: User) -> None:
+    """As Mastodon: the accounts mentioned that this server knows (linked in the content;
+    unknown and suspended ones stay text) and the local statuses linked that anyone may
+    see (a private one, or another server's URL, is not listed)."""
+    from server.models import Account, Status
+    from tests.server.api.test_timelines import Factory
+
+    make = Factory(db, settings)
+    public = await make.status(bob.account, "open studio")
+    private = await make.status(bob.account, "followers only", visibility="private")
+    remote = await make.remote_account("painter", "paint.example")
+    gone = await make.user("gone")
+    async with db.session() as session:
+        suspended = await session.get(Account, gone.account_id)
+        assert suspended is not None
+        suspended.suspended_at = utcnow()
+        await session.commit()
+        await announcements.create_announcement(
+            session, f"Thanks @bob and @Painter@paint.example (not @nobody, not @gone)! "
+                     f"See {public.url} and {private.url} and https://other.example/@bob/1")
+    [row] = await listed(alice_api)
+    assert [(m["username"], m["acct"]) for m in row["mentions"]] == [
+        ("bob", "bob"), ("painter", "painter@paint.example")]
+    assert row["mentions"][0]["id"] == str(bob.account_id)
+    assert [s["id"] for s in row["statuses"]] == [str(public.id)]
+    assert row["statuses"][0]["url"] == public.url
+    assert 'class="u-url mention">@<span>bob</span></a>' in row["content"]
+    assert f'href="{remote.url}"' in row["content"]
+    assert "@nobody" in row["content"] and "@gone" in row["content"]
+    assert isinstance(private, Status)
 
 
 async def test_the_text_is_escaped_not_interpreted(
