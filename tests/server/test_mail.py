@@ -3,6 +3,7 @@ real SMTP server on loopback, retried when the server is down, never sent withou
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from server.db import Database
+from server.ids import utcnow
 from server.mail import SEND_MAIL_JOB, queue_mail
 from server.models import Job, JobState, OutgoingMail
 from server.queue.kinds import kind_named
@@ -150,5 +152,95 @@ async def test_smtp_login_and_a_refused_starttls(db: Database, settings: Setting
             failed = await session.scalar(select(Job).where(Job.kind == SEND_MAIL_JOB,
                                                             Job.state == JobState.QUEUED))
             assert failed is not None and "STARTTLS" in (failed.last_error or "")
+    finally:
+        controller.stop()
+
+
+def _certificate(directory: Path) -> Path:
+    """A self-signed certificate (and its key, in the same PEM file) for 127.0.0.1."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "smtp.easel.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
+                   .not_valid_before(now - datetime.timedelta(minutes=5))
+                   .not_valid_after(now + datetime.timedelta(days=1))
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+                   .sign(key, hashes.SHA256()))
+    path = directory / "smtp.pem"
+    path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM) + key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    return path
+
+
+@pytest.mark.parametrize("security", ["starttls", "tls"])
+async def test_mail_goes_encrypted_and_a_certificate_nobody_vouches_for_is_refused(
+        settings: Settings, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        security: str) -> None:
+    """A real TLS server on loopback: STARTTLS (the server refuses mail and logins before
+    it) or TLS from the first byte. Its certificate is ours, so first it is refused as any
+    unknown one is (the job retries, the mail kept); then, with the certificate in the
+    trust store, the login and the message go over TLS."""
+    import ssl
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    certificate = _certificate(tmp_path)
+    server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_tls.load_cert_chain(certificate)
+    logins: list[bytes] = []
+
+    def authenticate(server: object, session: object, envelope: object, mechanism: str,
+                     auth_data: object) -> AuthResult:
+        assert isinstance(auth_data, LoginPassword)
+        logins.append(auth_data.login)
+        return AuthResult(success=auth_data.password == b"s3cret")
+
+    box = Mailbox()
+    # (aiosmtpd counts only STARTTLS as TLS for auth_require_tls: a TLS-wrapped server
+    # would refuse AUTH; every byte of that connection is encrypted anyway)
+    tls_options: dict[str, object] = (
+        {"tls_context": server_tls, "require_starttls": True, "auth_require_tls": True}
+        if security == "starttls" else {"ssl_context": server_tls, "auth_require_tls": False})
+    controller = Controller(box, hostname="127.0.0.1", port=_closed_port(),
+                            authenticator=authenticate, **tls_options)
+    controller.start()
+    try:
+        box.port = int(controller.port)
+        secured = mail_settings(settings, box, smtp_security=security, smtp_user="easel",
+                                smtp_password="s3cret")
+        async with db.session() as session:
+            await queue_mail(session, secured, to="ann@example.com", subject="Hi", text="text")
+            await session.commit()
+        runner = JobRunner(db, secured, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)})
+        assert await runner.run_due(("default",)) == 1
+        async with db.session() as session:
+            job = await session.scalar(select(Job).where(Job.kind == SEND_MAIL_JOB))
+            assert job is not None and job.state == JobState.QUEUED  # to be retried
+            assert "CERTIFICATE_VERIFY_FAILED" in (job.last_error or "")
+            assert await session.scalar(select(func.count(OutgoingMail.id))) == 1
+        assert box.messages == [] and logins == []
+
+        trusting = ssl.create_default_context
+        monkeypatch.setattr("server.mail.ssl.create_default_context",
+                            lambda *args, **kwargs: trusting(cafile=str(certificate)))
+        runner = JobRunner(db, secured, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)},
+                           clock=lambda: utcnow() + timedelta(hours=1))  # past its retry
+        assert await runner.run_due(("default",)) == 1
+        assert logins == [b"easel"] and len(box.to("ann@example.com")) == 1
+        async with db.session() as session:
+            assert await session.scalar(select(func.count(OutgoingMail.id))) == 0
     finally:
         controller.stop()
