@@ -7,12 +7,24 @@ belongs to the alembic migrations (``server/migrate.py``).
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import (
+    ARRAY,
+    BindParameter,
+    ColumnElement,
+    String,
+    any_,
+    bindparam,
+    event,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import (
@@ -261,3 +273,28 @@ def insert_ignoring_conflict(session: AsyncSession, model: Any, values: dict[str
     dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return insert(model).values(**values).on_conflict_do_nothing(index_elements=conflict)
+
+
+# --------------------------------------------------------------------- bound lists
+
+def bound_list(name: str, item: Any, *, json_lists: bool) -> Callable[[Any], ColumnElement[bool]]:
+    """``column IN (the list bound as ``name``)`` for a statement built once and run with
+    any list: one bound value, not an expanding ``IN (…)`` of one parameter per item, so
+    the statement stays one compiled string and SQLAlchemy does not rewrite it and its
+    parameters on every run. PostgreSQL: ``= ANY(array)``; SQLite (``json_lists``): the
+    list as one JSON array read by ``json_each``. Bind it with ``list_value``."""
+    if json_lists:
+        values = func.json_each(bindparam(name, type_=String)).table_valued("value")
+        return lambda column: column.in_(select(values.c.value))
+    array: BindParameter[Any] = bindparam(name, type_=ARRAY(item))
+    return lambda column: column == any_(array)
+
+
+def list_value(items: Iterable[Any], *, json_lists: bool) -> Any:
+    """What a ``bound_list`` parameter is given."""
+    return json.dumps(list(items)) if json_lists else list(items)
+
+
+def json_lists(session: AsyncSession) -> bool:
+    """Whether ``bound_list`` binds lists as JSON for this session's database (not PostgreSQL)."""
+    return session.get_bind().dialect.name != "postgresql"

@@ -16,7 +16,6 @@ domains are left out, except for a viewer who follows them
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
@@ -24,7 +23,6 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     BindParameter,
     ColumnElement,
@@ -33,7 +31,6 @@ from sqlalchemy import (
     Select,
     String,
     and_,
-    any_,
     bindparam,
     delete,
     exists,
@@ -49,6 +46,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
 
+from server.db import bound_list, json_lists, list_value
 from server.ids import utcnow
 from server.models import (
     NOTIFICATION_TYPES,
@@ -424,21 +422,13 @@ class SharedPageMarks:
                     else or_(hidden, Account.silenced_at.is_not(None)))
         viewer: BindParameter[Any] = bindparam("viewer")
         now: BindParameter[Any] = bindparam("now")
-        # Each list is one bound value, not an expanding IN (…) of one per item: the
-        # statement stays the same compiled string whatever the page, and SQLAlchemy does
-        # not rewrite it and its 100-odd parameters on every run (that cost ten times
-        # what SQLite takes to answer it). PostgreSQL: = ANY(array); SQLite: json_each.
-        json_lists = session.get_bind().dialect.name != "postgresql"
-
-        def listed(name: str, item: Any) -> Any:
-            if json_lists:
-                values = func.json_each(bindparam(name, type_=String)).table_valued("value")
-                return lambda column: column.in_(select(values.c.value))
-            array: BindParameter[Any] = bindparam(name, type_=ARRAY(item))
-            return lambda column: column == any_(array)
-
-        ids, authors = listed("ids", BigInteger), listed("authors", BigInteger)
-        domains = listed("domains", String)
+        # Each list is one bound value, not an expanding IN (…) of one per item
+        # (``server.db.bound_list``: rewriting the statement and its 100-odd parameters on
+        # every run cost ten times what SQLite takes to answer it).
+        as_json = json_lists(session)
+        ids = bound_list("ids", BigInteger, json_lists=as_json)
+        authors = bound_list("authors", BigInteger, json_lists=as_json)
+        domains = bound_list("domains", String, json_lists=as_json)
 
         def kind(letter: str) -> Any:
             return literal_column(f"'{letter}'").label("kind")
@@ -466,7 +456,7 @@ class SharedPageMarks:
                 or_(Filter.expires_at.is_(None), Filter.expires_at > now)),
             select(kind("h"), Follow.id).join(Account, Account.id == Follow.target_account_id)
             .where(Follow.account_id == viewer, silenced),
-        ), json_lists=json_lists)
+        ), json_lists=as_json)
 
     async def of(
         self, session: AsyncSession, viewer: Account, status_ids: Sequence[int],
@@ -476,8 +466,8 @@ class SharedPageMarks:
         found: dict[str, set[int]] = {"f": set(), "b": set(), "r": set(), "p": set()}
         lists: dict[str, list[Any]] = {"ids": list(status_ids), "authors": list(set(author_ids)),
                                        "domains": list(set(domains))}
-        values: dict[str, Any] = ({name: json.dumps(items) for name, items in lists.items()}
-                                  if self.json_lists else dict(lists))
+        values: dict[str, Any] = {name: list_value(items, json_lists=self.json_lists)
+                                  for name, items in lists.items()}
         values.update(viewer=viewer.id, now=now or utcnow())
         for letter, value in (await session.execute(
                 self.statement, values, execution_options=INLINE)).all():

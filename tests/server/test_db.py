@@ -202,3 +202,24 @@ def test_no_timeout_when_it_is_zero() -> None:
         assert database.engine.sync_engine.pool._timeout == 30  # SQLAlchemy's own default
     finally:
         database.engine.sync_engine.dispose()
+
+
+async def test_a_bound_list_matches_exactly_its_items_on_either_database(db: Database) -> None:
+    """``bound_list``: one statement for any list (JSON on SQLite, an array on
+    PostgreSQL); ids as large as Easel's (near 2**63) match exactly, an empty list nothing."""
+    from sqlalchemy import BigInteger
+
+    from server.db import bound_list, json_lists, list_value
+    from server.ids import new_id
+
+    ids = [new_id() for _ in range(3)]
+    async with db.session() as session:
+        session.add_all(Tag(id=tag_id, name=f"bound{n}", display_name=f"bound{n}")
+                        for n, tag_id in enumerate(ids))
+        await session.commit()
+        as_json = json_lists(session)
+        statement = select(Tag.name).where(bound_list("ids", BigInteger, json_lists=as_json)(Tag.id))
+        for wanted, names in ((ids[:2], {"bound0", "bound1"}), ([ids[2], ids[2] + 1], {"bound2"}),
+                              ([], set())):
+            found = set(await session.scalars(statement, {"ids": list_value(wanted, json_lists=as_json)}))
+            assert found == names
