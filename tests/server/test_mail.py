@@ -3,7 +3,8 @@ real SMTP server on loopback, retried when the server is down, never sent withou
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -56,11 +57,7 @@ async def test_an_unreachable_server_is_retried_later_and_the_message_kept(
     db: Database, settings: Settings, mailbox: Mailbox
 ) -> None:
     down = mail_settings(settings, mailbox).with_changes(smtp_port=_closed_port())
-    async with db.session() as session:
-        await queue_mail(session, down, to="ann@example.com", subject="Hi", text="text")
-        await session.commit()
-    runner = JobRunner(db, down, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)})
-    assert await runner.run_due(("default",)) == 1
+    await send_one(db, down, "ann@example.com")
     async with db.session() as session:
         job = await session.scalar(select(Job).where(Job.kind == SEND_MAIL_JOB))
         assert job is not None and job.state == JobState.QUEUED and job.attempts == 1
@@ -80,6 +77,22 @@ def _closed_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port  # closed again: connections are refused
+
+
+async def send_one(db: Database, settings: Settings, to: str, *,
+                   clock: Callable[[], datetime] | None = None) -> None:
+    """Queue a message to ``to`` and run the mail job once, as a worker would (at ``clock``)."""
+    async with db.session() as session:
+        await queue_mail(session, settings, to=to, subject="Hi", text="text")
+        await session.commit()
+    await run_mail_job(db, settings, clock=clock)
+
+
+async def run_mail_job(db: Database, settings: Settings, *,
+                       clock: Callable[[], datetime] | None = None) -> None:
+    runner = JobRunner(db, settings, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)},
+                       **({"clock": clock} if clock is not None else {}))
+    assert await runner.run_due(("default",)) == 1
 
 
 def test_smtp_settings_are_read_and_checked(tmp_path: Path) -> None:
@@ -134,19 +147,11 @@ async def test_smtp_login_and_a_refused_starttls(db: Database, settings: Setting
     try:
         box.port = int(controller.port)
         with_login = mail_settings(settings, box, smtp_user="easel", smtp_password="s3cret")
-        async with db.session() as session:
-            await queue_mail(session, with_login, to="ann@example.com", subject="Hi", text="text")
-            await session.commit()
-        runner = JobRunner(db, with_login, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)})
-        assert await runner.run_due(("default",)) == 1
+        await send_one(db, with_login, "ann@example.com")
         assert logins == [(b"easel", b"s3cret")] and len(box.to("ann@example.com")) == 1
 
         starttls = mail_settings(settings, box, smtp_security="starttls")
-        async with db.session() as session:
-            await queue_mail(session, starttls, to="bea@example.com", subject="Hi", text="text")
-            await session.commit()
-        runner = JobRunner(db, starttls, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)})
-        assert await runner.run_due(("default",)) == 1
+        await send_one(db, starttls, "bea@example.com")
         assert box.to("bea@example.com") == []
         async with db.session() as session:
             failed = await session.scalar(select(Job).where(Job.kind == SEND_MAIL_JOB,
@@ -221,11 +226,7 @@ async def test_mail_goes_encrypted_and_a_certificate_nobody_vouches_for_is_refus
         box.port = int(controller.port)
         secured = mail_settings(settings, box, smtp_security=security, smtp_user="easel",
                                 smtp_password="s3cret")
-        async with db.session() as session:
-            await queue_mail(session, secured, to="ann@example.com", subject="Hi", text="text")
-            await session.commit()
-        runner = JobRunner(db, secured, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)})
-        assert await runner.run_due(("default",)) == 1
+        await send_one(db, secured, "ann@example.com")
         async with db.session() as session:
             job = await session.scalar(select(Job).where(Job.kind == SEND_MAIL_JOB))
             assert job is not None and job.state == JobState.QUEUED  # to be retried
@@ -236,9 +237,7 @@ async def test_mail_goes_encrypted_and_a_certificate_nobody_vouches_for_is_refus
         trusting = ssl.create_default_context
         monkeypatch.setattr("server.mail.ssl.create_default_context",
                             lambda *args, **kwargs: trusting(cafile=str(certificate)))
-        runner = JobRunner(db, secured, kinds={SEND_MAIL_JOB: kind_named(SEND_MAIL_JOB)},
-                           clock=lambda: utcnow() + timedelta(hours=1))  # past its retry
-        assert await runner.run_due(("default",)) == 1
+        await run_mail_job(db, secured, clock=lambda: utcnow() + timedelta(hours=1))  # past its retry
         assert logins == [b"easel"] and len(box.to("ann@example.com")) == 1
         async with db.session() as session:
             assert await session.scalar(select(func.count(OutgoingMail.id))) == 0

@@ -11,7 +11,6 @@ network twice to be a 422 storing nothing; unknown ids 404; normal users 403 and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,28 +21,14 @@ from sqlalchemy import func, select, update
 from server.db import Database
 from server.ids import utcnow
 from server.models import IpBlock, User
-from server.services.accounts import create_user
-from server.settings import Settings
 from tests.conftest import DOMAIN, authorized, make_token
+from tests.server.api.test_admin_reports import ADMIN_SCOPES, admin_api, moderator
 
-ADMIN_SCOPES = "read write admin:read admin:write"
+__all__ = ["admin_api", "moderator"]  # fixtures
+
 ENDPOINTS = [("GET", "/api/v1/admin/ip_blocks"), ("POST", "/api/v1/admin/ip_blocks"),
              ("GET", "/api/v1/admin/ip_blocks/1"), ("PUT", "/api/v1/admin/ip_blocks/1"),
              ("DELETE", "/api/v1/admin/ip_blocks/1")]
-
-
-@pytest.fixture
-async def moderator(db: Database, settings: Settings) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username="moira", email="moira@example.com",
-                                 password="a long enough password", admin=True)
-
-
-@pytest.fixture
-async def admin_api(client: httpx.AsyncClient, db: Database,
-                    moderator: User) -> AsyncIterator[httpx.AsyncClient]:
-    async with authorized(client, await make_token(db, moderator, ADMIN_SCOPES)) as http:
-        yield http
 
 
 async def count(db: Database) -> int:
