@@ -11,7 +11,8 @@ of a login unused for a while would each hold one pooled connection while waitin
 second: past the pool's size, every one of them stalls until the pool's timeout.)
 
 A connection without that list — a WebSocket (which lasts as long as its stream), or an
-app built without the middleware — writes at once, from outside any session of its own.
+app built without the middleware — writes at once, from outside any session of its own;
+a server-sent event stream writes its list (``flush``) before its first byte.
 
 What it must never do: fail or delay a request's answer (a write that fails is logged
 and dropped: the next use stamps again), or write while the request holds a connection.
@@ -75,6 +76,17 @@ async def note(connection: HTTPConnection, db: Database, settings: Settings, use
         pending.append(use)
     else:
         await _written(db, settings, use)
+
+
+async def flush(connection: HTTPConnection, db: Database, settings: Settings) -> None:
+    """Write what the request noted now, not when it ends: for a response that lasts (a
+    server-sent event stream ends when its client leaves). The caller holds no session."""
+    pending = connection.scope.get(PENDING_KEY)
+    if pending:
+        uses = list(pending)
+        pending.clear()
+        for use in uses:
+            await _written(db, settings, use)
 
 
 async def _written(db: Database, settings: Settings, use: Use) -> None:

@@ -38,6 +38,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response, Strea
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import last_use
 from server.api.auth import authenticate
 from server.api.entities import EntityContext
 from server.errors import ApiError
@@ -154,6 +155,8 @@ async def stream_events(request: Request) -> Response:
                                       only_media=_flag(query.get("only_media")))
     except ChannelError as exc:
         return _error(exc.status, exc.message)
+    # The login's use is written now: the request ends only when the client leaves.
+    await last_use.flush(request, state.db, state.settings)
     # Subscribed before the first byte: a client that read ":)" misses nothing after it.
     subscription = bus.subscribe()
     return StreamingResponse(

@@ -38,8 +38,9 @@ from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.services.errors import NotFound, ValidationFailed
 from server.services.events import StreamEvent, note_event
-from server.services.search import find_local_by_url
+from server.services.search import local_status_path
 from server.services.text import extract_mentions, extract_urls, local_domain_of, mention_key
+from server.services.visibility import visible_to
 from server.urls import Urls
 
 if TYPE_CHECKING:
@@ -407,24 +408,45 @@ async def with_references(session: AsyncSession, views: Sequence[AnnouncementVie
     to, as Mastodon's Announcement lists them: mentions of accounts this server knows (not
     suspended; unknown ones stay text), and statuses anyone may see (public or unlisted)."""
     local_domain = local_domain_of(urls.base)
-    wanted = {view.announcement.id: [mention_key(name, domain, local_domain)
-                                     for name, domain in extract_mentions(view.announcement.text)]
+    wanted = {view.announcement.id: list(dict.fromkeys(  # @bob and @bob@here: one account
+        mention_key(name, domain, local_domain)
+        for name, domain in extract_mentions(view.announcement.text)))
+        for view in views}
+    linked = {view.announcement.id: local_status_ids(view.announcement.text, urls)
               for view in views}
     keys = {key for found in wanted.values() for key in found}
     known: dict[tuple[str, str], Account] = {}
     if keys:
         for account in await session.scalars(select(Account).where(
                 tuple_(Account.username_key, Account.domain).in_(sorted(keys)),
-                Account.suspended_at.is_(None))):
+                Account.suspended_at.is_(None), Account.actor_type != "Application")):
             known[(account.username_key, account.domain)] = account
+    ids = {status_id for found in linked.values() for status_id, _ in found}
+    statuses: dict[int, Status] = {}
+    statuses_by_author: dict[int, str] = {}
+    if ids:
+        for status, username_key in await session.execute(
+                select(Status, Account.username_key).join(Account, Account.id == Status.account_id)
+                .where(Status.id.in_(sorted(ids)), Status.local.is_(True), visible_to(None))):
+            statuses[status.id] = status
+            statuses_by_author[status.id] = username_key
     for view in views:
         view.mentions = [known[key] for key in wanted[view.announcement.id] if key in known]
-        view.statuses = []
-        for url in extract_urls(view.announcement.text)[:MAX_REFERENCES]:
-            found = await find_local_by_url(session, url, viewer=None, urls=urls)
-            if isinstance(found, Status) and found not in view.statuses:
-                view.statuses.append(found)
+        view.statuses = [statuses[status_id] for status_id, username in linked[view.announcement.id]
+                         if status_id in statuses and statuses_by_author[status_id] == username]
     return list(views)
+
+
+def local_status_ids(text: str, urls: Urls) -> list[tuple[int, str]]:
+    """``(status id, author's username key)`` of each link in ``text`` to a status of this
+    server (``/@user/ID`` or ``/users/user/statuses/ID``), in order, once each, at most
+    ``MAX_REFERENCES``: what is looked up by primary key, never by scanning URLs."""
+    found: list[tuple[int, str]] = []
+    for url in extract_urls(text):
+        status = local_status_path(url, urls)
+        if status is not None and status not in found:
+            found.append(status)
+    return found[:MAX_REFERENCES]
 
 
 async def reaction_count(session: AsyncSession, announcement_id: int, name: str) -> int:

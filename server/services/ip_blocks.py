@@ -341,7 +341,12 @@ class IpBlockMatcher:
         """Reload after a change this process committed: once a reload under way (which may
         have read the blocks before the change) is done, so that it cannot overwrite this one."""
         async with self._the_lock():
-            await self.reload(session)
+            try:
+                await self.reload(session)
+            except Exception:  # the change is committed: never a 500 for it
+                log.warning("could not reload the IP blocks after a change; reloading on "
+                            "the next request", exc_info=True)
+                self.invalidate()
 
     async def refresh(self, db: Database) -> None:
         """Reload a stale snapshot. One reload at a time: while one is under way, others

@@ -76,6 +76,22 @@ def _is_url(q: str) -> bool:
     return q.startswith(("https://", "http://"))
 
 
+def local_status_path(url: str, urls: Urls) -> tuple[int, str] | None:
+    """``(status id, author's username key)`` when ``url`` is one of this server's status
+    paths (``/@user/ID``, ``/users/user/statuses/ID``), else None."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL of ours
+        return None
+    if f"{parts.scheme}://{parts.netloc}".lower() != urls.base.lower():
+        return None
+    match = _STATUS_PATH_RE.match(unquote(parts.path))
+    status_id = parse_id(match.group(3)) if match else None
+    if match is None or status_id is None:
+        return None
+    return status_id, (match.group(1) or match.group(2)).lower()
+
+
 async def find_local_by_url(
     session: AsyncSession, q: str, *, viewer: Account | None, urls: Urls
 ) -> Status | Account | None:
@@ -84,21 +100,15 @@ async def find_local_by_url(
         Status.local.is_(True), or_(Status.uri == q, Status.url == q), visible_to(viewer)))
     if status is not None:
         return status
-    try:
-        parts = urlsplit(q)
-    except ValueError:  # e.g. an unclosed IPv6 bracket: not a URL of ours
-        return None
-    if f"{parts.scheme}://{parts.netloc}".lower() == urls.base.lower():
-        match = _STATUS_PATH_RE.match(unquote(parts.path))
-        if match:
-            username = match.group(1) or match.group(2)
-            status = await session.scalar(
-                select(Status).join(Account, Account.id == Status.account_id).where(
-                    Status.id == (parse_id(match.group(3)) or 0), Status.local.is_(True),
-                    Account.username_key == username.lower(), Account.domain == "",
-                    visible_to(viewer)))
-            if status is not None:
-                return status
+    local = local_status_path(q, urls)
+    if local is not None:
+        status_id, username = local
+        status = await session.scalar(
+            select(Status).join(Account, Account.id == Status.account_id).where(
+                Status.id == status_id, Status.local.is_(True),
+                Account.username_key == username, Account.domain == "", visible_to(viewer)))
+        if status is not None:
+            return status
     return await session.scalar(select(Account).where(
         Account.domain == "", or_(Account.uri == q, Account.url == q), listed_accounts()))
 

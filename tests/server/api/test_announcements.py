@@ -105,7 +105,8 @@ async def test_mentioned_accounts_and_linked_statuses_are_looked_up(
         suspended.suspended_at = utcnow()
         await session.commit()
         await announcements.create_announcement(
-            session, f"Thanks @bob and @Painter@paint.example (not @nobody, not @gone)! "
+            session, f"Thanks @bob (@bob@easel.test) and @Painter@paint.example (not @nobody, "
+                     f"not @gone, not the server @easel.test@easel.test)! "
                      f"See {public.url} and {private.url} and https://other.example/@bob/1")
     [row] = await listed(alice_api)
     assert [(m["username"], m["acct"]) for m in row["mentions"]] == [

@@ -615,3 +615,35 @@ def test_two_web_processes_see_each_others_events(
             assert on_second.next_update()["id"] == other.json()["id"]
     finally:
         _stop(second)
+
+
+def test_an_sse_stream_stamps_its_login_as_used_while_it_is_open(
+    served: Settings, server: Server, people: dict[str, Person], open_sse: Callable[..., SSE],
+) -> None:
+    """The stream's request lasts until its client leaves: the login's use (the token's
+    stamp, the address) is written before the stream's first byte, not at its end."""
+    import asyncio
+
+    from sqlalchemy import select
+
+    from server.models import OAuthToken, UserIp
+    from server.services.tokens import token_digest
+
+    alice = people["alice"]  # a token never used before
+    stream = open_sse(server, "user", alice.token)
+
+    async def stamped() -> tuple[object, list[str]]:
+        db = Database.from_settings(served)
+        try:
+            async with db.session() as session:
+                used = await session.scalar(select(OAuthToken.last_used_at).where(
+                    OAuthToken.token_digest == token_digest(alice.token)))
+                addresses = list(await session.scalars(select(UserIp.ip).where(
+                    UserIp.user_id == alice.user.id)))
+            return used, addresses
+        finally:
+            await db.dispose()
+
+    used, addresses = asyncio.run(stamped())
+    assert used is not None and addresses == ["127.0.0.1"]
+    assert not stream.response.is_closed  # still open

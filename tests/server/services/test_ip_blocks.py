@@ -244,6 +244,22 @@ async def test_a_reload_under_way_cannot_undo_the_changing_processs_own(
     assert matcher.lookup("198.51.100.7") == "no_access"
 
 
+async def test_a_change_whose_reload_fails_is_kept_and_reloaded_on_the_next_request(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    matcher = IpBlockMatcher(ttl=10)
+    assert await matcher.severity_for(db, "198.51.100.7") is None
+
+    async def broken(session: Any) -> None:
+        raise OSError("the database went away")
+
+    reload = matcher.reload
+    monkeypatch.setattr(matcher, "reload", broken)
+    created = await block(db, "198.51.100.0/24", "no_access", matcher=matcher)  # no error
+    assert created.id
+    monkeypatch.setattr(matcher, "reload", reload)
+    assert await matcher.severity_for(db, "198.51.100.7") == "no_access"
+
+
 async def test_a_block_expiring_in_the_database_stops_applying(db: Database) -> None:
     clock = Clock()
     matcher = IpBlockMatcher(ttl=10, clock=clock)
