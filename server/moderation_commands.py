@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.commands import CommandError, migrate
@@ -193,15 +194,13 @@ async def appeal_action(settings: Settings, action: str, appeal_id: int | None =
     async with _session(settings) as session:
         if action == "list":
             rows = await appeal_service.list_appeals(session, "all" if every else "pending")
-            names: dict[int, str] = {}
-            for appeal, _warning in rows:
-                if appeal.account_id not in names:
-                    account = await session.get(Account, appeal.account_id)
-                    names[appeal.account_id] = account.acct() if account is not None else "?"
+            appellants = {appeal.account_id for appeal, _warning in rows}
+            names = {account.id: account.acct() for account in await session.scalars(
+                select(Account).where(Account.id.in_(appellants)))} if appellants else {}
             if not rows:
                 print("no appeals" if every else "no pending appeals")
             for appeal, warning in rows:
-                print(_appeal_line(appeal, warning, names[appeal.account_id]))
+                print(_appeal_line(appeal, warning, names.get(appeal.account_id, "?")))
             return 0
         assert appeal_id is not None
         moderator = await _moderator(session, by) if by else None

@@ -79,6 +79,11 @@ class SharedPage:
                    domains=sorted(domains), has_poll=any(e["poll"] is not None for e in entities),
                    marks=marks)
 
+    def anonymous_body(self) -> bytes:
+        """The page as a reader without a token sees it (no marks, never ``pinned``): the
+        same statuses as the entities it was made of, encoded once."""
+        return b"[" + b",".join(_NO_MARKS + fragment for fragment in self.fragments) + b"]"
+
     def body_for(self, viewer_id: int, marks: ViewerMarks) -> bytes:
         """The page as ``viewer_id`` sees it, with its marks."""
         parts = []
@@ -94,6 +99,7 @@ class SharedPage:
 
 
 _BOOL = {True: b"true", False: b"false"}
+_NO_MARKS = b'{"favourited":false,"reblogged":false,"bookmarked":false,'
 
 
 @dataclass(frozen=True)
@@ -170,8 +176,9 @@ class PublicPageCache:
 
     def put(self, request: Request, response: Response,
             shared: SharedPage | None = None) -> CachedPage | None:
-        """Keep ``response`` (a 200 built for no viewer); the entry, or None when the
-        cache is off or the response is not one to keep."""
+        """Keep ``response`` (a 200 built for no viewer; with ``shared``, its body is
+        ``shared.anonymous_body()``); the entry, or None when the cache is off or the
+        response is not one to keep."""
         if response.status_code != 200 or not self.enabled:
             return None
         headers = tuple((k, v) for k, v in response.headers.items() if k.lower() == "link")

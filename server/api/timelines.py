@@ -28,7 +28,7 @@ from server.state import easel
 async def _statuses_response(
     request: Request, statuses: Sequence[Status], cursors: Sequence[int], page: Page,
     viewer: Account | None, filter_context: str | None = None,
-) -> JSONResponse:
+) -> Response:
     """``cursors`` come from the page as read, so a status a filter hides never stops paging."""
     state = easel(request)
     async with state.db.session() as session:
@@ -37,13 +37,13 @@ async def _statuses_response(
     return _with_link(JSONResponse(body), link_header(request, cursors, page))
 
 
-def _with_link(response: JSONResponse, link: str | None) -> JSONResponse:
+def _with_link(response: Response, link: str | None) -> Response:
     if link is not None:
         response.headers["Link"] = link
     return response
 
 
-async def home(request: Request) -> JSONResponse:
+async def home(request: Request) -> Response:
     auth = await require(request, "read:statuses")
     _, viewer = auth.require_user()
     page = Page.from_params(await Params.from_request(request))
@@ -101,12 +101,15 @@ async def _build_for_everyone(request: Request,
         async with state.db.session() as session:
             entities = await statuses_to_entities(session, statuses, EntityContext.of(state), None)
             marks = await timelines.SharedPageMarks.prepare(session) if cache.enabled else None
-        response = _with_link(JSONResponse(entities),
-                              link_header(request, [s.id for s in statuses], page))
+        link = link_header(request, [s.id for s in statuses], page)
         if marks is None:
-            return response, None
-        return response, cache.put(request, response, SharedPage.of(
-            entities, [s.id for s in statuses], [s.account_id for s in statuses], marks))
+            return _with_link(JSONResponse(entities), link), None
+        # Each status is encoded once: the anonymous page is made of the shared fragments.
+        shared = SharedPage.of(entities, [s.id for s in statuses],
+                               [s.account_id for s in statuses], marks)
+        response = _with_link(Response(shared.anonymous_body(), media_type="application/json"),
+                              link)
+        return response, cache.put(request, response, shared)
 
 
 async def _personalised(request: Request, entry: CachedPage) -> Response | None:
@@ -157,7 +160,7 @@ async def tag(request: Request) -> Response:
     return await _shared_page(request, build)
 
 
-async def bookmarks(request: Request) -> JSONResponse:
+async def bookmarks(request: Request) -> Response:
     auth = await require(request, "read:bookmarks")
     _, viewer = auth.require_user()
     page = Page.from_params(await Params.from_request(request))
@@ -166,7 +169,7 @@ async def bookmarks(request: Request) -> JSONResponse:
     return await _statuses_response(request, [s for _, s in rows], [c for c, _ in rows], page, viewer)
 
 
-async def favourites(request: Request) -> JSONResponse:
+async def favourites(request: Request) -> Response:
     auth = await require(request, "read:favourites")
     _, viewer = auth.require_user()
     page = Page.from_params(await Params.from_request(request))

@@ -198,6 +198,23 @@ async def test_a_new_status_empties_the_cache_and_a_token_in_the_query_is_no_key
     assert await anonymous.same() == []
 
 
+async def test_the_anonymous_page_is_the_shared_fragments_and_is_what_is_kept(
+    apps: tuple[Any, Any], db: Database, make: Factory, alice: User
+) -> None:
+    # Built once from the fragments a viewer's copy is made of (each status encoded
+    # once): the same statuses as the uncached page, and the very bytes kept.
+    await make.status(alice.account, "ünïcode — \"quoted\" <b>#ink</b>", tags=["ink"], media=2)
+    await make.status(alice.account, "plain")
+    anonymous = await twin(apps, db, None)
+    page = await anonymous.same()
+    assert len(page) == 2 and all("pinned" not in s for s in page)
+    assert all(not (s["favourited"] or s["reblogged"] or s["bookmarked"]) for s in page)
+    response = await anonymous.cached.get("/api/v1/timelines/public")
+    assert response.headers["content-type"] == "application/json"
+    entry = apps[0].state.easel.public_cache.entries["/api/v1/timelines/public?"]
+    assert response.content == entry.body
+
+
 async def test_bad_parameters_are_refused_on_the_cached_path(
     apps: tuple[Any, Any], db: Database, bob: User
 ) -> None:
