@@ -79,6 +79,7 @@ from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import LIGHT_QUEUES, load_job_modules
 from server.queue.runner import JobRunner
 from server.routing import IndexedRouter
+from server.services import user_ips
 from server.services.accounts import instance_actor
 from server.settings import Settings
 from server.state import EaselState
@@ -211,6 +212,8 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with state.db.session() as session:
             await instance_actor(session, settings)
+            await user_ips.expire_if_off(session, settings)  # EASEL_IP_RETENTION_DAYS=0
+            await session.commit()
         stop = asyncio.Event()
         tasks: list[asyncio.Task[None]] = []
         state.queue.bind_loop()

@@ -21,6 +21,7 @@ and dropped: the next use stamps again), or write while the request holds a conn
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -55,16 +56,30 @@ def due(last: datetime | None, now: datetime) -> bool:
     return last is None or now - last > TOUCH_INTERVAL
 
 
-async def write(db: Database, settings: Settings, use: Use) -> None:
-    """The stamps and the address, in one transaction of their own."""
-    async with db.session() as session:
+async def write(db: Database, settings: Settings, uses: Sequence[Use]) -> None:
+    """The stamps and addresses of ``uses``, in one transaction of their own: each token,
+    user and (user, address) written once (a request carrying both a token and a web
+    login notes its user twice)."""
+    tokens: dict[int, datetime] = {}
+    users: dict[int, datetime] = {}
+    addresses: dict[tuple[int, str | None], None] = {}  # in order, once each
+    for use in uses:
         if use.token_id is not None:
-            await session.execute(update(OAuthToken).where(OAuthToken.id == use.token_id)
-                                  .values(last_used_at=use.at))
+            tokens[use.token_id] = max(use.at, tokens.get(use.token_id, use.at))
         if use.user_id is not None:
-            await session.execute(update(User).where(User.id == use.user_id)
-                                  .values(last_active_at=use.at))
-            await user_ips.record_ip(session, settings, use.user_id, use.address)
+            users[use.user_id] = max(use.at, users.get(use.user_id, use.at))
+            addresses[use.user_id, use.address] = None
+    if not (tokens or users):
+        return
+    async with db.session() as session:
+        for token_id, at in tokens.items():
+            await session.execute(update(OAuthToken).where(OAuthToken.id == token_id)
+                                  .values(last_used_at=at))
+        for user_id, at in users.items():
+            await session.execute(update(User).where(User.id == user_id)
+                                  .values(last_active_at=at))
+        for user_id, address in addresses:
+            await user_ips.record_ip(session, settings, user_id, address)
         await session.commit()
 
 
@@ -75,7 +90,7 @@ async def note(connection: HTTPConnection, db: Database, settings: Settings, use
     if pending is not None:
         pending.append(use)
     else:
-        await _written(db, settings, use)
+        await _written(db, settings, [use])
 
 
 async def flush(connection: HTTPConnection, db: Database, settings: Settings) -> None:
@@ -85,15 +100,16 @@ async def flush(connection: HTTPConnection, db: Database, settings: Settings) ->
     if pending:
         uses = list(pending)
         pending.clear()
-        for use in uses:
-            await _written(db, settings, use)
+        await _written(db, settings, uses)
 
 
-async def _written(db: Database, settings: Settings, use: Use) -> None:
+async def _written(db: Database, settings: Settings, uses: Sequence[Use]) -> None:
     try:
-        await write(db, settings, use)
+        await write(db, settings, uses)
     except Exception:  # a stamp is best effort: the next use writes it again
-        log.warning("could not record the use of a login (user %s)", use.user_id, exc_info=True)
+        log.warning("could not record the use of a login (users %s)",
+                    sorted({use.user_id for use in uses if use.user_id is not None}),
+                    exc_info=True)
 
 
 class LastUseMiddleware:
@@ -113,5 +129,5 @@ class LastUseMiddleware:
         try:
             await self.app(scope, receive, send)
         finally:
-            for use in pending:
-                await _written(self.db, self.settings, use)
+            if pending:
+                await _written(self.db, self.settings, pending)

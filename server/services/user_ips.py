@@ -74,14 +74,10 @@ def expiry_day(used_at: datetime, settings: Settings) -> date:
 async def record_ip(session: AsyncSession, settings: Settings, user_id: int | None,
                     ip_text: str | None) -> None:
     """``user_id`` used ``ip_text`` now: its row is added or its ``used_at`` moved to now,
-    and the expiry job of the day it expires is queued. Nothing when the retention is 0,
-    or without a user or a readable address — and when the retention is 0 but addresses
-    recorded before are still stored, their deletion is queued, due now. Not committed."""
-    if user_id is None:
-        return
-    if settings.ip_retention_days <= 0:
-        if await session.scalar(select(UserIp.id).limit(1)) is not None:
-            await _schedule_expiry(session, utcnow().date() - timedelta(days=1))  # due now
+    and the expiry job of the day it expires is queued. Nothing when the retention is 0
+    (what was recorded before is deleted at start: ``expire_if_off``), or without a user
+    or a readable address. Not committed."""
+    if user_id is None or settings.ip_retention_days <= 0:
         return
     found = _normalised(ip_text)
     if found is None:
@@ -91,6 +87,14 @@ async def record_ip(session: AsyncSession, settings: Settings, user_id: int | No
     await session.execute(_upsert(session, {"user_id": user_id, "ip": text, "ip_key": key,
                                             "used_at": now}))
     await _schedule_expiry(session, expiry_day(now, settings))
+
+
+async def expire_if_off(session: AsyncSession, settings: Settings) -> None:
+    """At a process's start: when the retention is 0 but addresses recorded before (under
+    another retention) are still stored, queue their deletion, due now. Not committed."""
+    if settings.ip_retention_days <= 0 and \
+            await session.scalar(select(UserIp.id).limit(1)) is not None:
+        await _schedule_expiry(session, utcnow().date() - timedelta(days=1))  # due now
 
 
 def _upsert(session: AsyncSession, values: dict[str, Any]) -> Any:

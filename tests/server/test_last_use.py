@@ -13,15 +13,17 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
+from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from starlette.responses import Response
 
 from server import last_use
 from server.app import create_app
 from server.db import Database
+from server.ids import utcnow
 from server.models import OAuthToken, User, UserIp
 from server.settings import Settings
 from server.web.session import SESSION_COOKIE, log_in
@@ -75,3 +77,31 @@ async def test_a_stamp_that_cannot_be_written_is_logged_not_an_error(
     assert "could not record the use of a login" in caplog.text
     async with db.session() as session:
         assert await session.scalar(select(func.count()).select_from(UserIp)) == 0
+
+
+async def test_the_uses_a_request_noted_are_written_once_each(
+        settings: Settings, db: Database, alice: User, bob: User) -> None:
+    """A request carrying both a token and a web login notes its user twice: one write."""
+    await make_token(db, alice)
+    async with db.session() as session:
+        token_id = await session.scalar(select(OAuthToken.id))
+    now, later = utcnow(), utcnow() + timedelta(seconds=1)
+    statements: list[str] = []
+    listen = event.listens_for(db.engine.sync_engine, "before_cursor_execute")
+    listen(lambda conn, cursor, statement, *rest: statements.append(statement))
+    await last_use.write(db, settings, [
+        last_use.Use(token_id, alice.id, "192.0.2.1", now),
+        last_use.Use(None, alice.id, "192.0.2.1", later),
+        last_use.Use(None, bob.id, "192.0.2.2", now),
+        last_use.Use(None, alice.id, "192.0.2.3", now)])
+    writes = [s.split()[0:3] for s in statements if s.lstrip().upper().startswith(("UPDATE", "INSERT"))]
+    assert sum(1 for w in writes if w[:2] == ["UPDATE", "users"]) == 2, writes
+    assert sum(1 for w in writes if w[:2] == ["UPDATE", "oauth_tokens"]) == 1, writes
+    assert sum(1 for w in writes if w[:3] == ["INSERT", "INTO", "user_ips"]) == 3, writes
+    async with db.session() as session:
+        stamped = await session.get(User, alice.id)
+        assert stamped is not None and stamped.last_active_at is not None
+        assert abs(stamped.last_active_at.replace(tzinfo=None) - later.replace(tzinfo=None)) \
+            < timedelta(milliseconds=1)  # the latest of its uses
+        addresses = sorted(await session.scalars(select(UserIp.ip)))
+    assert addresses == ["192.0.2.1", "192.0.2.2", "192.0.2.3"]

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, update
 
+from server.app import AppOptions, create_app
 from server.db import Database
 from server.ids import utcnow
 from server.models import Job, JobState, User, UserIp
@@ -87,16 +88,27 @@ async def test_a_retention_of_0_records_nothing(db: Database, settings: Settings
     assert await expiry_jobs(db) == []
 
 
-async def test_a_retention_turned_to_0_deletes_what_was_recorded_before(
+async def start(settings: Settings) -> None:
+    """A web process starting and stopping (its lifespan)."""
+    application = create_app(settings, options=AppOptions(run_workers=False))
+    async with application.router.lifespan_context(application):
+        pass
+
+
+async def test_a_retention_turned_to_0_deletes_what_was_recorded_before_at_start(
         db: Database, settings: Settings, alice: User, bob: User) -> None:
     await record(db, settings, alice, "192.0.2.1")  # under a retention of a year
     off = settings.with_changes(ip_retention_days=0)
-    await record(db, off, bob, "192.0.2.2")  # nothing recorded, the old rows' deletion queued
+    await record(db, off, bob, "192.0.2.2")  # a use records nothing and reads nothing
     assert [ip for _, ip, _ in await rows(db)] == ["192.0.2.1"]
+    assert await run_expiry_at(db, off, utcnow() + timedelta(seconds=1)) == 0  # none queued
+    await start(off)  # the old rows' deletion is queued, due now
     assert await run_expiry_at(db, off, utcnow() + timedelta(seconds=1)) == 1
     assert await rows(db) == []
-    await record(db, off, bob, "192.0.2.2")  # nothing stored: nothing more queued
+    await start(off)  # nothing stored: nothing more queued
     assert await run_expiry_at(db, off, utcnow() + timedelta(seconds=1)) == 0
+    await start(settings)  # a retention above 0 queues nothing at start
+    assert await expiry_jobs(db) != [] and await rows(db) == []
 
 
 async def test_first_uses_at_once_leave_one_row_and_one_job(
