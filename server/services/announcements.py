@@ -36,7 +36,7 @@ from server.ids import new_id, utcnow
 from server.models import Account, Announcement, AnnouncementReaction, AnnouncementRead, Status
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import NotFound, ValidationFailed, get_or_404
 from server.services.events import StreamEvent, note_event
 from server.services.search import local_status_path
 from server.services.text import extract_mentions, extract_urls, local_domain_of, mention_key
@@ -251,10 +251,7 @@ async def update_announcement(session: AsyncSession, announcement_id: int, text:
 
 
 async def get_announcement(session: AsyncSession, announcement_id: int) -> Announcement:
-    announcement = await session.get(Announcement, announcement_id)
-    if announcement is None:
-        raise NotFound("Record not found")
-    return announcement
+    return await get_or_404(session, Announcement, announcement_id)
 
 
 async def all_announcements(session: AsyncSession) -> list[Announcement]:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.ids import utcnow
 from server.models import Account, AccountWarning, Appeal
-from server.services.errors import NotFound, ServiceError, ValidationFailed
+from server.services.errors import NotFound, ServiceError, ValidationFailed, get_or_404
 from server.services.moderation import account_with_user, overrule
 from server.settings import Settings
 
@@ -100,9 +100,7 @@ async def _decide(session: AsyncSession, appeal_id: int, moderator: Account | No
                   approved: bool) -> tuple[Appeal, AccountWarning]:
     """Mark a pending appeal decided, as one conditional UPDATE: of two moderators deciding
     at once, one wins and the other is told it is decided (ServiceError 422)."""
-    appeal = await session.get(Appeal, appeal_id)
-    if appeal is None:
-        raise NotFound("Record not found")
+    appeal = await get_or_404(session, Appeal, appeal_id)
     if moderator is not None and moderator.id == appeal.account_id:
         raise ServiceError(OWN, 403)  # another moderator decides it
     now, by = utcnow(), moderator.id if moderator is not None else None

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import CanonicalEmailBlock
-from server.services.errors import NotFound, ServiceError, ValidationFailed
+from server.services.errors import ServiceError, ValidationFailed, get_or_404
 
 _HASH_RE = re.compile(r"\A[0-9a-f]{64}\Z")
 
@@ -86,10 +86,7 @@ async def list_email_blocks(session: AsyncSession) -> list[CanonicalEmailBlock]:
 
 
 async def get_email_block(session: AsyncSession, block_id: int) -> CanonicalEmailBlock:
-    block = await session.get(CanonicalEmailBlock, block_id)
-    if block is None:
-        raise NotFound("Record not found")
-    return block
+    return await get_or_404(session, CanonicalEmailBlock, block_id)
 
 
 async def remove_email_block(session: AsyncSession, block_id: int) -> None:

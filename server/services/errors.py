@@ -6,6 +6,12 @@ with; the API's exception handler turns it into ``{"error": ...}``.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+Row = TypeVar("Row")
+
 
 class ServiceError(Exception):
     status_code = 422
@@ -26,3 +32,12 @@ class ValidationFailed(ServiceError):
 
     def __init__(self, details: str) -> None:
         super().__init__(f"Validation failed: {details}", 422)
+
+
+async def get_or_404(session: AsyncSession, model: type[Row], row_id: int,
+                     message: str = "Record not found") -> Row:
+    """The ``model`` row ``row_id``, or NotFound (Mastodon's 404 "Record not found")."""
+    row = await session.get(model, row_id)
+    if row is None:
+        raise NotFound(message)
+    return row

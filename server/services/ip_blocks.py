@@ -49,7 +49,7 @@ from server.addresses import AddressError, address_key, network_range, network_t
 from server.db import Database
 from server.ids import utcnow
 from server.models import IpBlock, IpBlockSeverity
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import NotFound, ValidationFailed, get_or_404
 
 log = logging.getLogger(__name__)
 
@@ -213,10 +213,7 @@ async def find_ip_block(session: AsyncSession, ip: str) -> IpBlock:
 
 
 async def get_ip_block(session: AsyncSession, block_id: int) -> IpBlock:
-    block = await session.get(IpBlock, block_id)
-    if block is None:
-        raise NotFound("Record not found")
-    return block
+    return await get_or_404(session, IpBlock, block_id)
 
 
 async def list_ip_blocks(session: AsyncSession) -> list[IpBlock]:

@@ -51,7 +51,7 @@ from server.models import (
     WorkTag,
 )
 from server.services.domain_blocks import not_allowed_accounts
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import NotFound, ValidationFailed, get_or_404
 from server.services.outbox import record_activity
 from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
@@ -858,9 +858,7 @@ async def _project_work_ids(session: AsyncSession, project_id: int,
 
 async def get_project(session: AsyncSession, viewer: Account | None, project_id: int) -> ProjectView:
     """One project with the works the viewer may see (its owner sees them all)."""
-    found = await session.get(Project, project_id)
-    if found is None:
-        raise NotFound("Record not found")
+    found = await get_or_404(session, Project, project_id)
     owner = viewer is not None and viewer.id == found.account_id
     return ProjectView(found, await _project_work_ids(session, found.id, viewer, owner=owner))
 

@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.ids import utcnow
 from server.models import Account, InstanceRule, Report, ReportNote, Status, StatusAlias
 from server.services.accounts import find_account, instance_actor
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import NotFound, ValidationFailed, get_or_404
 from server.services.notifications import notify_staff
 from server.services.outbox import record_activity
 from server.services.visibility import visible_to
@@ -208,10 +208,7 @@ def reports_query(*, resolved: bool | None = None, account_id: int | None = None
 
 
 async def get_report(session: AsyncSession, report_id: int) -> Report:
-    report = await session.get(Report, report_id)
-    if report is None:
-        raise NotFound("Record not found")
-    return report
+    return await get_or_404(session, Report, report_id)
 
 
 async def _changed(session: AsyncSession, report: Report) -> Report:

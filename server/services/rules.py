@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import InstanceRule
-from server.services.errors import NotFound, ValidationFailed
+from server.services.errors import ValidationFailed, get_or_404
 
 MAX_RULE_TEXT = 300
 MAX_RULE_HINT = 2000
@@ -43,9 +43,7 @@ async def add_rule(session: AsyncSession, text: str, hint: str = "") -> Instance
 
 async def remove_rule(session: AsyncSession, rule_id: int) -> None:
     """Remove a rule, committed; NotFound when there is none."""
-    rule = await session.get(InstanceRule, rule_id)
-    if rule is None:
-        raise NotFound("Rule not found")
+    rule = await get_or_404(session, InstanceRule, rule_id, "Rule not found")
     await session.delete(rule)
     await session.commit()
 
