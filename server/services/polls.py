@@ -54,6 +54,8 @@ CLOSE_POLL_JOB = "close_poll"
 POLL_COUNTS_JOB = "poll_counts"
 # Votes on a local poll within this long of the first are sent as one Update (Mastodon: 3 min).
 POLL_UPDATE_DELAY = timedelta(minutes=3)
+# A vote this close to its window's end is counted in the next window's Update.
+WINDOW_MARGIN = timedelta(seconds=10)
 # Federation's builder of a vote on a remote poll (federation/polls.py).
 VOTE_OBJECT_TYPE = "PollVote"
 
@@ -306,12 +308,20 @@ async def _schedule_poll_counts(session: AsyncSession, status: Status) -> None:
     """The counts' ``Update`` at the end of the current ``POLL_UPDATE_DELAY`` window: one
     job per status and window (its ref ``"<status id>@<window>"``), due when the window
     ends, so every vote of a window is counted by its job and a vote after that due time
-    belongs to the next window's — even while the previous job is still running."""
+    belongs to the next window's — even while the previous job is still running.
+
+    A vote that might commit only after its window's job has read the counts belongs to
+    the next window too: one within ``WINDOW_MARGIN`` of its window's end (its transaction
+    may outlast it), and one whose window's job is running or has run already."""
     window = POLL_UPDATE_DELAY.total_seconds()
     now = utcnow()
-    number = int(now.timestamp() // window)
-    due = datetime.fromtimestamp((number + 1) * window, tz=UTC)
-    await enqueue(session, kind_named(POLL_COUNTS_JOB), f"{status.id}@{number}", delay=due - now)
+    first = int((now + WINDOW_MARGIN).timestamp() // window)
+    for number in (first, first + 1):
+        due = datetime.fromtimestamp((number + 1) * window, tz=UTC)
+        job = await enqueue(session, kind_named(POLL_COUNTS_JOB), f"{status.id}@{number}",
+                            delay=due - now)
+        if job.state == JobState.QUEUED:
+            return
 
 
 async def receive_vote(session: AsyncSession, poll: Poll, voter: Account, title: str,

@@ -6,7 +6,7 @@ vote is the ``Create(Note{name})`` Mastodon sends."""
 from __future__ import annotations
 
 import copy
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from federation.polls import parse_question, question_fields, receive_vote_note
 from federation.votes import vote_document
 from server.db import Database
 from server.ids import utcnow
-from server.models import Account, Poll, PollVote, Status, User
+from server.models import Account, JobState, Poll, PollVote, Status, User
 from server.services.polls import PollSpec
 from server.services.statuses import create_status
 from server.settings import Settings
@@ -240,3 +240,41 @@ async def test_votes_on_a_local_poll_are_sent_as_one_batched_update(
         poll.expires_at = utcnow() - timedelta(seconds=1)  # ends: the closing sends the last
         await session.commit()
     assert await run_counts_early() == 1 and await updates() == 1  # ended: nothing more
+
+
+
+@pytest.mark.parametrize("when", ["at a window's end", "after its window's job ran"])
+async def test_a_vote_its_windows_job_may_miss_goes_to_the_next_window(
+        settings: Settings, db: Database, alice: User, bob: User, when: str,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A vote that could commit after its window's job read the counts would wait for
+    another vote or the poll's end: it is counted by the next window's job instead."""
+    from server.models import Job
+    from server.services.polls import POLL_COUNTS_JOB, POLL_UPDATE_DELAY, vote
+
+    window = POLL_UPDATE_DELAY.total_seconds()
+    start = (int(utcnow().timestamp() // window) + 1) * window  # the next window's start
+    async with db.session() as session:
+        author = await session.get(Account, alice.account_id)
+        voter = await session.get(Account, bob.account_id)
+        assert author is not None and voter is not None
+        status = await create_status(session, settings, author, None, text="Pick one",
+                                     poll=PollSpec(["red", "blue"], 3600))
+        poll_id = await session.scalar(select(Poll.id).where(Poll.status_id == status.id))
+        assert poll_id is not None
+        number = int(start // window)
+        if when == "at a window's end":  # 2 s before it ends
+            moment = datetime.fromtimestamp(start + window - 2, tz=UTC)
+        else:  # early in it, its job already done
+            moment = datetime.fromtimestamp(start + 1, tz=UTC)
+            session.add(Job(kind=POLL_COUNTS_JOB, queue="default", ref=f"{status.id}@{number}",
+                            state=JobState.DONE, next_try_at=moment))
+            await session.commit()
+        for clock in ("server.services.polls.utcnow", "server.queue.jobs.utcnow"):
+            monkeypatch.setattr(clock, lambda: moment)
+        await vote(session, voter, poll_id, [0])
+        queued = list(await session.scalars(select(Job).where(
+            Job.kind == POLL_COUNTS_JOB, Job.state == JobState.QUEUED)))
+    assert [job.ref for job in queued] == [f"{status.id}@{number + 1}"]
+    due = queued[0].next_try_at
+    assert due.replace(tzinfo=UTC) == datetime.fromtimestamp(start + 2 * window, tz=UTC)
