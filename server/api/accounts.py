@@ -121,7 +121,8 @@ async def update_credentials(request: Request) -> JSONResponse:
     params.get_bool("hide_collections")
     state = easel(request)
     async with state.db.session() as session:
-        account, user = await update_profile(session, state.storage, account.id, user.id, changes)
+        account, user = await update_profile(session, state.storage, account.id, user.id, changes,
+                                             ai_uploads=state.settings.ai_uploads)
         return await _credential_account(request, session, account, user)
 
 

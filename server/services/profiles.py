@@ -120,17 +120,22 @@ def _fields_with_verification(new: list[ProfileField],
     return [{"name": f.name, "value": f.value, "verified_at": verified.get(f.value)} for f in new]
 
 
-async def _store_images(storage: Storage, changes: ProfileChanges,
-                        account: Account) -> dict[str, str]:
-    """Process and store the new images, with the artist's opt-out XMP and EXIF;
-    {"avatar_key": …, "header_key": …} for those given. If the second one fails, the first
-    is deleted again."""
+async def _store_images(storage: Storage, changes: ProfileChanges, account: Account,
+                        ai_uploads: str) -> dict[str, str]:
+    """Screen, process and store the new images, with the artist's opt-out XMP and EXIF;
+    {"avatar_key": …, "header_key": …} for those given. Under the ``reject`` policy an
+    image with generative-AI provenance is refused (422) before anything is stored (an
+    avatar has no label to carry: ``label`` and ``allow`` take it). If the second one
+    fails, the first is deleted again."""
     if changes.avatar is None and changes.header is None:
         return {}
     # Imported here: they bring Pillow and the upload checks, needed only when an image comes.
     from protect.optout_metadata import optout_at
-    from server.services.media import process_profile_image
+    from server.services.media import process_profile_image, screen_provenance
 
+    for data in (changes.avatar, changes.header):
+        if data is not None:
+            await screen_provenance(data, ai_uploads)
     optout = optout_at(account, storage.base_url, display_name=changes.display_name)
     stored: dict[str, str] = {}
     try:
@@ -160,7 +165,8 @@ def _changes_actor(changes: ProfileChanges, new_keys: dict[str, str]) -> bool:
 
 
 async def update_profile(session: AsyncSession, storage: Storage, account_id: int,
-                         user_id: int, changes: ProfileChanges) -> tuple[Account, User]:
+                         user_id: int, changes: ProfileChanges, *,
+                         ai_uploads: str = "reject") -> tuple[Account, User]:
     """Apply ``changes`` to the account and its login, all or nothing; committed.
 
     Unlocking the account accepts every pending follow request (as Mastodon does).
@@ -171,7 +177,7 @@ async def update_profile(session: AsyncSession, storage: Storage, account_id: in
     user = await session.get(User, user_id)
     if account is None or user is None or user.account_id != account.id:
         raise NotFound("Record not found")
-    new_keys = await _store_images(storage, changes, account)
+    new_keys = await _store_images(storage, changes, account, ai_uploads)
     old_keys = [getattr(account, name) for name in new_keys]
     try:
         was_locked = account.locked

@@ -358,5 +358,6 @@ async def update_settings(session: AsyncSession, state: EaselState, account: Acc
         changes.data_mining = data_mining
     else:
         account.data_mining = data_mining
-    updated, _user = await update_profile(session, state.storage, account.id, user.id, changes)
+    updated, _user = await update_profile(session, state.storage, account.id, user.id, changes,
+                                              ai_uploads=state.settings.ai_uploads)
     return updated

@@ -337,3 +337,22 @@ async def test_clean_and_broken_uploads_are_accepted(app: Starlette, alice_api: 
     response = await upload(alice_api, data, content_type=content_type)
     assert response.status_code == 202, response.text
     assert (await media_row(app, response.json()["id"])).ai_provenance is None
+
+
+@pytest.mark.parametrize("field", ["avatar", "header"])
+async def test_a_profile_image_is_screened_too(
+        app: Starlette, alice_api: httpx.AsyncClient, tmp_path: Path, field: str) -> None:
+    """``reject`` refuses an avatar or header with a marker, storing nothing; an avatar has
+    no label to carry, so ``label`` (as ``allow``) takes it."""
+    fmt, make, marker = MARKED[1]
+    data = make(tmp_path / "generator")
+    files = {field: (f"x.{fmt.lower()}", data, CONTENT_TYPES[fmt])}
+    refused = await alice_api.patch("/api/v1/accounts/update_credentials", files=files)
+    assert refused.status_code == 422
+    assert refused.json() == {"error": f"This server does not accept AI-generated images ({marker})"}
+    assert stored_files(app) == []
+    shown = (await alice_api.get("/api/v1/accounts/verify_credentials")).json()
+    _set_policy(app, "label")
+    taken = await alice_api.patch("/api/v1/accounts/update_credentials", files=files)
+    assert taken.status_code == 200, taken.text
+    assert taken.json()[field] != shown[field] and len(stored_files(app)) == 1

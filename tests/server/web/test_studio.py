@@ -26,6 +26,7 @@ from protect import optout_metadata
 from server.models import Account, MediaAttachment, Project, Status, StatusPin, User
 from server.services import portfolio
 from server.web.session import CSRF_FIELD, SESSION_COOKIE, log_in
+from tests.protect import ai_images as ai
 from tests.protect import images
 from tests.protect.conftest import activities, media_row, run_protect
 
@@ -563,6 +564,10 @@ async def test_settings_change_the_profile_and_the_ai_choice(app: Starlette, ali
         CSRF_FIELD: csrf, "display_name": "Alice", "note": "", "data_mining": optout_metadata.DMI_PROHIBITED},
         files={"avatar": ("face.png", b"not an image", "image/png")})
     assert bad_avatar.status_code == 422 and "Avatar" in bad_avatar.text
+    generated = await alice_web.post("/studio/settings", data={
+        CSRF_FIELD: csrf, "display_name": "Alice", "note": "", "data_mining": optout_metadata.DMI_PROHIBITED},
+        files={"avatar": ("face.png", ai.png_with_text(("parameters", ai.A1111)), "image/png")})
+    assert generated.status_code == 422 and "does not accept AI-generated images" in generated.text
     async with app.state.easel.db.session() as session:
         account = await session.get(Account, alice.account_id)
         assert account is not None
