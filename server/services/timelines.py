@@ -542,13 +542,16 @@ def _wanted_types(types: Sequence[str], exclude_types: Sequence[str]) -> tuple[s
     return tuple(t for t in wanted if t not in exclude_types)
 
 
-def _browserable(viewer: Viewer, wanted: tuple[str, ...], from_account_id: Any, *,
-                 from_nobody: bool, include_filtered: bool,
+def _browserable(viewer: Viewer, wanted: tuple[str, ...] | Callable[[Any], ColumnElement[bool]],
+                 from_account_id: Any, *, from_nobody: bool, include_filtered: bool,
                  now: datetime | ColumnElement[Any] | None = None) -> Select[Any]:
+    """``wanted``: the types, or (prebuilt) the condition on the type that a bound list is."""
     query = _own_visible_notifications(viewer, now=now)
     if not include_filtered:
         query = query.where(Notification.filtered.is_(False))
-    if len(wanted) != len(NOTIFICATION_TYPES):
+    if callable(wanted):
+        query = query.where(wanted(Notification.type))
+    elif len(wanted) != len(NOTIFICATION_TYPES):
         query = query.where(Notification.type.in_(wanted) if wanted else false())
     if from_nobody:
         query = query.where(false())
@@ -563,16 +566,24 @@ async def list_notifications(
     from_nobody: bool = False, include_filtered: bool = False,
 ) -> list[Notification]:
     """A page of ``browserable_notifications``, newest first; prebuilt (``PREBUILT``) per
-    filter shape, run with the viewer and the sender bound."""
+    filter shape, run with the viewer, the sender and the wanted types bound (any
+    ``types[]``/``exclude_types[]`` combination is one statement)."""
     wanted = _wanted_types(types, exclude_types)
     sender = from_account_id is not None
-    key = ("notifications", wanted, sender, from_nobody, include_filtered, _page_shape(page))
+    some = 0 < len(wanted) < len(NOTIFICATION_TYPES)
+    as_json = json_lists(session)
+    which = "some" if some else "all" if wanted else "none"
+    key = ("notifications", which, as_json, sender, from_nobody, include_filtered,
+           _page_shape(page))
     statement = PREBUILT.get(key, lambda: _paged(_browserable(
-        BOUND_VIEWER, wanted, bindparam("sender", type_=BigInteger) if sender else None,
+        BOUND_VIEWER, bound_list("types", String, json_lists=as_json) if some else wanted,
+        bindparam("sender", type_=BigInteger) if sender else None,
         from_nobody=from_nobody, include_filtered=include_filtered, now=bindparam("now")),
         Notification.id, page))
-    return await _run_prebuilt(session, statement, viewer, page,
-                               **({"sender": from_account_id} if sender else {}))
+    bound: dict[str, Any] = {"sender": from_account_id} if sender else {}
+    if some:
+        bound["types"] = list_value(wanted, json_lists=as_json)
+    return await _run_prebuilt(session, statement, viewer, page, **bound)
 
 
 async def count_unread_notifications(

@@ -193,3 +193,31 @@ async def test_the_prebuilt_notifications_statement_binds_viewer_sender_and_time
         await session.execute(update(Mute).values(expires_at=now + timedelta(hours=1)))
         await session.commit()
     assert ids(await alice_api.get("/api/v1/notifications")) == [str(by_bob.id)]
+
+
+async def test_any_types_filter_is_one_prebuilt_statement_with_the_types_bound(
+    make: Factory, alice_api: httpx.AsyncClient, alice: User, bob: User
+) -> None:
+    """``types[]``/``exclude_types[]`` combinations share one statement (the types are one
+    bound list): a client cycling through them does not push others' statements out."""
+    from server.services import timelines
+
+    follow = await make.notification(alice.account, "follow", bob.account)
+    favourite = await make.notification(alice.account, "favourite", bob.account)
+    mention = await make.notification(alice.account, "mention", bob.account)
+    everything = [str(mention.id), str(favourite.id), str(follow.id)]
+    timelines.PREBUILT.statements.clear()
+    cases: list[tuple[dict[str, list[str]], list[str]]] = [
+        ({"types[]": ["follow"]}, [str(follow.id)]),
+        ({"types[]": ["mention", "follow"]}, [str(mention.id), str(follow.id)]),
+        ({"exclude_types[]": ["mention"]}, [str(favourite.id), str(follow.id)]),
+        ({"types[]": ["favourite", "follow"], "exclude_types[]": ["follow"]}, [str(favourite.id)]),
+    ]
+    for params, expected in cases:
+        assert ids(await alice_api.get("/api/v1/notifications", params=params)) == expected
+    assert len(timelines.PREBUILT.statements) == 1
+    # Every type, or none at all, are statements of their own (no list to bind).
+    assert ids(await alice_api.get("/api/v1/notifications")) == everything
+    assert ids(await alice_api.get("/api/v1/notifications",
+                                   params={"types[]": ["follow"], "exclude_types[]": ["follow"]})) == []
+    assert len(timelines.PREBUILT.statements) == 3
