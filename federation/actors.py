@@ -66,7 +66,9 @@ This module never trusts a document it did not fetch itself from the actor's ori
 stores unsanitised HTML, never reaches the network except through the client it is given,
 never writes local accounts (``domain == ""``), and never refetches more than once per call.
 It does not download avatars or headers (it stores their remote URLs; media is another
-block's) and does not process ``Move``/``alsoKnownAs``.
+block's) and does not process ``Move``/``alsoKnownAs``. An avatar or header is not stored
+at all (None: the default images show) while a domain block rejects media of the actor's
+domain or of the image's host; the first refresh after the block is lifted stores it.
 """
 
 from __future__ import annotations
@@ -81,7 +83,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.content_types import ACTIVITY_JSON, LD_JSON_AS2
-from federation.domains import is_suspended
+from federation.domains import domain_of, domain_policy, is_suspended
 from federation.http import (
     FetchError,
     ForbiddenAddress,
@@ -113,6 +115,23 @@ ACTOR_ACCEPT: tuple[str, ...] = (ACTIVITY_JSON, LD_JSON_AS2)
 DEFAULT_MAX_AGE = timedelta(days=1)
 DISPLAY_NAME_LIMIT = 255  # Account.display_name
 BOT_TYPES = frozenset({"Service", "Application"})
+
+
+async def _drop_rejected_images(session: AsyncSession, account: Account) -> None:
+    """Forget the avatar and header of an account whose domain's media are rejected (or
+    an image on such a domain): not shown, not cached (as Mastodon's skip_download). Its
+    avatar_key/header_key go with them (``queue_profile_images_caching`` then unnames their
+    copies; ``easel admin media prune`` deletes the files)."""
+    rejected = (await domain_policy(session, account.domain)).reject_media
+
+    async def elsewhere_rejected(url: str | None) -> bool:
+        return bool(url) and domain_of(url or "") != account.domain and (
+            await domain_policy(session, url or "")).reject_media
+
+    if rejected or await elsewhere_rejected(account.avatar_remote_url):
+        account.avatar_remote_url = account.avatar_key = None
+    if rejected or await elsewhere_rejected(account.header_remote_url):
+        account.header_remote_url = account.header_key = None
 
 
 # ------------------------------------------------------------------------------ errors
@@ -373,6 +392,7 @@ class ActorFetcher:
                 account = Account(uri=actor.id)
                 session.add(account)
             self._apply(account, actor, domain)
+            await _drop_rejected_images(session, account)
             await session.flush()
             await queue_profile_images_caching(session, self.settings, account)
             await session.commit()

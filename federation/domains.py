@@ -2,7 +2,9 @@
 
 An admin blocks a domain with a severity (``suspend``: nothing in, nothing out;
 ``silence``: kept out of public timelines; ``noop``) and optionally ``reject_media``
-(remote media of that domain are neither fetched nor shown). A block on ``example.com``
+(remote media of that domain are neither fetched nor shown — attachments, avatars and
+headers; what was stored before the block is cleared by ``federation.media_cache``'s
+``clear_domain_media`` job). A block on ``example.com``
 covers ``a.example.com`` too; a port is part of the domain (``host:port``), and a block
 without a port covers every port of that host. When several blocks cover a domain, the
 most specific one decides (``noop`` on ``good.example.com`` exempts it from a suspension of

@@ -16,6 +16,21 @@ it, :mod:`protect.prune`), the remote URL is shown as before. Storing a remote a
 copy is a row of purpose avatar/header, and is named as the account's
 ``avatar_key``/``header_key`` (what the API shows for an account that has one).
 
+**Blocks made later.** A domain block that rejects media (``reject_media``, or a
+suspension) applies to what is stored already too, as Mastodon's ``BlockDomainService``
+does: making such a block (or changing one to reject media) queues one
+``clear_domain_media`` job for the block's domain (:mod:`server.services.domain_blocks`
+enqueues it by name). The job takes every remote account the block covers whose domain's
+policy now rejects media (a more specific block may exempt a subdomain), and for each:
+its avatar and header are no longer shown (their remote URLs and copies are dropped from
+the account, and their cache rows deleted: the default images show until the actor is
+refreshed after the block is lifted), its statuses' attachments become Mastodon's type
+``unknown`` with their cache columns reset (clients show a link to ``remote_url``), and
+its works are no longer works (they show no images). The rows are changed and committed
+first, a batch of accounts at a time, and the files those rows named deleted after each
+commit (a file that cannot be deleted is unnamed now: ``easel admin media prune`` deletes
+it). Redone, it changes nothing more; local accounts are never touched.
+
 What it must never do: fetch in the inbox's request (only the job fetches), fetch from a
 domain whose block rejects media, fetch outside :mod:`federation.http`'s client, keep a
 file whose bytes are not media, or write a cache key over a row that changed meanwhile
@@ -30,12 +45,13 @@ import logging
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from federation.domains import domain_policy
+from federation.domains import all_blocks, domain_policy
 from federation.http import (
     ConnectionFailed,
     FetchError,
@@ -47,10 +63,11 @@ from protect.ingest import ImageRejected, open_image
 from protect.renditions import as_shown, encode, fit_pixels, resized
 from server.ids import utcnow
 from server.limits import IMAGE_MATRIX_LIMIT, SMALL_MAX_PIXELS
-from server.models import Account, MediaAttachment, MediaState, ProtectionState
+from server.models import Account, MediaAttachment, MediaState, ProtectionState, Work, WorkTag
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
+from server.services.domain_blocks import CLEAR_DOMAIN_MEDIA_JOB, accounts_covered_by
 from server.settings import Settings
 from server.storage import Storage, StorageError, new_key
 
@@ -65,6 +82,8 @@ MAX_CACHED_FILE_BYTES = 40 * 1024 * 1024
 MEGABYTE = 1024 * 1024
 # Media rows whose copy is an account's avatar or header rather than an attachment.
 PROFILE_IMAGES = ("avatar", "header")
+# Accounts cleared per transaction by clear_domain_media.
+CLEAR_BATCH = 200
 
 
 class MediaRefused(Exception):
@@ -228,6 +247,12 @@ async def cache_media(session: AsyncSession, settings: Settings, storage: Storag
     except (FetchError, MediaRefused) as exc:
         log.info("remote media %s not cached: %s", media_id, exc)
         return False
+    # Once more after the fetch: a block made meanwhile (whose clear_domain_media job may
+    # already have run) must not get a copy stored behind it.
+    reason = await refuse_reason(session, media)
+    if reason is not None:
+        log.info("remote media %s not cached: %s", media_id, reason)
+        return False
     stored: list[str] = []
     try:
         for key, content in cached.files.items():
@@ -302,6 +327,113 @@ async def _delete_quietly(storage: Storage, keys: Iterable[str]) -> None:
             await storage.delete(key)
         except StorageError:
             log.warning("cached file %s could not be deleted; prune will find it", key)
+
+
+@dataclass
+class ClearedMedia:
+    """What :func:`clear_domain_media` changed."""
+
+    accounts: int = 0      # accounts whose avatar, header or media were cleared
+    attachments: int = 0   # attachments turned "unknown" (or uncached)
+    files: int = 0         # cached files no longer named (deleted, or left to prune)
+
+
+async def clear_domain_media(session: AsyncSession, storage: Storage,
+                             block_domain: str) -> ClearedMedia:
+    """Clear what is stored of the media of the remote accounts a block on
+    ``block_domain`` covers, where their domain's policy rejects media now (see the module's
+    "Blocks made later"); commits a batch of accounts at a time, and deletes the files the
+    changed rows named after each commit."""
+    cleared = ClearedMedia()
+    blocks = await all_blocks(session)
+    domains = sorted(domain for domain in await session.scalars(
+        select(Account.domain).where(Account.domain != "", accounts_covered_by([block_domain]))
+        .distinct()) if blocks.policy(domain).reject_media)
+    for domain in domains:
+        after = 0
+        while True:
+            ids = list(await session.scalars(
+                select(Account.id).where(Account.domain == domain, Account.id > after)
+                .order_by(Account.id).limit(CLEAR_BATCH)))
+            if not ids:
+                break
+            keys = await _clear_accounts(session, ids, cleared)
+            await session.commit()
+            await _delete_quietly(storage, keys)
+            cleared.files += len(keys)
+            after = ids[-1]
+    if cleared.accounts:
+        log.info("media of %s cleared: %s account(s), %s attachment(s), %s file(s)",
+                 block_domain, cleared.accounts, cleared.attachments, cleared.files)
+    return cleared
+
+
+async def _clear_accounts(session: AsyncSession, ids: list[int], cleared: ClearedMedia) -> set[str]:
+    """Clear the media of the remote accounts ``ids`` (not committed); the storage keys the
+    changed rows named."""
+    keys: set[str] = set()
+    changed: set[int] = set()
+    # Avatars and headers: neither shown nor kept (the actor's next refresh after the block
+    # is lifted stores their URLs again, and queues new copies).
+    profiles = (await session.execute(
+        select(Account.id, Account.avatar_key, Account.header_key).where(
+            Account.id.in_(ids), Account.domain != "",
+            or_(Account.avatar_key.is_not(None), Account.header_key.is_not(None),
+                Account.avatar_remote_url.is_not(None), Account.header_remote_url.is_not(None)))
+    )).all()
+    if profiles:
+        keys.update(key for row in profiles for key in (row.avatar_key, row.header_key) if key)
+        changed.update(row.id for row in profiles)
+        await session.execute(
+            update(Account).where(Account.id.in_([row.id for row in profiles]), Account.domain != "")
+            .values(avatar_key=None, header_key=None, avatar_remote_url=None,
+                    header_remote_url=None)
+            .execution_options(synchronize_session=False))
+    copies = (await session.execute(
+        delete(MediaAttachment).where(MediaAttachment.account_id.in_(ids),
+                                      MediaAttachment.purpose.in_(PROFILE_IMAGES),
+                                      MediaAttachment.file_key.is_(None))
+        .returning(MediaAttachment.account_id, MediaAttachment.cache_key,
+                   MediaAttachment.cache_preview_key)
+        .execution_options(synchronize_session=False))).all()
+    keys.update(key for row in copies for key in (row.cache_key, row.cache_preview_key) if key)
+    changed.update(row.account_id for row in copies)
+    # Attachments: Mastodon's type "unknown", uncached (the entity then shows a link).
+    remote = (MediaAttachment.account_id.in_(ids), MediaAttachment.purpose == "attachment",
+              MediaAttachment.file_key.is_(None), MediaAttachment.remote_url.is_not(None),
+              or_(MediaAttachment.type != "unknown", MediaAttachment.cache_key.is_not(None)))
+    attachments = (await session.execute(
+        select(MediaAttachment.id, MediaAttachment.account_id, MediaAttachment.cache_key,
+               MediaAttachment.cache_preview_key).where(*remote))).all()
+    if attachments:
+        keys.update(key for row in attachments for key in (row.cache_key, row.cache_preview_key)
+                    if key)
+        changed.update(row.account_id for row in attachments)
+        cleared.attachments += len(attachments)
+        await session.execute(
+            update(MediaAttachment).where(*remote)
+            .values(type="unknown", cache_key=None, cache_preview_key=None, cache_size=0,
+                    cached_at=None)
+            .execution_options(synchronize_session=False))
+    # Their works show no images now: no longer works (an Update of the note after the
+    # block is lifted makes them works again, as it would a new note).
+    works = select(Work.status_id).where(Work.account_id.in_(ids), Work.local.is_(False))
+    await session.execute(delete(WorkTag).where(WorkTag.status_id.in_(works))
+                          .execution_options(synchronize_session=False))
+    await session.execute(delete(Work).where(Work.account_id.in_(ids), Work.local.is_(False))
+                          .execution_options(synchronize_session=False))
+    cleared.accounts += len(changed)
+    return keys
+
+
+@job_kind(CLEAR_DOMAIN_MEDIA_JOB, queue="federation", max_attempts=5,
+          time_limit=timedelta(minutes=30), lease=timedelta(minutes=2))
+async def clear_domain_media_job(ctx: JobContext) -> None:
+    """Clear the stored media of the accounts the block on ``job.ref`` (a domain) covers."""
+    from federation.context import federation_context  # the context imports the actor code
+
+    context = federation_context(ctx.settings, ctx.db)
+    await clear_domain_media(ctx.session, context.storage, ctx.job.ref)
 
 
 @job_kind("cache_remote_media", queue="federation", max_attempts=4)

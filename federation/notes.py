@@ -48,7 +48,10 @@ other servers' images (nothing of theirs passes through the protect pipeline, an
 remote file can fill the disk); the cost is that a viewer's client contacts the origin.
 For a domain blocked with ``reject_media`` no media row is made at all: the attachments
 are appended to the content as plain links (their alt text as the link text), so readers
-can still follow them to the origin, and no client loads them inline.
+can still follow them to the origin, and no client loads them inline. Statuses stored
+before such a block keep their rows, made type ``unknown`` by the block's
+``clear_domain_media`` job (:mod:`federation.media_cache`); stored again once the block is
+lifted (an Update, a redelivery), they get their type back, which is not an edit.
 
 Errors::
 
@@ -595,8 +598,12 @@ async def _replace_media(session: AsyncSession, status: Status, author: Account,
         last_kept = kept.id
         for name in _MEDIA_FIELDS:
             if getattr(kept, name) != getattr(row, name):
+                # An attachment a domain block made "unknown" (federation.media_cache,
+                # clear_domain_media) gets its type back once the block is lifted: the
+                # post is not edited by that.
+                restored = name == "type" and kept.type == "unknown"
                 setattr(kept, name, getattr(row, name))
-                changed = True
+                changed = changed or not restored
     if unmatched:
         await session.execute(delete(MediaAttachment).where(
             MediaAttachment.id.in_([m.id for m in unmatched]))

@@ -181,6 +181,9 @@ async def domain_block_add(
         if result.follows_removed or result.requests_removed:
             print(f"removed {result.follows_removed} follow(s) and "
                   f"{result.requests_removed} follow request(s) with {block.domain}")
+        if result.clearing_media:
+            print(f"the media stored from {block.domain} (avatars, headers, attachments, "
+                  "cached copies) are being cleared in the background")
     except ServiceError as exc:
         raise CommandError(exc.message) from exc
     finally:

@@ -198,6 +198,10 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
         # Mastodon's preview is its "small" style, which meta["small"] describes.
         preview_url = (storage.public_url(media.small_key) if ready and media.small_key
                        else referenced)
+        if referenced and media.type == "unknown":
+            # Not media a client shows inline (or rejected by a domain block:
+            # federation.media_cache): a link to the origin, and no preview to load.
+            preview_url = None
     return {
         "id": str(media.id),
         "type": media.type,

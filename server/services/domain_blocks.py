@@ -15,6 +15,11 @@ Severities, as Mastodon's:
   except for viewers who follow them.
 * ``noop``: only ``reject_media`` applies.
 
+``reject_media`` (implied by ``suspend``): the domain's media are neither fetched nor shown.
+Making a block that rejects media, or changing one so that it does, queues the
+``clear_domain_media`` job (``federation.media_cache``, enqueued by name) for what is stored
+already: the covered accounts' avatars and headers, cached copies and attachments.
+
 A block on ``example.com`` covers ``a.example.com`` and every port; a block with a port
 (``example.com:8443``) covers exactly that host and port. The most specific block wins.
 
@@ -39,6 +44,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.models import Account, DomainAllow, DomainBlock, DomainBlockSeverity, Follow, FollowRequest
+from server.queue.jobs import enqueue
+from server.queue.kinds import kind_named
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 
 SEVERITIES = ("suspend", "silence", "noop")  # every DomainBlockSeverity, strictest first
@@ -46,6 +53,8 @@ MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 5000
 _LABEL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _HIDING = (DomainBlockSeverity.SILENCE.value, DomainBlockSeverity.SUSPEND.value)
+# The job (federation.media_cache) that clears the stored media of a block's domain.
+CLEAR_DOMAIN_MEDIA_JOB = "clear_domain_media"
 
 
 # --------------------------------------------------------------------------- domains
@@ -159,6 +168,13 @@ class BlockResult:
     created: bool
     follows_removed: int = 0
     requests_removed: int = 0
+    # The block now rejects media where it did not: the stored media are being cleared.
+    clearing_media: bool = False
+
+
+def rejects_media(block: DomainBlock) -> bool:
+    """Whether ``block`` rejects media (``reject_media``, or a suspension)."""
+    return bool(block.reject_media) or block.severity == DomainBlockSeverity.SUSPEND
 
 
 def _severity(value: str) -> str:
@@ -184,7 +200,8 @@ async def block_domain(
     """Block ``domain`` (or change its block to exactly this severity and media rule;
     comments, ``reject_reports`` and ``obfuscate`` are kept unless given); committed. A
     suspension removes the follows and follow requests between local accounts and the
-    domain's accounts.
+    domain's accounts; a block that now rejects media (and did not, or is new) queues
+    ``clear_domain_media`` for the media stored already.
 
     ``ValidationFailed`` for an invalid domain, an unknown severity, this server's own
     domain (``own_domain``) or an overlong comment; nothing is stored then.
@@ -197,6 +214,7 @@ async def block_domain(
     private_comment = _comment(private_comment, "Private comment")
     block = await session.scalar(select(DomainBlock).where(DomainBlock.domain == name))
     created = block is None
+    rejected_before = block is not None and rejects_media(block)
     if block is None:
         block = DomainBlock(domain=name)
         session.add(block)
@@ -218,9 +236,12 @@ async def block_domain(
     follows = requests = 0
     if level == DomainBlockSeverity.SUSPEND:
         follows, requests = await _sever(session, name)
+    clearing = rejects_media(block) and not rejected_before
+    if clearing:  # again: the domain may have been blocked, unblocked and blocked anew
+        await enqueue(session, kind_named(CLEAR_DOMAIN_MEDIA_JOB), name, again=True)
     await session.commit()
     return BlockResult(block=block, created=created, follows_removed=follows,
-                       requests_removed=requests)
+                       requests_removed=requests, clearing_media=clearing)
 
 
 async def unblock_domain(session: AsyncSession, domain: str) -> DomainBlock:

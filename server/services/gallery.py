@@ -380,3 +380,16 @@ async def tag_page(session: AsyncSession, storage: Storage, name: str, *,
                                            max_id=max_id, limit=limit)
     merged = sorted({s.id: s for s in statuses}.values(), key=lambda s: s.id, reverse=True)[:limit]
     return TagPage(name, terms, _listing(merged, await cards(session, merged, storage), limit))
+
+
+async def linked_attachments(session: AsyncSession, status: Status) -> list[dict[str, str]]:
+    """A remote status's attachments that are not shown as images (type ``unknown``:
+    not media, or rejected by a domain block), as links to their origin."""
+    if status.local:
+        return []
+    rows = await session.scalars(select(MediaAttachment).where(
+        MediaAttachment.status_id == status.id, MediaAttachment.type == "unknown",
+        MediaAttachment.remote_url.is_not(None)).order_by(MediaAttachment.id))
+    return [{"url": media.remote_url, "text": media.description or media.remote_url}
+            for media in rows
+            if media.remote_url and media.remote_url.startswith(("https://", "http://"))]

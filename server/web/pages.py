@@ -331,6 +331,7 @@ async def work_page(request: Request) -> Response:
         account = await gallery.find_account_by_acct(session, request.path_params["username"])
         card = (await gallery.work_card(session, state.storage, account, status_id)
                 if account is not None and status_id is not None else None)
+        links = await gallery.linked_attachments(session, card.status) if card is not None else []
     if card is None:
         if accepts_activity_json(request):
             raise ApiError(404, "Record not found")
@@ -357,7 +358,7 @@ async def work_page(request: Request) -> Response:
         **_template_globals(state), "card": card, "status": status, "account": account,
         "name": name, "work_title": title, "og": og, "alternate": status.uri,
         "handle": f"{account.username}@{account.domain or state.settings.domain}",
-        "opt_out": remote_opt_out,
+        "opt_out": remote_opt_out, "attachment_links": links,
         **_artist_opt_out(account),
     }, headers=_headers(gallery.image_origins([card], [account])), opt_out=_artist_headers(account))
 
