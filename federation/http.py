@@ -941,15 +941,19 @@ def _absolute_http_url(url: str | httpx.URL) -> httpx.URL:
     return parsed
 
 
-async def _read_capped(response: httpx.Response, max_bytes: int, url: str) -> bytes:
+async def _read_capped(response: httpx.Response, max_bytes: int, url: str, *,
+                       truncate: bool = False) -> bytes:
     declared = response.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
+    if not truncate and declared.isdigit() and int(declared) > max_bytes:
         raise TooLarge(f"{url} declares {declared} bytes, over the limit of {max_bytes}", url=url)
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.aiter_bytes():
         size += len(chunk)
         if size > max_bytes:
+            if truncate:  # the first max_bytes, and reading stops here
+                chunks.append(chunk[:len(chunk) - (size - max_bytes)])
+                break
             raise TooLarge(f"{url} sent more than {max_bytes} bytes", url=url)
         chunks.append(chunk)
     return b"".join(chunks)
@@ -963,6 +967,7 @@ async def _fetch(
     auth: httpx.Auth | None,
     max_bytes: int,
     max_redirects: int,
+    truncate: bool = False,
 ) -> FetchedResponse:
     current = _absolute_http_url(url)
     visited: set[str] = set()
@@ -1006,7 +1011,7 @@ async def _fetch(
                     f"{text} sent {content_type or 'no Content-Type'}; expected one of: "
                     f"{', '.join(accept)}", url=text, content_type=content_type,
                 )
-            content = await _read_capped(response, max_bytes, text)
+            content = await _read_capped(response, max_bytes, text, truncate=truncate)
             return FetchedResponse(url=text, status_code=response.status_code,
                                    content_type=content_type, headers=response.headers,
                                    content=content)
@@ -1024,17 +1029,20 @@ async def fetch(
     max_bytes: int = DEFAULT_MAX_JSON_BYTES,
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
     max_redirects: int = MAX_REDIRECTS,
+    truncate: bool = False,
 ) -> FetchedResponse:
     """GET ``url`` safely: redirects checked hop by hop, body and time capped, type checked.
 
     ``auth`` (e.g. a ``CavageSigner``) signs every hop; without it the client's own auth,
-    if any, applies. Raises only :class:`FetchError` subclasses.
+    if any, applies. With ``truncate`` a body over ``max_bytes`` is cut there (reading
+    stops) instead of refused (a web page's head is at its start). Raises only
+    :class:`FetchError` subclasses.
     """
     shown = str(url)
     try:
         with anyio.fail_after(total_timeout):
             return await _fetch(client, url, accept=accept, auth=auth, max_bytes=max_bytes,
-                                max_redirects=max_redirects)
+                                max_redirects=max_redirects, truncate=truncate)
     except TimeoutError as exc:
         raise FetchTimeout(f"fetching {shown} took more than {total_timeout:g} s", url=shown) from exc
     except httpx.TimeoutException as exc:

@@ -2,7 +2,8 @@
 
 ``federate`` (an Activity → its document and one Delivery per inbox) and ``deliver`` live
 in :mod:`federation.outbox` and :mod:`federation.delivery`; ``process_inbox`` in
-:mod:`federation.inbox.processing`; ``process_import`` in :mod:`federation.imports`.
+:mod:`federation.inbox.processing`; ``process_import`` in :mod:`federation.imports`;
+``fetch_link_card`` in :mod:`federation.link_cards`.
 Importing this module registers them all, and the outbox builders that live outside
 :mod:`federation.outbox` (:mod:`federation.reports`, :mod:`federation.moves`,
 :mod:`federation.votes`).
@@ -13,6 +14,7 @@ from __future__ import annotations
 import federation.delivery
 import federation.imports  # process_import (account imports)
 import federation.inbox.processing
+import federation.link_cards  # fetch_link_card (link preview cards)
 import federation.media_cache  # cache_remote_media (the remote media cache)
 import federation.moves  # the Move builder (registers with federation.outbox)
 import federation.outbox

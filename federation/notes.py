@@ -125,6 +125,7 @@ from server.services.conversations import record_direct_status
 from server.services.edits import Version, current_version, record_edit
 from server.services.errors import ServiceError, ValidationFailed
 from server.services.languages import normalize_language
+from server.services.link_cards import queue_link_card
 from server.services.notifications import notify
 from server.services.outbox import record_activity
 from server.services.portfolio import (
@@ -360,6 +361,7 @@ async def _store(fed: FederationContext, session: AsyncSession, document: dict[s
                                     reject_media=policy.reject_media, quote=_quote_url(document))
             await keep_remote_poll(session, created, document)  # a Question's poll
             await queue_status_media_caching(session, fed.settings, created.id)
+            await queue_link_card(session, created)
             return created
     if existing.local or existing.account_id != author.id:
         raise NoteRefused(f"{note.id} belongs to another account", uri=note.id,

@@ -1,8 +1,9 @@
 """``easel admin media prune``: remove stored files that nothing refers to any more.
 
 Why it exists: every file Easel writes is named by a row — a media attachment's original
-and renditions, its verification report's pictures, an account's avatar and header — and
-deleting the row queues the deletion of its files (``purge_media_files``). A worker killed
+and renditions, its verification report's pictures, an account's avatar and header, a
+link card's picture (``cards/``) — and deleting the row queues the deletion of its files
+(``purge_media_files``; a card's replaced picture is deleted by its job). A worker killed
 between writing a file and committing its row, a purge that failed for good, or a restore
 of an older database backup leaves files behind that no row names. This finds them by
 listing storage (the local directory or the bucket, through :mod:`server.storage`) and
@@ -34,13 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protect import document as doc
 from server.ids import utcnow
-from server.models import Account, MediaAttachment
+from server.models import Account, MediaAttachment, PreviewCard
 from server.settings import Settings
 from server.storage import Storage, StorageError, StoredFile
 
 # Where Easel writes files that rows name: (prefix, private).
 NAMED_PREFIXES = (("media", False), ("avatars", False), ("headers", False),
-                  ("cache", False), ("originals", True), ("verification", True))
+                  ("cache", False), ("cards", False), ("originals", True), ("verification", True))
 CHECKS_PREFIX = "checks"
 DEFAULT_GRACE = timedelta(hours=24)
 MINIMUM_GRACE = timedelta(hours=1)
@@ -106,6 +107,8 @@ async def referenced_keys(session: AsyncSession) -> set[tuple[str, bool]]:
             (Account.avatar_key.is_not(None)) | (Account.header_key.is_not(None))))
     for avatar, header in account_rows:
         named.update((key, False) for key in (avatar, header) if key)
+    named.update((key, False) for key in await session.scalars(
+        select(PreviewCard.image_key).where(PreviewCard.image_key.is_not(None))) if key)
     return named
 
 

@@ -87,6 +87,9 @@ class Settings:
     # cached, only referenced) and how long a cached file is kept (days; 0: no age limit).
     remote_media_cache_mb: int = 0
     remote_media_retention_days: int = 0
+    # Link preview cards: a status's first link fetched (federation.link_cards) and shown
+    # as its card; off: nothing is fetched and no card is shown.
+    link_cards: bool = True
     # How long the addresses a login was used from are kept after their last use (days;
     # 0: none is recorded). Moderators see them and look accounts up by them.
     ip_retention_days: int = 365
@@ -358,7 +361,7 @@ def load_settings(
         "EASEL_SMTP_FROM", "EASEL_SMTP_SECURITY",
         "EASEL_FEDERATION_MODE", "EASEL_SHOW_DOMAIN_BLOCKS",
         "EASEL_REMOTE_MEDIA_CACHE_MB", "EASEL_REMOTE_MEDIA_RETENTION_DAYS", "EASEL_IP_RETENTION_DAYS",
-        "EASEL_ACCOUNT_DELETION_GRACE_DAYS",
+        "EASEL_ACCOUNT_DELETION_GRACE_DAYS", "EASEL_LINK_CARDS",
         "EASEL_STATUS_RATE_LIMIT", "EASEL_MEDIA_RATE_LIMIT", "EASEL_SIGN_UP_RATE_LIMIT",
         "EASEL_INBOX_RATE_LIMIT",
     }
@@ -399,6 +402,7 @@ def load_settings(
                                                 get("EASEL_REMOTE_MEDIA_CACHE_MB", "0")),
         remote_media_retention_days=_non_negative_int(
             "EASEL_REMOTE_MEDIA_RETENTION_DAYS", get("EASEL_REMOTE_MEDIA_RETENTION_DAYS", "0")),
+        link_cards=parse_bool("EASEL_LINK_CARDS", get("EASEL_LINK_CARDS", "on")),
         ip_retention_days=_non_negative_int("EASEL_IP_RETENTION_DAYS",
                                             get("EASEL_IP_RETENTION_DAYS", "365")),
         smtp_host=get("EASEL_SMTP_HOST").strip(),

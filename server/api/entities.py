@@ -37,9 +37,11 @@ from server.models import (
     Mention,
     Notification,
     OAuthApplication,
+    PreviewCard,
     Report,
     Status,
     StatusEdit,
+    StatusPreviewCard,
     StatusTag,
     Tag,
     User,
@@ -73,10 +75,11 @@ Entity = dict[str, Any]
 class EntityContext:
     urls: Urls
     storage: Storage
+    link_cards: bool = True  # EASEL_LINK_CARDS: statuses show their cards
 
     @classmethod
     def of(cls, state: EaselState) -> EntityContext:
-        return cls(state.urls, state.storage)
+        return cls(state.urls, state.storage, state.settings.link_cards)
 
 
 def iso(moment: datetime | None) -> str | None:
@@ -218,6 +221,32 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
 
 # ---------------------------------------------------------------------------- statuses
 
+def preview_card_to_entity(card: PreviewCard, ctx: EntityContext) -> Entity:
+    """Mastodon's PreviewCard (federation.link_cards made it): never any HTML (Easel
+    makes no embeds); the picture is our copy, from /system/."""
+    image = ctx.storage.public_url(card.image_key) if card.image_key else None
+    return {
+        "url": card.url,
+        "title": card.title,
+        "description": card.description,
+        "language": card.language,
+        "type": card.type,
+        "author_name": card.author_name,
+        "author_url": card.author_url,
+        "provider_name": card.provider_name,
+        "provider_url": card.provider_url,
+        "html": "",
+        "width": card.width,
+        "height": card.height,
+        "image": image,
+        "image_description": card.image_description,
+        "embed_url": image if card.type == "photo" and image else "",
+        "blurhash": card.blurhash,
+        "published_at": iso(card.published_at),
+        "authors": [],
+    }
+
+
 def application_to_entity(app: OAuthApplication, *, with_secret: bool = False) -> Entity:
     entity: Entity = {
         "id": str(app.id),
@@ -270,6 +299,7 @@ class _StatusQueries:
     favourited: Select[Any]
     bookmarked: Select[Any]
     reblogged: Select[Any]
+    cards: Select[int, PreviewCard]
 
 
 _STATUS_QUERIES: dict[bool, _StatusQueries] = {}
@@ -293,7 +323,10 @@ def _status_queries(as_json: bool) -> _StatusQueries:
             bookmarked=select(Bookmark.status_id).where(
                 Bookmark.account_id == viewer, ids(Bookmark.status_id)),
             reblogged=select(Status.reblog_of_id).where(
-                Status.account_id == viewer, ids(Status.reblog_of_id)))
+                Status.account_id == viewer, ids(Status.reblog_of_id)),
+            cards=select(StatusPreviewCard.status_id, PreviewCard).join(
+                PreviewCard, PreviewCard.id == StatusPreviewCard.preview_card_id)
+            .where(ids(StatusPreviewCard.status_id)))
     return found
 
 
@@ -352,6 +385,10 @@ async def statuses_to_entities(
     else:
         pinned = set()
     works = await work_metadata(session, [i for i in all_ids if media.get(i)])
+    cards: dict[int, Entity] = {}
+    if ctx.link_cards:
+        for status_id, card in (await session.execute(queries.cards, ids)).all():
+            cards[status_id] = preview_card_to_entity(card, ctx)
     polls = await poll_views(session, all_ids, viewer)
 
     account_entities: dict[int, Entity] = {}  # a timeline often repeats its authors
@@ -396,7 +433,7 @@ async def statuses_to_entities(
             ],
             "tags": [tag_to_entity(t, ctx) for t in tags.get(status.id, [])],
             "emojis": [],
-            "card": None,
+            "card": cards.get(status.id),
             "poll": poll_to_entity(polls[status.id]) if status.id in polls else None,
             "application": ({"name": app.name, "website": app.website or None}
                             if app is not None else None),

@@ -43,6 +43,7 @@ from server.models.portfolio import (
     Work,
     WorkTag,
 )
+from server.models.preview_cards import CARD_TYPES, PreviewCard, StatusPreviewCard
 from server.models.registrations import EMAIL_TOKEN_PURPOSES, EmailToken, InstanceRule, Invite, OutgoingMail
 from server.models.scheduled import ScheduledStatus, ScheduledStatusMedia
 from server.models.social import (
@@ -74,6 +75,7 @@ from server.models.status import (
 from server.models.user import User
 
 __all__ = [
+    "CARD_TYPES",
     "EMAIL_TOKEN_PURPOSES",
     "FILTER_ACTIONS",
     "FILTER_CONTEXTS",
@@ -144,6 +146,7 @@ __all__ = [
     "PollVote",
     "PortfolioTag",
     "PortfolioTagAlias",
+    "PreviewCard",
     "Project",
     "ProjectWork",
     "ProtectionState",
@@ -155,6 +158,7 @@ __all__ = [
     "StatusAlias",
     "StatusEdit",
     "StatusPin",
+    "StatusPreviewCard",
     "StatusTag",
     "SuggestionDismissal",
     "Tag",

@@ -61,6 +61,7 @@ from server.queue.kinds import kind_named
 from server.services import events, polls
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
+from server.services.link_cards import link_changed
 from server.services.media import check_description, parse_focus
 from server.services.notifications import notify
 from server.services.outbox import record_activity
@@ -174,6 +175,7 @@ async def record_edit(session: AsyncSession, status: Status, before: Version) ->
             for booster in boosters:
                 await notify(session, booster, "update", author, status.id)
     events.status_edited(session, status.id)
+    await link_changed(session, status, before.content)
     await session.flush()
 
 

@@ -45,6 +45,7 @@ from server.models import (
     Status,
     StatusAlias,
     StatusPin,
+    StatusPreviewCard,
     StatusTag,
     Tombstone,
     User,
@@ -56,6 +57,7 @@ from server.services import events, portfolio
 from server.services.conversations import record_direct_status
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
+from server.services.link_cards import queue_link_card
 from server.services.notifications import notify
 from server.services.outbox import record_activity
 from server.services.polls import PollSpec, attach_poll, validate_poll
@@ -410,6 +412,7 @@ _STATUS_REFERENCES: tuple[tuple[Any, str], ...] = (
     (Notification, "status_id"), (StatusAlias, "status_id"),
     (Status, "in_reply_to_id"), (Status, "reblog_of_id"),
     (StatusPin, "status_id"), (ProjectWork, "status_id"), (Project, "cover_status_id"),
+    (StatusPreviewCard, "status_id"),
 )
 
 
@@ -515,6 +518,7 @@ async def publish_if_ready(session: AsyncSession, status_id: int, *, renumber: b
             await notify(session, follower, "status", author, status.id)
     await record_activity(session, author, "Create", object_uri=status.uri,
                           uri=create_uri(status.uri), object_type="Note", status_id=status.id)
+    await queue_link_card(session, status)
     if await session.scalar(select(StatusPin.id).where(StatusPin.status_id == status.id,
                                                        StatusPin.account_id == author.id)):
         # pinned while it waited: its followers learn of the pin now, under its final uri
