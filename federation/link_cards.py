@@ -66,7 +66,7 @@ from server.models import Account, Mention, PreviewCard, Status, StatusPreviewCa
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 from server.services.languages import ISO_639_1
-from server.services.link_cards import FETCH_LINK_CARD_JOB, MAX_URL_BYTES, first_link
+from server.services.link_cards import FETCH_LINK_CARD_JOB, MAX_URL_BYTES, feed_leniently, first_link
 from server.settings import Settings
 from server.storage import Storage, StorageError, new_key
 
@@ -207,11 +207,7 @@ def _published(value: str | None) -> datetime | None:
 def parse_page(text: str, page_url: str) -> PageDetails:
     """The card's details of the HTML ``text`` served at ``page_url``."""
     parser = _PageParser()
-    try:
-        parser.feed(text)
-        parser.close()
-    except (AssertionError, ValueError):  # broken markup: what was read so far counts
-        pass
+    feed_leniently(parser, text)
     meta = parser.meta
 
     def first(*names: str) -> str | None:

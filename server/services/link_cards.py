@@ -54,6 +54,15 @@ class _Links(HTMLParser):
                                set(values.get("rel", "").lower().split())))
 
 
+def feed_leniently(parser: HTMLParser, text: str) -> None:
+    """Feed all of ``text`` to ``parser``; on malformed markup, what was read so far counts."""
+    try:
+        parser.feed(text)
+        parser.close()
+    except (AssertionError, ValueError):
+        pass
+
+
 def normalized_link(href: str) -> str | None:
     """``href`` as a card's URL (http(s), a host, no credentials, no fragment, not too
     long), or None."""
@@ -85,11 +94,7 @@ def first_link(content: str, *, local_domain: str | None = None,
     if "<a" not in content:
         return None
     parser = _Links()
-    try:
-        parser.feed(content)
-        parser.close()
-    except (AssertionError, ValueError):  # malformed markup: what was read so far counts
-        pass
+    feed_leniently(parser, content)
     skipped = set(skip_hrefs)
     local = local_domain.lower() if local_domain else None
     for href, classes, rel in parser.links:

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.collections import status_note
 from federation.context import FederationContext
@@ -185,6 +186,19 @@ async def test_remote_votes_on_a_local_poll_count_once_and_only_while_it_runs(
         assert len(list(await session.scalars(select(PollVote)))) == 1
 
 
+async def alices_poll(session: AsyncSession, settings: Settings, alice: User,
+                      bob: User) -> tuple[Account, Account, Status, int]:
+    """Alice's poll (red or blue, for an hour), and bob as its voter."""
+    author = await session.get(Account, alice.account_id)
+    voter = await session.get(Account, bob.account_id)
+    assert author is not None and voter is not None
+    status = await create_status(session, settings, author, None, text="Pick one",
+                                 poll=PollSpec(["red", "blue"], 3600))
+    poll_id = await session.scalar(select(Poll.id).where(Poll.status_id == status.id))
+    assert poll_id is not None
+    return author, voter, status, poll_id
+
+
 async def test_votes_on_a_local_poll_are_sent_as_one_batched_update(
         fed: FederationContext, settings: Settings, db: Database, alice: User, bob: User,
         carol: User) -> None:
@@ -197,14 +211,8 @@ async def test_votes_on_a_local_poll_are_sent_as_one_batched_update(
 
     remote = await fed.fetcher.fetch_actor(CAROL)
     async with db.session() as session:
-        author = await session.get(Account, alice.account_id)
-        voter = await session.get(Account, bob.account_id)
-        assert author is not None and voter is not None
-        status = await create_status(session, settings, author, None, text="Pick one",
-                                     poll=PollSpec(["red", "blue"], 3600))
-        poll_id = await session.scalar(select(Poll.id).where(Poll.status_id == status.id))
-        assert poll_id is not None
-        await vote(session, voter, poll_id, [0])
+        author, voter, status, poll_id = await alices_poll(session, settings, alice, bob)
+        await vote(session, voter, poll_id, ["0"])
         note = {"id": f"{CAROL}#votes/1", "type": "Note", "name": "blue", "attributedTo": CAROL,
                 "to": [author.uri], "inReplyTo": status.uri}
         assert await receive_vote_note(session, note, remote) == "vote counted"
@@ -234,7 +242,7 @@ async def test_votes_on_a_local_poll_are_sent_as_one_batched_update(
         assert third is not None
         with pytest.MonkeyPatch.context() as later:  # a vote in the next window
             later.setattr("server.services.polls.utcnow", lambda: utcnow() + POLL_UPDATE_DELAY)
-            await vote(session, third, poll_id, [1])
+            await vote(session, third, poll_id, ["1"])
         poll = await session.get(Poll, poll_id)
         assert poll is not None
         poll.expires_at = utcnow() - timedelta(seconds=1)  # ends: the closing sends the last
@@ -255,13 +263,7 @@ async def test_a_vote_its_windows_job_may_miss_goes_to_the_next_window(
     window = POLL_UPDATE_DELAY.total_seconds()
     start = (int(utcnow().timestamp() // window) + 1) * window  # the next window's start
     async with db.session() as session:
-        author = await session.get(Account, alice.account_id)
-        voter = await session.get(Account, bob.account_id)
-        assert author is not None and voter is not None
-        status = await create_status(session, settings, author, None, text="Pick one",
-                                     poll=PollSpec(["red", "blue"], 3600))
-        poll_id = await session.scalar(select(Poll.id).where(Poll.status_id == status.id))
-        assert poll_id is not None
+        _author, voter, status, poll_id = await alices_poll(session, settings, alice, bob)
         number = int(start // window)
         if when == "at a window's end":  # 2 s before it ends
             moment = datetime.fromtimestamp(start + window - 2, tz=UTC)
@@ -272,7 +274,7 @@ async def test_a_vote_its_windows_job_may_miss_goes_to_the_next_window(
             await session.commit()
         for clock in ("server.services.polls.utcnow", "server.queue.jobs.utcnow"):
             monkeypatch.setattr(clock, lambda: moment)
-        await vote(session, voter, poll_id, [0])
+        await vote(session, voter, poll_id, ["0"])
         queued = list(await session.scalars(select(Job).where(
             Job.kind == POLL_COUNTS_JOB, Job.state == JobState.QUEUED)))
     assert [job.ref for job in queued] == [f"{status.id}@{number + 1}"]
