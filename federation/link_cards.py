@@ -44,14 +44,14 @@ import codecs
 import html
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from html.parser import HTMLParser
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.domains import domain_policy
@@ -66,7 +66,7 @@ from server.models import Account, Mention, PreviewCard, Status, StatusPreviewCa
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 from server.services.languages import ISO_639_1
-from server.services.link_cards import FETCH_LINK_CARD_JOB, MAX_URL_BYTES, feed_leniently, first_link
+from server.services.link_cards import FETCH_LINK_CARD_JOB, MAX_URL_BYTES, first_link
 from server.settings import Settings
 from server.storage import Storage, StorageError, new_key
 
@@ -85,7 +85,7 @@ NAME_MAX = 255
 # A status edited while its card was fetched is looked at again, a few times at most.
 MAX_ROUNDS = 3
 
-_TAG_RE = re.compile(r"<[^>]*>")
+_TAG_RE = re.compile(r"<[^<>]*>")
 _SPACE_RE = re.compile(r"\s+")
 _CHARSET_RE = re.compile(r"charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
 _META_CHARSET_RE = re.compile(rb"<meta[^>]+charset\s*=\s*[\"']?\s*([A-Za-z0-9._:-]+)", re.IGNORECASE)
@@ -108,41 +108,109 @@ class PageDetails:
     provider_name: str = ""
     language: str | None = None
     published_at: datetime | None = None
+    page_url: str = ""  # where the page was read (after redirects)
 
 
-class _PageParser(HTMLParser):
-    """Collects ``<meta>`` (property or name → content, the first of each), the first
-    ``<title>``'s text and ``<html lang>``. Script and style contents are never read."""
+# Only a page's head says anything about it, and a hostile page must not cost more than a
+# few milliseconds of CPU whatever it holds: the head is read with linear scans (str.find
+# and regular expressions that cannot backtrack over a tag), not with html.parser, which
+# slows quadratically on repeated unfinished markup (measured: 64 KiB of "<a " took 22 s).
+MAX_TAG_CHARS = 4096       # a <meta> or <html> tag longer than this is skipped
+MAX_TITLE_CHARS = 4096
+_SKIPPED_ELEMENTS = (("<!--", "-->"), ("<script", "</script"), ("<style", "</style"),
+                     ("<noscript", "</noscript"), ("<template", "</template"))
+_TAG_START = re.compile(r"<(meta|html|title)\b", re.IGNORECASE)
+# The rest of a tag, up to its ">": quoted values may hold "<" and ">"; one way to match
+# each character, so a failed match costs at most its (bounded) window.
+_TAG_REST = re.compile(r"""(?:[^<>"']|"[^"]*"|'[^']*')*>""")
+_ATTRIBUTE_RE = re.compile(
+    r"""([^\s"'<>/=]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'<>`=]+)))?""")
 
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.meta: dict[str, str] = {}
-        self.title: list[str] = []
-        self.lang = ""
-        self._in_title = False
-        self._title_done = False
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        values = {name.lower(): value or "" for name, value in attrs}
+@dataclass
+class _Head:
+    """A page head's ``<meta>`` (property or name → content, the first of each), its first
+    ``<title>``'s text and its ``<html lang>``."""
+
+    meta: dict[str, str] = field(default_factory=dict)
+    title: str = ""
+    lang: str = ""
+
+
+def _ascii_lower(text: str) -> str:
+    """``text`` with A–Z lower-cased and nothing else changed (``str.lower`` may change a
+    string's length, and the positions found in it must be the text's)."""
+    return text.translate(_ASCII_LOWER)
+
+
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
+
+
+def _without_skipped(text: str) -> str:
+    """``text`` without comments, scripts, styles and templates (their contents may look
+    like tags); an unclosed one runs to the end. Linear: every search goes forward, and
+    each kind's next opening is searched for again only once it has been passed."""
+    lowered = _ascii_lower(text)
+    kept: list[str] = []
+    at = 0
+    upcoming = {opening: lowered.find(opening) for opening, _ in _SKIPPED_ELEMENTS}
+    while True:
+        for opening, position in upcoming.items():
+            if 0 <= position < at:
+                upcoming[opening] = lowered.find(opening, at)
+        found = [(position, opening, closing) for opening, closing in _SKIPPED_ELEMENTS
+                 if (position := upcoming[opening]) >= 0]
+        if not found:
+            kept.append(text[at:])
+            return "".join(kept)
+        begin, opening, closing = min(found)
+        kept.append(text[at:begin])
+        stop = lowered.find(closing, begin + len(opening))
+        if stop < 0:
+            return "".join(kept)
+        at = stop + len(closing) if closing == "-->" else lowered.find(">", stop) + 1
+        if at <= 0:
+            return "".join(kept)
+
+
+def _attributes(source: str) -> dict[str, str]:
+    """A tag's attributes (lower-cased names, the first of each; entities decoded)."""
+    values: dict[str, str] = {}
+    for match in _ATTRIBUTE_RE.finditer(source):
+        name = match.group(1).lower()
+        value = next((v for v in match.group(2, 3, 4) if v is not None), "")
+        values.setdefault(name, html.unescape(value))
+    return values
+
+
+def read_head(text: str) -> _Head:
+    """What the head of the HTML ``text`` says (what comes after ``<body`` is not read)."""
+    body = _ascii_lower(text).find("<body")
+    head = _without_skipped(text[:body] if body >= 0 else text)
+    lowered = _ascii_lower(head)
+    found = _Head()
+    title_seen = False
+    at = 0
+    while (start := _TAG_START.search(head, at)) is not None:
+        rest = _TAG_REST.match(head, start.end(), start.end() + MAX_TAG_CHARS)
+        if rest is None:  # unfinished, overlong or broken: the rest of the head is not read
+            break
+        at = rest.end()
+        tag, values = start.group(1).lower(), _attributes(head[start.end():at - 1])
         if tag == "meta":
             content = values.get("content")
             for name in (values.get("property", ""), values.get("name", "")):
                 name = name.strip().lower()
                 if name and content is not None:
-                    self.meta.setdefault(name, content)
-        elif tag == "title" and not self._title_done:
-            self._in_title = True
-        elif tag == "html" and not self.lang:
-            self.lang = values.get("lang", "")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "title" and self._in_title:
-            self._in_title = False
-            self._title_done = True
-
-    def handle_data(self, data: str) -> None:
-        if self._in_title:
-            self.title.append(data)
+                    found.meta.setdefault(name, content)
+        elif tag == "html" and not found.lang:
+            found.lang = values.get("lang", "")
+        elif tag == "title" and not title_seen:  # the first one only, closed or not
+            title_seen = True
+            close = lowered.find("</title", at, at + MAX_TITLE_CHARS)
+            if close >= 0:
+                found.title = html.unescape(head[at:close])
+    return found
 
 
 def plain(text: str | None, limit: int) -> str:
@@ -167,9 +235,12 @@ def page_charset(content_type: str, data: bytes) -> str:
         candidates.append(meta.group(1).decode("ascii"))
     for name in candidates:
         try:
-            return codecs.lookup(name).name
+            found_codec = codecs.lookup(name)
         except LookupError:
             continue
+        # Only text encodings: "zlib", "base64", "rot13"… are codecs too, not charsets.
+        if getattr(found_codec, "_is_text_encoding", True):
+            return found_codec.name
     return "utf-8"
 
 
@@ -206,9 +277,8 @@ def _published(value: str | None) -> datetime | None:
 
 def parse_page(text: str, page_url: str) -> PageDetails:
     """The card's details of the HTML ``text`` served at ``page_url``."""
-    parser = _PageParser()
-    feed_leniently(parser, text)
-    meta = parser.meta
+    head = read_head(text)
+    meta = head.meta
 
     def first(*names: str) -> str | None:
         for name in names:
@@ -217,7 +287,7 @@ def parse_page(text: str, page_url: str) -> PageDetails:
                 return value
         return None
 
-    title = plain(first("og:title", "twitter:title") or "".join(parser.title), TITLE_MAX)
+    title = plain(first("og:title", "twitter:title") or head.title, TITLE_MAX)
     article_author = first("article:author") or ""
     author_url = http_url(article_author, page_url) if "://" in article_author else None
     author_name = first("author", "og:author", "og:author:username") or (
@@ -235,8 +305,9 @@ def parse_page(text: str, page_url: str) -> PageDetails:
         author_name=plain(author_name, NAME_MAX),
         author_url=author_url or "",
         provider_name=plain(first("og:site_name"), NAME_MAX),
-        language=_language(first("og:locale") or parser.lang or ""),
+        language=_language(first("og:locale") or head.lang or ""),
         published_at=_published(first("article:published_time")),
+        page_url=page_url,
     )
 
 
@@ -253,8 +324,11 @@ async def fetch_page(session: AsyncSession, client: httpx.AsyncClient,
     if fetched.url != url and (await domain_policy(session, fetched.url)).suspended:
         log.info("link card of %s: it redirects to a suspended domain", url)
         return None
-    text = fetched.content.decode(page_charset(fetched.content_type, fetched.content),
-                                  errors="replace")
+    try:
+        text = fetched.content.decode(page_charset(fetched.content_type, fetched.content),
+                                      errors="replace")
+    except (LookupError, UnicodeError):  # a codec that fails on these bytes: read as UTF-8
+        text = fetched.content.decode("utf-8", errors="replace")
     return await asyncio.to_thread(parse_page, text, fetched.url)
 
 
@@ -329,13 +403,21 @@ async def refresh_card(session: AsyncSession, storage: Storage, client: httpx.As
     details = await fetch_page(session, client, url)
     image = None
     if (details is not None and details.image_url
-            and not await media_rejected(session, details.image_url, url)):
+            and not await media_rejected(session, details.image_url, details.page_url or url)):
         await session.commit()  # nothing written yet: no transaction held across the fetch
         image = await fetch_card_image(client, details.image_url)
     key = new_key(CARD_PREFIX, "jpg") if image is not None else None
     if image is not None and key is not None:
         await storage.put(key, image.data)
     found = details or PageDetails()
+    failed = details is None or not (found.title or image is not None)
+    if failed:  # a usable card already there stays as it was, asked again in two weeks
+        kept = await session.scalar(select(PreviewCard).where(
+            PreviewCard.url == url, PreviewCard.failed.is_(False)).with_for_update())
+        if kept is not None:
+            kept.fetched_at = utcnow()
+            await session.flush()
+            return kept, None
     values: dict[str, Any] = {
         "type": found.type if image is not None else "link",
         "title": found.title, "description": found.description,
@@ -348,11 +430,12 @@ async def refresh_card(session: AsyncSession, storage: Storage, client: httpx.As
         "blurhash": image.blurhash if image is not None else None,
         "language": found.language, "published_at": found.published_at,
         "fetched_at": utcnow(),
-        "failed": details is None or not (found.title or image is not None),
+        "failed": failed,
     }
     await session.execute(insert_ignoring_conflict(
         session, PreviewCard, {"id": new_id(), "url": url, **values}, ["url"]))
-    before = await session.scalar(select(PreviewCard.image_key).where(PreviewCard.url == url))
+    before = await session.scalar(select(PreviewCard.image_key).where(PreviewCard.url == url)
+                                  .with_for_update())  # two refreshes at once: each sees its own
     await session.execute(update(PreviewCard).where(PreviewCard.url == url).values(**values)
                           .execution_options(synchronize_session=False))
     card = await session.scalar(select(PreviewCard).where(PreviewCard.url == url)
@@ -361,11 +444,18 @@ async def refresh_card(session: AsyncSession, storage: Storage, client: httpx.As
     return card, before if before != key else None
 
 
-async def _link_of(session: AsyncSession, settings: Settings, status_id: int) -> str | None:
-    """The status's card URL as it is now (None: no such published status, or no link)."""
-    status = await session.scalar(select(Status).where(Status.id == status_id)
-                                  .execution_options(populate_existing=True))
+async def _link_of(session: AsyncSession, settings: Settings, status_id: int, *,
+                   lock: bool = False) -> str | None:
+    """The status's card URL as it is now (None: no such published status, no link, or
+    an author whose domain's media are rejected — its attachments are links in its
+    content). ``lock``: the status row is locked until the caller commits (PostgreSQL), so
+    an edit cannot commit between this read and the card's attachment."""
+    query = select(Status).where(Status.id == status_id).execution_options(populate_existing=True)
+    status = await session.scalar(query.with_for_update() if lock else query)
     if status is None or not status.published or status.reblog_of_id is not None:
+        return None
+    author = await session.get(Account, status.account_id)
+    if author is None or (author.domain and (await domain_policy(session, author.domain)).reject_media):
         return None
     mentioned = (await session.execute(select(Account.url, Account.uri).join(
         Mention, Mention.account_id == Account.id).where(Mention.status_id == status_id))).all()
@@ -379,9 +469,10 @@ async def card_for_status(session: AsyncSession, settings: Settings, storage: St
     None when the status gets none. Commits."""
     if not settings.link_cards:
         return None
-    if await session.scalar(select(StatusPreviewCard.status_id).where(
-            StatusPreviewCard.status_id == status_id)) is not None:
-        return None  # it has its card (an edit that changes the link removes it first)
+    shown = await session.scalar(select(StatusPreviewCard.url).where(
+        StatusPreviewCard.status_id == status_id))
+    if shown is not None and shown == await _link_of(session, settings, status_id):
+        return None  # it has its card (another job of an edit may have attached it)
     for _ in range(MAX_ROUNDS):
         url = await _link_of(session, settings, status_id)
         if url is None or (await domain_policy(session, url)).suspended:
@@ -397,12 +488,20 @@ async def card_for_status(session: AsyncSession, settings: Settings, storage: St
         if not _usable(card):
             return None
         assert card is not None
-        if await _link_of(session, settings, status_id) != url:
-            continue  # edited meanwhile: the new link's turn
-        await session.execute(insert_ignoring_conflict(
-            session, StatusPreviewCard,
-            {"status_id": status_id, "preview_card_id": card.id, "url": url}, ["status_id"]))
-        await session.commit()
+        if await _link_of(session, settings, status_id, lock=True) != url:
+            await session.commit()
+            continue  # edited (or deleted) meanwhile: the new link's turn
+        # The card the status shows is this one (an earlier job's, of an older link, goes).
+        await session.execute(delete(StatusPreviewCard).where(
+            StatusPreviewCard.status_id == status_id).execution_options(synchronize_session=False))
+        try:
+            await session.execute(insert_ignoring_conflict(
+                session, StatusPreviewCard,
+                {"status_id": status_id, "preview_card_id": card.id, "url": url}, ["status_id"]))
+            await session.commit()
+        except IntegrityError:  # the status was deleted meanwhile (SQLite: no row lock)
+            await session.rollback()
+            return None
         return card
     return None
 
@@ -417,9 +516,10 @@ async def _delete_quietly(storage: Storage, key: str) -> None:
 @job_kind(FETCH_LINK_CARD_JOB, queue="federation", max_attempts=2,
           time_limit=timedelta(minutes=2))
 async def fetch_link_card(ctx: JobContext) -> None:
-    """Make the card of the status ``job.ref`` (a status id)."""
+    """Make the card of the status ``job.ref`` (a status id; ``<id>@<edit>`` after an edit
+    that changed its link)."""
     from federation.context import federation_context  # the context imports the actor code
 
     context = federation_context(ctx.settings, ctx.db)
     await card_for_status(ctx.session, ctx.settings, context.storage, context.client,
-                          int(ctx.job.ref))
+                          int(ctx.job.ref.partition("@")[0]))

@@ -260,8 +260,9 @@ async def cache_media(session: AsyncSession, settings: Settings, storage: Storag
             stored.append(key)
         result = await session.execute(
             update(MediaAttachment)
+            # Not over a row clear_domain_media made "unknown" while the file was stored.
             .where(MediaAttachment.id == media_id, MediaAttachment.cache_key.is_(None),
-                   MediaAttachment.remote_url == url)
+                   MediaAttachment.remote_url == url, MediaAttachment.type != "unknown")
             .values(cache_key=cached.key, cache_preview_key=cached.preview_key,
                     cache_size=cached.size, cached_at=utcnow())
             .execution_options(synchronize_session=False))
@@ -352,6 +353,10 @@ async def clear_domain_media(session: AsyncSession, storage: Storage,
     for domain in domains:
         after = 0
         while True:
+            # Read before every batch: a block lifted (or loosened) meanwhile stops it.
+            if not (await domain_policy(session, domain)).reject_media:
+                log.info("media of %s: no longer rejected, clearing stopped", domain)
+                break
             ids = list(await session.scalars(
                 select(Account.id).where(Account.domain == domain, Account.id > after)
                 .order_by(Account.id).limit(CLEAR_BATCH)))
@@ -412,8 +417,8 @@ async def _clear_accounts(session: AsyncSession, ids: list[int], cleared: Cleare
         cleared.attachments += len(attachments)
         await session.execute(
             update(MediaAttachment).where(*remote)
-            .values(type="unknown", cache_key=None, cache_preview_key=None, cache_size=0,
-                    cached_at=None)
+            .values(type="unknown", blurhash=None, cache_key=None, cache_preview_key=None,
+                    cache_size=0, cached_at=None)
             .execution_options(synchronize_session=False))
     # Their works show no images now: no longer works (an Update of the note after the
     # block is lifted makes them works again, as it would a new note).

@@ -598,14 +598,14 @@ async def _replace_media(session: AsyncSession, status: Status, author: Account,
             continue
         unmatched.remove(kept)
         last_kept = kept.id
+        # An attachment a domain block made "unknown" (federation.media_cache,
+        # clear_domain_media) gets its type and blurhash back once the block is lifted:
+        # the post is not edited by that.
+        cleared = kept.type == "unknown" and row.type != "unknown"
         for name in _MEDIA_FIELDS:
             if getattr(kept, name) != getattr(row, name):
-                # An attachment a domain block made "unknown" (federation.media_cache,
-                # clear_domain_media) gets its type back once the block is lifted: the
-                # post is not edited by that.
-                restored = name == "type" and kept.type == "unknown"
                 setattr(kept, name, getattr(row, name))
-                changed = changed or not restored
+                changed = changed or not (cleared and name in ("type", "blurhash"))
     if unmatched:
         await session.execute(delete(MediaAttachment).where(
             MediaAttachment.id.in_([m.id for m in unmatched]))

@@ -243,7 +243,8 @@ def preview_card_to_entity(card: PreviewCard, ctx: EntityContext) -> Entity:
         "embed_url": image if card.type == "photo" and image else "",
         "blurhash": card.blurhash,
         "published_at": iso(card.published_at),
-        "authors": [],
+        "authors": ([{"name": card.author_name, "url": card.author_url, "account": None}]
+                    if card.author_name or card.author_url else []),
     }
 
 
@@ -326,7 +327,7 @@ def _status_queries(as_json: bool) -> _StatusQueries:
                 Status.account_id == viewer, ids(Status.reblog_of_id)),
             cards=select(StatusPreviewCard.status_id, PreviewCard).join(
                 PreviewCard, PreviewCard.id == StatusPreviewCard.preview_card_id)
-            .where(ids(StatusPreviewCard.status_id)))
+            .where(ids(StatusPreviewCard.status_id), PreviewCard.failed.is_(False)))
     return found
 
 

@@ -27,6 +27,7 @@ from urllib.parse import urlsplit, urlunsplit
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.ids import utcnow
 from server.models import Status, StatusPreviewCard
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
@@ -127,4 +128,7 @@ async def link_changed(session: AsyncSession, status: Status, before_content: st
     await session.execute(delete(StatusPreviewCard).where(StatusPreviewCard.status_id == status.id)
                           .execution_options(synchronize_session=False))
     if status.reblog_of_id is None and first_link(status.content) is not None:
-        await enqueue(session, kind_named(FETCH_LINK_CARD_JOB), str(status.id), again=True)
+        # A job of its own per edit: the status's first job may be running right now (a
+        # running job is not queued again), and would not see this edit if it has read it.
+        edit = int(utcnow().timestamp() * 1000)
+        await enqueue(session, kind_named(FETCH_LINK_CARD_JOB), f"{status.id}@{edit}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
 from federation.context import federation_context
@@ -148,8 +148,9 @@ def assert_untouched(rows: list[MediaAttachment], account: Account) -> None:
 
 def assert_cleared(rows: list[MediaAttachment], account: Account) -> None:
     """An artist's media after the clearing: no copies, no avatar or header, ``unknown``."""
-    assert [(row.purpose, row.type, row.cache_key, row.cache_preview_key, row.cache_size,
-             row.cached_at) for row in rows] == [("attachment", "unknown", None, None, 0, None)]
+    assert [(row.purpose, row.type, row.blurhash, row.cache_key, row.cache_preview_key,
+             row.cache_size, row.cached_at) for row in rows] == [
+        ("attachment", "unknown", None, None, None, 0, None)]
     assert (account.avatar_key, account.header_key) == (None, None)
     assert (account.avatar_remote_url, account.header_remote_url) == (None, None)
 
@@ -417,3 +418,61 @@ async def test_a_note_stored_again_after_the_block_is_lifted_gets_its_media_back
     status = await api_get(inbox_app, alice, f"/api/v1/statuses/{status_id}")
     assert status["edited_at"] is None  # getting its type back is not an edit
     assert status["media_attachments"][0]["type"] == "image"
+
+
+async def test_a_block_lifted_while_the_clearing_runs_stops_it(
+        inbox_app: Starlette, app_db: Database, fediverse: MediaFediverse,
+        remote_carol: FakeActor, remote_erin: FakeActor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The policy is read again before every batch: what comes after the lifting stays."""
+    import federation.media_cache as media_cache
+
+    await post_work(inbox_app, fediverse, remote_carol)  # remote.example, cleared first
+    await post_work(inbox_app, fediverse, remote_erin)  # social.remote.example, after
+    clear_accounts = media_cache._clear_accounts
+
+    async def then_lift(session: Any, ids: list[int], cleared: Any) -> set[str]:
+        keys = await clear_accounts(session, ids, cleared)
+        async with app_db.session() as other:
+            if await other.scalar(select(DomainBlock.id)) is not None:
+                await session.commit()  # this batch's rows first (SQLite: one writer)
+                await domain_blocks.unblock_domain(other, "remote.example")
+        return keys
+
+    monkeypatch.setattr(media_cache, "_clear_accounts", then_lift)
+    await block(inbox_app, "remote.example")
+    await process(inbox_app)
+    assert_cleared([r for r in await rows_of(inbox_app, remote_carol) if r.purpose == "attachment"],
+                   await account_of(inbox_app, remote_carol))
+    assert_untouched(await rows_of(inbox_app, remote_erin), await account_of(inbox_app, remote_erin))
+
+
+async def test_a_copy_is_not_kept_for_an_attachment_cleared_while_it_was_stored(
+        inbox_app: Starlette, app_db: Database, fediverse: MediaFediverse,
+        remote_carol: FakeActor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clearing commits while the cache job stores the attachment's files: the job's
+    row update does not name the copy over an ``unknown`` attachment, and its files go."""
+    storage = federation_context(inbox_app.state.easel.settings, app_db).storage
+    put = type(storage).put
+    flipped: list[str] = []
+
+    async def cleared_meanwhile(self: Any, key: str, data: bytes, **kwargs: Any) -> None:
+        await put(self, key, data, **kwargs)
+        if not key.startswith(f"{CACHE_PREFIX}/"):
+            return
+        async with app_db.session() as other:
+            result = await other.execute(update(MediaAttachment).where(
+                MediaAttachment.purpose == "attachment", MediaAttachment.type == "image")
+                .values(type="unknown"))
+            await other.commit()
+        if getattr(result, "rowcount", 0):
+            flipped.append(key)
+
+    monkeypatch.setattr(type(storage), "put", cleared_meanwhile)
+    _, _, picture = serve_artist(fediverse, remote_carol)
+    await receive_note(inbox_app, remote_carol, note_with(remote_carol, picture))
+    rows = await rows_of(inbox_app, remote_carol)
+    [row] = [r for r in rows if r.purpose == "attachment"]
+    assert flipped and row.type == "unknown" and row.cache_key is None
+    named = {key for r in rows for key in (r.cache_key, r.cache_preview_key) if key}
+    assert set(await cached_files(inbox_app)) == named  # the attachment's files were deleted
+    assert flipped[0] not in named

@@ -206,7 +206,8 @@ async def test_a_link_gets_a_card_with_title_description_and_a_stored_picture(
     assert card["language"] == "en"
     assert card["published_at"] == "2026-10-01T12:00:00.000Z"
     assert card["type"] == "link"
-    assert card["html"] == "" and card["embed_url"] == "" and card["authors"] == []
+    assert card["html"] == "" and card["embed_url"] == "" and card["authors"] == [
+        {"name": "Mo Painter", "url": "", "account": None}]
     assert card["image_description"] == "A grey heron"
     assert (card["width"], card["height"]) == (400, 300)
     assert card["blurhash"]
@@ -487,3 +488,86 @@ async def test_a_card_is_one_row_per_url(app: Starlette, web: PageServer, token:
     async with app.state.easel.db.session() as session:
         assert len(list(await session.scalars(select(PreviewCard)))) == 1
         assert len(list(await session.scalars(select(StatusPreviewCard)))) == 2
+
+
+# ------------------------------------------------------------------ the review's cases
+
+async def test_a_failed_refresh_keeps_the_card_statuses_show(
+        app: Starlette, web: PageServer, token: str) -> None:
+    url = serve_article(web)
+    first = await post(app, token, f"One {url}")
+    await run_jobs(app)
+    shown = await card_of(app, token, first)
+    assert shown is not None and shown["title"] == "Herons & reeds" and shown["image"]
+    # Two weeks on, the page says nothing any more: the card stays as it was.
+    web.page("/article", "<html><head></head><body>gone quiet</body></html>")
+    async with app.state.easel.db.session() as session:
+        await session.execute(update(PreviewCard).values(fetched_at=utcnow() - timedelta(days=15)))
+        await session.commit()
+    second = await post(app, token, f"Two {url}")
+    await run_jobs(app)
+    assert web.paths().count("/article") == 2
+    assert await card_of(app, token, first) == shown == await card_of(app, token, second)
+    card = await card_row(app, url)
+    assert card is not None and not card.failed and card.fetched_at > utcnow() - timedelta(minutes=1)
+
+
+async def test_a_card_of_an_older_link_is_replaced(
+        app: Starlette, web: PageServer, token: str) -> None:
+    """An edit that commits while the status's first job is attaching the old link's card
+    leaves that card; the edit's own job replaces it."""
+    old_url = serve_article(web)
+    web.page("/other", "<html><head><title>Another page</title></head></html>")
+    new_url = web.url("news.example", "/other")
+    status_id = await post(app, token, f"Look {old_url}")
+    await run_jobs(app)
+    async with app.state.easel.db.session() as session:  # edited behind the job's back
+        status = await session.get(Status, int(status_id))
+        assert status is not None
+        status.content = f'<p>Look <a href="{new_url}">{new_url}</a></p>'
+        await session.commit()
+    from federation.link_cards import card_for_status
+
+    context = app.state.easel
+    async with context.db.session() as session:
+        fed = install_client(app, context.settings)
+        try:
+            card = await card_for_status(session, context.settings, context.storage, fed.client,
+                                         int(status_id))
+        finally:
+            await fed.close()
+    assert card is not None and card.url == new_url
+    assert (await card_of(app, token, status_id) or {}).get("title") == "Another page"
+
+
+@pytest.mark.parametrize("charset", ["zlib", "base64", "rot13", "idna", "no-such-thing"])
+async def test_a_charset_that_is_no_text_encoding_reads_the_page_as_utf8(
+        app: Starlette, web: PageServer, token: str, charset: str) -> None:
+    web.page("/odd", "<html><head><title>Odd but fine</title></head></html>",
+             content_type=f"text/html; charset={charset}")
+    status_id = await post(app, token, f"See {web.url('news.example', '/odd')}")
+    await run_jobs(app)
+    assert (await card_of(app, token, status_id) or {}).get("title") == "Odd but fine"
+
+
+def test_the_head_is_read_by_linear_scans_whatever_the_markup() -> None:
+    """Quoted values may hold < and >; comments, scripts and styles are skipped; an
+    unfinished tag ends the reading; nothing after <body is read; repeated unfinished
+    markup (which makes html.parser quadratic) yields nothing and ends (the timings are
+    bench/link_cards.py's)."""
+    page = ("<!doctype html><HTML LANG='fr'><head><!-- <meta property='og:title' content='no'> -->"
+            "<style>meta{}</style><script>'<meta property=\"og:title\" content=\"no\">'</script>"
+            "<meta property=\"og:title\" content=\"a > b &amp; <i>c</i>\">"
+            "<meta name=description content=plain>"
+            "<title>Ignored: og:title wins</title></head>"
+            "<body><meta property='og:image' content='/late.png'></body>")
+    details = parse_page(page, "https://news.example/x")
+    assert (details.title, details.description, details.image_url, details.language) == (
+        "a > b & c", "plain", None, "fr")
+    broken = ("<head><meta property='og:title' content='first'>"
+              "<meta <meta property='og:site_name' content='x'>")
+    assert parse_page(broken, "https://news.example/").title == "first"
+    assert parse_page(broken, "https://news.example/").provider_name == ""
+    for hostile in ("<a " * 100_000, "</" * 100_000, "<meta " * 50_000, "<title>" * 50_000,
+                    "<!--" * 50_000, "<script" * 50_000, "<meta content='" + "<" * 300_000):
+        assert parse_page(hostile, "https://news.example/").title == ""
