@@ -157,6 +157,13 @@ async def run_jobs(app: Starlette) -> int:
     return ran
 
 
+async def age_cards(app: Starlette, age: timedelta) -> None:
+    """Every card fetched ``age`` ago."""
+    async with app.state.easel.db.session() as session:
+        await session.execute(update(PreviewCard).values(fetched_at=utcnow() - age))
+        await session.commit()
+
+
 async def card_row(app: Starlette, url: str) -> PreviewCard | None:
     async with app.state.easel.db.session() as session:
         card: PreviewCard | None = await session.scalar(select(PreviewCard).where(PreviewCard.url == url))
@@ -263,9 +270,7 @@ async def test_a_card_fetched_within_two_weeks_is_reused(
     assert web.paths().count("/article") == 1
 
     # Older than two weeks: fetched again for the next status that links there.
-    async with app.state.easel.db.session() as session:
-        await session.execute(update(PreviewCard).values(fetched_at=utcnow() - timedelta(days=15)))
-        await session.commit()
+    await age_cards(app, timedelta(days=15))
     third = await post(app, token, f"Three {url}")
     await run_jobs(app)
     assert web.paths().count("/article") == 2
@@ -501,9 +506,7 @@ async def test_a_failed_refresh_keeps_the_card_statuses_show(
     assert shown is not None and shown["title"] == "Herons & reeds" and shown["image"]
     # Two weeks on, the page says nothing any more: the card stays as it was.
     web.page("/article", "<html><head></head><body>gone quiet</body></html>")
-    async with app.state.easel.db.session() as session:
-        await session.execute(update(PreviewCard).values(fetched_at=utcnow() - timedelta(days=15)))
-        await session.commit()
+    await age_cards(app, timedelta(days=15))
     second = await post(app, token, f"Two {url}")
     await run_jobs(app)
     assert web.paths().count("/article") == 2
