@@ -124,13 +124,16 @@ async def _drop_rejected_images(session: AsyncSession, account: Account) -> None
     copies; ``easel admin media prune`` deletes the files)."""
     rejected = (await domain_policy(session, account.domain)).reject_media
 
-    async def elsewhere_rejected(url: str | None) -> bool:
-        return bool(url) and domain_of(url or "") != account.domain and (
-            await domain_policy(session, url or "")).reject_media
+    async def rejected_at(url: str | None) -> bool:
+        if rejected:
+            return True
+        if not url or domain_of(url) == account.domain:
+            return False
+        return (await domain_policy(session, url)).reject_media
 
-    if rejected or await elsewhere_rejected(account.avatar_remote_url):
+    if await rejected_at(account.avatar_remote_url):
         account.avatar_remote_url = account.avatar_key = None
-    if rejected or await elsewhere_rejected(account.header_remote_url):
+    if await rejected_at(account.header_remote_url):
         account.header_remote_url = account.header_key = None
 
 

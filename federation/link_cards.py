@@ -56,7 +56,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from federation.domains import domain_policy
 from federation.http import FetchError, fetch, fetch_bytes
-from federation.media_cache import MAX_CACHED_IMAGE_BYTES, sniff_media
+from federation.media_cache import MAX_CACHED_IMAGE_BYTES, delete_quietly, sniff_media
 from protect.ingest import ImageRejected, open_image
 from protect.renditions import as_shown, compute_blurhash, encode, fit_edge, resized
 from server.db import insert_ignoring_conflict
@@ -68,7 +68,7 @@ from server.queue.runner import JobContext
 from server.services.languages import ISO_639_1
 from server.services.link_cards import FETCH_LINK_CARD_JOB, MAX_URL_BYTES, first_link
 from server.settings import Settings
-from server.storage import Storage, StorageError, new_key
+from server.storage import Storage, new_key
 
 log = logging.getLogger(__name__)
 
@@ -406,8 +406,9 @@ async def refresh_card(session: AsyncSession, storage: Storage, client: httpx.As
             and not await media_rejected(session, details.image_url, details.page_url or url)):
         await session.commit()  # nothing written yet: no transaction held across the fetch
         image = await fetch_card_image(client, details.image_url)
-    key = new_key(CARD_PREFIX, "jpg") if image is not None else None
-    if image is not None and key is not None:
+    key = None
+    if image is not None:
+        key = new_key(CARD_PREFIX, "jpg")
         await storage.put(key, image.data)
     found = details or PageDetails()
     failed = details is None or not (found.title or image is not None)
@@ -469,12 +470,12 @@ async def card_for_status(session: AsyncSession, settings: Settings, storage: St
     None when the status gets none. Commits."""
     if not settings.link_cards:
         return None
+    url = await _link_of(session, settings, status_id)
     shown = await session.scalar(select(StatusPreviewCard.url).where(
         StatusPreviewCard.status_id == status_id))
-    if shown is not None and shown == await _link_of(session, settings, status_id):
+    if shown is not None and shown == url:
         return None  # it has its card (another job of an edit may have attached it)
     for _ in range(MAX_ROUNDS):
-        url = await _link_of(session, settings, status_id)
         if url is None or (await domain_policy(session, url)).suspended:
             return None
         card = await session.scalar(select(PreviewCard).where(PreviewCard.url == url))
@@ -484,12 +485,14 @@ async def card_for_status(session: AsyncSession, settings: Settings, storage: St
             card, replaced = await refresh_card(session, storage, client, url)
             await session.commit()
             if replaced is not None:
-                await _delete_quietly(storage, replaced)
+                await delete_quietly(storage, [replaced])
         if not _usable(card):
             return None
         assert card is not None
-        if await _link_of(session, settings, status_id, lock=True) != url:
+        now_linked = await _link_of(session, settings, status_id, lock=True)
+        if now_linked != url:
             await session.commit()
+            url = now_linked
             continue  # edited (or deleted) meanwhile: the new link's turn
         # The card the status shows is this one (an earlier job's, of an older link, goes).
         await session.execute(delete(StatusPreviewCard).where(
@@ -504,13 +507,6 @@ async def card_for_status(session: AsyncSession, settings: Settings, storage: St
             return None
         return card
     return None
-
-
-async def _delete_quietly(storage: Storage, key: str) -> None:
-    try:
-        await storage.delete(key)
-    except StorageError:
-        log.warning("card image %s could not be deleted; prune will find it", key)
 
 
 @job_kind(FETCH_LINK_CARD_JOB, queue="federation", max_attempts=2,

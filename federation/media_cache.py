@@ -270,10 +270,10 @@ async def cache_media(session: AsyncSession, settings: Settings, storage: Storag
         if claimed and media.purpose in PROFILE_IMAGES:
             await _show_profile_image(session, media, url, cached.key)
     except BaseException:
-        await _delete_quietly(storage, stored)
+        await delete_quietly(storage, stored)
         raise
     if not claimed:  # deleted, edited or cached by another job meanwhile
-        await _delete_quietly(storage, stored)
+        await delete_quietly(storage, stored)
         return False
     return True
 
@@ -322,7 +322,9 @@ async def queue_profile_images_caching(session: AsyncSession, settings: Settings
         await enqueue(session, cache_remote_media, str(row.id), again=True)
 
 
-async def _delete_quietly(storage: Storage, keys: Iterable[str]) -> None:
+async def delete_quietly(storage: Storage, keys: Iterable[str]) -> None:
+    """Delete stored files, logging (not raising) what cannot be: nothing names them any
+    more, and ``easel admin media prune`` deletes what is left."""
     for key in keys:
         try:
             await storage.delete(key)
@@ -364,7 +366,7 @@ async def clear_domain_media(session: AsyncSession, storage: Storage,
                 break
             keys = await _clear_accounts(session, ids, cleared)
             await session.commit()
-            await _delete_quietly(storage, keys)
+            await delete_quietly(storage, keys)
             cleared.files += len(keys)
             after = ids[-1]
     if cleared.accounts:

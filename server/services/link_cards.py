@@ -55,15 +55,6 @@ class _Links(HTMLParser):
                                set(values.get("rel", "").lower().split())))
 
 
-def feed_leniently(parser: HTMLParser, text: str) -> None:
-    """Feed all of ``text`` to ``parser``; on malformed markup, what was read so far counts."""
-    try:
-        parser.feed(text)
-        parser.close()
-    except (AssertionError, ValueError):
-        pass
-
-
 def normalized_link(href: str) -> str | None:
     """``href`` as a card's URL (http(s), a host, no credentials, no fragment, not too
     long), or None."""
@@ -80,11 +71,12 @@ def normalized_link(href: str) -> str | None:
 
 
 def _is_local(url: str, local_domain: str) -> bool:
+    """Whether ``url`` is on this server (``local_domain``: its host, or host:port)."""
     parts = urlsplit(url)
     host = parts.hostname or ""
-    if parts.port is None or parts.port == {"http": 80, "https": 443}.get(parts.scheme):
-        return local_domain in (host, f"{host}:{parts.port}")
-    return local_domain == f"{host}:{parts.port}"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    port = parts.port or default
+    return local_domain in (f"{host}:{port}", host if port == default else None)
 
 
 def first_link(content: str, *, local_domain: str | None = None,
@@ -95,7 +87,11 @@ def first_link(content: str, *, local_domain: str | None = None,
     if "<a" not in content:
         return None
     parser = _Links()
-    feed_leniently(parser, content)
+    try:
+        parser.feed(content)
+        parser.close()
+    except (AssertionError, ValueError):  # malformed markup: what was read so far counts
+        pass
     skipped = set(skip_hrefs)
     local = local_domain.lower() if local_domain else None
     for href, classes, rel in parser.links:
@@ -123,11 +119,12 @@ async def link_changed(session: AsyncSession, status: Status, before_content: st
     """After an edit of a published status (not committed): when its first link is not
     the one it had, its card goes and the job runs again for the new one (as Mastodon's
     ``reset_preview_card!``)."""
-    if first_link(before_content) == first_link(status.content):
+    link = first_link(status.content)
+    if first_link(before_content) == link:
         return
     await session.execute(delete(StatusPreviewCard).where(StatusPreviewCard.status_id == status.id)
                           .execution_options(synchronize_session=False))
-    if status.reblog_of_id is None and first_link(status.content) is not None:
+    if status.reblog_of_id is None and link is not None:
         # A job of its own per edit: the status's first job may be running right now (a
         # running job is not queued again), and would not see this edit if it has read it.
         edit = int(utcnow().timestamp() * 1000)
