@@ -28,14 +28,18 @@ def test_the_operators_own_setting_wins(monkeypatch: pytest.MonkeyPatch) -> None
 @pytest.mark.skipif(not glibc, reason="arenas are glibc's")
 def test_threads_share_the_capped_arenas() -> None:
     # In a fresh interpreter: threads that allocate get their own arenas without the cap
-    # (glibc's malloc_stats lists each one on stderr), and share at most two with it.
+    # (glibc's malloc_stats lists each one on stderr), and share at most two with it. The
+    # threads wait for each other before they end: a thread that starts after another ended
+    # takes over the ended one's arena, so threads run one after another use one or two.
     script = """
 import ctypes, sys, threading
 from server.memory import limit_malloc_arenas
 if sys.argv[1] == "capped":
     assert limit_malloc_arenas()
+alive = threading.Barrier(8)
 def work():
     blocks = [bytearray(4096) for _ in range(2000)]
+    alive.wait()
 threads = [threading.Thread(target=work) for _ in range(8)]
 for t in threads: t.start()
 for t in threads: t.join()
