@@ -26,6 +26,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from server.urls import source_of
+
 if TYPE_CHECKING:
     from server.settings import Settings
 
@@ -63,6 +65,9 @@ class StoredFile:
 
 class Storage(Protocol):
     base_url: str  # the instance's https://domain, for links that name it
+    # Where public files are served from when that is not this instance (a CDN in front of
+    # the bucket): the pages' Content-Security-Policy must allow its images. None: /system/.
+    public_origin: str | None
 
     async def list_files(self, prefix: str, *, private: bool = False) -> list[StoredFile]:
         """Every file whose key starts with ``prefix`` + "/" (for housekeeping: prune)."""
@@ -84,6 +89,8 @@ def media_storage(settings: Settings) -> Storage:
 
 class LocalStorage:
     """Files under ``root/public`` and ``root/private``; public ones served at /system/."""
+
+    public_origin: str | None = None  # files are served at this instance's /system/
 
     def __init__(self, root: Path, base_url: str) -> None:
         self.root = root
@@ -169,6 +176,7 @@ class S3Storage:
         self.bucket = bucket
         self.base_url = base_url.rstrip("/")
         self.public_base = public_url.rstrip("/") if public_url else None
+        self.public_origin = source_of(self.public_base) if self.public_base else None
         self._client_options: dict[str, Any] = {
             "endpoint_url": endpoint_url or None, "region_name": region or None,
             "aws_access_key_id": access_key_id or None,

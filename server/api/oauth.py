@@ -27,7 +27,7 @@ from server.services import oauth, user_ips
 from server.services.oauth import AuthorizationRequest, AuthorizationRequestError, OAuthError
 from server.services.scopes import ALL_SCOPES
 from server.state import EaselState, easel
-from server.web.security import PRIVATE_PAGE_HEADERS, content_security_policy, source_of
+from server.web.security import PRIVATE_PAGE_HEADERS, source_of
 from server.web.session import (
     CSRF_FIELD,
     csrf_ok,
@@ -69,10 +69,10 @@ def describe_scope(scope: str) -> str:
 # ------------------------------------------------------------------------------- pages
 
 def _page(request: Request, state: EaselState, template: str, context: dict[str, Any], *,
-          status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+          status_code: int = 200, form_targets: list[str] | None = None) -> Response:
     """Render an oauth_*.html page (with a CSRF token for its form) as every page is."""
     return render(request, state, template, context, status_code=status_code,
-                  headers={**PAGE_HEADERS, **(headers or {})})
+                  headers=PAGE_HEADERS, form_targets=form_targets or ())
 
 
 def _form_ok(request: Request, state: EaselState, params: Params) -> bool:
@@ -129,8 +129,7 @@ def _consent_page(request: Request, state: EaselState, auth: AuthorizationReques
         "handle": f"{account.username}@{state.settings.domain}",
         "scopes": [(scope, describe_scope(scope)) for scope in auth.scopes],
         "switch_url": switch,
-    }, headers={"Content-Security-Policy": content_security_policy(
-        form_targets=[target] if target else [])})
+    }, form_targets=[target] if target else [])
 
 
 # ----------------------------------------------------------------------------- endpoints

@@ -35,7 +35,6 @@ from server.services.gallery import ImageView, WorkCard, parse_page_id
 from server.state import EaselState, easel
 from server.web import optout
 from server.web.placeholders import placeholder_uri
-from server.web.security import content_security_policy
 from server.web.session import (
     CSRF_FIELD,
     csrf_ok,
@@ -145,10 +144,6 @@ def _og(state: EaselState, *, title: str, description: str, url: str, kind: str 
             "card": "summary_large_image" if image else "summary"}
 
 
-def _headers(origins: set[str]) -> dict[str, str]:
-    return {"Content-Security-Policy": content_security_policy(origins)}
-
-
 def _cursor(request: Request) -> int | None:
     return parse_page_id(request.query_params.get("max_id"))
 
@@ -226,7 +221,7 @@ async def home(request: Request) -> Response:
         "groups": [g for g in _filter_groups(vocabulary, {}, None)
                    if g["kind"] in HOME_FILTER_KINDS],
         "next_url": _next_url(request, listing.next_max_id),
-    }, headers=_headers(gallery.image_origins(listing.cards)))
+    }, image_origins=gallery.image_origins(listing.cards))
 
 
 def _filters_from(request: Request) -> dict[str, list[str]]:
@@ -277,7 +272,7 @@ async def browse(request: Request) -> Response:
         **_template_globals(state), "listing": listing, "og": og, "heading": heading,
         "groups": _filter_groups(vocabulary, filters, local), "filters": filters,
         "scopes": scopes, "error": error, "next_url": _next_url(request, listing.next_max_id),
-    }, status_code=422 if error else 200, headers=_headers(gallery.image_origins(listing.cards)))
+    }, status_code=422 if error else 200, image_origins=gallery.image_origins(listing.cards))
 
 
 async def profile_page(request: Request) -> Response:
@@ -318,7 +313,7 @@ async def profile_page(request: Request) -> Response:
                                                                  account.data_mining),
         "alternate": account.uri, "next_url": _next_url(request, page.works.next_max_id),
         **_artist_opt_out(account),
-    }, headers=_headers(gallery.image_origins(all_cards, [account])),
+    }, image_origins=gallery.image_origins(all_cards, [account]),
         opt_out=_artist_headers(account))
 
 
@@ -360,7 +355,7 @@ async def work_page(request: Request) -> Response:
         "handle": f"{account.username}@{account.domain or state.settings.domain}",
         "opt_out": remote_opt_out, "attachment_links": links,
         **_artist_opt_out(account),
-    }, headers=_headers(gallery.image_origins([card], [account])), opt_out=_artist_headers(account))
+    }, image_origins=gallery.image_origins([card], [account]), opt_out=_artist_headers(account))
 
 
 async def tag_page(request: Request) -> Response:
@@ -384,7 +379,7 @@ async def tag_page(request: Request) -> Response:
     return render(request, state, "tag.html", {
         **_template_globals(state), "name": name, "listing": page.listing, "og": og,
         "terms": terms, "next_url": _next_url(request, page.listing.next_max_id),
-    }, headers=_headers(gallery.image_origins(page.listing.cards)))
+    }, image_origins=gallery.image_origins(page.listing.cards))
 
 
 # ------------------------------------------------------------------------ signing in/out

@@ -37,8 +37,8 @@ def content_security_policy(image_origins: Iterable[str] = (),
 
 CONTENT_SECURITY_POLICY = content_security_policy()
 
+# With the Content-Security-Policy of each page (server.web.session.page_headers).
 SECURITY_HEADERS: dict[str, str] = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     # Links out say which site sent the reader, never which page (a work id, a form).

@@ -19,7 +19,7 @@ all use it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ from server.services import user_ips
 from server.services.oauth import login_refusal
 from server.state import EaselState
 from server.web.optout import OPT_OUT_HEADERS, PAGE_META
-from server.web.security import SECURITY_HEADERS, hsts_headers
+from server.web.security import SECURITY_HEADERS, content_security_policy, hsts_headers
 
 SESSION_COOKIE = "easel_session"
 CSRF_COOKIE = "easel_csrf"
@@ -175,12 +175,18 @@ def csrf_ok(request: Request, state: EaselState, submitted: str | None) -> bool:
 # -------------------------------------------------------------------------------- render
 
 def page_headers(state: EaselState, extra: Mapping[str, str] | None = None, *,
-                 opt_out: Mapping[str, str] | None = None) -> dict[str, str]:
+                 opt_out: Mapping[str, str] | None = None, image_origins: Iterable[str] = (),
+                 form_targets: Iterable[str] = ()) -> dict[str, str]:
     """Security, opt-out and caller headers for an HTML response (a page or a redirect).
     ``opt_out`` replaces the instance's opt-out headers (a page about one artist carries
     theirs: ``server.web.optout.opt_out_headers``). ``X-Robots-Tag`` values are combined,
-    so a ``noindex`` never drops the ``noai``."""
-    headers = {**SECURITY_HEADERS, **hsts_headers(state.settings.scheme),
+    so a ``noindex`` never drops the ``noai``. The Content-Security-Policy allows images
+    from ``image_origins`` and from where this instance's public files are served (a CDN),
+    and forms answered by a redirect to ``form_targets``."""
+    own = [state.storage.public_origin] if state.storage.public_origin else []
+    policy = content_security_policy([*own, *image_origins], form_targets)
+    headers = {"Content-Security-Policy": policy, **SECURITY_HEADERS,
+               **hsts_headers(state.settings.scheme),
                **(OPT_OUT_HEADERS if opt_out is None else opt_out)}
     for name, value in (extra or {}).items():
         if name.lower() == "x-robots-tag" and "X-Robots-Tag" in headers:
@@ -193,10 +199,12 @@ def page_headers(state: EaselState, extra: Mapping[str, str] | None = None, *,
 
 def render(request: Request, state: EaselState, template: str, context: Mapping[str, Any], *,
            status_code: int = 200, headers: Mapping[str, str] | None = None,
-           opt_out: Mapping[str, str] | None = None) -> Response:
+           opt_out: Mapping[str, str] | None = None, image_origins: Iterable[str] = (),
+           form_targets: Iterable[str] = ()) -> Response:
     """An HTML page: ``template`` rendered with the common context, with every header a
     page carries (``opt_out``: an artist's own opt-out headers instead of the instance's;
-    their ``<meta>`` tags go in the context as ``page_meta``). A page showing a form (its
+    their ``<meta>`` tags go in the context as ``page_meta``; ``image_origins`` and
+    ``form_targets`` as :func:`page_headers` takes them). A page showing a form (its
     body holds the CSRF token) or a logged-in user is private and never stored (others
     may be cached a minute); the CSRF cookie is set when the token is fresh."""
     token, fresh_cookie = csrf_token(request, state)
@@ -211,7 +219,9 @@ def render(request: Request, state: EaselState, template: str, context: Mapping[
     extra.update(headers or {})
     if (uses_token or viewer is not None) and "no-store" not in extra["Cache-Control"]:
         extra["Cache-Control"] = "private, no-store"
-    response.headers.update(page_headers(state, extra, opt_out=opt_out))
+    response.headers.update(page_headers(state, extra, opt_out=opt_out,
+                                         image_origins=image_origins,
+                                         form_targets=form_targets))
     if uses_token:
         set_csrf_cookie(response, state, fresh_cookie)
     return response

@@ -197,10 +197,15 @@ def test_the_settings_choose_the_backend(tmp_path: Path) -> None:
 # ------------------------------------------------------- the whole media flow on S3
 
 @pytest.fixture
-def settings(settings: Settings, s3_endpoint: str, bucket: str) -> Settings:
+def cdn_url() -> str:
+    return ""  # Easel serves the bucket's public files itself; a test may name a CDN
+
+
+@pytest.fixture
+def settings(settings: Settings, s3_endpoint: str, bucket: str, cdn_url: str) -> Settings:
     return settings.with_changes(storage="s3", s3_bucket=bucket, s3_endpoint=s3_endpoint,
                                  s3_region="us-east-1", s3_access_key_id=KEY_ID,
-                                 s3_secret_access_key=SECRET)
+                                 s3_secret_access_key=SECRET, s3_public_url=cdn_url)
 
 
 def _objects(endpoint: str, bucket: str) -> list[str]:
@@ -245,3 +250,35 @@ async def test_uploads_renditions_originals_and_deletion_go_through_the_bucket(
     assert (await alice_api.delete(f"/api/v1/statuses/{status.json()['id']}")).status_code == 200
     assert await later_runner(app, minutes=24 * 60 + 1).run_due(["default"]) == 1
     assert _objects(s3_endpoint, bucket) == []
+
+
+def _image_sources(response: httpx.Response) -> list[str]:
+    policy = dict(part.strip().split(" ", 1) for part in
+                  response.headers["content-security-policy"].split(";"))
+    return policy["img-src"].split()
+
+
+@pytest.mark.parametrize("cdn_url", ["https://cdn.art.example/easel"])
+async def test_pages_allow_the_images_a_cdn_serves(
+        app: Starlette, alice_api: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+    # The works, avatars and headers of this instance come from the CDN: every page's
+    # policy must allow it, or browsers show none of them.
+    uploaded = await upload(alice_api, images.sideways_jpeg_with_gps())
+    await run_protect(app)
+    status = await alice_api.post("/api/v1/statuses", data={
+        "status": "served by a CDN", "media_ids[]": uploaded.json()["id"]})
+    assert status.status_code == 200
+    work = await client.get(f"/@alice/{status.json()['id']}")
+    assert work.status_code == 200
+    assert 'src="https://cdn.art.example/easel/public/media/' in work.text
+    assert _image_sources(work) == ["'self'", "data:", "https://cdn.art.example"]
+    for path in ("/", "/@alice", "/auth/sign_in"):
+        page = await client.get(path)
+        assert page.status_code == 200
+        assert "https://cdn.art.example" in _image_sources(page), path
+
+
+async def test_pages_allow_only_themselves_when_easel_serves_the_bucket(
+        app: Starlette, client: httpx.AsyncClient) -> None:
+    page = await client.get("/auth/sign_in")
+    assert _image_sources(page) == ["'self'", "data:"]
