@@ -31,8 +31,10 @@ from server.models import (
     MediaState,
     PortfolioTag,
     PortfolioTagAlias,
+    PreviewCard,
     Project,
     Status,
+    StatusPreviewCard,
     StatusTag,
     Tag,
 )
@@ -380,6 +382,42 @@ async def tag_page(session: AsyncSession, storage: Storage, name: str, *,
                                            max_id=max_id, limit=limit)
     merged = sorted({s.id: s for s in statuses}.values(), key=lambda s: s.id, reverse=True)[:limit]
     return TagPage(name, terms, _listing(merged, await cards(session, merged, storage), limit))
+
+
+@dataclass(frozen=True)
+class LinkCardView:
+    """The preview card of a work's first link, as its page shows it (a link out)."""
+
+    url: str
+    title: str
+    description: str
+    provider: str
+    image_url: str | None  # our small copy; None for a sensitive work or a card without one
+    image_description: str
+    width: int
+    height: int
+
+
+DESCRIPTION_LIMIT = 300  # characters of a card's description on a page
+
+
+async def link_card(session: AsyncSession, storage: Storage, status: Status) -> LinkCardView | None:
+    """The card a status shows (``federation.link_cards`` made it), or None: no link, not
+    fetched yet, or nothing to show (a failed fetch)."""
+    card = await session.scalar(select(PreviewCard).join(
+        StatusPreviewCard, StatusPreviewCard.preview_card_id == PreviewCard.id).where(
+        StatusPreviewCard.status_id == status.id, PreviewCard.failed.is_(False)))
+    if card is None or not card.url.startswith(("https://", "http://")):
+        return None
+    description = card.description
+    if len(description) > DESCRIPTION_LIMIT:
+        description = description[:DESCRIPTION_LIMIT - 1].rstrip() + "…"
+    image_url = (storage.public_url(card.image_key)
+                 if card.image_key and not status.sensitive else None)
+    return LinkCardView(url=card.url, title=card.title, description=description,
+                        provider=card.provider_name or (urlsplit(card.url).hostname or ""),
+                        image_url=image_url, image_description=card.image_description,
+                        width=card.width, height=card.height)
 
 
 async def linked_attachments(session: AsyncSession, status: Status) -> list[dict[str, str]]:

@@ -327,6 +327,8 @@ async def work_page(request: Request) -> Response:
         card = (await gallery.work_card(session, state.storage, account, status_id)
                 if account is not None and status_id is not None else None)
         links = await gallery.linked_attachments(session, card.status) if card is not None else []
+        link_card = (await gallery.link_card(session, state.storage, card.status)
+                     if card is not None and state.settings.link_cards else None)
     if card is None:
         if accepts_activity_json(request):
             raise ApiError(404, "Record not found")
@@ -353,7 +355,7 @@ async def work_page(request: Request) -> Response:
         **_template_globals(state), "card": card, "status": status, "account": account,
         "name": name, "work_title": title, "og": og, "alternate": status.uri,
         "handle": f"{account.username}@{account.domain or state.settings.domain}",
-        "opt_out": remote_opt_out, "attachment_links": links,
+        "opt_out": remote_opt_out, "attachment_links": links, "link_card": link_card,
         **_artist_opt_out(account),
     }, image_origins=gallery.image_origins([card], [account]), opt_out=_artist_headers(account))
 

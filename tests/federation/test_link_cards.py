@@ -12,6 +12,7 @@ address, a suspended domain, media rejected, the setting off.
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -245,6 +246,54 @@ async def test_a_link_gets_a_card_with_title_description_and_a_stored_picture(
         assert status is not None
         off = EntityContext(app.state.easel.urls, app.state.easel.storage, link_cards=False)
         assert (await status_to_entity(session, status, off, None))["card"] is None
+
+
+async def work_page(app: Starlette, status_id: str) -> str:
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url=f"https://{DOMAIN}") as client:
+        page = await client.get(f"/@alice/{status_id}")
+    assert page.status_code == 200
+    return page.text
+
+
+async def test_the_work_page_shows_the_card_as_a_link_out(
+        app: Starlette, web: PageServer, token: str, settings: Settings) -> None:
+    url = serve_article(web)
+    status_id = await post(app, token, f"A review: {url}")
+    async with api(app, token) as client:
+        hidden = await client.post("/api/v1/statuses", json={
+            "status": f"Spoilers: {url}", "spoiler_text": "the ending", "sensitive": True})
+    missing = await post(app, token, f"Gone: {web.url('news.example', '/gone')}")
+    await run_jobs(app)
+
+    page = await work_page(app, status_id)
+    card = re.search(r'<a class="link-card" href="([^"]+)" rel="nofollow noopener noreferrer">'
+                     r'(.*?)</a>', page, re.S)
+    assert card is not None and card.group(1) == url
+    inside = card.group(2)
+    picture = re.search(r'<img src="([^"]+)" alt="A grey heron" width="400" height="300"', inside)
+    assert picture is not None and picture.group(1).startswith(f"https://{DOMAIN}/system/cards/")
+    # The page's text is escaped, never markup.
+    assert "<strong>Herons &amp; reeds</strong>" in inside
+    assert "A study of herons in ink." in inside and "Ink Weekly" in inside
+
+    # Behind a content warning the card is inside the warning, without its picture.
+    spoiler = await work_page(app, hidden.json()["id"])
+    details = re.search(r'<details class="sensitive">.*?</details>', spoiler, re.S)
+    assert details is not None and 'class="link-card"' in details.group(0)
+    assert "/system/cards/" not in spoiler
+    # A long description is cut on the page (the API gives it whole).
+    async with app.state.easel.db.session() as session:
+        await session.execute(update(PreviewCard).where(PreviewCard.url == url)
+                              .values(description="ink " * 200))
+        await session.commit()
+    cut = re.search(r'<span class="link-card-description">([^<]*)</span>',
+                    await work_page(app, status_id))
+    assert cut is not None and len(cut.group(1)) == 300 and cut.group(1).endswith("ink…")
+    # A link whose page gave nothing shows no card; nor does any page with EASEL_LINK_CARDS off.
+    assert 'class="link-card"' not in await work_page(app, missing)
+    app.state.easel.settings = settings.with_changes(link_cards=False)
+    assert 'class="link-card"' not in await work_page(app, status_id)
 
 
 async def test_a_redirect_is_followed_and_the_card_kept_under_the_link(
