@@ -178,10 +178,13 @@ class Params:
             raise ApiError(422, f"Validation failed: {name} must be a number") from None
 
     def get_list(self, name: str) -> list[str]:
-        """All values of ``name`` / ``name[]``, as strings (a JSON array or repeated keys)."""
+        """All values of ``name`` / ``name[]``, as strings (a JSON array or repeated keys);
+        a JSON ``null`` is no value (``"media_ids": null`` is an empty list, as in Rails)."""
         items = self.values.get(name, [])
         result = []
         for item in items:
+            if item is None:
+                continue
             if isinstance(item, UploadFile) or isinstance(item, dict | list):
                 raise ApiError(422, f"Validation failed: {name} must be a list of text")
             result.append(str(item))

@@ -169,7 +169,7 @@ def _media_changes(params: Params) -> list[edits.MediaChange]:
 
 async def edit_status(request: Request) -> Response:
     """PUT /api/v1/statuses/:id: what is not sent is kept (``media_ids[]`` empty, or JSON
-    ``[]``, removes the attachments; ``poll`` empty or null removes the poll)."""
+    ``[]`` or null, removes the attachments; ``poll`` empty or null removes the poll)."""
     auth = await require(request, "write:statuses")
     _user, account = auth.require_user()
     status_id = parse_id(request.path_params["id"])

@@ -73,6 +73,14 @@ async def test_multipart_with_a_file_part_is_read_and_its_file_closed(api: httpx
     assert response.json()["file"] == 5  # and no ResourceWarning: warnings are errors here
 
 
+async def test_a_json_null_list_is_an_empty_list(api: httpx.AsyncClient) -> None:
+    # Swift and JS clients write null for an empty list (Rails reads it as nothing).
+    for body, read in (({"media_ids": None}, []), ({"media_ids": [None, 3]}, ["3"])):
+        response = await api.post("/api/v1/echo", json=body)
+        assert response.status_code == 200, response.text
+        assert response.json()["media_ids"] == read
+
+
 @pytest.mark.parametrize(("body", "status", "message"), [
     (b"{not json", 400, "Malformed JSON body"),
     (b"[1, 2]", 400, "The JSON body must be an object"),

@@ -113,6 +113,13 @@ async def test_a_status_posted_as_json_with_media_ids(
     assert status["content"] == "" and status["sensitive"] is False
 
 
+async def test_json_nulls_for_lists_are_no_values(alice_api: httpx.AsyncClient) -> None:
+    response = await alice_api.post("/api/v1/statuses", json={
+        "status": "no media", "media_ids": None, "poll": None, "spoiler_text": None})
+    assert response.status_code == 200, response.text
+    assert response.json()["media_attachments"] == [] and response.json()["poll"] is None
+
+
 async def test_a_status_posted_as_multipart_with_bracketed_media_ids(
     alice_api: httpx.AsyncClient, db: Database, alice: User
 ) -> None:
