@@ -67,8 +67,10 @@ def link_header(request: Request, cursors: Sequence[int], page: Page) -> str | N
         return None
     # The path is decoded (a hashtag may be any letter); a header must be Latin-1 / ASCII.
     base = easel(request).settings.base_url + quote(request.url.path)
+    # The filters stay; the cursors are the page's own, and a token given in the query
+    # is never written back out (a Link header is logged and cached by proxies).
     keep = [(k, v) for k, v in request.query_params.multi_items()
-            if k not in ("max_id", "since_id", "min_id", "limit")]
+            if k not in ("max_id", "since_id", "min_id", "limit", "access_token")]
     keep.append(("limit", str(page.limit)))
 
     def url(**cursor: int) -> str:

@@ -338,6 +338,19 @@ async def test_home_pages_by_status_id_and_links_next_then_prev(
     assert ids(between) == newest_first[1:3]
 
 
+async def test_a_token_in_the_query_is_not_written_into_the_links(
+    make: Factory, client: httpx.AsyncClient, db: Database, alice: User
+) -> None:
+    for n in range(3):
+        await make.status(alice.account, f"post {n}")
+    token = await make_token(db, alice)
+    page = await client.get("/api/v1/timelines/home",
+                            params={"limit": "2", "access_token": token, "local": "true"})
+    assert page.status_code == 200 and len(ids(page)) == 2
+    assert token not in page.headers["link"]
+    assert links(page)["next"].startswith(f"{BASE}/api/v1/timelines/home?local=true&limit=2&max_id=")
+
+
 async def test_timeline_parameters_never_fail_badly(
     make: Factory, alice_api: httpx.AsyncClient, alice: User
 ) -> None:
