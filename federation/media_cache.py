@@ -148,6 +148,7 @@ class CachedFiles:
     key: str
     preview_key: str | None
     files: dict[str, bytes]
+    kind: str = "image"  # what the bytes are: image, video or audio (sniff_media)
 
     @property
     def size(self) -> int:
@@ -188,7 +189,13 @@ async def files_for(data: bytes, *, profile_image: bool = False) -> CachedFiles:
         if preview is not None:
             preview_key = new_key(CACHE_PREFIX, "jpg")
             files[preview_key] = preview
-    return CachedFiles(key=key, preview_key=preview_key, files=files)
+    return CachedFiles(key=key, preview_key=preview_key, files=files, kind=sniffed.kind)
+
+
+def shown_type(declared: str, kind: str) -> str:
+    """An attachment's type once its bytes are known: what they are, whatever the note
+    said (a "gifv" is a video, as Mastodon's)."""
+    return declared if (declared, kind) == ("gifv", "video") else kind
 
 
 async def queue_status_media_caching(session: AsyncSession, settings: Settings,
@@ -264,7 +271,8 @@ async def cache_media(session: AsyncSession, settings: Settings, storage: Storag
             .where(MediaAttachment.id == media_id, MediaAttachment.cache_key.is_(None),
                    MediaAttachment.remote_url == url, MediaAttachment.type != "unknown")
             .values(cache_key=cached.key, cache_preview_key=cached.preview_key,
-                    cache_size=cached.size, cached_at=utcnow())
+                    cache_size=cached.size, cached_at=utcnow(),
+                    type=shown_type(media.type, cached.kind))
             .execution_options(synchronize_session=False))
         claimed = getattr(result, "rowcount", 0) == 1
         if claimed and media.purpose in PROFILE_IMAGES:

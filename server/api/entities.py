@@ -193,18 +193,20 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
     # the origin's, for the full image and the preview alike — or, once the remote media
     # cache holds a copy (federation.media_cache), ours.
     referenced = media.remote_url if ready and not media.file_key else None
+    # A referenced file is its own preview only when it is a picture: a video's or an
+    # audio's preview (a picture clients load as one) is null, as Mastodon's without a
+    # thumbnail; an attachment of type "unknown" (not media a client shows inline, or
+    # rejected by a domain block: federation.media_cache) is a link with no preview.
+    own_preview = media.type == "image"
     if referenced and media.cache_key:
         url: str | None = storage.public_url(media.cache_key)
-        preview_url = storage.public_url(media.cache_preview_key) if media.cache_preview_key else url
+        preview_url = (storage.public_url(media.cache_preview_key) if media.cache_preview_key
+                       else url if own_preview else None)
     else:
         url = storage.public_url(media.file_key) if ready and media.file_key else referenced
         # Mastodon's preview is its "small" style, which meta["small"] describes.
         preview_url = (storage.public_url(media.small_key) if ready and media.small_key
-                       else referenced)
-        if referenced and media.type == "unknown":
-            # Not media a client shows inline (or rejected by a domain block:
-            # federation.media_cache): a link to the origin, and no preview to load.
-            preview_url = None
+                       else referenced if own_preview else None)
     return {
         "id": str(media.id),
         "type": media.type,

@@ -216,6 +216,21 @@ async def test_a_minimal_server_note_single_attachment_short_public_no_published
     assert entity["media_attachments"][0]["url"] == "https://tiny.example/media/cat.png"
 
 
+async def test_a_remote_video_or_audio_has_no_preview_but_a_picture_is_its_own(
+        fed: FederationContext, db: Database, client: httpx.AsyncClient) -> None:
+    note = corpus_note("minimal_create_note.json")
+    note["attachment"] = [
+        {"type": "Document", "mediaType": media_type, "url": f"https://tiny.example/media/{name}"}
+        for media_type, name in (("video/mp4", "clip.mp4"), ("audio/mpeg", "song.mp3"),
+                                 ("image/png", "cat.png"))]
+    status = await store(fed, db, note)
+    entity = (await client.get(f"/api/v1/statuses/{status.id}")).json()
+    assert [(m["type"], m["url"].rsplit("/", 1)[1], m["preview_url"])
+            for m in entity["media_attachments"]] == [
+        ("video", "clip.mp4", None), ("audio", "song.mp3", None),
+        ("image", "cat.png", "https://tiny.example/media/cat.png")]
+
+
 @pytest.mark.parametrize("url", [
     "https://tiny.example/media/dog.png",
     {"type": "Link", "href": "https://tiny.example/media/dog.png", "mediaType": "image/png"},
