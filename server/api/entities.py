@@ -184,7 +184,15 @@ def credential_account_to_entity(
 
 # ------------------------------------------------------------------------------- media
 
-def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
+PROCESSING_PICTURE = "processing.png"  # server/web/static
+
+
+def media_to_entity(media: MediaAttachment, ctx: EntityContext, *,
+                    in_status: bool = False) -> Entity:
+    """Mastodon's MediaAttachment. Alone (the media endpoints), one still being processed
+    has a null ``url``, as Mastodon's; ``in_status``, it has a placeholder picture instead:
+    a status never carries a null ``url`` in Mastodon, and apps that read it as required
+    (Tusky) fail the whole page of an author whose post waits for its protection."""
     ready = media.state == MediaState.READY
     storage = ctx.storage
     meta: dict[str, Any] = {k: v for k, v in (media.meta or {}).items() if k in ("original", "small")}
@@ -207,6 +215,8 @@ def media_to_entity(media: MediaAttachment, ctx: EntityContext) -> Entity:
         # Mastodon's preview is its "small" style, which meta["small"] describes.
         preview_url = (storage.public_url(media.small_key) if ready and media.small_key
                        else referenced if own_preview else None)
+        if url is None and in_status:
+            url = preview_url = ctx.urls.static(PROCESSING_PICTURE)
     return {
         "id": str(media.id),
         "type": media.type,
@@ -428,7 +438,8 @@ async def statuses_to_entities(
             "bookmarked": status.id in bookmarked,
             "muted": False,
             "pinned": status.id in pinned,
-            "media_attachments": [media_to_entity(m, ctx) for m in media.get(status.id, [])],
+            "media_attachments": [media_to_entity(m, ctx, in_status=True)
+                                  for m in media.get(status.id, [])],
             "mentions": [
                 {"id": str(a.id), "username": a.username, "acct": a.acct(),
                  "url": a.url or a.uri}
@@ -687,7 +698,7 @@ async def status_edits_to_entities(session: AsyncSession, status: Status,
         for index, media_id in enumerate(version.media_ids or []):
             if media_id not in media:
                 continue
-            attachment = media_to_entity(media[media_id], ctx)
+            attachment = media_to_entity(media[media_id], ctx, in_status=True)
             attachment["description"] = descriptions[index] if index < len(descriptions) else None
             attachments.append(attachment)
         entities.append({
@@ -717,7 +728,8 @@ def scheduled_status_to_entity(view: ScheduledView, ctx: EntityContext) -> Entit
         "id": str(scheduled.id),
         "scheduled_at": iso(scheduled.scheduled_at),
         "params": params,
-        "media_attachments": [media_to_entity(medium, ctx) for medium in view.media],
+        "media_attachments": [media_to_entity(medium, ctx, in_status=True)
+                              for medium in view.media],
     }
 
 

@@ -120,7 +120,7 @@ async def test_a_status_waits_for_its_media_and_is_published_when_they_are_ready
         "status": "New painting for @bob #oil", "media_ids": [media_id]})
     assert posted.status_code == 200
     status = posted.json()
-    assert status["media_attachments"][0]["url"] is None  # still processing
+    assert status["media_attachments"][0]["url"].endswith("/static/processing.png")  # processing
     assert (await alice_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 200
     assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 404
     assert (await client.get("/api/v1/timelines/public")).json() == []

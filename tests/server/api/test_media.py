@@ -301,7 +301,7 @@ async def test_after_failing_for_good_the_author_retries_and_the_status_is_publi
     assert failed["reason"] == "The original file could not be read from storage; please upload it again."
     assert (await bob_api.get(f"/api/v1/statuses/{status['id']}")).status_code == 404
     mine = (await alice_api.get(f"/api/v1/statuses/{status['id']}")).json()
-    assert mine["media_attachments"][0]["url"] is None
+    assert mine["media_attachments"][0]["url"].endswith("/static/processing.png")
 
     retried = await alice_api.post(f"/api/v1/easel/media/{media_id}/retry")
     assert retried.status_code == 202 and retried.json()["state"] == "pending"

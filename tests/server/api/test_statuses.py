@@ -291,7 +291,11 @@ async def test_a_status_waiting_for_its_media_is_its_authors_alone_until_publish
                                     json={"status": "wip @bob", "media_ids": [str(item)]})
     assert response.status_code == 200
     status = response.json()
-    assert status["media_attachments"][0]["url"] is None
+    # Waiting for its protection: a placeholder, never a null url (Tusky reads it as required).
+    [waiting] = status["media_attachments"]
+    assert waiting["url"] == waiting["preview_url"] == "https://easel.test/static/processing.png"
+    placeholder = await client.get("/static/processing.png")
+    assert placeholder.status_code == 200 and placeholder.headers["content-type"] == "image/png"
     path = f"/api/v1/statuses/{status['id']}"
     assert (await alice_api.get(path)).status_code == 200
     assert (await bob_api.get(path)).status_code == 404
