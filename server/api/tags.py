@@ -17,7 +17,6 @@ from server.api.pagination import Page, paged_json
 from server.api.params import Params
 from server.models import TagFollow
 from server.services import tags
-from server.services.errors import NotFound
 from server.state import easel
 
 
@@ -25,10 +24,9 @@ async def show(request: Request) -> JSONResponse:
     auth = await optional(request, "read:follows")
     state = easel(request)
     async with state.db.session() as session:
-        tag = await tags.find_tag(session, request.path_params["name"])
-        if tag is None:
-            raise NotFound("Record not found")
-        following = await tags.is_following(session, auth.account if auth else None, tag)
+        tag = await tags.tag_named(session, request.path_params["name"])
+        following = (tag.id is not None
+                     and await tags.is_following(session, auth.account if auth else None, tag))
     return JSONResponse(tag_to_entity(tag, EntityContext.of(state),
                                       following=following if auth and auth.account else None))
 

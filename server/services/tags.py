@@ -35,6 +35,17 @@ async def find_tag(session: AsyncSession, raw: str) -> Tag | None:
     return await session.scalar(select(Tag).where(Tag.name == normalize_tag(check_tag_name(raw))))
 
 
+async def tag_named(session: AsyncSession, raw: str) -> Tag:
+    """The hashtag ``raw`` names: its row, or — nobody has used it yet — an unsaved one
+    (as Mastodon's ``Tag.new``), so a client can show it and offer to follow it. A name
+    that is no hashtag is NotFound."""
+    found = await find_tag(session, raw)
+    if found is not None:
+        return found
+    name = check_tag_name(raw)
+    return Tag(name=normalize_tag(name), display_name=name)
+
+
 async def tags_for(session: AsyncSession, names: Sequence[str]) -> list[Tag]:
     """Tag rows for these hashtags (display spellings), created if new. Concurrent posts
     may create the same tag: the insert ignores the conflict and the row is read back."""
@@ -82,9 +93,9 @@ async def follow_tag(session: AsyncSession, account: Account, raw: str) -> Tag:
 
 
 async def unfollow_tag(session: AsyncSession, account: Account, raw: str) -> Tag:
-    tag = await find_tag(session, raw)
-    if tag is None:
-        raise NotFound("Record not found")
+    tag = await tag_named(session, raw)
+    if tag.id is None:  # nobody used it: nobody follows it
+        return tag
     await session.execute(delete(TagFollow).where(TagFollow.account_id == account.id,
                                                   TagFollow.tag_id == tag.id))
     await session.commit()

@@ -4,8 +4,10 @@ they feed."""
 from __future__ import annotations
 
 import httpx
+from sqlalchemy import select
 
-from server.models import User
+from server.db import Database
+from server.models import Tag, User
 
 
 async def test_following_a_hashtag_feeds_the_home_timeline(
@@ -40,6 +42,21 @@ async def test_bad_tags_are_not_found(alice_api: httpx.AsyncClient) -> None:
     for name in ("12345", "no-dash", "x" * 300, "%20"):
         response = await alice_api.post(f"/api/v1/tags/{name}/follow")
         assert response.status_code == 404 and response.json() == {"error": "Record not found"}, name
-    assert (await alice_api.get("/api/v1/tags/neverused")).status_code == 404
-    assert (await alice_api.post("/api/v1/tags/neverused/unfollow")).status_code == 404
+    for name in ("12345", "no-dash", "%20"):
+        assert (await alice_api.get(f"/api/v1/tags/{name}")).status_code == 404, name
+        assert (await alice_api.post(f"/api/v1/tags/{name}/unfollow")).status_code == 404, name
     assert (await alice_api.get("/api/v1/followed_tags")).json() == []
+
+
+async def test_a_tag_nobody_used_is_shown_unfollowed_and_not_stored(
+        alice_api: httpx.AsyncClient, client: httpx.AsyncClient, db: Database) -> None:
+    # As Mastodon (Tag.new): a client's hashtag screen can offer to follow it.
+    shown = await alice_api.get("/api/v1/tags/%23NeverUsed")
+    assert shown.status_code == 200
+    assert shown.json() == {"name": "NeverUsed", "url": "https://easel.test/tags/neverused",
+                            "history": [], "following": False}
+    assert (await client.get("/api/v1/tags/NeverUsed")).json()["name"] == "NeverUsed"
+    unfollowed = await alice_api.post("/api/v1/tags/neverused/unfollow")
+    assert unfollowed.status_code == 200 and unfollowed.json()["following"] is False
+    async with db.session() as session:
+        assert await session.scalar(select(Tag).where(Tag.name == "neverused")) is None
