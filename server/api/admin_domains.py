@@ -194,7 +194,7 @@ async def public_domain_blocks(request: Request) -> JSONResponse:
     show = state.settings.show_domain_blocks
     if show == "disabled":
         raise ApiError(404, "Record not found")
-    auth = await optional(request, "read")
+    auth = await optional(request, None)
     if show == "users" and (auth is None or auth.user is None):
         raise ApiError(401, "This method requires an authenticated user")
     async with state.db.session() as session:

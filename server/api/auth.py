@@ -107,12 +107,13 @@ async def require(request: Request, scope: str, *, user: bool = True) -> Auth:
     return auth
 
 
-async def optional(request: Request, scope: str,
+async def optional(request: Request, scope: str | None,
                    session: AsyncSession | None = None) -> Auth | None:
     """For public endpoints: the viewer if a valid token with ``scope`` is presented
-    (``session``: as for ``authenticate``)."""
+    (``session``: as for ``authenticate``); ``scope`` None: any valid token (Mastodon's
+    public lists that check none, like the trends)."""
     auth = await authenticate(request, session)
-    if auth is not None and not grants(auth.scopes, scope):
+    if auth is not None and scope is not None and not grants(auth.scopes, scope):
         raise ApiError(403, "This action is outside the authorized scopes")
     return auth
 

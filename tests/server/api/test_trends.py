@@ -10,6 +10,7 @@ from sqlalchemy import update
 from server.db import Database
 from server.ids import utcnow
 from server.models import Status, User
+from tests.conftest import authorized, make_token
 
 
 async def post(api: httpx.AsyncClient, text: str, **extra: str) -> str:
@@ -75,3 +76,14 @@ async def test_suggestions_are_the_most_followed_accounts_not_yet_followed(
     await alice_api.post(f"/api/v1/accounts/{bob.account_id}/block")
     assert (await alice_api.get("/api/v2/suggestions")).json() == []
     assert (await client.get("/api/v2/suggestions")).status_code == 401
+
+
+async def test_trends_need_no_scope_as_in_mastodon(
+        client: httpx.AsyncClient, db: Database, alice: User) -> None:
+    # An app holding only granular scopes (here read:accounts) still reads the trends.
+    async with authorized(client, await make_token(db, alice, "read:accounts")) as narrow:
+        for path in ("/api/v1/trends/tags", "/api/v1/trends/links"):
+            response = await narrow.get(path)
+            assert response.status_code == 200 and response.json() == [], path
+    async with authorized(client, "not-a-token") as stranger:
+        assert (await stranger.get("/api/v1/trends/tags")).status_code == 401
