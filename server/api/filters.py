@@ -47,7 +47,8 @@ def _contexts(params: Params) -> list[str] | None:
 
 
 def _keyword_changes(params: Params) -> list[filters.KeywordChange]:
-    if params.has("keywords_attributes"):
+    # Given bare: an empty list or null changes nothing (as Mastodon); a value is an error.
+    if any(value is not None for value in params.values.get("keywords_attributes", [])):
         raise ApiError(422, "Validation failed: keywords_attributes must be a list of objects")
     changes = []
     for entry in params.get_indexed("keywords_attributes"):

@@ -75,6 +75,17 @@ async def test_a_filter_is_made_with_keywords_changed_and_deleted(alice_api: htt
     assert [(k["keyword"], k["whole_word"]) for k in body["keywords"]] == [
         ("season finale", True), ("twist", True)]
 
+    # An empty (or null) keywords list changes no keyword, as in Mastodon.
+    for nothing in ([], None):
+        same = await alice_api.put(f"/api/v2/filters/{filter_id}", json={
+            "title": "Plot", "keywords_attributes": nothing})
+        assert same.status_code == 200, same.text
+        assert [k["keyword"] for k in same.json()["keywords"]] == ["season finale", "twist"]
+    bare = await alice_api.post("/api/v2/filters", json={
+        "title": "Empty", "context": ["home"], "keywords_attributes": []})
+    assert bare.status_code == 200 and bare.json()["keywords"] == []
+    await alice_api.delete(f"/api/v2/filters/{bare.json()['id']}")
+
     # A form works as well as JSON.
     form = await alice_api.put(f"/api/v2/filters/{filter_id}", data={
         "context[]": ["home", "notifications"], "keywords_attributes[][keyword]": "cliffhanger"})
