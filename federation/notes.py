@@ -123,8 +123,8 @@ from server.models.media import ProtectionState
 from server.services import events
 from server.services.conversations import record_direct_status
 from server.services.edits import Version, current_version, record_edit
-from server.services.errors import ServiceError, ValidationFailed
-from server.services.languages import normalize_language
+from server.services.errors import ServiceError
+from server.services.languages import remote_language
 from server.services.link_cards import queue_link_card
 from server.services.notifications import notify
 from server.services.outbox import record_activity
@@ -404,10 +404,7 @@ def _created_at(note: RemoteNote) -> datetime:
 
 
 def _language(note: RemoteNote) -> str | None:
-    try:
-        return normalize_language(note.language)
-    except ValidationFailed:
-        return None
+    return remote_language(note.language)
 
 
 def _quote_url(document: dict[str, Any]) -> str | None:

@@ -34,7 +34,7 @@ from server.limits import (
 from server.models import Account, User
 from server.services.errors import NotFound, ValidationFailed
 from server.services.follows import authorize_all_follow_requests
-from server.services.languages import ISO_639_1
+from server.services.languages import is_language_tag, known_language
 from server.services.outbox import record_activity
 from server.services.text import countable_length
 from server.storage import Storage
@@ -66,7 +66,8 @@ class ProfileChanges:
     fields: list[ProfileField] | None = None
     privacy: str | None = None
     sensitive: bool | None = None
-    # "" clears the default language.
+    # "" clears the default language; a well-formed tag of a language Easel does not know
+    # keeps the current one (validate() makes it None).
     language: str | None = None
     avatar: bytes | None = None
     header: bytes | None = None
@@ -98,10 +99,14 @@ def validate(changes: ProfileChanges) -> ProfileChanges:
         changes.privacy = changes.privacy.strip().lower()
         if changes.privacy not in DEFAULT_PRIVACIES:
             errors.append("Default privacy is not included in the list")
-    if changes.language is not None:
-        changes.language = changes.language.strip().lower()
-        if changes.language and changes.language not in ISO_639_1:
+    if changes.language is not None and changes.language.strip():
+        if is_language_tag(changes.language):
+            # Listed: as the list writes it (zh-tw → zh-TW, pt-BR → pt); unknown: unchanged.
+            changes.language = known_language(changes.language)
+        else:
             errors.append("Default language is not included in the list")
+    elif changes.language is not None:
+        changes.language = ""
     megabytes = PROFILE_IMAGE_SIZE_LIMIT // (1024 * 1024)
     for label, data in (("Avatar", changes.avatar), ("Header", changes.header)):
         if data is not None and len(data) > PROFILE_IMAGE_SIZE_LIMIT:

@@ -264,7 +264,7 @@ async def test_bad_edits_are_refused_and_write_nothing(
         (alice_api, path, {"status": "x" * 501}, 422,
          "Validation failed: Text character limit of 500 exceeded"),
         (alice_api, path, {"language": "klingon"}, 422,
-         "Validation failed: Language is not a valid ISO 639-1 code"),
+         "Validation failed: Language is not a valid language code"),
         (alice_api, path, {"media_ids": ["abc"]}, 422,
          "Validation failed: media_ids must contain ids"),
         (alice_api, path, {"media_ids": [str(bobs_media)]}, 422,

@@ -160,7 +160,7 @@ BAD_POSTS: list[tuple[Any, int, str]] = [
     ({"status": "hi", "media_ids[]": ["1", "x"]}, 422, "Validation failed: media_ids must contain ids"),
     ({"status": "hi", "media_ids[]": ["1", "2", "3", "4", "5"]}, 422, "Cannot attach more than 4 files"),
     ({"status": "hi", "language": "klingon"}, 422,
-     "Validation failed: Language is not a valid ISO 639-1 code"),
+     "Validation failed: Language is not a valid language code"),
     ({"status": {"nested": "object"}}, 422, "Validation failed: Text can't be blank"),
     ({"status": "hi", "poll[options][]": ["a", "b"], "poll[expires_in]": "60"}, 422,
      "Validation failed: Poll expires at is too soon"),

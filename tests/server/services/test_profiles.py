@@ -48,7 +48,7 @@ def test_validation_normalises_and_names_every_problem() -> None:
     # A URL counts 23 characters, however long it is.
     validate(ProfileChanges(note="see https://example.com/" + "x" * 600))
     with pytest.raises(ValidationFailed) as failed:
-        validate(ProfileChanges(display_name="x" * 31, note="n" * 501, language="xx",
+        validate(ProfileChanges(display_name="x" * 31, note="n" * 501, language="xx!",
                                 fields=[ProfileField("n", "v" * 256)] * 5, avatar=b""))
     assert failed.value.message == (
         "Validation failed: Display name is too long (maximum is 30 characters), "
