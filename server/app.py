@@ -194,6 +194,8 @@ def build_state(settings: Settings, db: Database | None = None) -> EaselState:
     # A status published, edited or deleted anywhere on the instance empties this process's
     # cached public pages (the bus carries every process's events to every web process).
     streams.watchers.append(state.public_cache.forget_on_status_events)
+    if queue.in_process:  # jobs the embedded protect child committed run here now
+        streams.job_listeners.append(queue.dispatch)
     return state
 
 

@@ -7,6 +7,7 @@ without one, the worker polls the database for due rows (the embedded protection
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import signal
 from collections.abc import Sequence
@@ -16,7 +17,7 @@ from server.queue.broker import JobQueue, make_broker
 from server.queue.kinds import load_job_modules
 from server.queue.runner import JobRunner
 from server.settings import Settings
-from server.streaming.bus import StreamBus
+from server.streaming.bus import StreamBus, pass_jobs
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ async def run_worker(
                 await queue.stop_worker()
                 queue.close()
         else:
+            # The jobs committed here (a published status's federate …) run in the web
+            # process's in-process queue: it hears of them now, not at its next reconcile.
+            db.dispatch_jobs = functools.partial(pass_jobs, settings)
             log.info("worker polling the database for %s", ", ".join(queues))
             await asyncio.gather(*(runner.poll(queues, stop) for _ in range(max(threads, 1))))
     finally:

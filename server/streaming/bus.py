@@ -15,6 +15,11 @@ listen, and hand what arrives to their subscribers (one queue per open stream).
 - With another broker (RabbitMQ): as without one; ``easel worker`` processes on other
   machines do not reach the streams.
 
+Without a broker the sockets also carry "jobs committed" notes (:func:`pass_jobs`): the
+embedded protect child, which polls the database, tells the web process of the jobs it
+commits (a published status's ``federate`` …), whose in-process queue runs them now
+instead of at its next reconcile (up to a minute later).
+
 Streaming is best effort, as Mastodon's: an event that cannot be carried is dropped and
 logged, never retried and never allowed to fail the commit that raised it.
 
@@ -50,6 +55,7 @@ MAX_SOCKET_PATH = 100
 # An open stream that falls this far behind is closed instead of buffering without end.
 SUBSCRIBER_BACKLOG = 1000
 REDIS_RETRY_SECONDS = 1.0
+JOBS_KEY = "easel_jobs"  # a datagram entry that is a jobs note (pass_jobs), not an event
 
 
 class Subscription:
@@ -100,6 +106,9 @@ class StreamBus:
         self._socket: socket.socket | None = None
         self._socket_path: Path | None = None
         self._ready = asyncio.Event()
+        # Without a broker: called with the (job id, queue) pairs another process on this
+        # data directory committed (pass_jobs); the web process's in-process queue listens.
+        self.job_listeners: list[Callable[[list[tuple[int, str]]], None]] = []
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -274,34 +283,67 @@ class StreamBus:
                 log.warning("stream socket read failed", exc_info=True)
                 return
             try:
-                self.deliver(list(json.loads(data)))
+                messages = list(json.loads(data))
             except (ValueError, TypeError):
                 log.warning("ignored a malformed stream datagram")
+                continue
+            events = [m for m in messages if not (isinstance(m, dict) and JOBS_KEY in m)]
+            for note in messages:
+                if isinstance(note, dict) and JOBS_KEY in note:
+                    self._tell_job_listeners(note[JOBS_KEY])
+            if events:
+                self.deliver(events)
+
+    def _tell_job_listeners(self, raw: Any) -> None:
+        try:
+            jobs = [(int(job_id), str(queue)) for job_id, queue in raw]
+        except (ValueError, TypeError):
+            log.warning("ignored a malformed jobs note")
+            return
+        for listener in self.job_listeners:
+            try:
+                listener(jobs)
+            except Exception:  # a lost note is harmless: the reconciler finds due jobs
+                log.exception("a job listener failed")
 
     def _send_to_siblings(self, messages: list[Message]) -> None:
-        directory = socket_directory(self.settings)
-        try:
-            siblings = [p for p in directory.iterdir()
-                        if p.suffix == ".sock" and p != self._socket_path]
-        except FileNotFoundError:
-            return
-        if not siblings:
-            return
-        sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sender.setblocking(False)
-        try:
-            for message in messages:
-                data = json.dumps([message]).encode()
-                for path in siblings:
-                    try:
-                        sender.sendto(data, str(path))
-                    except (ConnectionRefusedError, FileNotFoundError):
-                        path.unlink(missing_ok=True)  # its process is gone
-                    except OSError as exc:
-                        if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
-                            log.warning("could not pass a stream event to %s: %s", path, exc)
-        finally:
-            sender.close()
+        send_to_siblings(self.settings, messages, own=self._socket_path)
+
+
+def pass_jobs(settings: Settings, jobs: list[tuple[int, str]]) -> None:
+    """Without a broker: tell the other processes on this data directory of jobs this one
+    committed (``Database.dispatch_jobs`` of a process that runs no queue of its own: the
+    embedded protect child). Best effort, as the stream events: a lost note only waits for
+    the reconciler."""
+    if jobs:
+        send_to_siblings(settings, [{JOBS_KEY: [[job_id, queue] for job_id, queue in jobs]}])
+
+
+def send_to_siblings(settings: Settings, messages: list[Message], *,
+                     own: Path | None = None) -> None:
+    """One datagram per message to every other process's socket (never blocks)."""
+    directory = socket_directory(settings)
+    try:
+        siblings = [p for p in directory.iterdir() if p.suffix == ".sock" and p != own]
+    except FileNotFoundError:
+        return
+    if not siblings:
+        return
+    sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sender.setblocking(False)
+    try:
+        for message in messages:
+            data = json.dumps([message]).encode()
+            for path in siblings:
+                try:
+                    sender.sendto(data, str(path))
+                except (ConnectionRefusedError, FileNotFoundError):
+                    path.unlink(missing_ok=True)  # its process is gone
+                except OSError as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.ENOBUFS):
+                        log.warning("could not pass a stream event to %s: %s", path, exc)
+    finally:
+        sender.close()
 
 
 def redis_channel(settings: Settings) -> str | None:

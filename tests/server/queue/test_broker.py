@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 from starlette.applications import Starlette
 
+from server.db import Database
 from server.ids import utcnow
 from server.models import Job, JobState
 from server.queue.broker import JobQueue
 from server.queue.jobs import PENDING_JOBS_KEY, enqueue
 from server.queue.kinds import KINDS, LIGHT_QUEUES
 from server.state import EaselState
+from server.streaming.bus import pass_jobs
 from tests.server.queue.kinds_for_tests import effects
 
 
@@ -105,3 +108,27 @@ async def test_a_duplicate_message_runs_the_job_once(state: EaselState) -> None:
     if queue.in_process:
         await queue.drain(LIGHT_QUEUES)
     assert await effects(state.db, "duplicate") == [1]
+
+
+async def test_a_job_the_embedded_protect_child_commits_runs_in_the_web_process_now(
+        state: EaselState) -> None:
+    # The child polls the database and runs no queue of its own: the light jobs it commits
+    # (a published status's federate …) are noted to the web process over the stream
+    # sockets, not left for a reconcile up to a minute later.
+    if not state.queue.in_process:
+        pytest.skip("with a broker every process sends its jobs through it")
+    child = Database.from_settings(state.settings)
+    child.dispatch_jobs = functools.partial(pass_jobs, state.settings)
+    try:
+        async with child.session() as session:
+            job = await enqueue(session, KINDS["test.record"], "from-the-child")
+            await session.commit()
+        deadline = asyncio.get_running_loop().time() + 10
+        while await effects(state.db, "from-the-child") != [1]:
+            assert asyncio.get_running_loop().time() < deadline, "the web process never ran it"
+            await asyncio.sleep(0.05)
+    finally:
+        await child.dispose()
+    async with state.db.session() as session:
+        done = await session.get(Job, job.id)
+    assert done is not None and done.state == JobState.DONE

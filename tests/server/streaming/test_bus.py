@@ -17,7 +17,7 @@ from sqlalchemy import text
 from server.db import Database
 from server.services import events
 from server.settings import Settings
-from server.streaming.bus import StreamBus, redis_channel
+from server.streaming.bus import StreamBus, pass_jobs, redis_channel, send_to_siblings
 
 WAIT_SECONDS = 10.0
 
@@ -107,6 +107,24 @@ async def test_a_process_without_streams_reaches_a_web_process_by_its_socket(
         await child.close()
         await web.close()
     assert not list((embedded.data_dir / "streams").glob("*.sock"))
+
+
+async def test_a_jobs_note_reaches_the_job_listeners_and_no_stream(settings: Settings) -> None:
+    embedded = settings.with_changes(broker_url="")
+    web = StreamBus(embedded)
+    heard: list[list[tuple[int, str]]] = []
+    web.job_listeners.append(heard.append)
+    await web.start(listen=True)
+    subscription = web.subscribe()
+    try:
+        pass_jobs(embedded, [(7, "federation"), (8, "default")])
+        send_to_siblings(embedded, [{"easel_jobs": [["x", "default"]]}])  # malformed: dropped
+        StreamBus(embedded)._send_to_siblings([{"kind": "filters_changed", "account_id": 1}])
+        assert await subscription.next(WAIT_SECONDS) == {"kind": "filters_changed",
+                                                         "account_id": 1}
+        assert heard == [[(7, "federation"), (8, "default")]]
+    finally:
+        await web.close()
 
 
 def test_the_redis_channel_is_per_database_and_domain(settings: Settings) -> None:
