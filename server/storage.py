@@ -38,6 +38,22 @@ class StorageError(Exception):
     pass
 
 
+class RangeNotSatisfiable(StorageError):
+    """A byte range that starts past the end of the object (its ``size``)."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"range not satisfiable: the file has {size} bytes")
+        self.size = size
+
+
+@dataclass(frozen=True)
+class PublicRead:
+    """A public object's bytes: whole, or one range with its ``Content-Range``."""
+
+    data: bytes
+    content_range: str | None = None  # "bytes 0-99/1234" when a range was read
+
+
 def new_key(prefix: str, extension: str) -> str:
     """A fresh random key like ``media/ab/cd/abcd….webp``; unguessable, never user input."""
     token = secrets.token_hex(16)
@@ -211,10 +227,13 @@ class S3Storage:
         return f"{'private' if private else 'public'}/{check_key(key)}"
 
     @staticmethod
-    def _missing(exc: Exception) -> bool:
+    def _error_code(exc: Exception) -> str:
         response = getattr(exc, "response", None) or {}
-        code = str(response.get("Error", {}).get("Code", ""))
-        return code in ("404", "NoSuchKey", "NotFound")
+        return str(response.get("Error", {}).get("Code", ""))
+
+    @classmethod
+    def _missing(cls, exc: Exception) -> bool:
+        return cls._error_code(exc) in ("404", "NoSuchKey", "NotFound")
 
     async def put(self, key: str, data: bytes, *, private: bool = False) -> None:
         object_key = self.object_key(key, private=private)
@@ -245,6 +264,45 @@ class S3Storage:
             if self._missing(exc):
                 raise StorageError(f"no such file: {key}") from exc
             raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+
+    async def read_public(self, key: str, byte_range: str | None = None) -> PublicRead:
+        """A public object for ``/system/``: whole, or only ``byte_range`` (one HTTP range,
+        "bytes=0-99", "bytes=100-", "bytes=-100"; the store reads just those bytes). Raises
+        StorageError when it is missing, RangeNotSatisfiable for a range past its end."""
+        object_key = self.object_key(key, private=False)
+
+        def read() -> PublicRead:
+            options = {"Range": byte_range} if byte_range else {}
+            answer = self.client.get_object(Bucket=self.bucket, Key=object_key, **options)
+            body = answer["Body"]
+            try:
+                data = bytes(body.read())
+            finally:
+                body.close()
+            return PublicRead(data, answer.get("ContentRange") if byte_range else None)
+
+        try:
+            return await asyncio.to_thread(read)
+        except StorageError:
+            raise
+        except Exception as exc:
+            if self._missing(exc):
+                raise StorageError(f"no such file: {key}") from exc
+            if self._error_code(exc) == "InvalidRange":
+                raise RangeNotSatisfiable(await self.public_size(key)) from exc
+            raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+
+    async def public_size(self, key: str) -> int:
+        """A public object's size in bytes (a HEAD request: nothing is read)."""
+        object_key = self.object_key(key, private=False)
+        try:
+            head = await asyncio.to_thread(self.client.head_object, Bucket=self.bucket,
+                                           Key=object_key)
+        except Exception as exc:
+            if self._missing(exc):
+                raise StorageError(f"no such file: {key}") from exc
+            raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+        return int(head["ContentLength"])
 
     async def delete(self, key: str, *, private: bool = False) -> None:
         # Deleting a missing object is a success in S3, as unlink(missing_ok=True) locally.

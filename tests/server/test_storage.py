@@ -252,6 +252,38 @@ async def test_uploads_renditions_originals_and_deletion_go_through_the_bucket(
     assert _objects(s3_endpoint, bucket) == []
 
 
+async def test_the_bucket_answers_byte_ranges_as_local_files_do(
+        app: Starlette, alice_api: httpx.AsyncClient, client: httpx.AsyncClient) -> None:
+    # A video player seeks with ranges (Safari plays no video without them).
+    uploaded = await upload(alice_api, images.sideways_jpeg_with_gps())
+    await run_protect(app)
+    entity = (await alice_api.get(f"/api/v1/media/{uploaded.json()['id']}")).json()
+    path = entity["url"][len(f"https://{DOMAIN}"):]
+    whole = await client.get(path)
+    size = len(whole.content)
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes" and size > 20
+
+    first = await client.get(path, headers={"Range": "bytes=0-9"})
+    assert first.status_code == 206 and first.content == whole.content[:10]
+    assert first.headers["content-range"] == f"bytes 0-9/{size}"
+    assert first.headers["x-robots-tag"] == "noai, noimageai"
+    last = await client.get(path, headers={"Range": "bytes=-5"})
+    assert last.status_code == 206 and last.content == whole.content[-5:]
+    rest = await client.get(path, headers={"Range": f"bytes={size - 3}-"})
+    assert rest.status_code == 206 and rest.content == whole.content[-3:]
+    past = await client.get(path, headers={"Range": f"bytes={size}-"})
+    assert past.status_code == 416 and past.headers["content-range"] == f"bytes */{size}"
+    # Several ranges, or one that is not well formed: the whole file, as RFC 9110 allows.
+    for odd in ("bytes=0-1,4-5", "bytes=9-2", "lines=1-2", "bytes=-"):
+        answer = await client.get(path, headers={"Range": odd})
+        assert answer.status_code == 200 and answer.content == whole.content, odd
+    head = await client.head(path)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(size)
+    assert (await client.get("/system/media/00/00/0000.jpg",
+                             headers={"Range": "bytes=0-1"})).status_code == 404
+
+
 def _image_sources(response: httpx.Response) -> list[str]:
     policy = dict(part.strip().split(" ", 1) for part in
                   response.headers["content-security-policy"].split(";"))
