@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
+from server.ids import row_id
 from server.models import Account, User
 from server.services import moderation
 from server.services.errors import NotFound, ServiceError
@@ -38,7 +39,7 @@ def add_parsers(admin_commands: argparse._SubParsersAction) -> None:
         parser = account_commands.add_parser(name, help=what)
         parser.add_argument("account", help="username, or user@domain for a remote account")
         parser.add_argument("--text", default="", help="the reason, shown to the person")
-        parser.add_argument("--report", type=int, default=None, metavar="ID",
+        parser.add_argument("--report", type=row_id, default=None, metavar="ID",
                             help="the report this action resolves")
     for name in LIFTS:
         account_commands.add_parser(name, help=f"{name} an account").add_argument("account")

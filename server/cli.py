@@ -9,8 +9,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 import server
 from server import account_commands, announcement_commands, ip_block_commands, registration_commands
@@ -20,7 +22,7 @@ from server.models.portfolio import TAG_KINDS
 from server.observability import configure_logging
 from server.queue.kinds import QUEUES
 from server.services.domain_blocks import SEVERITIES
-from server.settings import SettingsError, load_settings
+from server.settings import Settings, SettingsError, load_settings
 
 
 def _queues(value: str) -> list[str]:
@@ -30,6 +32,39 @@ def _queues(value: str) -> list[str]:
         named = ", ".join(unknown) if unknown else repr(value)
         raise argparse.ArgumentTypeError(f"unknown queue(s): {named}; choose from {', '.join(QUEUES)}")
     return names
+
+
+def _whole_number(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse ``type``: a whole number from ``low`` to ``high`` (a count, a limit, a
+    port), so that none reaches the database or a library as a negative or huge one."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = low - 1
+        if not low <= number <= high:
+            raise argparse.ArgumentTypeError(
+                f"{value!r} must be a whole number from {low} to {high} ({what})")
+        return number
+
+    return parse
+
+
+# Rows a listing shows at most; worker threads one process runs at most.
+MAX_LIMIT = 10_000
+MAX_THREADS = 256
+_limit = _whole_number(1, MAX_LIMIT, "how many to show")
+
+
+def _hours(value: str) -> float:
+    """``--older-than``: a finite number of hours (the command checks the minimum)."""
+    try:
+        hours = float(value)
+    except ValueError:
+        hours = math.nan
+    if not math.isfinite(hours) or not -1e6 < hours < 1e6:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number of hours")
+    return hours
 
 
 def _requeue_options(parser: argparse.ArgumentParser) -> None:
@@ -47,14 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="apply migrations, then serve HTTP")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--port", type=_whole_number(1, 65535, "a TCP port"), default=8080)
 
     commands.add_parser("migrate", help="apply pending database migrations")
 
     worker = commands.add_parser("worker", help="run background jobs")
     worker.add_argument("--queues", type=_queues, default=list(QUEUES),
                         help=f"comma-separated, from: {', '.join(QUEUES)} (default: all)")
-    worker.add_argument("--threads", type=int, default=4)
+    worker.add_argument("--threads", type=_whole_number(1, MAX_THREADS, "worker threads"),
+                        default=4)
 
     from protect import offline
 
@@ -80,8 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     jobs = admin_commands.add_parser("jobs", help="list background jobs, or retry failed ones")
     jobs.add_argument("--state", choices=["queued", "running", "done", "failed"], default=None)
-    jobs.add_argument("--limit", type=int, default=50)
-    jobs.add_argument("--retry", nargs="*", metavar="ID", default=None,
+    jobs.add_argument("--limit", type=_limit, default=50)
+    jobs.add_argument("--retry", nargs="*", type=row_id, metavar="ID", default=None,
                       help="requeue these failed jobs (all failed jobs when no id is given)")
 
     queue = admin_commands.add_parser(
@@ -91,9 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     queue_commands.add_parser("depth", help="queued, running and failed jobs by queue and kind")
     failures = queue_commands.add_parser("failures", help="the failed jobs, latest first")
     failures.add_argument("--kind", default=None, help="only jobs of this kind")
-    failures.add_argument("--limit", type=int, default=50)
+    failures.add_argument("--limit", type=_limit, default=50)
     retry = queue_commands.add_parser("retry", help="requeue failed jobs (a new run of retries)")
-    retry.add_argument("ids", nargs="*", type=int, metavar="ID", help="these failed jobs")
+    retry.add_argument("ids", nargs="*", type=row_id, metavar="ID", help="these failed jobs")
     retry.add_argument("--all-failed", action="store_true", help="every failed job")
     retry.add_argument("--kind", default=None, help="only failed jobs of this kind")
     purge = queue_commands.add_parser(
@@ -146,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     report = admin_commands.add_parser(
         "report", help="show, assign, resolve, reopen or annotate one report")
     report.add_argument("action", choices=["show", "assign", "unassign", "resolve", "reopen", "note"])
-    report.add_argument("id", type=int, help="the report's id (easel admin reports)")
+    report.add_argument("id", type=row_id, help="the report's id (easel admin reports)")
     report.add_argument("text", nargs="?", default=None, help="the note (for note)")
     report.add_argument("--by", default=None, metavar="USERNAME",
                         help="the moderator (a local username) for assign, resolve and note")
@@ -194,7 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
     order.add_argument("names", nargs="+", metavar="NAME")
 
     reports = admin_commands.add_parser("reports", help="list the latest reports")
-    reports.add_argument("--limit", type=int, default=50)
+    reports.add_argument("--limit", type=_limit, default=50)
 
     reprotect = admin_commands.add_parser(
         "reprotect", help="protect ready images again after the models, strength or profile changed",
@@ -216,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "thresholds; --all: every one (e.g. after the battery changed); or the "
                     "images given by id. Then shows their progress. Images protected against "
                     "other models are left alone: re-protect them first.")
-    reverify.add_argument("media_ids", nargs="*", type=int, metavar="ID",
+    reverify.add_argument("media_ids", nargs="*", type=row_id, metavar="ID",
                           help="only these media (ids as the API shows them)")
     reverify.add_argument("--all", dest="every", action="store_true",
                           help="every protected local image, not only those without a current report")
@@ -231,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "backup — once older than --older-than, and the studio's checks of outside "
                     "images after 30 days. First it keeps the remote media cache within "
                     "EASEL_REMOTE_MEDIA_CACHE_MB and EASEL_REMOTE_MEDIA_RETENTION_DAYS.")
-    prune.add_argument("--older-than", type=float, default=24.0, metavar="HOURS",
+    prune.add_argument("--older-than", type=_hours, default=24.0, metavar="HOURS",
                        help="only files older than this (default 24, at least 1)")
     prune.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     registration_commands.add_parsers(admin_commands)
@@ -239,6 +275,18 @@ def build_parser() -> argparse.ArgumentParser:
     account_commands.add_parsers(admin_commands)
     ip_block_commands.add_parsers(admin_commands)
     return parser
+
+
+async def _after_migrations(settings: Settings, command: Coroutine[Any, Any, int]) -> int:
+    """``command``, on a database that was migrated (else a CommandError saying so)."""
+    from server.ops_commands import require_migrated
+
+    try:
+        await require_migrated(settings)
+    except BaseException:
+        command.close()  # never awaited
+        raise
+    return await command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -312,21 +360,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.admin_command == "vocabulary":
             return asyncio.run(commands.vocabulary(settings, args))
         if args.admin_command == "reports":
-            return asyncio.run(commands.reports(settings, args.limit))
+            return asyncio.run(_after_migrations(settings, commands.reports(settings, args.limit)))
         if args.admin_command == "reprotect":
-            return asyncio.run(commands.reprotect(settings, every=args.every, dry_run=args.dry_run,
-                                                  here=args.here))
+            return asyncio.run(_after_migrations(settings, commands.reprotect(
+                settings, every=args.every, dry_run=args.dry_run, here=args.here)))
         if args.admin_command == "media":
-            return asyncio.run(commands.media_prune(settings, older_than_hours=args.older_than,
-                                                    dry_run=args.dry_run))
+            return asyncio.run(_after_migrations(settings, commands.media_prune(
+                settings, older_than_hours=args.older_than, dry_run=args.dry_run)))
         if args.admin_command == "reverify":
-            return asyncio.run(commands.reverify(settings, every=args.every, dry_run=args.dry_run,
-                                                 here=args.here, media_ids=args.media_ids))
+            return asyncio.run(_after_migrations(settings, commands.reverify(
+                settings, every=args.every, dry_run=args.dry_run, here=args.here,
+                media_ids=args.media_ids)))
         if args.admin_command == "queue":
             return asyncio.run(commands.queue(settings, args))
         if args.admin_command == "status":
             return asyncio.run(commands.status(settings, as_json=args.json))
-        return asyncio.run(commands.jobs(settings, args.state, args.limit, args.retry))
+        return asyncio.run(_after_migrations(
+            settings, commands.jobs(settings, args.state, args.limit, args.retry)))
     except commands.CommandError as exc:
         print(f"easel: {exc}", file=sys.stderr)
         return 1

@@ -52,7 +52,10 @@ def _read(path: str) -> str:
 
 
 def _write(path: str, text: str) -> None:
-    Path(path).write_text(text, encoding="utf-8")
+    try:
+        Path(path).write_text(text, encoding="utf-8")
+    except OSError as exc:  # no such folder, no permission, a full disk
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 async def domain_block_export(settings: Settings, path: str) -> int:

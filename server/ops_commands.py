@@ -36,9 +36,28 @@ def _fail(message: str) -> Exception:
     return CommandError(message)
 
 
+async def require_migrated(settings: Settings) -> None:
+    """Refuse, with the way out, to use a database that was never migrated: the commands
+    that do not migrate it themselves (queue, jobs, reports, reprotect, reverify, media
+    prune) would otherwise end in a "no such table" traceback. ``easel admin status`` says
+    the same."""
+    from server.migrate import current_revision
+
+    db = Database.from_settings(settings)
+    try:
+        current = await current_revision(db.engine)
+    except OSError as exc:
+        raise _fail(f"cannot reach the database: {exc}") from exc
+    finally:
+        await db.dispose()
+    if current is None:
+        raise _fail("the database has no Easel tables (it was never migrated): run `easel migrate`")
+
+
 async def queue_command(settings: Settings, args: argparse.Namespace, out: TextIO) -> int:
     """``easel admin queue [depth|failures|retry|purge]``."""
     action = getattr(args, "queue_command", None) or "depth"
+    await require_migrated(settings)
     db = Database.from_settings(settings)
     queue: JobQueue | None = None
     try:

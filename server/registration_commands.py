@@ -16,7 +16,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
-from server.ids import utcnow
+from server.ids import row_id, utcnow
 from server.services import invites, rules
 from server.services.errors import ServiceError
 from server.settings import Settings
@@ -53,7 +53,7 @@ def add_parsers(admin_commands: argparse._SubParsersAction) -> None:
     add.add_argument("--hint", default="", help="a longer explanation")
     rule_commands.add_parser("list", help="list the rules with their ids")
     remove = rule_commands.add_parser("remove", help="remove a rule")
-    remove.add_argument("id", type=int)
+    remove.add_argument("id", type=row_id)
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

@@ -171,6 +171,12 @@ def _domain(raw: str) -> str:
     return value
 
 
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 def _database_url(raw: str) -> str:
     value = raw.strip()
     if not value:
@@ -184,15 +190,83 @@ def _database_url(raw: str) -> str:
             f"EASEL_DATABASE_URL={raw!r} is not supported: use postgresql://… "
             "(or postgresql+asyncpg://…) or sqlite+aiosqlite:///path"
         )
+    if value.startswith("postgresql+asyncpg://"):
+        if not _installed("asyncpg"):
+            raise SettingsError("EASEL_DATABASE_URL=postgresql://… needs the asyncpg package: "
+                                "pip install 'easel[postgres]'")
+        if "?" in value:
+            base, _, query = value.partition("?")
+            value = f"{base}?{_asyncpg_query(query)}"
     return value
 
 
+# libpq's sslmode values; asyncpg takes the same ones as ``ssl``.
+SSL_MODES = ("disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+# The URL's query parameters SQLAlchemy hands asyncpg.connect() (as keyword arguments, so
+# any other is a TypeError when connecting) that make sense as text: asyncpg's own, and
+# SQLAlchemy's host/port (several hosts) and prepared statement cache size.
+ASYNCPG_URL_PARAMETERS = ("ssl", "host", "port", "passfile", "target_session_attrs",
+                          "krbsrvname", "gsslib", "prepared_statement_cache_size")
+# libpq's file and TLS parameters that asyncpg reads from the environment instead.
+_PG_ENVIRONMENT = {"sslrootcert": "PGSSLROOTCERT", "sslcert": "PGSSLCERT", "sslkey": "PGSSLKEY",
+                   "sslcrl": "PGSSLCRL", "sslnegotiation": "PGSSLNEGOTIATION",
+                   "ssl_min_protocol_version": "PGSSLMINPROTOCOLVERSION",
+                   "ssl_max_protocol_version": "PGSSLMAXPROTOCOLVERSION"}
+
+
+def _asyncpg_query(query: str) -> str:
+    """A PostgreSQL URL's query as asyncpg takes it: libpq's ``sslmode=`` (what managed
+    PostgreSQL providers hand out) becomes ``ssl=``; a libpq parameter asyncpg cannot take
+    is refused here, with its equivalent, instead of failing every connection."""
+    from urllib.parse import unquote_plus
+
+    parts: list[str] = []
+    ssl_given: list[str] = []
+    for part in query.split("&"):
+        if not part:
+            continue
+        name, _, raw_value = part.partition("=")
+        name, text = unquote_plus(name), unquote_plus(raw_value)
+        if name in ("sslmode", "ssl"):
+            mode = text.strip().lower()
+            if mode not in SSL_MODES:
+                raise SettingsError(f"EASEL_DATABASE_URL: {name}={text!r} must be one of: "
+                                    f"{', '.join(SSL_MODES)}")
+            ssl_given.append(name)
+            if len(ssl_given) > 1:
+                raise SettingsError("EASEL_DATABASE_URL: give sslmode or ssl, not both")
+            parts.append(f"ssl={mode}")
+        elif name in _PG_ENVIRONMENT:
+            raise SettingsError(
+                f"EASEL_DATABASE_URL: asyncpg does not take {name} in the URL: set "
+                f"{_PG_ENVIRONMENT[name]}={text} in the environment of every Easel process instead")
+        elif name == "connect_timeout":
+            raise SettingsError("EASEL_DATABASE_URL: asyncpg does not take connect_timeout in the "
+                                "URL: set EASEL_DATABASE_TIMEOUT (seconds) instead")
+        elif name not in ASYNCPG_URL_PARAMETERS:
+            raise SettingsError(
+                f"EASEL_DATABASE_URL: asyncpg does not take {name!r} in the URL; it takes: "
+                f"sslmode (or ssl), {', '.join(ASYNCPG_URL_PARAMETERS[1:])}")
+        else:
+            parts.append(part)
+    return "&".join(parts)
+
+
 def _broker_url(raw: str) -> str:
+    """``EASEL_BROKER_URL``: Redis, or RabbitMQ (AMQP) where its client is installed (an
+    extra: dramatiq does not bring it, and a worker would otherwise die importing it)."""
     value = raw.strip()
     if value and not value.startswith(("redis://", "rediss://", "amqp://", "amqps://")):
         raise SettingsError(
             f"EASEL_BROKER_URL={raw!r} is not supported: use redis://host:port/db or amqp://…"
         )
+    scheme = value.partition("://")[0]
+    if scheme in ("amqp", "amqps") and not _installed("pika"):
+        raise SettingsError(f"EASEL_BROKER_URL={scheme}://… needs the pika package: "
+                            "pip install 'easel[rabbitmq]'")
+    if scheme in ("redis", "rediss") and not _installed("redis"):
+        raise SettingsError(f"EASEL_BROKER_URL={scheme}://… needs the redis package: "
+                            "pip install 'easel[redis]'")
     return value
 
 
@@ -281,20 +355,29 @@ def _seconds(name: str, raw: str) -> float:
 
 
 def _trusted_proxies(raw: str) -> tuple[str, ...]:
-    """``EASEL_TRUSTED_PROXIES``: comma-separated addresses or networks, or ``*`` (any)."""
+    """``EASEL_TRUSTED_PROXIES``: comma-separated addresses or networks, or ``*`` (any).
+
+    Returned as uvicorn's ``forwarded_allow_ips`` wants them: uvicorn reads a network
+    strictly and keeps one it cannot read as a literal that matches no client, so a network
+    written with host bits (``172.18.0.1/16``, the proxy's own address) is given as the
+    network (``172.18.0.0/16``); and it trusts everyone only for a lone ``*``."""
     entries = tuple(part.strip() for part in raw.split(",") if part.strip())
     if not entries:
         raise SettingsError("EASEL_TRUSTED_PROXIES is empty: name the proxy's address, e.g. 127.0.0.1")
+    if "*" in entries:
+        return ("*",)
+    normalised: list[str] = []
     for entry in entries:
-        if entry == "*":
-            continue
         try:
-            ipaddress.ip_network(entry, strict=False)
+            if "/" in entry:
+                normalised.append(str(ipaddress.ip_network(entry, strict=False)))
+            else:
+                normalised.append(str(ipaddress.ip_address(entry)))
         except ValueError:
             raise SettingsError(
                 f"EASEL_TRUSTED_PROXIES: {entry!r} is not an IP address or network "
                 "(e.g. 127.0.0.1, 172.16.0.0/12 or *)") from None
-    return entries
+    return tuple(dict.fromkeys(normalised))
 
 
 STORAGE_BACKENDS = ("local", "s3")

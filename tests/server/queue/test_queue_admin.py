@@ -179,4 +179,4 @@ def test_easel_admin_queue_from_the_command_line(settings: Settings, tmp_path: P
     assert refused.returncode == 1
     assert "name the failed jobs to retry" in refused.stderr and "Traceback" not in refused.stderr
     bad = easel(["admin", "queue", "retry", "abc"], env, tmp_path)
-    assert bad.returncode == 2 and "invalid int value: 'abc'" in bad.stderr
+    assert bad.returncode == 2 and "not an id: 'abc'" in bad.stderr
