@@ -1,4 +1,5 @@
-"""Mastodon's accounts API (``/api/v1/accounts…``, ``/api/v1/follow_requests…``), 4.2 semantics.
+"""Mastodon's accounts API (``/api/v1/accounts…``, ``/api/v1/follow_requests…``,
+``/api/v1/profile/avatar`` and ``…/header``), 4.2 semantics.
 
 Why it exists: clients read profiles, their statuses and follower lists, edit their own
 profile and follow people through these routes. Each endpoint only authenticates, parses,
@@ -38,7 +39,12 @@ from server.models import Account, Follow, FollowRequest, Status, User
 from server.services import accounts as account_service
 from server.services import follows as follow_service
 from server.services import portfolio
-from server.services.profiles import ProfileChanges, ProfileField, update_profile
+from server.services.profiles import (
+    ProfileChanges,
+    ProfileField,
+    remove_profile_image,
+    update_profile,
+)
 from server.services.visibility import visible_to
 from server.state import easel
 
@@ -124,6 +130,26 @@ async def update_credentials(request: Request) -> JSONResponse:
         account, user = await update_profile(session, state.storage, account.id, user.id, changes,
                                              ai_uploads=state.settings.ai_uploads)
         return await _credential_account(request, session, account, user)
+
+
+async def _remove_profile_image(request: Request, purpose: str) -> JSONResponse:
+    auth = await require(request, "write:accounts")
+    user, account = auth.require_user()
+    state = easel(request)
+    async with state.db.session() as session:
+        account, user = await remove_profile_image(session, state.storage, account.id, user.id,
+                                                   purpose)
+        return await _credential_account(request, session, account, user)
+
+
+async def delete_avatar(request: Request) -> JSONResponse:
+    """``DELETE /api/v1/profile/avatar``: back to the default avatar; the CredentialAccount."""
+    return await _remove_profile_image(request, "avatar")
+
+
+async def delete_header(request: Request) -> JSONResponse:
+    """``DELETE /api/v1/profile/header``: back to the default header; the CredentialAccount."""
+    return await _remove_profile_image(request, "header")
 
 
 # ----------------------------------------------------------------------- reading accounts
@@ -264,6 +290,23 @@ async def relationships(request: Request) -> JSONResponse:
         return _json(await relationships_to_entities(session, me, targets))
 
 
+async def familiar_followers(request: Request) -> JSONResponse:
+    """For each ``id[]``: the accounts the viewer follows that follow it,
+    ``[{"id", "accounts": [Account]}]`` (unknown and suspended ids left out, as Mastodon)."""
+    auth = await require(request, "read:follows")
+    _, me = auth.require_user()
+    params = await Params.from_request(request)
+    ids = params.get_ids("id")
+    if len(ids) > MAX_ACCOUNT_IDS:
+        raise ApiError(422, f"Validation failed: at most {MAX_ACCOUNT_IDS} ids may be asked for")
+    state = easel(request)
+    async with state.db.session() as session:
+        found = await follow_service.familiar_followers(session, me, ids)
+    ctx = EntityContext.of(state)
+    return _json([{"id": str(account_id), "accounts": [account_to_entity(a, ctx) for a in accounts]}
+                  for account_id, accounts in found])
+
+
 # ------------------------------------------------------------------------------ following
 
 async def follow_account(request: Request) -> JSONResponse:
@@ -285,6 +328,15 @@ async def unfollow_account(request: Request) -> JSONResponse:
     async with easel(request).db.session() as session:
         target = await follow_service.unfollow(session, me, target_id)
         return await _relationship(session, me, target)
+
+
+async def remove_from_followers(request: Request) -> JSONResponse:
+    auth = await require(request, "write:follows")
+    _, me = auth.require_user()
+    follower_id = parse_id(request.path_params["id"])
+    async with easel(request).db.session() as session:
+        follower = await follow_service.remove_from_followers(session, me, follower_id)
+        return await _relationship(session, me, follower)
 
 
 async def follow_requests(request: Request) -> JSONResponse:
@@ -316,7 +368,10 @@ async def reject_follow_request(request: Request) -> JSONResponse:
 routes: list[BaseRoute] = [
     Route("/api/v1/accounts/verify_credentials", verify_credentials, methods=["GET"]),
     Route("/api/v1/accounts/update_credentials", update_credentials, methods=["PATCH"]),
+    Route("/api/v1/profile/avatar", delete_avatar, methods=["DELETE"]),
+    Route("/api/v1/profile/header", delete_header, methods=["DELETE"]),
     Route("/api/v1/accounts/relationships", relationships, methods=["GET"]),
+    Route("/api/v1/accounts/familiar_followers", familiar_followers, methods=["GET"]),
     Route("/api/v1/accounts/lookup", lookup_account, methods=["GET"]),
     Route("/api/v1/accounts/search", search_accounts, methods=["GET"]),
     Route("/api/v1/accounts", get_accounts, methods=["GET"]),
@@ -326,6 +381,7 @@ routes: list[BaseRoute] = [
     Route("/api/v1/accounts/{id}/following", account_following, methods=["GET"]),
     Route("/api/v1/accounts/{id}/follow", follow_account, methods=["POST"]),
     Route("/api/v1/accounts/{id}/unfollow", unfollow_account, methods=["POST"]),
+    Route("/api/v1/accounts/{id}/remove_from_followers", remove_from_followers, methods=["POST"]),
     Route("/api/v1/follow_requests", follow_requests, methods=["GET"]),
     Route("/api/v1/follow_requests/{id}/authorize", authorize_follow_request, methods=["POST"]),
     Route("/api/v1/follow_requests/{id}/reject", reject_follow_request, methods=["POST"]),

@@ -1,5 +1,6 @@
 """What an app reads about the instance before and after login: /api/v1/instance and
-/api/v2/instance, rules, peers, custom emoji and the user's preferences.
+/api/v2/instance, rules, peers, the extended description, privacy policy (none), languages,
+translation languages (none), weekly activity, custom emoji and the user's preferences.
 
 The numbers advertised here come from ``server/limits.py``, the same constants the API
 enforces, so an app never offers what the server then refuses. Easel claims the Mastodon
@@ -22,9 +23,13 @@ import server
 from server import limits
 from server.api.auth import require
 from server.api.entities import EntityContext, account_to_entity, rule_to_entity
+from server.errors import ApiError
 from server.ids import utcnow
 from server.models import Account, Status, User
+from server.services.instance_activity import weekly_activity
+from server.services.languages import instance_languages
 from server.services.rules import list_rules
+from server.services.text import plain_to_html
 from server.state import EaselState, easel
 
 MASTODON_API_VERSION = "4.3.0"
@@ -181,6 +186,39 @@ async def peers(request: Request) -> JSONResponse:
     return JSONResponse(list(domains))
 
 
+async def extended_description(request: Request) -> JSONResponse:
+    """Mastodon's ExtendedDescription: the instance's description (the one the v1 and v2
+    instance carry: Easel has no longer text for an operator to set), as HTML. It is
+    fixed text, so there is no time it was last changed: ``updated_at`` is null, as
+    Mastodon's is while its operator has written none."""
+    return JSONResponse({"updated_at": None, "content": plain_to_html(DESCRIPTION)})
+
+
+async def privacy_policy(request: Request) -> JSONResponse:
+    """Easel has no privacy policy for an operator to write, and makes up no legal text
+    (Mastodon falls back to a template of its own): 404, as for any record not there."""
+    raise ApiError(404, "Record not found")
+
+
+async def languages(request: Request) -> JSONResponse:
+    """Every language a status may be written in (``server.services.languages``), as
+    Mastodon's ``[{"code", "name"}]``."""
+    return JSONResponse(instance_languages())
+
+
+async def translation_languages(request: Request) -> JSONResponse:
+    # Easel translates nothing: Mastodon's answer when no translation service is set.
+    return JSONResponse({})
+
+
+async def activity(request: Request) -> JSONResponse:
+    """The last 12 weeks' statuses, logins and registrations, newest first, as counted by
+    ``server.services.instance_activity`` (what each number is, and is not, is said there)."""
+    state = easel(request)
+    async with state.db.session() as session:
+        return JSONResponse(await weekly_activity(session))
+
+
 async def custom_emojis(request: Request) -> JSONResponse:
     # Easel has no custom emoji.
     return JSONResponse([])
@@ -203,6 +241,12 @@ routes: list[BaseRoute] = [
     Route("/api/v2/instance", instance_v2, methods=["GET", "HEAD"]),
     Route("/api/v1/instance/rules", rules, methods=["GET", "HEAD"]),
     Route("/api/v1/instance/peers", peers, methods=["GET", "HEAD"]),
+    Route("/api/v1/instance/extended_description", extended_description, methods=["GET", "HEAD"]),
+    Route("/api/v1/instance/privacy_policy", privacy_policy, methods=["GET", "HEAD"]),
+    Route("/api/v1/instance/languages", languages, methods=["GET", "HEAD"]),
+    Route("/api/v1/instance/translation_languages", translation_languages,
+          methods=["GET", "HEAD"]),
+    Route("/api/v1/instance/activity", activity, methods=["GET", "HEAD"]),
     Route("/api/v1/custom_emojis", custom_emojis, methods=["GET", "HEAD"]),
     Route("/api/v1/preferences", preferences, methods=["GET"]),
 ]

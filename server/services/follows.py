@@ -14,9 +14,11 @@ account's ``Accept`` arrives (:func:`accept_follow`); until then the relationshi
 ``requested``. Unfollowing it records an ``Undo`` of that Follow. A remote account's Follow
 of a local one (:func:`remote_follow`) is accepted at once or becomes a request, and every
 answer to a remote requester (authorize, reject) is recorded as an ``Accept``/``Reject``
-naming the remote Follow's id. The functions the inbox handlers call (:func:`remote_follow`,
-:func:`accept_follow`, :func:`reject_follow`, :func:`remove_follow`, :func:`sever`) work in
-the caller's transaction and never commit: the inbox job commits them with its outcome.
+naming the remote Follow's id, as is the removal of a remote follower
+(:func:`remove_from_followers`: a ``Reject`` of its established Follow). The functions the
+inbox handlers call (:func:`remote_follow`, :func:`accept_follow`, :func:`reject_follow`,
+:func:`remove_follow`, :func:`sever`) work in the caller's transaction and never commit:
+the inbox job commits them with its outcome.
 
 What it must never do: show a remote follow as established before its Accept, or record
 an activity for a remote actor (``record_activity`` does nothing for those).
@@ -33,7 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.ids import new_id
 from server.models import Account, Follow, FollowRequest, Notification
 from server.services.accounts import find_account, listed_accounts
-from server.services.blocks import blocked_either_way
+from server.services.blocks import blocked_either_way, hidden_accounts
+from server.services.domain_blocks import read_hiding
 from server.services.errors import NotFound, ServiceError
 from server.services.notifications import notify as add_notification
 from server.services.outbox import record_activity
@@ -272,6 +275,27 @@ async def reject_follow_request(session: AsyncSession, target: Account,
     return requester
 
 
+async def remove_from_followers(session: AsyncSession, account: Account,
+                                follower_id: int) -> Account:
+    """``follower_id`` no longer follows ``account`` (Mastodon's ``remove_from_followers``);
+    committed. Returns the follower.
+
+    Only an established follow is removed (a pending request stays, to authorize or reject);
+    counters move once and its ``follow`` notification goes with it. A remote follower's
+    server is sent a ``Reject`` of its Follow, as Mastodon's ``RemoveFromFollowersService``
+    does, so it stops counting itself a follower. Nothing to remove (or ``account``
+    itself) changes nothing. NotFound if there is no such account.
+    """
+    follower = await find_account(session, follower_id)
+    removed = await _delete_once(session, Follow, follower.id, account.id)
+    if removed is not None:
+        await _move_counters(session, follower.id, account.id, -1)
+        await _forget_notification(session, account.id, follower.id, "follow")
+        await _answer(session, account, follower, "Reject", removed.uri)
+    await session.commit()
+    return follower
+
+
 async def authorize_all_follow_requests(session: AsyncSession, target_id: int) -> int:
     """Accept every pending request to ``target_id`` (an account that was just unlocked),
     in the caller's transaction (not committed). Returns how many were accepted."""
@@ -374,6 +398,7 @@ async def sever_all(session: AsyncSession, account: Account, *, local_only: bool
 
 
 # --------------------------------------------------------------------------------- lists
+
 # Queries for the paginated lists; the API pages them by the relation's id (the first
 # column), as Mastodon does, so the Link header's cursors are follow ids, not account ids.
 
@@ -393,3 +418,40 @@ def follow_requests_query(account_id: int) -> Select[int, Account]:
     """(FollowRequest.id, requesting Account) rows of requests pending for ``account_id``."""
     return (select(FollowRequest.id, Account).join(Account, Account.id == FollowRequest.account_id)
             .where(FollowRequest.target_account_id == account_id))
+
+
+async def familiar_followers(session: AsyncSession, viewer: Account,
+                             account_ids: list[int]) -> list[tuple[int, list[Account]]]:
+    """For each of ``account_ids`` (in that order, each once): the accounts ``viewer``
+    follows that follow it, most recent follow first (Mastodon's familiar followers).
+
+    Ids of unknown, unlisted or suspended accounts (their own or their domain's) are left
+    out, as Mastodon's ``without_suspended``. The followers shown are listed, not
+    suspended, and not hidden from ``viewer`` (blocked either way, muted, on a domain it
+    blocks: :func:`server.services.blocks.hidden_accounts`). The domain blocks read, then
+    two queries.
+    """
+    if not account_ids:
+        return []
+    suspended_domains = (await read_hiding(session)).clause(only_suspended=True)
+
+    def shown() -> ColumnElement[bool]:
+        clause = listed_accounts() & Account.suspended_at.is_(None)
+        return clause if suspended_domains is None else clause & ~suspended_domains
+
+    targets = set(await session.scalars(
+        select(Account.id).where(Account.id.in_(set(account_ids)), shown())))
+    found: dict[int, list[Account]] = {target_id: [] for target_id in targets}
+    if targets:
+        followed_by_viewer = select(Follow.target_account_id).where(Follow.account_id == viewer.id)
+        rows = await session.execute(
+            select(Follow.target_account_id, Account)
+            .join(Account, Account.id == Follow.account_id)
+            .where(Follow.target_account_id.in_(targets),
+                   Follow.account_id.in_(followed_by_viewer),
+                   Account.id.not_in(hidden_accounts(viewer.id)), shown())
+            .order_by(Follow.id.desc()))
+        for target_id, follower in rows:
+            found[target_id].append(follower)
+    return [(account_id, found[account_id])
+            for account_id in dict.fromkeys(account_ids) if account_id in found]

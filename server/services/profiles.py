@@ -1,4 +1,5 @@
-"""Profile updates: what ``PATCH /api/v1/accounts/update_credentials`` changes.
+"""Profile updates: what ``PATCH /api/v1/accounts/update_credentials`` changes, and
+``DELETE /api/v1/profile/avatar`` / ``…/header`` (:func:`remove_profile_image`).
 
 Why it exists: a profile update touches two rows (the account and the login's posting
 defaults) and up to two image files, and must be all or nothing. So everything is
@@ -20,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.limits import (
@@ -223,4 +225,46 @@ async def update_profile(session: AsyncSession, storage: Storage, account_id: in
     await _delete_files(storage, [key for key in old_keys if key not in new_keys.values()])
     if was_locked and not account.locked:
         await session.refresh(account)  # the accepted requests moved its counters
+    return account, user
+
+
+PROFILE_IMAGES = ("avatar", "header")
+
+
+async def remove_profile_image(session: AsyncSession, storage: Storage, account_id: int,
+                               user_id: int, purpose: str) -> tuple[Account, User]:
+    """The account's avatar or header (``purpose``) back to the default image; committed
+    (Mastodon's ``DELETE /api/v1/profile/avatar`` and ``…/header``).
+
+    As a replaced image in :func:`update_profile`: the stored file is deleted after the
+    commit, and the change is recorded as an ``Update`` of the actor for its followers'
+    servers (the actor's ``icon`` is then the default avatar; without a header it has no
+    ``image``). An account without one changes nothing and records nothing. Returns the
+    rows.
+    """
+    if purpose not in PROFILE_IMAGES:
+        raise ValueError(f"not a profile image: {purpose}")
+    account = await session.get(Account, account_id)
+    user = await session.get(User, user_id)
+    if account is None or user is None or user.account_id != account.id:
+        raise NotFound("Record not found")
+    column = getattr(Account, f"{purpose}_key")
+    old_key: str | None = getattr(account, f"{purpose}_key")
+    if old_key is None:
+        return account, user
+    try:
+        # Only the image read here: one a concurrent update just stored is left in place.
+        cleared = (await session.execute(
+            update(Account).where(Account.id == account.id, column == old_key)
+            .values({column: None}).returning(Account.id))).first()
+        if cleared is not None:
+            await record_activity(session, account, "Update", object_uri=account.uri,
+                                  object_type="Person")
+        await session.commit()
+    except BaseException:
+        await session.rollback()
+        raise
+    await session.refresh(account)
+    if cleared is not None:
+        await _delete_files(storage, [old_key])
     return account, user

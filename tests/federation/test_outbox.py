@@ -574,3 +574,50 @@ async def test_a_post_pinned_while_waiting_for_its_images_is_sent_pinned_once_pu
     assert [d["type"] for d in sent] == ["Create", "Add"]
     assert sent[1]["object"] == sent[0]["object"]["id"]  # the final uri, not the draft's
     assert not sent[1]["object"].endswith(f"/{status.id}")
+
+
+async def test_removing_a_remote_follower_sends_it_a_reject_of_its_follow(
+    app: Starlette, db: Database, alice: User, remote: FakeFediverse
+) -> None:
+    zoe = await remote_account(db, "zoe", "far.example")
+    author = await local(db, alice)
+    async with db.session() as session:
+        assert await follows.remote_follow(session, zoe, author,
+                                           uri="https://far.example/follows/9") == "followed"
+        await session.commit()
+    await run_federation(app)
+    remote.received.clear()
+    async with db.session() as session:
+        await follows.remove_from_followers(session, author, zoe.id)
+    await run_federation(app)
+    [reject] = remote.to(zoe.inbox_url)
+    assert reject["type"] == "Reject" and reject["actor"] == author.uri
+    assert reject["object"]["id"] == "https://far.example/follows/9"
+    assert reject["object"]["actor"] == zoe.uri and reject["object"]["object"] == author.uri
+
+
+async def test_deleting_the_avatar_reaches_the_followers_as_an_update(
+    app: Starlette, db: Database, alice: User, audience: dict[str, Account],
+    remote: FakeFediverse
+) -> None:
+    import io
+
+    from PIL import Image
+
+    from server.services.profiles import remove_profile_image
+
+    image = io.BytesIO()
+    Image.new("RGB", (64, 48), "red").save(image, "PNG")
+    storage = app.state.easel.storage
+    async with db.session() as session:
+        await update_profile(session, storage, alice.account_id, alice.id,
+                             ProfileChanges(avatar=image.getvalue()))
+    await run_federation(app)
+    remote.received.clear()
+    async with db.session() as session:
+        await remove_profile_image(session, storage, alice.account_id, alice.id, "avatar")
+    await run_federation(app)
+    assert remote.urls == ["https://shared.example/inbox", "https://solo.example/users/tom/inbox"]
+    update = remote.received[0].document
+    assert update["type"] == "Update" and update["object"]["type"] == "Person"
+    assert update["object"]["icon"]["url"] == app.state.easel.urls.default_avatar

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+from datetime import datetime, timedelta
+from typing import Any
+
 import httpx
+import pytest
 from sqlalchemy import update
 
 from server import __version__, limits
+from server.api import instance
 from server.db import Database
-from server.models import Account, Status, User
+from server.ids import new_id, utcnow
+from server.models import Account, Status, User, UserIp
+from server.services.accounts import create_user
+from server.services.instance_activity import week_starts
+from server.services.languages import instance_languages
 from server.settings import Settings
 from tests.conftest import authorized, make_token
 
@@ -156,3 +166,95 @@ async def test_preferences_need_read_accounts_and_a_user(client: httpx.AsyncClie
         assert (await api.get("/api/v1/preferences")).status_code == 403
     async with authorized(client, await make_token(db, None, "read")) as api:
         assert (await api.get("/api/v1/preferences")).status_code == 422
+
+
+# ------------------------------------------- extended description, policy, translation, activity
+
+
+async def test_the_extended_description_is_the_instances_description_as_escaped_html(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    response = await client.get("/api/v1/instance/extended_description")
+    assert response.status_code == 200
+    assert response.json() == {"updated_at": None, "content": f"<p>{instance.DESCRIPTION}</p>"}
+    assert response.headers["access-control-allow-origin"] == "*"
+    # Whatever the text holds is shown as text, never as markup.
+    monkeypatch.setattr(instance, "DESCRIPTION", "<script>alert(1)</script> & <b>bold</b>\n\nmore")
+    content = (await client.get("/api/v1/instance/extended_description")).json()["content"]
+    assert content == ("<p>&lt;script&gt;alert(1)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;</p>"
+                       "<p>more</p>")
+
+
+async def test_there_is_no_privacy_policy_and_no_translation(client: httpx.AsyncClient) -> None:
+    policy = await client.get("/api/v1/instance/privacy_policy")
+    assert policy.status_code == 404
+    assert policy.json() == {"error": "Record not found"}
+    languages = await client.get("/api/v1/instance/translation_languages")
+    assert languages.status_code == 200 and languages.json() == {}
+
+
+async def test_languages_are_every_language_a_status_may_have(client: httpx.AsyncClient) -> None:
+    response = await client.get("/api/v1/instance/languages")
+    assert response.status_code == 200
+    listed = response.json()
+    assert listed == instance_languages()
+    assert {"code": "en", "name": "English"} in listed
+    assert all(set(item) == {"code", "name"} and item["name"] for item in listed)
+    assert len({item["code"] for item in listed}) == len(listed)
+
+
+async def test_activity_counts_twelve_weeks_of_statuses_logins_and_sign_ups(
+    client: httpx.AsyncClient, db: Database, settings: Settings, alice: User, bob: User,
+    carol: User
+) -> None:
+    now = utcnow()
+
+    async def status(at: datetime, **values: Any) -> None:
+        status_id = new_id(at)
+        async with db.session() as session:
+            session.add(Status(id=status_id, account_id=values.pop("account_id", alice.account_id),
+                               uri=f"https://easel.test/statuses/{status_id}", text="hi",
+                               content="<p>hi</p>", created_at=at, **values))
+            await session.commit()
+
+    remote = Account(username="zed", username_key="zed", domain="remote.example",
+                     uri="https://remote.example/users/zed")
+    async with db.session() as session:
+        session.add(remote)
+        await session.commit()
+    await status(now)
+    await status(now, visibility="unlisted")
+    await status(now, visibility="private")  # not counted, as Mastodon
+    await status(now, published=False)  # not out yet
+    await status(now, account_id=remote.id, local=False)  # another server's
+    await status(now - timedelta(days=8))
+    await status(now - timedelta(days=100))  # before the twelve weeks
+
+    await make_token(db, alice)  # alice signs in now
+    async with db.session() as session:
+        await session.execute(update(User).where(User.id == bob.id).values(
+            last_active_at=now - timedelta(days=15)))
+        await session.execute(update(User).where(User.id == carol.id).values(
+            created_at=now - timedelta(days=20)))
+        session.add(UserIp(user_id=carol.id, ip="192.0.2.1", ip_key="c0000201",
+                           used_at=now - timedelta(days=9)))
+        await session.commit()
+        # A sign-up waiting for approval is not a registration yet.
+        await create_user(session, settings, username="dan", email="dan@example.com",
+                          password="a fourth password", approved=False)
+
+    response = await client.get("/api/v1/instance/activity")
+    assert response.status_code == 200
+    weeks = response.json()
+    assert len(weeks) == 12
+    assert all(set(week) == {"week", "statuses", "logins", "registrations"} for week in weeks)
+    assert all(isinstance(value, str) for week in weeks for value in week.values())
+    starts = [int(week["week"]) for week in weeks]
+    assert starts[0] == int(week_starts(now)[0].timestamp())
+    assert starts[0] % 86400 == 0 and starts[0] <= now.timestamp() < starts[0] + 7 * 86400
+    assert [a - b for a, b in itertools.pairwise(starts)] == [7 * 86400] * 11
+    counts = [(w["statuses"], w["logins"], w["registrations"]) for w in weeks]
+    # alice and bob signed up this week, carol in the third; alice's token is this week's
+    # login, carol's address the second week's, bob's last activity the third week's.
+    assert counts[:3] == [("2", "1", "2"), ("1", "1", "0"), ("0", "1", "1")]
+    assert counts[3:] == [("0", "0", "0")] * 9
