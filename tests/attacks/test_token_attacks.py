@@ -39,6 +39,9 @@ PUBLIC = {
     "GET /api/v1/statuses/{id}/reblogged_by", "GET /api/v1/polls/{id}",
     "GET /api/v1/timelines/public", "GET /api/v1/timelines/tag/{hashtag}", "GET /api/v2/search",
     "GET /api/v1/instance/domain_blocks",  # 404 unless show_domain_blocks allows it
+    "GET /api/v1/instance/extended_description", "GET /api/v1/instance/languages",
+    "GET /api/v1/instance/translation_languages", "GET /api/v1/instance/activity",
+    "GET /api/v1/instance/privacy_policy",  # 404: Easel has none
     "GET /api/v1/easel/vocabulary", "GET /api/v1/easel/works", "GET /api/v1/easel/works/{id}",
     "GET /api/v1/easel/accounts/{id}/portfolio", "GET /api/v1/easel/accounts/{id}/projects",
     "GET /api/v1/easel/projects/{id}",
