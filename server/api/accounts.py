@@ -36,9 +36,9 @@ from server.api.params import Params, parse_id
 from server.errors import ApiError
 from server.limits import PROFILE_IMAGE_SIZE_LIMIT
 from server.models import Account, Follow, FollowRequest, Status, User
+from server.services import account_notes, portfolio
 from server.services import accounts as account_service
 from server.services import follows as follow_service
-from server.services import portfolio
 from server.services.profiles import (
     ProfileChanges,
     ProfileField,
@@ -290,6 +290,20 @@ async def relationships(request: Request) -> JSONResponse:
         return _json(await relationships_to_entities(session, me, targets))
 
 
+async def account_note(request: Request) -> JSONResponse:
+    """``POST /api/v1/accounts/:id/note``: set (``comment``) or, blank, delete the viewer's
+    private note on the account; answers the Relationship, whose ``note`` shows it."""
+    auth = await require(request, "write:accounts")
+    _, me = auth.require_user()
+    target_id = parse_id(request.path_params["id"])
+    params = await Params.from_request(request)
+    comment = params.get_str("comment")
+    async with easel(request).db.session() as session:
+        target = await account_notes.set_note(session, me, target_id, comment)
+        [entity] = await relationships_to_entities(session, me, [target])
+    return _json(entity)
+
+
 async def familiar_followers(request: Request) -> JSONResponse:
     """For each ``id[]``: the accounts the viewer follows that follow it,
     ``[{"id", "accounts": [Account]}]`` (unknown and suspended ids left out, as Mastodon)."""
@@ -382,6 +396,7 @@ routes: list[BaseRoute] = [
     Route("/api/v1/accounts/{id}/follow", follow_account, methods=["POST"]),
     Route("/api/v1/accounts/{id}/unfollow", unfollow_account, methods=["POST"]),
     Route("/api/v1/accounts/{id}/remove_from_followers", remove_from_followers, methods=["POST"]),
+    Route("/api/v1/accounts/{id}/note", account_note, methods=["POST"]),
     Route("/api/v1/follow_requests", follow_requests, methods=["GET"]),
     Route("/api/v1/follow_requests/{id}/authorize", authorize_follow_request, methods=["POST"]),
     Route("/api/v1/follow_requests/{id}/reject", reject_follow_request, methods=["POST"]),

@@ -47,6 +47,7 @@ from server.models import (
     User,
 )
 from server.services import filters
+from server.services.account_notes import notes_among
 from server.services.announcements import AnnouncementView
 from server.services.appeals import appeals_of
 from server.services.blocks import relationship_flags
@@ -64,6 +65,7 @@ from server.services.text import (
     plain_to_html,
     render_status,
 )
+from server.services.thread_mutes import muted_among_query
 from server.state import EaselState
 from server.storage import Storage
 from server.urls import Urls
@@ -312,6 +314,7 @@ class _StatusQueries:
     favourited: Select[Any]
     bookmarked: Select[Any]
     reblogged: Select[Any]
+    muted: Select[Any]
     cards: Select[int, PreviewCard]
 
 
@@ -337,6 +340,7 @@ def _status_queries(as_json: bool) -> _StatusQueries:
                 Bookmark.account_id == viewer, ids(Bookmark.status_id)),
             reblogged=select(Status.reblog_of_id).where(
                 Status.account_id == viewer, ids(Status.reblog_of_id)),
+            muted=muted_among_query(ids, viewer),
             cards=select(StatusPreviewCard.status_id, PreviewCard).join(
                 PreviewCard, PreviewCard.id == StatusPreviewCard.preview_card_id)
             .where(ids(StatusPreviewCard.status_id), PreviewCard.failed.is_(False)))
@@ -388,11 +392,13 @@ async def statuses_to_entities(
     favourited: set[int] = set()
     bookmarked: set[int] = set()
     reblogged: set[int] = set()
+    muted: set[int] = set()
     if viewer is not None:
         mine = {**ids, "viewer": viewer.id}
         favourited = set(await session.scalars(queries.favourited, mine))
         bookmarked = set(await session.scalars(queries.bookmarked, mine))
         reblogged = {i for i in await session.scalars(queries.reblogged, mine) if i is not None}
+        muted = set(await session.scalars(queries.muted, mine))  # threads it muted
         pinned = await pinned_among(
             session, viewer.id, [i for i, s in by_id.items() if s.account_id == viewer.id])
     else:
@@ -436,7 +442,7 @@ async def statuses_to_entities(
             "favourited": status.id in favourited,
             "reblogged": status.id in reblogged,
             "bookmarked": status.id in bookmarked,
-            "muted": False,
+            "muted": status.id in muted,
             "pinned": status.id in pinned,
             "media_attachments": [media_to_entity(m, ctx, in_status=True)
                                   for m in media.get(status.id, [])],
@@ -477,6 +483,7 @@ async def statuses_to_entities(
             entity["favourited"] = entity["reblog"]["favourited"]
             entity["reblogged"] = entity["reblog"]["reblogged"]
             entity["bookmarked"] = entity["reblog"]["bookmarked"]
+            entity["muted"] = entity["reblog"]["muted"]
         entities.append(entity)
     return entities
 
@@ -505,6 +512,7 @@ async def relationships_to_entities(
         FollowRequest.target_account_id == viewer.id, FollowRequest.account_id.in_(ids))))
     blocking = await relationship_flags(session, viewer.id, ids)
     endorsed = await endorsed_among(session, viewer.id, ids)
+    notes = await notes_among(session, viewer.id, ids)
     result = []
     for target in targets:
         follow = following.get(target.id) or requested.get(target.id)
@@ -519,7 +527,7 @@ async def relationships_to_entities(
             "requested": target.id in requested,
             "requested_by": target.id in requested_by,
             "endorsed": target.id in endorsed,
-            "note": "",
+            "note": notes.get(target.id, ""),
         })
     return result
 

@@ -1,4 +1,5 @@
-"""Mastodon's statuses API: post, read, delete, thread context, favourite, boost, bookmark.
+"""Mastodon's statuses API: post, read, delete, thread context, favourite, boost, bookmark,
+mute the thread.
 
 Each endpoint authenticates, parses, makes one service call (``server.services.statuses``)
 and serialises with ``server.api.entities``; the rules live in the service.
@@ -291,6 +292,10 @@ routes: list[BaseRoute] = [
     Route("/api/v1/statuses/{id}/bookmark", _action("write:bookmarks", service.bookmark),
           methods=["POST"]),
     Route("/api/v1/statuses/{id}/unbookmark", _action("write:bookmarks", service.unbookmark),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/mute", _action("write:mutes", service.mute_conversation),
+          methods=["POST"]),
+    Route("/api/v1/statuses/{id}/unmute", _action("write:mutes", service.unmute_conversation),
           methods=["POST"]),
     Route("/api/v1/statuses/{id}/reblog", reblog_status, methods=["POST"]),
     Route("/api/v1/statuses/{id}/pin", _action("write:accounts", service.pin_status),

@@ -1,11 +1,21 @@
 """Relations between accounts and statuses: follows, requests, favourites, bookmarks, blocks,
-mutes, notifications, lists, followed tags, markers."""
+mutes, notifications, lists, followed tags, markers, muted threads, notes on accounts."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.ids import new_id, utcnow
@@ -179,4 +189,36 @@ class Marker(Base):
     timeline: Mapped[str] = mapped_column(String(16))
     last_read_id: Mapped[int] = mapped_column(BigInteger)
     version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ConversationMute(Base):
+    """``account_id`` mutes the thread whose first status is ``thread_id`` (Mastodon's
+    ``ConversationMute``; Easel has no conversation id, so a thread is known by its root,
+    found by following ``in_reply_to_id`` up): no notifications about its statuses, and
+    their ``muted`` is true for it. Private to the muter; never federated."""
+
+    __tablename__ = "conversation_mutes"
+    __table_args__ = (UniqueConstraint("account_id", "thread_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    thread_id: Mapped[int] = mapped_column(
+        ForeignKey("statuses.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AccountNote(Base):
+    """``account_id``'s private note (``comment``) about ``target_account_id``, shown to it
+    alone in the Relationship's ``note`` (Mastodon's ``AccountNote``). Never federated."""
+
+    __tablename__ = "account_notes"
+    __table_args__ = (UniqueConstraint("account_id", "target_account_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    target_account_id: Mapped[int] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    comment: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)

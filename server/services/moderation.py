@@ -36,7 +36,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.ids import utcnow
 from server.models import (
     Account,
+    AccountNote,
     AccountWarning,
+    ConversationMute,
     Favourite,
     OAuthToken,
     Report,
@@ -333,8 +335,9 @@ async def reject(session: AsyncSession, settings: Settings, account_id: int) -> 
 async def remove_what_it_did(session: AsyncSession, account: Account) -> tuple[int, int, int]:
     """Cut every follow of ``account``, undo its favourites and delete its statuses (boosts
     first: their originals may be among its own), keeping others' counters right — for a
-    purged local account and a remote one its server deleted. Commits along the way (the
-    services do). (relations, favourites, statuses) removed."""
+    purged local account and a remote one its server deleted; its muted threads and the
+    notes by or about it go too. Commits along the way (the services do). (relations,
+    favourites, statuses) removed."""
     relations = await follows.sever_all(session, account)
     await session.commit()
     liked = list(await session.scalars(
@@ -345,6 +348,11 @@ async def remove_what_it_did(session: AsyncSession, account: Account) -> tuple[i
                                      .order_by(Status.reblog_of_id.is_(None), Status.id.desc())))
     for status in own:
         await statuses.delete_status(session, status)
+    # Its private marks (threads it muted, its notes on accounts) and notes about it.
+    await session.execute(delete(ConversationMute).where(ConversationMute.account_id == account.id))
+    await session.execute(delete(AccountNote).where(or_(
+        AccountNote.account_id == account.id, AccountNote.target_account_id == account.id)))
+    await session.commit()
     return relations, len(liked), len(own)
 
 

@@ -20,6 +20,7 @@ from server.models import Account, Notification, Status, User
 from server.services import events
 from server.services.blocks import notification_blocked
 from server.services.notification_policies import hold_as_request, policy_verdict
+from server.services.thread_mutes import thread_muted
 
 # Mastodon's Notification::GROUPABLE_NOTIFICATION_TYPES.
 GROUPABLE_TYPES = ("favourite", "follow", "reblog", "admin.sign_up")
@@ -37,7 +38,8 @@ async def notify(
     """Add a notification to ``session`` (the caller commits); None when not warranted.
 
     Only local accounts receive notifications, and never from an account they block, that
-    blocks them, or that they mute with its notifications; a repeated action (favourite, unfavourite,
+    blocks them, or that they mute with its notifications, nor about a status of a thread
+    they muted; a repeated action (favourite, unfavourite,
     favourite again) does not notify twice. A notification the recipient's policy filters
     is returned with ``filtered`` set: it must not be streamed.
     """
@@ -45,6 +47,8 @@ async def notify(
         return None
     if await notification_blocked(session, recipient.id, sender.id):
         return None
+    if status_id is not None and await thread_muted(session, recipient.id, status_id):
+        return None  # the recipient muted this thread (Mastodon's conversation_muted?)
     existing = await session.scalar(select(Notification).where(
         Notification.account_id == recipient.id, Notification.type == type_,
         Notification.from_account_id == sender.id,

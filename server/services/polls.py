@@ -43,6 +43,7 @@ from server.services import events
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.notifications import notify
 from server.services.outbox import record_activity
+from server.services.thread_mutes import thread_muted
 from server.services.visibility import visible_to
 
 if TYPE_CHECKING:
@@ -420,11 +421,13 @@ async def close_poll(session: AsyncSession, poll_id: int) -> bool:
         if notification is not None:
             events.notification_created(session, notification)
     if author.is_local:
-        # Mastodon tells the author too (the one notification from oneself).
-        own = Notification(account_id=author.id, from_account_id=author.id, type="poll",
-                           status_id=status.id)
-        session.add(own)
-        events.notification_created(session, own)
+        # Mastodon tells the author too (the one notification from oneself), unless it
+        # muted the thread.
+        if not await thread_muted(session, author.id, status.id):
+            own = Notification(account_id=author.id, from_account_id=author.id, type="poll",
+                               status_id=status.id)
+            session.add(own)
+            events.notification_created(session, own)
         await _federate_poll_state(session, author, status)
     await session.flush()
     return True

@@ -33,6 +33,7 @@ from server.models import (
     VISIBILITIES,
     Account,
     Bookmark,
+    ConversationMute,
     Favourite,
     Follow,
     IdempotencyKey,
@@ -53,7 +54,7 @@ from server.models import (
 from server.models.scheduled import not_scheduled
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
-from server.services import events, portfolio
+from server.services import events, portfolio, thread_mutes
 from server.services.conversations import record_direct_status
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
@@ -736,6 +737,31 @@ async def unbookmark(session: AsyncSession, account: Account, status_id: int) ->
         Bookmark.account_id == account.id, Bookmark.status_id == status.id))
     if not removed.rowcount:
         await visible_status(session, account, status.id)
+    await session.commit()
+    return status
+
+
+# ------------------------------------------------------------------ muted threads
+
+async def mute_conversation(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Mute the thread of a visible status (of the status a boost boosts) for ``account``,
+    idempotent, committed (``server.services.thread_mutes``: the thread is its root)."""
+    status = await _visible_original(session, account, status_id)
+    path = await thread_mutes.ancestors(session, status.id)
+    await _inserted(session, ConversationMute, {"id": new_id(), "account_id": account.id,
+                                                "thread_id": path[-1], "created_at": utcnow()},
+                    ["account_id", "thread_id"])
+    await session.commit()
+    return status
+
+
+async def unmute_conversation(session: AsyncSession, account: Account, status_id: int) -> Status:
+    """Lift ``account``'s mute of the thread of a visible status: any muted root on the way
+    up from it (idempotent), committed."""
+    status = await _visible_original(session, account, status_id)
+    path = await thread_mutes.ancestors(session, status.id)
+    await session.execute(delete(ConversationMute).where(
+        ConversationMute.account_id == account.id, ConversationMute.thread_id.in_(path)))
     await session.commit()
     return status
 

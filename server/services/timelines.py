@@ -73,6 +73,7 @@ from server.services.lists import exclusive_members, own_list
 from server.services.lists import members as list_members
 from server.services.tags import followed_tag_ids
 from server.services.text import normalize_tag
+from server.services.thread_mutes import muted_among_query
 from server.services.visibility import BOUND_VIEWER, Viewer, not_suspended_author, visible_to
 from server.sqlite_driver import INLINE
 
@@ -403,10 +404,11 @@ class SharedPageMarks:
     accounts the viewer blocks, is blocked by, mutes or whose domain it blocks are left out
     (``not_hidden_from``), and accounts silenced here (or on a silenced domain) are left in
     for a viewer who follows them (``without_silenced``). A viewer's filters may hide or
-    mark statuses too. So a page built for everyone serves a viewer for whom none of that
-    applies — no page author hidden from it, no follow of a silenced account, no active
-    filter — with its favourited/reblogged/bookmarked/pinned flags laid over; any other
-    viewer gets ``None`` and the page built for it alone. The statement is made once per
+    mark statuses too, and a thread it muted marks them ``muted``. So a page built for
+    everyone serves a viewer for whom none of that applies — no page author hidden from
+    it, no follow of a silenced account, no active filter, no status of the page in a
+    thread it muted — with its favourited/reblogged/bookmarked/pinned flags laid over; any
+    other viewer gets ``None`` and the page built for it alone. The statement is made once per
     shared page (it carries the instance's domain silences as they were then); each
     viewer's check runs it with bound values.
     """
@@ -429,6 +431,8 @@ class SharedPageMarks:
         ids = bound_list("ids", BigInteger, json_lists=as_json)
         authors = bound_list("authors", BigInteger, json_lists=as_json)
         domains = bound_list("domains", String, json_lists=as_json)
+
+        muted_threads = muted_among_query(ids, viewer).subquery()
 
         def kind(letter: str) -> Any:
             return literal_column(f"'{letter}'").label("kind")
@@ -456,6 +460,8 @@ class SharedPageMarks:
                 or_(Filter.expires_at.is_(None), Filter.expires_at > now)),
             select(kind("h"), Follow.id).join(Account, Account.id == Follow.target_account_id)
             .where(Follow.account_id == viewer, silenced),
+            # A status of the page in a thread the viewer muted (its "muted" differs).
+            select(kind("h"), muted_threads.c.start_id),
         ), json_lists=as_json)
 
     async def of(

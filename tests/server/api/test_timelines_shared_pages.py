@@ -23,7 +23,17 @@ from server.app import AppOptions, create_app
 from server.db import Database
 from server.errors import ApiError
 from server.ids import new_id, utcnow
-from server.models import AccountDomainBlock, Block, Filter, FilterKeyword, Mute, Status, StatusPin, User
+from server.models import (
+    AccountDomainBlock,
+    Block,
+    ConversationMute,
+    Filter,
+    FilterKeyword,
+    Mute,
+    Status,
+    StatusPin,
+    User,
+)
 from server.services import timelines as timelines_service
 from server.settings import Settings
 from tests.conftest import authorized, make_token
@@ -297,3 +307,27 @@ def test_a_token_in_the_query_is_never_part_of_the_cache_key() -> None:
     assert key(b"local=1&access%5Ftoken=SECRET") == "/api/v1/timelines/public?local=1"
     assert key(b"local=1&tokens=2") == "/api/v1/timelines/public?local=1&tokens=2"
     assert key(b"") == "/api/v1/timelines/public?"
+
+
+async def test_a_thread_the_viewer_muted_is_marked_on_its_own_page(
+    apps: tuple[Any, Any], db: Database, make: Factory, alice: User, bob: User
+) -> None:
+    root = await make.status(alice.account, "a heron")
+    reply = await make.status(alice.account, "its nest", reply_to=root)
+    other = await make.status(bob.account, "bob's own")
+    off_page = await make.status(bob.account, "followers only", visibility="private")
+    anonymous = await twin(apps, db, None)
+    viewer = await twin(apps, db, bob)
+    await anonymous.same()
+    await viewer.cached.get("/api/v1/accounts/verify_credentials")  # the token's first use is noted
+    # A thread muted off the page leaves the shared page shared.
+    await make.add(ConversationMute(account_id=bob.account_id, thread_id=off_page.id))
+    viewer.statements.clear()
+    page = await viewer.same()
+    assert len(viewer.statements) == 2, viewer.statements
+    assert not any(s["muted"] for s in page)
+    # A thread of the page muted: its statuses say so, on the viewer's own page.
+    await make.add(ConversationMute(account_id=bob.account_id, thread_id=root.id))
+    page = await viewer.same()
+    assert {s["id"]: s["muted"] for s in page} == {
+        str(root.id): True, str(reply.id): True, str(other.id): False}
