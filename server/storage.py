@@ -247,29 +247,16 @@ class S3Storage:
             raise StorageError(f"could not store {key}: {type(exc).__name__}") from exc
 
     async def get(self, key: str, *, private: bool = False) -> bytes:
-        object_key = self.object_key(key, private=private)
-
-        def read() -> bytes:
-            body = self.client.get_object(Bucket=self.bucket, Key=object_key)["Body"]
-            try:
-                return bytes(body.read())
-            finally:
-                body.close()
-
-        try:
-            return await asyncio.to_thread(read)
-        except StorageError:
-            raise
-        except Exception as exc:
-            if self._missing(exc):
-                raise StorageError(f"no such file: {key}") from exc
-            raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+        return (await self._read(key, private=private)).data
 
     async def read_public(self, key: str, byte_range: str | None = None) -> PublicRead:
         """A public object for ``/system/``: whole, or only ``byte_range`` (one HTTP range,
         "bytes=0-99", "bytes=100-", "bytes=-100"; the store reads just those bytes). Raises
         StorageError when it is missing, RangeNotSatisfiable for a range past its end."""
-        object_key = self.object_key(key, private=False)
+        return await self._read(key, private=False, byte_range=byte_range)
+
+    async def _read(self, key: str, *, private: bool, byte_range: str | None = None) -> PublicRead:
+        object_key = self.object_key(key, private=private)
 
         def read() -> PublicRead:
             options = {"Range": byte_range} if byte_range else {}

@@ -4,24 +4,13 @@ Mastodon keeps it), and anything else as no language."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
 import pytest
 
 from federation.context import FederationContext
-from federation.notes import store_note
 from server.db import Database
-from server.models import Status
 from tests.federation.fediverse import corpus_note
-
-
-async def store(fed: FederationContext, db: Database, note: dict[str, Any]) -> Status:
-    author = await fed.fetcher.fetch_actor(str(note["attributedTo"]))
-    async with db.session() as session:
-        status = await store_note(fed, session, note, author=author)
-        await session.commit()
-        return status
+from tests.federation.test_notes import store
 
 
 @pytest.mark.parametrize(("key", "stored"), [
