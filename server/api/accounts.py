@@ -1,5 +1,5 @@
 """Mastodon's accounts API (``/api/v1/accounts…``, ``/api/v1/follow_requests…``,
-``/api/v1/profile/avatar`` and ``…/header``), 4.2 semantics.
+``/api/v1/profile/avatar`` and ``…/header``, the ``/api/v1/directory``), 4.2 semantics.
 
 Why it exists: clients read profiles, their statuses and follower lists, edit their own
 profile and follow people through these routes. Each endpoint only authenticates, parses,
@@ -38,6 +38,7 @@ from server.limits import PROFILE_IMAGE_SIZE_LIMIT
 from server.models import Account, Follow, FollowRequest, Status, User
 from server.services import account_notes, portfolio
 from server.services import accounts as account_service
+from server.services import directory as directory_service
 from server.services import follows as follow_service
 from server.services.profiles import (
     ProfileChanges,
@@ -321,6 +322,27 @@ async def familiar_followers(request: Request) -> JSONResponse:
                   for account_id, accounts in found])
 
 
+async def directory(request: Request) -> JSONResponse:
+    """``GET /api/v1/directory``: the profile directory (``server.services.directory``);
+    public, and with a token the accounts hidden from its viewer are left out."""
+    me = await viewer(request, "read:accounts")
+    params = await Params.from_request(request)
+    offset = params.get_int("offset", 0)
+    if offset is None or offset < 0:
+        raise ApiError(422, "Validation failed: offset must be 0 or more")
+    limit = params.get_int("limit", 40, minimum=1, maximum=80) or 40
+    order = params.get_str("order") or "active"
+    if order not in directory_service.ORDERS:
+        raise ApiError(422, "Validation failed: order must be active or new")
+    local = bool(params.get_bool("local", False))
+    state = easel(request)
+    async with state.db.session() as session:
+        accounts = await directory_service.directory_accounts(
+            session, viewer=me, order=order, local=local, offset=offset, limit=limit)
+    ctx = EntityContext.of(state)
+    return _json([account_to_entity(a, ctx) for a in accounts])
+
+
 # ------------------------------------------------------------------------------ following
 
 async def follow_account(request: Request) -> JSONResponse:
@@ -397,6 +419,7 @@ routes: list[BaseRoute] = [
     Route("/api/v1/accounts/{id}/unfollow", unfollow_account, methods=["POST"]),
     Route("/api/v1/accounts/{id}/remove_from_followers", remove_from_followers, methods=["POST"]),
     Route("/api/v1/accounts/{id}/note", account_note, methods=["POST"]),
+    Route("/api/v1/directory", directory, methods=["GET"]),
     Route("/api/v1/follow_requests", follow_requests, methods=["GET"]),
     Route("/api/v1/follow_requests/{id}/authorize", authorize_follow_request, methods=["POST"]),
     Route("/api/v1/follow_requests/{id}/reject", reject_follow_request, methods=["POST"]),

@@ -44,7 +44,7 @@ PUBLIC = {
     "GET /api/v1/instance/privacy_policy",  # 404: Easel has none
     "GET /api/v1/easel/vocabulary", "GET /api/v1/easel/works", "GET /api/v1/easel/works/{id}",
     "GET /api/v1/easel/accounts/{id}/portfolio", "GET /api/v1/easel/accounts/{id}/projects",
-    "GET /api/v1/easel/projects/{id}",
+    "GET /api/v1/easel/projects/{id}", "GET /api/v1/directory",
 }
 # A media's protection state: without a user token it is "not found", like someone else's
 # media (media.py _owner), so these answer 404 where others answer 401.
