@@ -12,6 +12,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -300,3 +301,25 @@ def easel_env(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("EASEL_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("EASEL_DATABASE_URL", settings.effective_database_url)
     return settings
+
+
+@pytest.fixture
+def mid_rate_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The rate-limit middleware's clock, 1 s after an edge of every window. With Redis the
+    windows are aligned on the wall clock (multiples of 5 min, 30 min, 3 h): a test's burst
+    that crossed an edge had its counts reset halfway and never saw its 429s."""
+    import time as real_time
+
+    import server.api.middleware as middleware
+
+    start = real_time.time()
+    base = (start // 10_800 + 1) * 10_800 + 1.0
+
+    class Clock:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(real_time, name)
+
+        def time(self) -> float:
+            return base + (real_time.time() - start)
+
+    monkeypatch.setattr(middleware, "time", Clock())

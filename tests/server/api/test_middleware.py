@@ -8,6 +8,8 @@ import pytest
 from server.app import AppOptions, create_app
 from server.settings import Settings
 
+pytestmark = pytest.mark.usefixtures("mid_rate_window")  # tests/conftest.py
+
 
 @pytest.fixture
 async def limited(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:

@@ -23,6 +23,8 @@ from server.settings import Settings, SettingsError, load_settings
 from tests.conftest import DOMAIN, authorized, make_token
 from tests.protect import images
 
+pytestmark = pytest.mark.usefixtures("mid_rate_window")  # tests/conftest.py
+
 Serve = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 LIMITS = {"status_rate_limit": 2, "media_rate_limit": 2, "sign_up_rate_limit": 2,
           "inbox_rate_limit": 3}

@@ -136,6 +136,7 @@ async def test_a_token_from_before_signing_in_is_worthless_after(client: httpx.A
     assert refused.status_code == 403
 
 
+@pytest.mark.usefixtures("mid_rate_window")
 async def test_sign_in_attempts_are_rate_limited(settings: Settings, alice: User) -> None:
     app = create_app(settings.with_changes(rate_limits=True), options=AppOptions(worker_threads=1))
     async with app.router.lifespan_context(app):
