@@ -39,6 +39,7 @@ import server.api.notifications
 import server.api.oauth
 import server.api.polls
 import server.api.portfolio
+import server.api.push
 import server.api.registrations
 import server.api.reports
 import server.api.scheduled_statuses
@@ -156,6 +157,7 @@ def all_routes() -> list[BaseRoute]:
         *server.api.filters.routes,
         *server.api.tags.routes,
         *server.api.markers.routes,
+        *server.api.push.routes,
         *server.api.trends.routes,
         *server.api.admin_accounts.routes,
         *server.api.accounts.routes,

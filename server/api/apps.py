@@ -15,6 +15,7 @@ from server.api.entities import application_to_entity
 from server.api.params import Params
 from server.errors import ApiError
 from server.services import oauth
+from server.services.web_push import vapid_public_key
 from server.state import easel
 
 
@@ -28,7 +29,8 @@ async def create_app(request: Request) -> JSONResponse:
     async with state.db.session() as session:
         app = await oauth.create_application(session, name=name, redirect_uris=redirect_uris,
                                              scopes=scopes, website=website)
-    return JSONResponse(application_to_entity(app, with_secret=True))
+    return JSONResponse(application_to_entity(
+        app, with_secret=True, vapid_key=vapid_public_key(state.settings)))
 
 
 async def verify_app_credentials(request: Request) -> JSONResponse:
@@ -36,7 +38,8 @@ async def verify_app_credentials(request: Request) -> JSONResponse:
     auth = await authenticate(request)
     if auth is None:
         raise ApiError(401, "The access token is invalid")
-    return JSONResponse(application_to_entity(auth.application))
+    return JSONResponse(application_to_entity(
+        auth.application, vapid_key=vapid_public_key(easel(request).settings)))
 
 
 routes: list[BaseRoute] = [

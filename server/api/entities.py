@@ -262,7 +262,9 @@ def preview_card_to_entity(card: PreviewCard, ctx: EntityContext) -> Entity:
     }
 
 
-def application_to_entity(app: OAuthApplication, *, with_secret: bool = False) -> Entity:
+def application_to_entity(app: OAuthApplication, *, with_secret: bool = False,
+                          vapid_key: str = "") -> Entity:
+    """Mastodon's ``Application``; ``vapid_key``: the instance's VAPID public key."""
     entity: Entity = {
         "id": str(app.id),
         "name": app.name,
@@ -270,7 +272,7 @@ def application_to_entity(app: OAuthApplication, *, with_secret: bool = False) -
         "scopes": app.scopes.split(),
         "redirect_uri": "\n".join(app.redirect_uri_list),
         "redirect_uris": app.redirect_uri_list,
-        "vapid_key": "",
+        "vapid_key": vapid_key,
     }
     if with_secret:
         entity["client_id"] = app.client_id

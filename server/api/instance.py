@@ -30,6 +30,7 @@ from server.services.instance_activity import weekly_activity
 from server.services.languages import instance_languages
 from server.services.rules import list_rules
 from server.services.text import plain_to_html
+from server.services.web_push import vapid_public_key
 from server.state import EaselState, easel
 
 MASTODON_API_VERSION = "4.3.0"
@@ -153,7 +154,7 @@ async def instance_v2(request: Request) -> JSONResponse:
         "languages": LANGUAGES,
         "configuration": {
             "urls": {"streaming": _streaming_url(state)},
-            "vapid": {"public_key": ""},
+            "vapid": {"public_key": vapid_public_key(settings)},
             "accounts": _accounts_configuration(),
             "statuses": _statuses_configuration(),
             "media_attachments": _media_configuration(),

@@ -44,6 +44,7 @@ from server.models.portfolio import (
     WorkTag,
 )
 from server.models.preview_cards import CARD_TYPES, PreviewCard, StatusPreviewCard
+from server.models.push import PUSH_ALERTS, PUSH_POLICIES, PushSubscription
 from server.models.registrations import EMAIL_TOKEN_PURPOSES, EmailToken, InstanceRule, Invite, OutgoingMail
 from server.models.scheduled import ScheduledStatus, ScheduledStatusMedia
 from server.models.social import (
@@ -86,6 +87,8 @@ __all__ = [
     "MARKER_TIMELINES",
     "NOTIFICATION_TYPES",
     "POLICY_ACTIONS",
+    "PUSH_ALERTS",
+    "PUSH_POLICIES",
     "REPLIES_POLICIES",
     "TAG_KINDS",
     "VISIBILITIES",
@@ -154,6 +157,7 @@ __all__ = [
     "Project",
     "ProjectWork",
     "ProtectionState",
+    "PushSubscription",
     "Report",
     "ReportNote",
     "ScheduledStatus",

@@ -21,6 +21,7 @@ from server.services import events
 from server.services.blocks import notification_blocked
 from server.services.notification_policies import hold_as_request, policy_verdict
 from server.services.thread_mutes import thread_muted
+from server.services.web_push import enqueue_pushes
 
 # Mastodon's Notification::GROUPABLE_NOTIFICATION_TYPES.
 GROUPABLE_TYPES = ("favourite", "follow", "reblog", "admin.sign_up")
@@ -71,6 +72,8 @@ async def notify(
     session.add(notification)
     if notification.filtered:
         await hold_as_request(session, notification)
+    else:
+        await enqueue_pushes(session, notification)  # pushed by a job, once committed
     return notification
 
 
@@ -112,6 +115,7 @@ async def notify_staff(session: AsyncSession, type_: str, sender: Account, *,
                                     group_key=await _group_key(session, admin_id, type_, None, now))
         session.add(notification)
         events.notification_created(session, notification)
+        await enqueue_pushes(session, notification)
         told.append(notification)
     return told
 

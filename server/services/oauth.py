@@ -31,6 +31,7 @@ from server.services.errors import ValidationFailed
 from server.services.passwords import hash_password, verify_password
 from server.services.scopes import ScopeError, parse_scopes, subset
 from server.services.tokens import token_digest
+from server.services.web_push import forget_token
 
 OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 DEFAULT_SCOPE = "read"
@@ -509,4 +510,5 @@ async def revoke_token(session: AsyncSession, app: OAuthApplication, token: str 
     if found.revoked_at is None:
         await session.execute(update(OAuthToken).where(OAuthToken.id == found.id)
                               .values(revoked_at=utcnow()))
+        await forget_token(session, found.id)  # its Web Push subscription goes with it
         await session.commit()

@@ -45,7 +45,8 @@ WEB_FORMS = ("/oauth/authorize", "/oauth/authorize/login")
 BODILESS = {"POST /api/v1/tags/{name}/follow", "POST /api/v1/tags/{name}/unfollow",
             "POST /api/v1/notifications/clear", "POST /api/v2/notifications/clear",
             "POST /api/v2/notifications/{group_key}/dismiss",
-            "DELETE /api/v1/profile/avatar", "DELETE /api/v1/profile/header"}
+            "DELETE /api/v1/profile/avatar", "DELETE /api/v1/profile/header",
+            "DELETE /api/v1/push/subscription"}
 COUNTED = (Account, User, Status, MediaAttachment, OAuthApplication, OAuthToken, List, Report,
            DomainBlock, InboxItem, Job)
 

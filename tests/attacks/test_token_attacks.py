@@ -53,6 +53,8 @@ NOT_FOUND_WITHOUT_USER = {"GET /api/v1/easel/media/{id}/protection",
                           "POST /api/v1/easel/media/{id}/publish_unprotected"}
 # Answer any valid token, whatever its scopes or user (Mastodon's too).
 ANY_TOKEN = {"GET /api/v1/apps/verify_credentials"}
+# The Web Push subscription: what a ``push``-only token is for (and nothing else).
+PUSH_SCOPE = {f"{method} /api/v1/push/subscription" for method in ("GET", "POST", "PUT", "DELETE")}
 # Streams: with a valid token they never end, so only refusals are sent to them.
 STREAMS = "/api/v1/streaming/{channel:path}"
 
@@ -119,7 +121,13 @@ async def test_a_garbage_or_revoked_token_is_401_everywhere(
 async def test_a_token_without_the_needed_scope_is_403(
         client: httpx.AsyncClient, db: Database, alice: User) -> None:
     async with authorized(client, await make_token(db, alice, "push")) as api:
-        chosen = [e for e in authenticated() if str(e) not in ANY_TOKEN]
+        chosen = [e for e in authenticated() if str(e) not in ANY_TOKEN | PUSH_SCOPE]
+        failures = await check_all(api, chosen, (403,))
+        assert not failures, "\n".join(failures)
+    # Every scope but push: the push subscription refused.
+    async with authorized(client, await make_token(db, alice, "read write follow")) as api:
+        chosen = [e for e in authenticated() if str(e) in PUSH_SCOPE]
+        assert len(chosen) == len(PUSH_SCOPE)
         failures = await check_all(api, chosen, (403,))
         assert not failures, "\n".join(failures)
     # Read-only: every write refused, whatever the endpoint.

@@ -18,6 +18,7 @@ from server.models import Account, Status, User, UserIp
 from server.services.accounts import create_user
 from server.services.instance_activity import week_starts
 from server.services.languages import instance_languages
+from server.services.web_push import vapid_public_key
 from server.settings import Settings
 from tests.conftest import authorized, make_token
 
@@ -91,7 +92,7 @@ async def test_the_contact_account_is_the_first_admin(client: httpx.AsyncClient,
 
 
 async def test_v2_instance_has_every_field_apps_read(client: httpx.AsyncClient, db: Database,
-                                                     alice: User) -> None:
+                                                     alice: User, settings: Settings) -> None:
     await make_token(db, alice)
     async with authorized(client, await make_token(db, alice)) as api:
         await api.get("/api/v1/preferences")  # alice is active this month
@@ -106,7 +107,7 @@ async def test_v2_instance_has_every_field_apps_read(client: httpx.AsyncClient, 
     assert body["thumbnail"]["url"] == "https://easel.test/static/header.png"
     config = body["configuration"]
     assert config["urls"] == {"streaming": "wss://easel.test"}
-    assert config["vapid"] == {"public_key": ""}
+    assert config["vapid"] == {"public_key": vapid_public_key(settings)}  # Web Push
     assert config["translation"] == {"enabled": False}
     assert config["statuses"]["max_characters"] == limits.MAX_STATUS_CHARACTERS
     assert config["media_attachments"]["image_size_limit"] == limits.IMAGE_SIZE_LIMIT
