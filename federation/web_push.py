@@ -62,12 +62,6 @@ def _truncate(text: str, limit: int = BODY_CHARACTERS) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
-def _avatar(account: Account, urls: Urls, storage: Storage) -> str:
-    if account.avatar_key:
-        return storage.public_url(account.avatar_key)
-    return account.avatar_remote_url or urls.default_avatar
-
-
 async def build_payload(session: AsyncSession, settings: Settings, storage: Storage,
                         subscription: PushSubscription, notification: Notification) -> dict[str, Any]:
     """Mastodon's ``Web::NotificationSerializer``: what the app's service worker shows."""
@@ -86,7 +80,7 @@ async def build_payload(session: AsyncSession, settings: Settings, storage: Stor
         "preferred_locale": user.locale if user is not None else "en",
         "notification_id": str(notification.id),
         "notification_type": notification.type,
-        "icon": _avatar(sender, Urls(settings), storage) if sender is not None else "",
+        "icon": Urls(settings).avatar_of(sender, storage) if sender is not None else "",
         "title": TITLES.get(notification.type, "{name}").format(name=name),
         "body": _truncate(body),
     }

@@ -6,9 +6,14 @@ ActivityPub ids are permanent, so these paths never change once an instance fede
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote, urlsplit
 
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.models import Account
+    from server.storage import Storage
 
 INSTANCE_ACTOR_PATH = "/actor"
 
@@ -59,6 +64,13 @@ class Urls:
     @property
     def default_header(self) -> str:
         return self.static("header.png")
+
+    def avatar_of(self, account: Account, storage: Storage) -> str:
+        """An account's avatar as shown: our copy (uploaded, or cached from its server),
+        else its server's, else the default."""
+        if account.avatar_key:
+            return storage.public_url(account.avatar_key)
+        return account.avatar_remote_url or self.default_avatar
 
     @property
     def shared_inbox(self) -> str:

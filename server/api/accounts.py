@@ -301,8 +301,7 @@ async def account_note(request: Request) -> JSONResponse:
     comment = params.get_str("comment")
     async with easel(request).db.session() as session:
         target = await account_notes.set_note(session, me, target_id, comment)
-        [entity] = await relationships_to_entities(session, me, [target])
-    return _json(entity)
+        return await _relationship(session, me, target)
 
 
 async def familiar_followers(request: Request) -> JSONResponse:

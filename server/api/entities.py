@@ -121,8 +121,7 @@ def account_to_entity(account: Account, ctx: EntityContext) -> Entity:
     urls, storage = ctx.urls, ctx.storage
     if account.suspended_at is not None:  # Mastodon shows a suspended account bare
         return _suspended_account_to_entity(account, ctx)
-    avatar = (storage.public_url(account.avatar_key) if account.avatar_key
-              else account.avatar_remote_url or urls.default_avatar)
+    avatar = urls.avatar_of(account, storage)
     header = (storage.public_url(account.header_key) if account.header_key
               else account.header_remote_url or urls.default_header)
     return {

@@ -93,9 +93,7 @@ def _text_of(content_html: str, limit: int = 200) -> str:
 
 
 def _avatar_url(state: EaselState, account: Account) -> str:
-    if account.avatar_key:
-        return state.storage.public_url(account.avatar_key)
-    return account.avatar_remote_url or state.urls.default_avatar
+    return state.urls.avatar_of(account, state.storage)
 
 
 def _header_url(state: EaselState, account: Account) -> str | None:

@@ -23,27 +23,12 @@ from server.models import (
     User,
 )
 from server.services import follows
-from server.services.accounts import create_user
 from server.settings import Settings
 from tests.conftest import authorized, make_token
+from tests.server.api.test_accounts import account_row
+from tests.server.api.test_directory import remote, user
 
 FOLLOW_URI = "https://remote.example/follows/7"
-
-
-async def remote_account(db: Database, name: str = "zed", domain: str = "remote.example") -> Account:
-    async with db.session() as session:
-        account = Account(username=name, username_key=name, domain=domain,
-                          uri=f"https://{domain}/users/{name}", url=f"https://{domain}/@{name}",
-                          inbox_url=f"https://{domain}/users/{name}/inbox")
-        session.add(account)
-        await session.commit()
-        return account
-
-
-async def user(db: Database, settings: Settings, name: str) -> User:
-    async with db.session() as session:
-        return await create_user(session, settings, username=name, email=f"{name}@example.com",
-                                 password=f"the password of {name}")
 
 
 async def follow(db: Database, source_id: int, target_id: int) -> None:
@@ -51,13 +36,6 @@ async def follow(db: Database, source_id: int, target_id: int) -> None:
     async with db.session() as session:
         session.add(Follow(account_id=source_id, target_account_id=target_id))
         await session.commit()
-
-
-async def account_row(db: Database, account_id: int) -> Account:
-    async with db.session() as session:
-        account = await session.get(Account, account_id)
-        assert account is not None
-        return account
 
 
 async def count(db: Database, model: type, *where: Any) -> int:
@@ -79,7 +57,7 @@ async def test_familiar_followers_are_the_followed_accounts_that_follow_each_one
     carol: User
 ) -> None:
     dave, erin = await user(db, settings, "dave"), await user(db, settings, "erin")
-    zed = await remote_account(db)
+    zed = await remote(db, "zed")
     for followed in (bob.account_id, carol.account_id, zed.id):
         await follow(db, alice.account_id, followed)
     await follow(db, bob.account_id, dave.account_id)
@@ -141,8 +119,8 @@ async def test_familiar_followers_leave_out_the_muted_the_suspended_and_unknown_
 async def test_familiar_followers_leave_out_accounts_of_a_suspended_domain(
     alice_api: httpx.AsyncClient, db: Database, alice: User, bob: User
 ) -> None:
-    zed = await remote_account(db)
-    yan = await remote_account(db, "yan")
+    zed = await remote(db, "zed")
+    yan = await remote(db, "yan")
     await follow(db, alice.account_id, zed.id)
     await follow(db, zed.id, bob.account_id)
     await follow(db, alice.account_id, bob.account_id)
@@ -212,7 +190,7 @@ async def test_removing_a_local_follower_ends_its_follow_and_sends_nothing(
 async def test_removing_a_remote_follower_sends_a_reject_of_its_follow(
     alice_api: httpx.AsyncClient, db: Database, alice: User, bob: User
 ) -> None:
-    zed = await remote_account(db)
+    zed = await remote(db, "zed")
     async with db.session() as session:
         target = await session.get(Account, alice.account_id)
         assert target is not None

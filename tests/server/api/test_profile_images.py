@@ -12,21 +12,15 @@ from PIL import Image
 from sqlalchemy import func, select
 
 from server.db import Database
-from server.models import Account, Activity, User
+from server.models import Activity, User
 from tests.conftest import authorized, make_token
+from tests.server.api.test_accounts import account_row
 
 
 def png(size: tuple[int, int] = (64, 48), colour: str = "red") -> bytes:
     out = io.BytesIO()
     Image.new("RGB", size, colour).save(out, "PNG")
     return out.getvalue()
-
-
-async def account_row(db: Database, account_id: int) -> Account:
-    async with db.session() as session:
-        account = await session.get(Account, account_id)
-        assert account is not None
-        return account
 
 
 async def updates(db: Database) -> int:
