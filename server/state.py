@@ -36,6 +36,8 @@ class EaselState:
     http_metrics: HttpMetrics | None = None  # this process's HTTP metrics (None: metrics off)
     # this process's view of the IP blocks, for every request (server.services.ip_blocks)
     ip_blocks: IpBlockMatcher = field(default_factory=IpBlockMatcher)
+    # /api/v1/instance/activity as last counted: (time.monotonic() then, the weeks)
+    weekly_activity: tuple[float, list[dict[str, str]]] | None = None
 
     def __post_init__(self) -> None:
         self.public_cache.ttl = self.settings.public_cache_seconds

@@ -10,6 +10,7 @@ Mastodon's ``api_versions`` (API revision 2 is 4.3's).
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -212,12 +213,21 @@ async def translation_languages(request: Request) -> JSONResponse:
     return JSONResponse({})
 
 
+ACTIVITY_CACHE_SECONDS = 3600.0
+
+
 async def activity(request: Request) -> JSONResponse:
     """The last 12 weeks' statuses, logins and registrations, newest first, as counted by
-    ``server.services.instance_activity`` (what each number is, and is not, is said there)."""
+    ``server.services.instance_activity`` (what each number is, and is not, is said there).
+    Public and read by crawlers, while counting reads every login use of twelve weeks: a
+    web process counts at most once an hour (Mastodon caches it for a day)."""
     state = easel(request)
-    async with state.db.session() as session:
-        return JSONResponse(await weekly_activity(session))
+    now = time.monotonic()
+    counted = state.weekly_activity
+    if counted is None or now - counted[0] >= ACTIVITY_CACHE_SECONDS:
+        async with state.db.session() as session:
+            counted = state.weekly_activity = (now, await weekly_activity(session))
+    return JSONResponse(counted[1])
 
 
 async def custom_emojis(request: Request) -> JSONResponse:

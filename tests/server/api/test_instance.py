@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import update
+from starlette.applications import Starlette
 
 from server import __version__, limits
 from server.api import instance
@@ -205,8 +206,8 @@ async def test_languages_are_every_language_a_status_may_have(client: httpx.Asyn
 
 
 async def test_activity_counts_twelve_weeks_of_statuses_logins_and_sign_ups(
-    client: httpx.AsyncClient, db: Database, settings: Settings, alice: User, bob: User,
-    carol: User
+    app: Starlette, client: httpx.AsyncClient, db: Database, settings: Settings, alice: User,
+    bob: User, carol: User
 ) -> None:
     now = utcnow()
 
@@ -259,3 +260,11 @@ async def test_activity_counts_twelve_weeks_of_statuses_logins_and_sign_ups(
     # login, carol's address the second week's, bob's last activity the third week's.
     assert counts[:3] == [("2", "1", "2"), ("1", "1", "0"), ("0", "1", "1")]
     assert counts[3:] == [("0", "0", "0")] * 9
+
+    # Counted at most once an hour per web process: a new status shows up an hour later.
+    await status(now)
+    assert (await client.get("/api/v1/instance/activity")).json() == weeks
+    counted_at, _ = app.state.easel.weekly_activity
+    app.state.easel.weekly_activity = (counted_at - 3600, weeks)
+    later = (await client.get("/api/v1/instance/activity")).json()
+    assert later[0]["statuses"] == "3"
