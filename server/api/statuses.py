@@ -169,8 +169,13 @@ def _media_changes(params: Params) -> list[edits.MediaChange]:
 
 
 async def edit_status(request: Request) -> Response:
-    """PUT /api/v1/statuses/:id: what is not sent is kept (``media_ids[]`` empty, or JSON
-    ``[]`` or null, removes the attachments; ``poll`` empty or null removes the poll)."""
+    """PUT /api/v1/statuses/:id, as Mastodon reads it: the edit is the whole new status, so
+    an omitted content warning is cleared and an omitted (or empty, or null) poll removed
+    (apps remove a poll by leaving it out). Except the media: what an edit does not name in
+    ``media_ids`` is kept, so a client that sends only the text never takes an artist's
+    images down (``media_ids[]`` empty, or JSON ``[]`` or null, removes them). The text,
+    sensitivity (only ever raised by a content warning), language and portfolio data are
+    kept when not sent."""
     auth = await require(request, "write:statuses")
     _user, account = auth.require_user()
     status_id = parse_id(request.path_params["id"])
@@ -180,7 +185,7 @@ async def edit_status(request: Request) -> Response:
     media_ids = (params.get_ids("media_ids", skip_blank=True)
                  if params.has("media_ids") else None)
     poll = poll_spec_from_params(params)
-    remove_poll = poll is None and params.has("poll") and params.raw("poll") in (None, "")
+    remove_poll = poll is None
     work = (work_meta_from_params(params, "easel")[0]
             if any(name.startswith("easel[") for name in params.values) else None)
     if params.has("easel") and work is None:
@@ -192,7 +197,8 @@ async def edit_status(request: Request) -> Response:
     async with state.db.session() as session:
         status = await edits.edit_status(
             session, state.settings, account, status_id, text=text,
-            spoiler_text=params.get_str("spoiler_text"), sensitive=params.get_bool("sensitive"),
+            spoiler_text=params.get_str("spoiler_text") or "",
+            sensitive=params.get_bool("sensitive"),
             language=params.get_str("language"),
             media_ids=media_ids,
             media_attributes=changes, poll=poll, remove_poll=remove_poll, work=work)

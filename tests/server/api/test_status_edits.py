@@ -242,6 +242,36 @@ async def test_a_poll_is_added_changed_and_removed_by_edits(
                      {"options": [{"title": "red"}, {"title": "green"}]}, None]
 
 
+async def test_an_edit_is_the_whole_status_except_its_media(
+    alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, db: Database, alice: User
+) -> None:
+    """As Mastodon reads an edit (Tusky, Elk, Ivory remove a poll by leaving it out): an
+    omitted poll is removed and an omitted content warning cleared; the images stay
+    unless ``media_ids`` says otherwise, and an omitted ``sensitive`` stays raised."""
+    status = await post(alice_api, status="which one?", spoiler_text="spoilers",
+                        poll={"options": ["red", "blue"], "expires_in": 3600})
+    voted = await bob_api.post(f"/api/v1/polls/{status['poll']['id']}/votes",
+                               json={"choices": ["0"]})
+    assert voted.status_code == 200, voted.text
+    # The app sends the poll back unchanged: it stays, with its vote.
+    kept = await edit(alice_api, status["id"], status="which one, really?",
+                      spoiler_text="spoilers", sensitive=True,
+                      poll={"options": ["red", "blue"], "expires_in": 3600}, media_ids=[])
+    assert kept["poll"] is not None and kept["poll"]["votes_count"] == 1
+    # The user removed the poll and the warning in the app: neither is sent.
+    plain = await edit(alice_api, status["id"], status="which one, really?", media_ids=[])
+    assert plain["poll"] is None and plain["spoiler_text"] == ""
+    assert plain["sensitive"] is True
+    versions = await history(alice_api, status["id"])
+    assert [(v["spoiler_text"], v["poll"] is not None) for v in versions] \
+        == [("spoilers", True), ("spoilers", True), ("", False)]
+
+    image = await media(db, alice)
+    work = await post(alice_api, status="a study", media_ids=[str(image)])
+    texted = await edit(alice_api, work["id"], status="a study in blue")
+    assert [m["id"] for m in texted["media_attachments"]] == [str(image)]
+
+
 # --------------------------------------------------------------------- bad input
 
 async def test_bad_edits_are_refused_and_write_nothing(
