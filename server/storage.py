@@ -21,6 +21,7 @@ import asyncio
 import os
 import re
 import secrets
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +31,8 @@ from server.urls import source_of
 
 if TYPE_CHECKING:
     from server.settings import Settings
+
+STREAM_CHUNK = 256 * 1024  # bytes read from the store at a time when streaming
 
 _KEY_RE = re.compile(r"\A[a-z0-9_]+(/[a-z0-9_]+)*\.[a-z0-9]+\Z")
 
@@ -48,10 +51,22 @@ class RangeNotSatisfiable(StorageError):
 
 @dataclass(frozen=True)
 class PublicRead:
-    """A public object's bytes: whole, or one range with its ``Content-Range``."""
+    """An object's bytes: whole, or one range with its ``Content-Range``."""
 
     data: bytes
     content_range: str | None = None  # "bytes 0-99/1234" when a range was read
+
+
+@dataclass(frozen=True)
+class PublicStream:
+    """A public object being read: its ``length`` bytes (the whole object, or one range
+    with its ``Content-Range``) come from ``chunks`` as they arrive from the store, so an
+    answer holds at most one chunk in memory however large the file. Leaving ``chunks``
+    unfinished (a client that went away) closes the store's connection."""
+
+    chunks: AsyncIterator[bytes]
+    length: int
+    content_range: str | None = None
 
 
 def new_key(prefix: str, extension: str) -> str:
@@ -249,27 +264,47 @@ class S3Storage:
     async def get(self, key: str, *, private: bool = False) -> bytes:
         return (await self._read(key, private=private)).data
 
-    async def read_public(self, key: str, byte_range: str | None = None) -> PublicRead:
-        """A public object for ``/system/``: whole, or only ``byte_range`` (one HTTP range,
-        "bytes=0-99", "bytes=100-", "bytes=-100"; the store reads just those bytes). Raises
-        StorageError when it is missing, RangeNotSatisfiable for a range past its end."""
-        return await self._read(key, private=False, byte_range=byte_range)
+    async def open_public(self, key: str, byte_range: str | None = None) -> PublicStream:
+        """A public object for ``/system/``, streamed: whole, or only ``byte_range`` (one
+        HTTP range, "bytes=0-99", "bytes=100-", "bytes=-100"; the store sends just those
+        bytes). Raises StorageError when it is missing, RangeNotSatisfiable for a range
+        past its end; a failure after the first bytes ends the stream early."""
+        answer = await self._get_object(key, private=False, byte_range=byte_range)
+        body = answer["Body"]
 
-    async def _read(self, key: str, *, private: bool, byte_range: str | None = None) -> PublicRead:
-        object_key = self.object_key(key, private=private)
-
-        def read() -> PublicRead:
-            options = {"Range": byte_range} if byte_range else {}
-            answer = self.client.get_object(Bucket=self.bucket, Key=object_key, **options)
-            body = answer["Body"]
+        async def chunks() -> AsyncIterator[bytes]:
             try:
-                data = bytes(body.read())
+                while chunk := await asyncio.to_thread(body.read, STREAM_CHUNK):
+                    yield bytes(chunk)
             finally:
                 body.close()
-            return PublicRead(data, answer.get("ContentRange") if byte_range else None)
+
+        return PublicStream(chunks(), int(answer["ContentLength"]),
+                            answer.get("ContentRange") if byte_range else None)
+
+    async def _read(self, key: str, *, private: bool) -> PublicRead:
+        answer = await self._get_object(key, private=private)
+        body = answer["Body"]
+
+        def read() -> bytes:
+            try:
+                return bytes(body.read())
+            finally:
+                body.close()
 
         try:
-            return await asyncio.to_thread(read)
+            return PublicRead(await asyncio.to_thread(read))
+        except Exception as exc:
+            raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+
+    async def _get_object(self, key: str, *, private: bool,
+                          byte_range: str | None = None) -> dict[str, Any]:
+        """boto3's ``get_object`` answer (its body not yet read), or StorageError."""
+        object_key = self.object_key(key, private=private)
+        options = {"Range": byte_range} if byte_range else {}
+        try:
+            answer: dict[str, Any] = await asyncio.to_thread(
+                self.client.get_object, Bucket=self.bucket, Key=object_key, **options)
         except StorageError:
             raise
         except Exception as exc:
@@ -278,6 +313,7 @@ class S3Storage:
             if self._error_code(exc) == "InvalidRange":
                 raise RangeNotSatisfiable(await self.public_size(key)) from exc
             raise StorageError(f"could not read {key}: {type(exc).__name__}") from exc
+        return answer
 
     async def public_size(self, key: str) -> int:
         """A public object's size in bytes (a HEAD request: nothing is read)."""

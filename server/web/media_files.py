@@ -3,9 +3,10 @@
 Only public files are ever read here: private originals have their own owner-checked
 endpoint, and no key can reach them (keys are validated with ``check_key``; locally the
 resolved path must stay under the public root, in a bucket only the ``public/`` prefix is
-read). Local files are streamed from disk; with object storage Easel reads the object and
-answers it itself, so the headers below are on it too — one byte range when one is asked
-(only those bytes are read from the bucket), as FileResponse does locally. Every response,
+read). Local files are streamed from disk; with object storage Easel streams the object from the
+bucket itself (a chunk at a time, never the whole file in memory), so the headers below
+are on it too — one byte range when one is asked (only those bytes are read from the
+bucket), as FileResponse does locally. Every response,
 404s included, says "not for AI training" with the instance's opt-out headers
 (``server/web/optout.py``; the file itself carries its artist's own choice). Files never change under
 a key (new content gets a new random key), so they are cached for a year.
@@ -16,7 +17,7 @@ from __future__ import annotations
 import re
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, PlainTextResponse, Response
+from starlette.responses import FileResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from server.state import easel
@@ -67,16 +68,17 @@ async def _from_bucket(request: Request, storage: S3Storage, key: str, content_t
             size = await storage.public_size(key)
             return Response(b"", media_type=content_type,
                             headers={**headers, "Content-Length": str(size)})
-        read = await storage.read_public(key, single_range(request.headers.get("range")))
+        stream = await storage.open_public(key, single_range(request.headers.get("range")))
     except RangeNotSatisfiable as exc:
         return Response(b"", status_code=416, media_type=content_type,
                         headers={**headers, "Content-Range": f"bytes */{exc.size}"})
     except StorageError:
         return _not_found()
-    if read.content_range:
-        return Response(read.data, status_code=206, media_type=content_type,
-                        headers={**headers, "Content-Range": read.content_range})
-    return Response(read.data, media_type=content_type, headers=headers)
+    headers["Content-Length"] = str(stream.length)
+    if stream.content_range:
+        headers["Content-Range"] = stream.content_range
+    return StreamingResponse(stream.chunks, status_code=206 if stream.content_range else 200,
+                             media_type=content_type, headers=headers)
 
 
 def _not_found() -> Response:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from server import storage as storage_module
 from server.ids import utcnow
 from server.settings import Settings
 from server.storage import LocalStorage, S3Storage, Storage, StorageError, media_storage, new_key
@@ -282,6 +283,33 @@ async def test_the_bucket_answers_byte_ranges_as_local_files_do(
     assert head.headers["content-length"] == str(size)
     assert (await client.get("/system/media/00/00/0000.jpg",
                              headers={"Range": "bytes=0-1"})).status_code == 404
+
+
+async def test_a_large_object_is_streamed_a_chunk_at_a_time(
+        s3_endpoint: str, bucket: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A 40 MB video read by many players at once must not be held whole per request.
+    storage = _s3(s3_endpoint, bucket)
+    monkeypatch.setattr(storage_module, "STREAM_CHUNK", 64 * 1024)
+    data = os.urandom(300 * 1024)
+    await storage.put("media/aa/bb/video.mp4", data)
+
+    stream = await storage.open_public("media/aa/bb/video.mp4")
+    chunks = [chunk async for chunk in stream.chunks]
+    assert stream.length == len(data) and stream.content_range is None
+    assert b"".join(chunks) == data and max(map(len, chunks)) <= 64 * 1024 and len(chunks) >= 5
+
+    part = await storage.open_public("media/aa/bb/video.mp4", "bytes=100000-")
+    assert part.length == len(data) - 100000
+    assert part.content_range == f"bytes 100000-{len(data) - 1}/{len(data)}"
+    assert b"".join([chunk async for chunk in part.chunks]) == data[100000:]
+
+    # A player that goes away mid-file: the stream is closed, the rest never read.
+    left = await storage.open_public("media/aa/bb/video.mp4")
+    first = await anext(left.chunks)
+    await left.chunks.aclose()  # type: ignore[attr-defined]
+    assert len(first) <= 64 * 1024
+    with pytest.raises(StorageError):
+        await storage.open_public("media/aa/bb/missing.mp4")
 
 
 def _image_sources(response: httpx.Response) -> list[str]:
