@@ -116,7 +116,10 @@ class AdminVisit:
         await self.session.refresh(self.user, ["account"])
 
     def page(self, template: str, context: Mapping[str, Any], *, status_code: int = 200) -> Response:
-        return render(self.request, self.state, template, {"viewer": self.user, **context},
+        account = self.user.account
+        admin_open = self.user.admin and account is not None and account.suspended_at is None
+        return render(self.request, self.state, template,
+                      {"viewer": self.user, "admin_open": admin_open, **context},
                       status_code=status_code, headers=PAGE_HEADERS)
 
 
@@ -139,7 +142,7 @@ Handler = Callable[[AdminVisit], Awaitable[Response]]
 
 def admin_page(handler: Handler, *, multipart: bool = False) -> Callable[[Request], Awaitable[Response]]:
     """Wrap an admin endpoint: the cookie session (sign-in redirect), the admin check
-    (403), the form and its CSRF check for a POST (403), and "not found" pages."""
+    (403; a suspended admin's too), the form and its CSRF check for a POST (403), and "not found" pages."""
 
     async def endpoint(request: Request) -> Response:
         state = easel(request)
@@ -150,6 +153,13 @@ def admin_page(handler: Handler, *, multipart: bool = False) -> Callable[[Reques
             visit = AdminVisit(request=request, state=state, session=session, user=user)
             if not user.admin:
                 return _message(visit, 403, "Forbidden", "This area is for the administrators.")
+            if user.account.suspended_at is not None:
+                # A suspended admin (by another, or their own deletion waiting) signs in for
+                # the Standing page only, as every suspended account: no moderation, least
+                # of all lifting their own suspension.
+                return _message(visit, 403, "Account suspended",
+                                "This account is suspended: the administration is closed to it. "
+                                "See why, or cancel its deletion, under Standing (/studio/standing).")
             if request.method == "POST":
                 limit = CSV_UPLOAD_LIMIT + MEGABYTE if multipart else FORM_BODY_LIMIT
                 form = await read_checked_form(request, state, limit,

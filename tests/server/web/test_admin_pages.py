@@ -212,6 +212,24 @@ async def test_a_normal_user_gets_403_on_every_page_and_form(
     assert await appeal_pending(db, ids["appeal"])
 
 
+async def test_a_suspended_admin_is_shut_out_of_every_page_and_form(
+        db: Database, admin_web: httpx.AsyncClient, moira: User, ids: dict[str, int]) -> None:
+    # Suspended by another admin, or their own deletion waiting: the Standing page only.
+    token = csrf_of(await admin_web.get("/studio/standing"))
+    async with db.session() as session:
+        await moderation.take_action(session, Settings(), moderator=None,
+                                     account_id=moira.account_id, action="suspend", text="")
+    for page in GET_PAGES:
+        response = await admin_web.get(page.format(**ids))
+        assert response.status_code == 403, page
+        assert "Domain blocks" not in response.text
+    unsuspend = await admin_web.post(f"/admin/accounts/{moira.account_id}",
+                                     data={"authenticity_token": token, "action": "unsuspend"})
+    assert unsuspend.status_code == 403 and "suspended" in unsuspend.text
+    assert (await fetch(db, Account, moira.account_id)).suspended_at is not None
+    assert (await admin_web.get("/studio/standing")).status_code == 200
+
+
 async def test_signed_out_visitors_are_sent_to_sign_in(db: Database, client: httpx.AsyncClient,
                                                        ids: dict[str, int]) -> None:
     for page in GET_PAGES:
