@@ -360,7 +360,8 @@ def status_to_note(
         "attributedTo": author.uri,
         "to": to,
         "cc": cc,
-        "sensitive": bool(status.sensitive),
+        # A moderator's "mark media sensitive" covers every note of the account.
+        "sensitive": bool(status.sensitive) or author.sensitized_at is not None,
         "atomUri": status.uri,
         "content": status.content or "",
     }

@@ -435,7 +435,11 @@ async def statuses_to_entities(
             "content": status.content,
             "spoiler_text": status.spoiler_text,
             "visibility": status.visibility,
-            "sensitive": status.sensitive,
+            # A moderator's "mark media sensitive" covers every status of the account for
+            # everyone but its author, as Mastodon's serializer does.
+            "sensitive": bool(status.sensitive) or (
+                accounts[status.account_id].sensitized_at is not None
+                and (viewer is None or viewer.id != status.account_id)),
             "language": status.language,
             "replies_count": status.replies_count,
             "reblogs_count": status.reblogs_count,

@@ -231,11 +231,27 @@ async def test_silence_keeps_posts_out_of_public_timelines_for_non_followers(
 
 
 async def test_sensitive_and_disable_and_their_lifting(
-        root_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, bob: User) -> None:
+        root_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, alice_api: httpx.AsyncClient,
+        client: httpx.AsyncClient, bob: User) -> None:
+    bobs = await post(bob_api, "a plain one")
+
+    async def shown_sensitive() -> tuple[bool, bool, bool, bool]:
+        # To alice, to anyone, to bob himself, and in the federated note.
+        url = f"/api/v1/statuses/{bobs}"
+        note = await client.get(f"/users/bob/statuses/{bobs}",
+                                headers={"Accept": "application/activity+json"})
+        return ((await alice_api.get(url)).json()["sensitive"],
+                (await client.get(url)).json()["sensitive"],
+                (await bob_api.get(url)).json()["sensitive"], note.json()["sensitive"])
+
+    assert await shown_sensitive() == (False, False, False, False)
     base = f"/api/v1/admin/accounts/{bob.account_id}"
     await root_api.post(f"{base}/action", data={"type": "sensitive"})
     assert (await root_api.get(base)).json()["sensitized"] is True
+    # Every status of the account is covered for everyone but its author, as in Mastodon.
+    assert await shown_sensitive() == (True, True, False, True)
     assert (await root_api.post(f"{base}/unsensitive")).json()["sensitized"] is False
+    assert await shown_sensitive() == (False, False, False, False)
     assert (await root_api.post(f"{base}/unsensitive")).status_code == 403
 
     await root_api.post(f"{base}/action", data={"type": "disable", "text": "cool down"})
