@@ -18,7 +18,8 @@ search to resolve ``user@host``. :class:`ActorFetcher` is that one place. It
   cannot vouch for another's actor or key — Mastodon's CVE-2024-23832);
 * never goes to the network for a suspended domain (``federation.domains``; checked in a
   short session just before each GET, never on a cache hit): ``reason="suspended"``, for
-  actors, key owners, the actor a WebFinger answer names, and WebFinger itself;
+  actors, key owners, the actor a WebFinger answer names, and WebFinger itself (a cached
+  actor of a suspended domain is still answered, but never its key: see **Keys**);
 * parses with :func:`federation.parse.parse_actor` (remote HTML comes back sanitised),
   refuses actors on Easel's own domain, keeps a public key only when its id is on the
   actor's origin (so no actor can claim another server's key id), and upserts the row by
@@ -42,8 +43,12 @@ same origin is fetched). The key is returned only when the actor lists exactly t
 id as its own (``publicKey.owner`` is the actor). :meth:`ActorFetcher.refresh_key` does
 the same but fetches even when cached, for one retry after ``BadSignature`` (key
 rotation). Both return ``None`` when there is no usable key (unknown actor, 404, refused
-document, key not listed) and let :class:`ActorGone` and :class:`ActorUnavailable` escape,
-so the inbox can drop a Delete from a gone signer and retry when a server is down.
+document, key not listed, or a key id on a suspended domain — in allowlist mode, one no
+allow covers — even when the key is cached: no signature from there ever verifies) and
+let :class:`ActorGone` and :class:`ActorUnavailable` escape, so the inbox can drop a
+Delete from a gone signer and retry when a server is down. :meth:`ActorFetcher.key_owner`
+is the stored account a key that verified belongs to (authorized fetch asks it who is
+reading).
 
 **Handles.** :meth:`ActorFetcher.resolve_handle` runs WebFinger, fetches the actor it
 names and accepts it when the actor's own handle (preferredUsername @ the id's host) is
@@ -243,6 +248,19 @@ class ActorFetcher:
     async def refresh_key(self, key_id: str) -> str | None:
         """Like :meth:`key_for`, but refetches the owner once even if cached (rotation)."""
         return await self._key(key_id, refresh=True)
+
+    async def key_owner(self, key_id: str) -> Account | None:
+        """The stored account whose key ``key_id`` is (a local one for a key on this
+        server's domain), as :meth:`key_for` found it; None when none is stored."""
+        try:
+            local = _netloc(_checked_url(key_id)) == self._own_domain
+        except ActorRefused:
+            return None
+        async with self.db.session() as session:
+            return await session.scalar(select(Account).where(
+                Account.public_key_id == key_id,
+                Account.domain == "" if local else Account.domain != "")
+                .order_by(Account.id).limit(1))
 
     async def resolve_handle(self, handle: str | Handle, *, refresh: bool = False) -> Account:
         """``user@host[:port]`` → the remote Account, confirmed through WebFinger."""
@@ -465,9 +483,12 @@ class ActorFetcher:
                 local = await session.scalar(select(Account).where(
                     Account.public_key_id == key_id, Account.domain == ""))
                 return (local.public_key_pem or None) if local is not None else None
+            if await is_suspended(session, key_id):  # cached or not, never used
+                return None
             if not refresh:
                 cached = await session.scalar(select(Account).where(
-                    Account.public_key_id == key_id, Account.domain != "").limit(1))
+                    Account.public_key_id == key_id, Account.domain != "")
+                    .order_by(Account.id).limit(1))
                 if cached is not None and cached.public_key_pem:
                     return cached.public_key_pem
         try:

@@ -14,6 +14,13 @@ It never does HTTP (no requests, no responses, no signature checks: ``federation
 does those), never writes, and never returns a private, direct or unpublished status, nor
 a boost whose original an anonymous viewer may not see. Serving private objects to an
 authorised signed fetcher is future work and will take a viewer instead of ``None``.
+
+**Withheld.** Under authorized fetch a signer the account blocks, or whose domain it
+blocks (:func:`blocks_reader`, Mastodon's ``AccountStatusesFilter#blocked?``), reads
+every collection as empty: :func:`withheld_collection` for the paged ones (outbox,
+followers, following: ``totalItems`` 0, pages without items), ``withheld=True`` for
+``featured`` and ``featuredTags`` (Mastodon's ``for_signed_account``). Its statuses
+answer 404 (``federation.routes``).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -38,6 +45,8 @@ from federation.serialize import (
 )
 from server.models import (
     Account,
+    AccountDomainBlock,
+    Block,
     MediaAttachment,
     Mention,
     Poll,
@@ -89,6 +98,29 @@ def following_id(account: Account, urls: Urls) -> str:
 
 def featured_id(account: Account, urls: Urls) -> str:
     return account.featured_url or urls.featured(account.username)
+
+
+# ----------------------------------------------------------------- withheld from a reader
+
+async def blocks_reader(session: AsyncSession, account: Account, reader: Account) -> bool:
+    """Whether ``account`` blocks ``reader`` (a signed fetch's signer), or ``reader``'s
+    domain (a user's domain block, exact as Mastodon's ``domain_blocking?``)."""
+    if reader.id == account.id:
+        return False
+    blocks = [exists().where(Block.account_id == account.id,
+                             Block.target_account_id == reader.id)]
+    if reader.domain:
+        blocks.append(exists().where(AccountDomainBlock.account_id == account.id,
+                                     AccountDomainBlock.domain == reader.domain))
+    return bool(await session.scalar(select(or_(*blocks))))
+
+
+def withheld_collection(collection_id: str, *, page: bool, max_id: int | None = None
+                        ) -> Document:
+    """A paged collection as a reader its owner blocks sees it: empty."""
+    if page:
+        return ordered_collection_page(page_url(collection_id, max_id), collection_id, [])
+    return ordered_collection(collection_id, 0, page_url(collection_id))
 
 
 # ------------------------------------------------------------------------------ notes
@@ -261,11 +293,11 @@ async def following_page(session: AsyncSession, account: Account, urls: Urls, *,
 # ------------------------------------------------------------------------------ featured
 
 async def featured_collection(session: AsyncSession, account: Account, urls: Urls,
-                              storage: Storage) -> Document:
+                              storage: Storage, *, withheld: bool = False) -> Document:
     """Pinned statuses, newest pin first, as full Notes (Mastodon embeds them so a
     profile shows its pins without one fetch each): only those anyone may see (public or
-    unlisted, published; never a boost)."""
-    statuses = list(await session.scalars(
+    unlisted, published; never a boost). None when ``withheld``."""
+    statuses = [] if withheld else list(await session.scalars(
         select(Status).join(StatusPin, StatusPin.status_id == Status.id)
         .where(StatusPin.account_id == account.id, Status.reblog_of_id.is_(None),
                _outbox_filter(account))
@@ -277,11 +309,12 @@ async def featured_collection(session: AsyncSession, account: Account, urls: Url
     return collection
 
 
-async def featured_tags_collection(session: AsyncSession, account: Account,
-                                   urls: Urls) -> Document:
+async def featured_tags_collection(session: AsyncSession, account: Account, urls: Urls, *,
+                                   withheld: bool = False) -> Document:
     """The account's featured hashtags (``featuredTags``), as Mastodon serves them: an
-    unordered ``Collection`` of ``Hashtag`` objects, oldest first, no pages."""
-    tags = [view.tag for view in await featured_tags(session, account.id)]
+    unordered ``Collection`` of ``Hashtag`` objects, oldest first, no pages. None when
+    ``withheld``."""
+    tags = [] if withheld else [view.tag for view in await featured_tags(session, account.id)]
     collection = ordered_collection(urls.featured_tags(account.username), len(tags))
     collection["type"] = "Collection"
     collection["items"] = [featured_tag_document(tag, account, urls) for tag in tags]

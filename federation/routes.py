@@ -15,6 +15,19 @@ in the same mode can fetch the key that signs our own fetches; WebFinger and Nod
 public too (they are not served here). A browser asking for a page is redirected without
 a signature check: only AS2 documents are protected.
 
+Who signed matters too (Mastodon's ``SignatureVerification``, ``StatusPolicy``,
+``AccountStatusesFilter``):
+
+* a key on a suspended domain (in allowlist mode, a domain no allow covers) is refused
+  with 403 before it is looked up, cached or not, so nothing is fetched from there; so is
+  a remote signer our moderators suspended (``suspension_origin == "local"``);
+* when the local account blocks the signer, or the signer's domain (a user's domain
+  block), its statuses and their activities answer 404 and its collections are empty
+  (:mod:`federation.collections`, "Withheld"). Its actor document is still served, as
+  Mastodon serves it: the blocked server needs its key to verify the ``Block`` we send.
+  A block of one account does not cover other keys of its server (its instance actor);
+  a domain block does.
+
 The ``ActorFetcher`` is the process's :class:`federation.context.FederationContext` one
 (tests put their own there with :func:`install_actor_fetcher`); its client keeps no idle
 connections (key fetches are rare; keys are cached in ``accounts``).
@@ -38,8 +51,15 @@ from federation import collections
 from federation.actors import ActorError, ActorFetcher
 from federation.content_types import ACTIVITY_JSON, accepts_activity_json
 from federation.context import federation_context
+from federation.domains import domain_of, is_suspended
 from federation.serialize import account_to_actor, tombstone
-from federation.signatures import BadSignature, SignatureError, VerifiedSignature, verify_request
+from federation.signatures import (
+    BadSignature,
+    KeyLookup,
+    SignatureError,
+    VerifiedSignature,
+    verify_request,
+)
 from server.errors import ApiError
 from server.models import Account, Status, Tombstone
 from server.services.accounts import find_local_account, instance_actor
@@ -81,18 +101,35 @@ def request_target(request: Request) -> str:
     return f"{path}?{query.decode('latin-1')}" if query else path
 
 
+class SignerRefused(SignatureError):
+    """The key is on a domain this server does not federate with (suspended, or not
+    allowed in allowlist mode): answered 403."""
+
+    reason = "domain_refused"
+
+
 async def verify_fetch_signature(request: Request, fetcher: ActorFetcher) -> VerifiedSignature:
     """Verify the request's signature with keys from ``fetcher``, refetching the key once
-    when the signature does not verify with the cached one. Raises SignatureError or
-    ActorError (the signer's server is gone or unreachable)."""
-    settings = easel(request).settings
+    when the signature does not verify with the cached one. Raises SignerRefused (before
+    any key lookup) when the key's domain is suspended or not allowed, another
+    SignatureError, or ActorError (the signer's server is gone or unreachable)."""
+    state = easel(request)
     body = await request.body()
 
-    async def verify(key_lookup: Callable[[str], Awaitable[str | None]]) -> VerifiedSignature:
+    def refusing_suspended(lookup: KeyLookup) -> KeyLookup:
+        async def key_lookup(key_id: str) -> str | None:
+            async with state.db.session() as session:
+                if await is_suspended(session, key_id):
+                    raise SignerRefused(f"{domain_of(key_id)} is not federated with")
+            return await lookup(key_id)
+        return key_lookup
+
+    async def verify(key_lookup: KeyLookup) -> VerifiedSignature:
         return await verify_request(method=request.method, target=request_target(request),
-                                    headers=request.headers, body=body, key_lookup=key_lookup,
-                                    clock=fetcher.clock, scheme=settings.scheme,
-                                    expected_host=settings.domain)
+                                    headers=request.headers, body=body,
+                                    key_lookup=refusing_suspended(key_lookup),
+                                    clock=fetcher.clock, scheme=state.settings.scheme,
+                                    expected_host=state.settings.domain)
 
     try:
         return await verify(fetcher.key_for)
@@ -100,21 +137,46 @@ async def verify_fetch_signature(request: Request, fetcher: ActorFetcher) -> Ver
         return await verify(fetcher.refresh_key)
 
 
+def _refusal(error: str, status_code: int) -> Response:
+    return JSONResponse({"error": error}, status_code=status_code, headers=VARY)
+
+
 async def _refused_fetch(request: Request) -> Response | None:
-    """None when the fetch may be answered; else the 401 to send. With authorized fetch
-    off, everything is public."""
+    """None when the fetch may be answered (the signer, an Account, is then in
+    ``request.state.signer``); else the 401 or 403 to send. With authorized fetch off,
+    everything is public."""
     if not easel(request).settings.authorized_fetch:
         return None
     if "signature" not in request.headers and "signature-input" not in request.headers:
-        return JSONResponse({"error": "Request not signed"}, status_code=401, headers=VARY)
+        return _refusal("Request not signed", 401)
+    fetcher = app_actor_fetcher(request)
     try:
-        request.state.signature = await verify_fetch_signature(request, app_actor_fetcher(request))
+        verified = await verify_fetch_signature(request, fetcher)
+    except SignerRefused as exc:
+        return _refusal(str(exc), 403)
     except SignatureError as exc:
-        return JSONResponse({"error": str(exc) or exc.reason}, status_code=401, headers=VARY)
+        return _refusal(str(exc) or exc.reason, 401)
     except ActorError as exc:
-        return JSONResponse({"error": f"Could not retrieve the signer's key: {exc}"},
-                            status_code=401, headers=VARY)
+        return _refusal(f"Could not retrieve the signer's key: {exc}", 401)
+    signer = await fetcher.key_owner(verified.key_id)
+    if signer is None:  # the key's account went away meanwhile
+        return _refusal(f"No account holds the key {verified.key_id}", 401)
+    if signer.domain and signer.suspended_at is not None \
+            and signer.suspension_origin == "local":
+        return _refusal(f"{signer.uri} is suspended on this server", 403)
+    request.state.signature = verified
+    request.state.signer = signer
     return None
+
+
+async def _withheld(request: Request, account: Account) -> bool:
+    """Whether ``account`` blocks the signer of this fetch, or the signer's domain (never
+    without authorized fetch: there is no signer then)."""
+    signer: Account | None = getattr(request.state, "signer", None)
+    if signer is None:
+        return False
+    async with easel(request).db.session() as session:
+        return await collections.blocks_reader(session, account, signer)
 
 
 def signed_fetch(endpoint: Endpoint) -> Endpoint:
@@ -182,10 +244,17 @@ async def instance_actor_document(request: Request) -> Response:
     return ActivityJSONResponse(account_to_actor(actor, state.urls, state.storage))
 
 
+def _withheld_collection(request: Request, collection_id: str) -> Response:
+    return _activity(collections.withheld_collection(
+        collection_id, page=_wants_page(request), max_id=_cursor(request, "max_id")))
+
+
 @signed_fetch
 async def outbox(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
+    if await _withheld(request, account):
+        return _withheld_collection(request, collections.outbox_id(account, state.urls))
     async with state.db.session() as session:
         if _wants_page(request):
             document = await collections.outbox_page(
@@ -199,6 +268,8 @@ async def outbox(request: Request) -> Response:
 async def followers(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
+    if await _withheld(request, account):
+        return _withheld_collection(request, collections.followers_id(account, state.urls))
     if not _wants_page(request):
         return _activity(collections.followers_collection(account, state.urls))
     async with state.db.session() as session:
@@ -211,6 +282,8 @@ async def followers(request: Request) -> Response:
 async def following(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
+    if await _withheld(request, account):
+        return _withheld_collection(request, collections.following_id(account, state.urls))
     if not _wants_page(request):
         return _activity(collections.following_collection(account, state.urls))
     async with state.db.session() as session:
@@ -223,9 +296,10 @@ async def following(request: Request) -> Response:
 async def featured(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
+    withheld = await _withheld(request, account)
     async with state.db.session() as session:
         document = await collections.featured_collection(session, account, state.urls,
-                                                         state.storage)
+                                                         state.storage, withheld=withheld)
     return _activity(document)
 
 
@@ -233,8 +307,10 @@ async def featured(request: Request) -> Response:
 async def featured_tags(request: Request) -> Response:
     state = easel(request)
     account = await _account_or_404(request)
+    withheld = await _withheld(request, account)
     async with state.db.session() as session:
-        document = await collections.featured_tags_collection(session, account, state.urls)
+        document = await collections.featured_tags_collection(session, account, state.urls,
+                                                              withheld=withheld)
     return _activity(document)
 
 
@@ -247,8 +323,9 @@ def _status_id(request: Request) -> int:
 
 async def status_object(request: Request) -> Response:
     """A public or unlisted status as its Note (a browser is sent to its page; a boost
-    to the original). Private and direct statuses answer 404 even to signed fetches; a
-    deleted one answers 410 with its Tombstone."""
+    to the original). Private and direct statuses answer 404 even to signed fetches, and
+    so does every status to a signer its author blocks; a deleted one answers 410 with
+    its Tombstone."""
     state = easel(request)
     account = await _account_or_404(request)
     async with state.db.session() as session:
@@ -263,6 +340,8 @@ async def status_object(request: Request) -> Response:
             refused = await _refused_fetch(request)
             if refused is not None:
                 return refused
+            if await _withheld(request, account):
+                raise ApiError(404, "Record not found")
         if status.reblog_of_id is not None:
             original = await session.get(Status, status.reblog_of_id)
             if original is None:
@@ -277,9 +356,12 @@ async def status_object(request: Request) -> Response:
 
 @signed_fetch
 async def status_activity(request: Request) -> Response:
-    """The Create of a status, or the Announce of a boost."""
+    """The Create of a status, or the Announce of a boost (404 to a signer its author
+    blocks)."""
     state = easel(request)
     account = await _account_or_404(request)
+    if await _withheld(request, account):
+        raise ApiError(404, "Record not found")
     async with state.db.session() as session:
         status = await collections.shared_status(session, account, _status_id(request))
         activity = None if status is None else await collections.status_activity(

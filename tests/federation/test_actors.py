@@ -431,6 +431,20 @@ async def test_key_for_an_unknown_key_fetches_its_actor(
     assert [a.uri for a in await rows(db)] == [CAROL]
 
 
+async def test_key_owner_is_the_stored_account_of_a_key(
+        fetcher: ActorFetcher, remote: Remote, db: Database, settings: Settings) -> None:
+    assert await fetcher.key_owner(CAROL_KEY) is None  # not stored yet
+    remote.serve(CAROL, mastodon_carol())
+    assert await fetcher.key_for(CAROL_KEY) is not None
+    owner = await fetcher.key_owner(CAROL_KEY)
+    assert owner is not None and owner.uri == CAROL
+    async with db.session() as session:
+        ours = await instance_actor(session, settings)
+    local = await fetcher.key_owner(ours.public_key_id)
+    assert local is not None and local.id == ours.id
+    assert await fetcher.key_owner("not a url") is None
+
+
 async def test_key_for_a_gotosocial_path_key_follows_the_stub_to_the_actor(
         fetcher: ActorFetcher, remote: Remote) -> None:
     erin = gotosocial_erin()
@@ -663,7 +677,9 @@ async def test_a_cached_actor_is_still_answered_after_its_domain_is_suspended(
     account = await fetcher.fetch_actor(CAROL)
     await suspend(db, "mastodon.example")
     assert (await fetcher.fetch_actor(CAROL)).id == account.id  # no network: the row
-    assert await fetcher.key_for(CAROL_KEY) == account.public_key_pem
+    # ... but never its key: no signature from a suspended domain verifies.
+    assert await fetcher.key_for(CAROL_KEY) is None
+    assert await fetcher.refresh_key(CAROL_KEY) is None
     clock.now += timedelta(days=2)  # stale: a refetch would go out, and is refused
     with pytest.raises(ActorRefused):
         await fetcher.fetch_actor(CAROL)
