@@ -8,16 +8,45 @@ one writer at a time takes every row waiting (up to :data:`MAX_BATCH`) and, in a
 transaction:
 
 1. reads, in one statement, the domain blocks covering the batch's actors and signers,
-   which of its actors our moderators suspended, and which of its forwarded activities
-   are stored already; drops rows from suspended domains (``"suspended"``: answered 202,
-   stored nothing), and likewise rows of actors our moderators suspended (but for a
-   ``Delete``, ``Undo`` or ``Reject``: :data:`ALLOWED_WHILE_SUSPENDED`);
-2. inserts the rest with ``INSERT … ON CONFLICT (activity_uri) DO NOTHING RETURNING`` —
-   an activity id already stored, or twice in the batch, is a replay (``"replay"``);
-   a forwarded copy whose activity is already stored as signed by its own actor is a
-   replay too;
-3. inserts one ``process_inbox`` job per new item and commits; the queue is told after
-   the commit, as :func:`server.queue.jobs.enqueue` would.
+   which of its actors our moderators suspended, and which of its keys (and forwarded
+   activities' own ids) are stored already, and how (below); drops rows from suspended
+   domains (``"suspended"``: answered 202, stored nothing), and likewise rows of actors
+   our moderators suspended (but for a ``Delete``, ``Undo`` or ``Reject``:
+   :data:`ALLOWED_WHILE_SUSPENDED`);
+2. decides, per row, by the replay rule below: a new key is inserted (``INSERT … ON
+   CONFLICT (activity_uri) DO NOTHING RETURNING``: a key another process stored meanwhile
+   is a replay); a stored item may be *re-taken* (the row becomes this delivery again:
+   body, times, ``pending``; its job is queued again); a redelivery while the stored item
+   is still pending is inserted as a new item under :func:`redelivered_key`; anything
+   else is a replay (``"replay"``), as is a forwarded copy whose activity is already
+   stored as signed by its own actor;
+3. inserts one ``process_inbox`` job per new item (and requeues those of re-taken ones)
+   and commits; the queue is told after the commit, as
+   :func:`server.queue.jobs.enqueue` would.
+
+**The replay rule.** An activity id is not unique for ever: Pixelfed and Misskey give the
+same id to every Follow of the same pair (``{actor}#follow/{target}``,
+``{host}/follows/{follower}/{followee}``), to its Undo (``…/undo``) and to the Accept
+(``{target}#accepts/follows/{follower}``), so follow, unfollow, follow again reuses them
+all. What the dedupe protects against is the same delivery processed twice: a sender's
+retry (our 202 lost) or a captured request replayed. A signed request can only be
+replayed while its signature is good — at most :data:`REPLAY_WINDOW` after we first
+stored it (``federation.signatures``: twelve hours at most after its date, an hour of
+clock skew either side; plus an hour's margin) — so:
+
+* ``Follow``, ``Undo``, ``Accept``, ``Reject`` and ``Block`` (:data:`REDELIVERABLE`) are
+  never replays: their handlers are idempotent (a repeated Follow is accepted again, an
+  Undo of nothing is ignored), as Mastodon, which does not dedupe by id at all, relies on.
+  A stored item that is done is re-taken; one still pending gets a new item, so the order
+  Follow → Undo → Follow is kept even before the queue runs;
+* any other kind (``Create``, ``Announce``, ``Like``…, whose handlers may not be
+  idempotent) is a replay while its stored item is pending or was received within
+  :data:`REPLAY_WINDOW`; a later delivery re-takes the item.
+
+A re-taken item keeps its row (and its job, run again): the table grows only by what new
+deliveries add. The job of an item is only ever requeued once its item is done (the
+outcome is committed with the job's completion), so a re-take never races its own job;
+crash recovery of a queued job finds its item pending and processes it once.
 
 While one batch is written the next one gathers, so there is no timer and no added
 latency when the inbox is quiet (a batch of one). A failed write fails every request in
@@ -28,13 +57,15 @@ id. A *forwarded* one (signed by someone else) is stored under :func:`forwarded_
 the id and the signer, hashed — never under the id itself: anyone may forward anything,
 and a forwarder that got there first (Mastodon's Delete ids are predictable:
 ``{status}#delete``) would otherwise turn the real, signed-by-its-actor delivery into a
-"replay" that is dropped. Processing reads the activity's id from the stored body,
-never from ``activity_uri``; handlers are idempotent, so the same activity processed
-once forwarded and once direct changes nothing more.
+"replay" that is dropped. A redelivery stored beside a pending item of the same id is keyed
+by :func:`redelivered_key` (the id and the new item's id, hashed). Processing reads the
+activity's id from the stored body, never from ``activity_uri``; handlers are idempotent,
+so the same activity processed once forwarded and once direct changes nothing more.
 
 What it must never do: keep a row it could not commit, answer before the commit, let a
-forwarded copy take the key of the activity's own id, or outlive its event loop (the
-writer task ends whenever nothing waits).
+forwarded copy take the key of the activity's own id, drop a redelivery of a Follow, Undo,
+Accept, Reject or Block, process a Create, Announce or Like twice within the replay window,
+or outlive its event loop (the writer task ends whenever nothing waits).
 """
 
 from __future__ import annotations
@@ -42,19 +73,29 @@ from __future__ import annotations
 import asyncio
 import hashlib
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, literal_column, select, union_all
+from sqlalchemy import Table, bindparam, case, insert, literal_column, select, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import CompoundSelect
 
 from federation.domains import _candidates, domain_of
+from federation.signatures import CLOCK_SKEW_MARGIN, EXPIRATION_WINDOW_LIMIT
 from server.db import Database
 from server.ids import new_id, utcnow
-from server.models import Account, DomainAllow, DomainBlock, DomainBlockSeverity, InboxItem, Job
-from server.queue.jobs import PENDING_JOBS_KEY
+from server.models import (
+    Account,
+    DomainAllow,
+    DomainBlock,
+    DomainBlockSeverity,
+    InboxItem,
+    InboxOutcome,
+    Job,
+)
+from server.queue.jobs import PENDING_JOBS_KEY, enqueue
 from server.queue.kinds import kind_named
 from server.services.domain_blocks import allowlist_mode
 
@@ -67,6 +108,18 @@ STORED, REPLAY, SUSPENDED = "stored", "replay", "suspended"
 # domain's is (and rejected if it was stored before the suspension).
 ALLOWED_WHILE_SUSPENDED = ("Delete", "Undo", "Reject")
 FORWARDED_PREFIX = "forwarded:"
+REDELIVERED_PREFIX = "redelivered:"
+# How long a signed delivery can be replayed (see "The replay rule"): a signature is good
+# until twelve hours after its date at most, an hour of skew forgiven either side; plus
+# an hour for the clocks of the processes that store and compare ``received_at``.
+REPLAY_MARGIN = timedelta(hours=1)
+REPLAY_WINDOW = EXPIRATION_WINDOW_LIMIT + 2 * CLOCK_SKEW_MARGIN + REPLAY_MARGIN
+# Kinds whose ids are reused for the same pair (Pixelfed, Misskey) and whose handlers are
+# idempotent: never replays.
+REDELIVERABLE = frozenset({"Follow", "Undo", "Accept", "Reject", "Block"})
+# A stored key's state, as the batch reads it; and what the batch does with a row.
+_PENDING, _RECENT, _DONE = "pending", "recent", "done"
+_INSERT, _RETAKE, _REDELIVER = "insert", "retake", "redeliver"
 
 
 def item_key(activity_id: str, *, forwarded_by: str | None = None) -> str:
@@ -80,6 +133,23 @@ def forwarded_key(activity_id: str, signer_uri: str) -> str:
     (74 characters, so always within the column's 2048)."""
     digest = hashlib.sha256(f"{activity_id} {signer_uri}".encode()).hexdigest()
     return FORWARDED_PREFIX + digest
+
+
+def redelivered_key(activity_uri: str, item_id: int) -> str:
+    """The ``activity_uri`` of a redelivery stored while the item under ``activity_uri`` is
+    still pending: never an activity id, and unique (the new item's id is in it)."""
+    digest = hashlib.sha256(f"{activity_uri} {item_id}".encode()).hexdigest()
+    return REDELIVERED_PREFIX + digest
+
+
+def _action(state: str | None, redeliverable: bool) -> str | None:
+    """What to do with a row whose key is stored in ``state`` (None: not stored); None
+    for a replay. See "The replay rule"."""
+    if state is None:
+        return _INSERT
+    if state == _DONE or (redeliverable and state == _RECENT):
+        return _RETAKE
+    return _REDELIVER if redeliverable else None
 
 
 @dataclass
@@ -100,8 +170,9 @@ class InboxIntake:
 
     async def store(self, row: dict[str, Any], *, domains: tuple[str, ...],
                     direct_id: str | None = None) -> str:
-        """Store the InboxItem ``row`` (and its job) unless its activity is known or one of
-        ``domains`` (urls or host[:port]) is suspended: STORED, REPLAY or SUSPENDED.
+        """Store the InboxItem ``row`` (and its job) unless it is a replay (the module's
+        "replay rule") or one of ``domains`` (urls or host[:port]) is suspended: STORED,
+        REPLAY or SUSPENDED. STORED includes a stored item re-taken by this delivery.
 
         ``direct_id``, for a forwarded row (stored under :func:`forwarded_key`), is the
         activity's own id: when a copy signed by its actor is stored already (or earlier
@@ -131,26 +202,50 @@ class InboxIntake:
 
     async def _write(self, batch: list[_Waiting]) -> list[str]:
         async with self.db.session() as session:
-            suspended, barred, seen = await _batch_facts(session, batch)
+            cutoff = utcnow() - REPLAY_WINDOW
+            suspended, barred, known = await _batch_facts(session, batch, cutoff)
             results: list[str] = []
-            rows: list[dict[str, Any]] = []
-            for waiting in batch:
+            actions: dict[int, str] = {}
+            taken: set[str] = set()  # keys stored or re-taken earlier in this batch
+            for index, waiting in enumerate(batch):
                 uri = waiting.row["activity_uri"]
                 if (suspended and any(domain_of(d) in suspended for d in waiting.domains)) or (
                         waiting.row.get("actor_uri") in barred
                         and _type_of(waiting.row) not in ALLOWED_WHILE_SUSPENDED):
                     results.append(SUSPENDED)
-                elif uri in seen or (waiting.direct_id is not None and waiting.direct_id in seen):
-                    results.append(REPLAY)
+                    continue
+                direct = waiting.direct_id
+                if direct is not None and (direct in known or direct in taken):
+                    action = None  # forwarded, and its actor's own copy is stored
                 else:
-                    seen.add(uri)
-                    rows.append(waiting.row)
-                    results.append(STORED)
-            ids = unique_ids(2 * len(rows))
-            for row, item_id in zip(rows, ids, strict=False):
-                row["id"] = item_id
-            new_uris = await _insert_items(session, rows) if rows else {}
+                    action = _action(_PENDING if uri in taken else known.get(uri),
+                                     _type_of(waiting.row) in REDELIVERABLE)
+                results.append(REPLAY if action is None else STORED)
+                if action is not None:
+                    actions[index] = action
+                    taken.add(uri)
             kind = kind_named(PROCESS_INBOX)
+            inserts: list[tuple[int, bool]] = []  # (batch index, under a redelivered key)
+            for index, action in actions.items():
+                row = batch[index].row
+                if action == _RETAKE:
+                    redeliverable = _type_of(row) in REDELIVERABLE
+                    item_id = await _retake(session, row,
+                                            received_before=None if redeliverable else cutoff)
+                    if item_id is not None:
+                        await enqueue(session, kind, str(item_id), again=True)
+                        continue
+                    if not redeliverable:  # pending again meanwhile: a replay after all
+                        results[index] = REPLAY
+                        continue
+                    action = _REDELIVER
+                inserts.append((index, action == _REDELIVER))
+            ids = unique_ids(2 * len(inserts))
+            rows = [dict(batch[index].row, id=item_id, activity_uri=redelivered_key(
+                        batch[index].row["activity_uri"], item_id) if redelivered
+                        else batch[index].row["activity_uri"])
+                    for (index, redelivered), item_id in zip(inserts, ids, strict=False)]
+            new_uris = await _insert_items(session, rows) if rows else {}
             now = utcnow()
             jobs = [{"id": job_id, "kind": kind.name, "queue": kind.queue,
                      "ref": str(item_id), "next_try_at": now}
@@ -160,8 +255,26 @@ class InboxIntake:
                 session.info.setdefault(PENDING_JOBS_KEY, []).extend(
                     (job["id"], kind.queue) for job in jobs)
             await session.commit()
-        return [REPLAY if result == STORED and waiting.row["activity_uri"] not in new_uris
-                else result for waiting, result in zip(batch, results, strict=True)]
+        for (index, _), row in zip(inserts, rows, strict=True):
+            if row["activity_uri"] not in new_uris:  # stored by another process meanwhile
+                results[index] = REPLAY
+        return results
+
+
+async def _retake(session: AsyncSession, row: dict[str, Any], *,
+                  received_before: datetime | None) -> int | None:
+    """Make the stored item under ``row``'s key this delivery again (its body, sender,
+    recipient and times; pending) unless it is pending, or (given ``received_before``)
+    was received since then; its id, or None when it was not re-taken."""
+    values = {name: value for name, value in row.items() if name not in ("id", "activity_uri")}
+    statement = (update(_ITEMS)
+                 .where(_ITEMS.c.activity_uri == row["activity_uri"],
+                        _ITEMS.c.outcome != InboxOutcome.PENDING.value)
+                 .values(values).returning(_ITEMS.c.id))
+    if received_before is not None:
+        statement = statement.where(_ITEMS.c.received_at < received_before)
+    item_id = await session.scalar(statement)
+    return None if item_id is None else int(item_id)
 
 
 def unique_ids(count: int) -> list[int]:
@@ -180,9 +293,9 @@ def _type_of(row: dict[str, Any]) -> object:
 
 # What a batch must know before it writes, read in one statement (one round trip, which
 # on SQLite is several thread hops): the domain blocks covering its actors and signers,
-# which of its actors our moderators suspended, and which of its forwarded activities'
-# own ids are stored already. Each row is (what, name, severity).
-_BLOCK, _ALLOW, _BARRED, _STORED = "block", "allow", "barred", "stored"
+# which of its actors our moderators suspended, and which of its keys and forwarded
+# activities' own ids are stored already, in which state. Each row is (what, name, value).
+_BLOCK, _ALLOW, _BARRED, _KNOWN = "block", "allow", "barred", "known"
 _BATCH_FACTS: CompoundSelect[Any] = union_all(
     select(literal_column(f"'{_BLOCK}'"), DomainBlock.domain, DomainBlock.severity)
     .where(DomainBlock.domain.in_(bindparam("domains", expanding=True))),
@@ -193,38 +306,44 @@ _BATCH_FACTS: CompoundSelect[Any] = union_all(
     select(literal_column(f"'{_BARRED}'"), Account.uri, literal_column("''"))
     .where(Account.uri.in_(bindparam("actors", expanding=True)), Account.domain != "",
            Account.suspended_at.is_not(None), Account.suspension_origin == "local"),
-    # The forwarded rows' activity ids stored already, signed by their own actor.
-    select(literal_column(f"'{_STORED}'"), InboxItem.activity_uri, literal_column("''"))
-    .where(InboxItem.activity_uri.in_(bindparam("direct_ids", expanding=True))),
+    # The rows' keys (and forwarded rows' activity ids) stored already: pending, received
+    # within the replay window, or done before it (on the unique activity_uri).
+    select(literal_column(f"'{_KNOWN}'"), InboxItem.activity_uri, case(
+        (InboxItem.outcome == InboxOutcome.PENDING.value, literal_column(f"'{_PENDING}'")),
+        (InboxItem.received_at >= bindparam("cutoff"), literal_column(f"'{_RECENT}'")),
+        else_=literal_column(f"'{_DONE}'")))
+    .where(InboxItem.activity_uri.in_(bindparam("uris", expanding=True))),
 )
 
 
-async def _batch_facts(session: AsyncSession,
-                       batch: list[_Waiting]) -> tuple[set[str], set[str], set[str]]:
-    """(the batch's suspended domains, its actors suspended here, the activity ids of its
-    forwarded rows stored already). A domain is suspended when the most specific block
-    covering it suspends, or, in allowlist mode, when no allow covers it, as in
-    :func:`federation.domains.domain_policy`."""
+async def _batch_facts(session: AsyncSession, batch: list[_Waiting], cutoff: datetime,
+                       ) -> tuple[set[str], set[str], dict[str, str]]:
+    """(the batch's suspended domains, its actors suspended here, {key or forwarded row's
+    activity id stored already: its state}). A domain is suspended when the most specific
+    block covering it suspends, or, in allowlist mode, when no allow covers it, as in
+    :func:`federation.domains.domain_policy`. An item not pending is ``_RECENT`` when
+    received at ``cutoff`` or later, else ``_DONE``."""
     domains = {domain_of(d) for d in {d for waiting in batch for d in waiting.domains}} - {""}
     names = {domain: _candidates(domain) for domain in domains}
     actors = {str(w.row["actor_uri"]) for w in batch if w.row.get("actor_uri")}
-    direct_ids = {w.direct_id for w in batch if w.direct_id is not None}
+    uris = {str(w.row["activity_uri"]) for w in batch} | {
+        w.direct_id for w in batch if w.direct_id is not None}
     blocks: dict[str, str] = {}
     barred: set[str] = set()
-    stored: set[str] = set()
+    known: dict[str, str] = {}
     rows = await session.execute(_BATCH_FACTS, {
         "domains": sorted({name for candidates in names.values() for name in candidates}),
-        "actors": sorted(actors), "direct_ids": sorted(direct_ids)})
+        "actors": sorted(actors), "uris": sorted(uris), "cutoff": cutoff})
     allowed: set[str] = set()
-    for what, name, severity in rows:
+    for what, name, value in rows:
         if what == _BLOCK:
-            blocks[name] = severity
+            blocks[name] = value
         elif what == _ALLOW:
             allowed.add(name)
         elif what == _BARRED:
             barred.add(name)
         else:
-            stored.add(name)
+            known[name] = value
     suspended = set()
     allowlist = allowlist_mode(session)
     for domain, candidates in names.items():
@@ -234,7 +353,7 @@ async def _batch_facts(session: AsyncSession,
         decisive = next((blocks[name] for name in candidates if name in blocks), None)
         if decisive == DomainBlockSeverity.SUSPEND:
             suspended.add(domain)
-    return suspended, barred, stored
+    return suspended, barred, known
 
 
 # Core statements on the tables, built once: the ORM's bulk-insert path would inspect every
@@ -251,7 +370,7 @@ _INSERT_ITEMS = {
 
 
 async def _insert_items(session: AsyncSession, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert the rows whose activity id is new; {activity uri: item id} of those."""
+    """Insert the rows whose key is new; {key: item id} of those."""
     statement = _INSERT_ITEMS[session.get_bind().dialect.name]
     # executemany with RETURNING (SQLAlchemy's "insertmanyvalues"): one cached statement
     # whatever the batch size, sent as few multi-row INSERTs.

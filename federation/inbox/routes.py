@@ -1,4 +1,6 @@
-"""The inbox endpoints: ``POST /inbox`` (shared) and ``POST /users/{name}/inbox``.
+"""The inbox endpoints: ``POST /inbox`` (shared), ``POST /users/{name}/inbox`` and
+``POST /actor/inbox`` (the instance actor's, which its document names: the shared inbox
+by another path, as in Mastodon).
 
 Why it exists: other servers deliver here, and a delivery must be answered fast and
 never lose an activity. So an endpoint only checks and stores, in this order (DESIGN.md,
@@ -32,12 +34,14 @@ never lose an activity. So an endpoint only checks and stores, in this order (DE
    signature, so no key is ever fetched from a suspended server; otherwise the intake
    checks it for the whole batch.
 6. **Store** (:mod:`federation.inbox.intake`): the :class:`~server.models.InboxItem`
-   (activity id unique: a replay inserts nothing and is answered 202 again) and its
-   ``process_inbox`` job, group-committed with the other deliveries arriving meanwhile
-   → 202, empty body. A forwarded item is keyed by its id *and* its signer
-   (:func:`~federation.inbox.intake.forwarded_key`), so a forwarder never makes the
-   actor's own delivery of the same activity a "replay". A failed write → 503 with
-   ``Retry-After``.
+   and its ``process_inbox`` job, group-committed with the other deliveries arriving
+   meanwhile → 202, empty body. A replay inserts nothing and is answered 202 again: an
+   id stored before is one only within the signature window (or while its item is
+   pending), and never for a Follow, Undo, Accept, Reject or Block, whose ids Pixelfed
+   and Misskey reuse for the same pair (the intake's "replay rule"). A forwarded item is
+   keyed by its id *and* its signer (:func:`~federation.inbox.intake.forwarded_key`), so
+   a forwarder never makes the actor's own delivery of the same activity a "replay". A
+   failed write → 503 with ``Retry-After``.
 
 Personal inboxes of unknown (or unlisted) local users answer 404.
 
@@ -81,6 +85,7 @@ from server.json_depth import depth_error, too_deep
 from server.models import Account, InboxOutcome
 from server.services.accounts import find_local_account
 from server.state import easel
+from server.urls import INSTANCE_ACTOR_PATH
 
 INBOX_BODY_LIMIT = 1024 * 1024
 # Types another server may forward on an actor's behalf; the handler refetches the object.
@@ -371,4 +376,7 @@ async def personal_inbox(request: Request) -> Response:
 routes: list[BaseRoute] = [
     Route("/inbox", shared_inbox, methods=["POST"]),
     Route("/users/{username}/inbox", personal_inbox, methods=["POST"]),
+    # The instance actor's inbox (``server.urls.INSTANCE_ACTOR_PATH`` + "/inbox"): what is
+    # addressed to the server as a whole, received as at the shared inbox.
+    Route(INSTANCE_ACTOR_PATH + "/inbox", shared_inbox, methods=["POST"]),
 ]

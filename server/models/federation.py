@@ -69,7 +69,9 @@ class InboxItem(Base):
     __tablename__ = "inbox_items"
 
     id: Mapped[int] = mapped_column(primary_key=True, default=new_id)
-    # The activity's id: unique, so a replayed or redelivered activity is a no-op.
+    # The activity's id (or a key derived from it: forwarded and redelivered items):
+    # unique; whether a delivery with a stored id is a replay is the intake's replay rule
+    # (federation.inbox.intake).
     activity_uri: Mapped[str] = mapped_column(String(2048), unique=True)
     activity_type: Mapped[str] = mapped_column(String(64), default="")
     actor_uri: Mapped[str] = mapped_column(String(2048), default="")

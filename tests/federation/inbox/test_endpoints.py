@@ -44,6 +44,11 @@ def follow(sender: FakeActor) -> dict[str, object]:
     return sender.activity("Follow", ALICE)
 
 
+def like(sender: FakeActor) -> dict[str, object]:
+    """A kind the intake dedupes by id (a Follow's redelivery is stored again)."""
+    return sender.activity("Like", ALICE + "/statuses/1")
+
+
 # ---------------------------------------------------------------------------- accepted
 
 async def test_a_signed_activity_is_stored_once_queued_and_answered_202(
@@ -66,7 +71,7 @@ async def test_a_signed_activity_is_stored_once_queued_and_answered_202(
 async def test_a_replay_is_answered_202_and_stores_nothing_more(
         inbox_app: Starlette, app_db: Database, alice: User, remote_carol: FakeActor,
         fediverse: Fediverse) -> None:
-    activity = follow(remote_carol)
+    activity = like(remote_carol)
     for _ in range(3):
         assert (await deliver(inbox_app, remote_carol, activity)).status_code == 202
     assert await stored(app_db) == (1, 1)
@@ -80,6 +85,30 @@ async def test_the_personal_inbox_records_its_recipient(
     assert response.status_code == 202
     item = await item_for(app_db, str(activity["id"]))
     assert item is not None and item.recipient_id == alice.account.id
+
+
+async def test_the_instance_actors_inbox_is_the_shared_inbox(
+        inbox_app: Starlette, app_db: Database, alice: User, remote_carol: FakeActor) -> None:
+    async with http(inbox_app) as client:
+        actor = (await client.get("/actor", headers={"Accept": AS2})).json()
+    assert actor["inbox"] == BASE + "/actor/inbox"
+    activity = follow(remote_carol)
+    response = await deliver(inbox_app, remote_carol, activity, path="/actor/inbox")
+    assert response.status_code == 202, response.text
+    item = await item_for(app_db, str(activity["id"]))
+    assert item is not None
+    assert (item.signer_uri, item.recipient_id, item.outcome) == (
+        remote_carol.uri, None, InboxOutcome.PENDING)
+    assert await stored(app_db) == (1, 1)
+    # Checked as at /inbox: signed for another path, it is refused.
+    signed = httpx.Request("POST", BASE + "/inbox", content=json.dumps(follow(remote_carol)),
+                           headers={"Content-Type": AS2})
+    remote_carol.signer().sign(signed)
+    async with http(inbox_app) as client:
+        response = await client.post("/actor/inbox", headers=dict(signed.headers),
+                                     content=signed.content)
+    assert response.status_code == 401, response.text
+    assert await stored(app_db) == (1, 1)
 
 
 async def test_the_personal_inbox_of_an_unknown_user_is_404(
@@ -290,7 +319,7 @@ async def test_a_suspension_applies_with_the_key_already_in_memory(
 async def test_concurrent_deliveries_and_replays_are_each_stored_once(
         inbox_app: Starlette, app_db: Database, alice: User, remote_carol: FakeActor,
         remote_dave: FakeActor) -> None:
-    activities = [follow(actor) for actor in (remote_carol, remote_dave) for _ in range(10)]
+    activities = [like(actor) for actor in (remote_carol, remote_dave) for _ in range(10)]
     senders = {remote_carol.uri: remote_carol, remote_dave.uri: remote_dave}
     responses = await asyncio.gather(*(
         deliver(inbox_app, senders[str(a["actor"])], a) for a in activities + activities))

@@ -42,11 +42,13 @@ async def test_a_follow_of_an_open_account_is_accepted_and_notified(
     accepts = [a for a in fediverse.posted() if a["type"] == "Accept"]
     assert [a["object"]["id"] if isinstance(a["object"], dict) else a["object"]
             for a in accepts] == [follow["id"]]
-    # The same Follow again is a replay: nothing changes.
+    # The same Follow again (a redelivery: Follows are never dropped as replays) changes
+    # nothing but a second Accept.
     assert (await deliver(inbox_app, remote_carol, follow)).status_code == 202
     await process(inbox_app)
     assert (await alice_app.account(alice.account.id))["followers_count"] == 1
     assert len(await alice_app.notifications()) == 1
+    assert len([a for a in fediverse.posted() if a["type"] == "Accept"]) == 2
 
 
 async def test_a_follow_of_a_locked_account_is_a_request(

@@ -8,11 +8,20 @@ each answer must still be the one it would get alone.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from federation.inbox.intake import REPLAY, STORED, SUSPENDED, InboxIntake, forwarded_key
+from federation.inbox.intake import (
+    REDELIVERED_PREFIX,
+    REPLAY,
+    REPLAY_WINDOW,
+    STORED,
+    SUSPENDED,
+    InboxIntake,
+    forwarded_key,
+)
 from server.db import Database
 from server.ids import new_id, utcnow
 from server.models import Account, DomainBlock, InboxItem, Job
@@ -91,3 +100,55 @@ async def test_every_case_in_one_batch_gets_its_own_answer(db: Database) -> None
     assert {(job.queue, job.state, job.attempts, job.claims) for job in jobs} == {
         ("federation", "queued", 0, 0)}
     assert all(job.created_at is not None and job.next_try_at is not None for job in jobs)
+
+
+async def test_a_stored_id_is_a_replay_only_within_the_window_and_never_for_a_follow(
+        db: Database) -> None:
+    intake = InboxIntake(db)
+    dave = "https://open.example/users/dave"
+    long_ago = utcnow() - REPLAY_WINDOW - timedelta(minutes=1)
+    seeded = {  # id → (type, outcome, received)
+        dave + "/create-recent": ("Create", "processed", utcnow()),
+        dave + "/create-old": ("Create", "processed", long_ago),
+        dave + "/like-old-pending": ("Like", "pending", long_ago),
+        dave + "/follow-recent": ("Follow", "processed", utcnow()),
+        dave + "/follow-pending": ("Follow", "pending", utcnow()),
+    }
+    for activity_id, (type_, _, _) in seeded.items():
+        assert await intake.store(_row(activity_id, dave, type_), domains=(dave,)) == STORED
+    async with db.session() as session:
+        for activity_id, (_, outcome, received) in seeded.items():
+            await session.execute(update(InboxItem).where(InboxItem.activity_uri == activity_id)
+                                  .values(outcome=outcome, received_at=received))
+        await session.execute(update(Job).values(state="done"))
+        await session.commit()
+        before = {item.activity_uri: item.id for item in await session.scalars(select(InboxItem))}
+
+    cases = [
+        (dave + "/create-recent", "Create", REPLAY),    # could be a replayed request
+        (dave + "/create-old", "Create", STORED),       # no longer: re-taken
+        (dave + "/like-old-pending", "Like", REPLAY),   # its job will process it
+        (dave + "/follow-recent", "Follow", STORED),    # re-taken
+        (dave + "/follow-pending", "Follow", STORED),   # a new item, after the pending one
+        (dave + "/follow-pending", "Follow", STORED),   # and again
+    ]
+    results = await asyncio.gather(*(
+        intake.store(_row(activity_id, dave, type_), domains=(dave,))
+        for activity_id, type_, _ in cases))
+    assert results == [expected for *_, expected in cases]
+
+    async with db.session() as session:
+        items = {item.activity_uri: item for item in await session.scalars(select(InboxItem))}
+        jobs = {job.ref: job.state for job in await session.scalars(
+            select(Job).where(Job.kind == "process_inbox"))}
+    redelivered = sorted(uri for uri in items if uri.startswith(REDELIVERED_PREFIX))
+    assert len(redelivered) == 2 and len(items) == len(before) + 2
+    assert {items[uri].body["id"] for uri in redelivered} == {dave + "/follow-pending"}
+    for activity_id in (dave + "/create-old", dave + "/follow-recent"):  # the same row, anew
+        item = items[activity_id]
+        assert (item.id, item.outcome, item.processed_at) == (before[activity_id], "pending", None)
+        assert item.received_at > long_ago + timedelta(minutes=2)
+        assert jobs[str(item.id)] == "queued"
+    for activity_id in (dave + "/create-recent", dave + "/like-old-pending"):
+        assert jobs[str(items[activity_id].id)] == "done"
+    assert all(jobs[str(items[uri].id)] == "queued" for uri in redelivered)
