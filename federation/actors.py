@@ -40,7 +40,8 @@ key id, else the owner fetched (``…#frag`` → the document without the fragme
 without fragment is fetched under the origin rule, which turns GoToSocial's
 ``/main-key`` stub into its actor, or, for a bare ``Key`` document, its ``owner`` on the
 same origin is fetched). The key is returned only when the actor lists exactly that key
-id as its own (``publicKey.owner`` is the actor). :meth:`ActorFetcher.refresh_key` does
+id as its own (``publicKey.owner`` is the actor), or when the key id is the actor's own id
+(PeerTube signs with its bare actor URL: :func:`names_key`). :meth:`ActorFetcher.refresh_key` does
 the same but fetches even when cached, for one retry after ``BadSignature`` (key
 rotation). Both return ``None`` when there is no usable key (unknown actor, 404, refused
 document, key not listed, or a key id on a suspended domain — in allowlist mode, one no
@@ -83,7 +84,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -199,6 +200,15 @@ def _aware(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
+def names_key(key_id: str) -> ColumnElement[bool]:
+    """The remote accounts a signature's ``keyId`` names: the one listing it as its
+    ``publicKey.id``, or the one whose actor id it is — PeerTube signs with its bare actor
+    URL as ``keyId`` while its document lists ``…#main-key`` (Mastodon takes the actor's
+    key for a keyId without fragment too). Either way the key is the actor's own, served
+    from its origin."""
+    return or_(Account.public_key_id == key_id, Account.uri == key_id)
+
+
 class ActorFetcher:
     """Fetches and caches remote actors; see the module docstring for every rule.
 
@@ -258,7 +268,7 @@ class ActorFetcher:
             return None
         async with self.db.session() as session:
             return await session.scalar(select(Account).where(
-                Account.public_key_id == key_id,
+                Account.public_key_id == key_id if local else names_key(key_id),
                 Account.domain == "" if local else Account.domain != "")
                 .order_by(Account.id).limit(1))
 
@@ -487,7 +497,7 @@ class ActorFetcher:
                 return None
             if not refresh:
                 cached = await session.scalar(select(Account).where(
-                    Account.public_key_id == key_id, Account.domain != "")
+                    names_key(key_id), Account.domain != "")
                     .order_by(Account.id).limit(1))
                 if cached is not None and cached.public_key_pem:
                     return cached.public_key_pem
@@ -495,7 +505,7 @@ class ActorFetcher:
             account = await self._owner_of(key_id)
         except (ActorNotFound, ActorRefused):
             return None
-        if account.public_key_id != key_id or not account.public_key_pem:
+        if key_id not in (account.public_key_id, account.uri) or not account.public_key_pem:
             return None
         return account.public_key_pem
 

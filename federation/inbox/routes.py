@@ -65,7 +65,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from federation.actors import ActorError, ActorGone, ActorUnavailable
+from federation.actors import ActorError, ActorGone, ActorUnavailable, names_key
 from federation.context import FederationContext, federation_context
 from federation.domains import domain_of, is_suspended
 from federation.inbox.intake import inbox_intake, item_key
@@ -159,8 +159,8 @@ class SignerKeys:
         async with self.db.session() as session:
             row = (await session.execute(
                 select(Account.id, Account.uri).where(
-                    Account.public_key_id == key_id, Account.public_key_pem == pem,
-                    Account.domain != "").limit(1))).first()
+                    names_key(key_id), Account.public_key_pem == pem,
+                    Account.domain != "").order_by(Account.id).limit(1))).first()
         if row is None:
             self._keys.pop(key_id, None)
             return None

@@ -23,6 +23,7 @@ from starlette.applications import Starlette
 from federation.context import federation_context
 from federation.inbox.intake import InboxIntake
 from federation.inbox.routes import INBOX_BODY_LIMIT, signer_keys
+from federation.signatures import CavageSigner
 from server.db import Database
 from server.models import DomainBlock, InboxOutcome, User
 from tests.conftest import _KEY_POOL
@@ -109,6 +110,25 @@ async def test_the_instance_actors_inbox_is_the_shared_inbox(
                                      content=signed.content)
     assert response.status_code == 401, response.text
     assert await stored(app_db) == (1, 1)
+
+
+async def test_peertube_signs_with_its_bare_actor_url(
+        inbox_app: Starlette, app_db: Database, alice: User, fediverse: Fediverse) -> None:
+    # PeerTube's keyId is the actor's URL; its document lists the key as …#main-key.
+    grace = fediverse.actor("https://peertube.example/accounts/grace", "grace")
+    bare = CavageSigner(grace.uri, grace.private_pem)
+    first = await deliver(inbox_app, grace, follow(grace), signer=bare)
+    assert first.status_code == 202, first.text
+    again = await deliver(inbox_app, grace, like(grace), signer=bare)  # from the cache now
+    assert again.status_code == 202, again.text
+    assert fediverse.fetched(grace.uri) == 1
+    assert await stored(app_db) == (2, 2)
+    # The bare URL of another actor is not grace's key.
+    henry = fediverse.actor("https://peertube.example/accounts/henry", "henry")
+    forged = await deliver(inbox_app, grace, follow(grace),
+                           signer=CavageSigner(henry.uri, grace.private_pem))
+    assert forged.status_code == 401, forged.text
+    assert await stored(app_db) == (2, 2)
 
 
 async def test_the_personal_inbox_of_an_unknown_user_is_404(
