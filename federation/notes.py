@@ -7,8 +7,10 @@ Note, as a status Easel shows". This module is that one conversion and its rules
 * :func:`store_note` — a Note dict whose origin the caller has already trusted (embedded in
   an activity its author signed, or fetched from its origin) → a created or updated
   ``Status``: ``local=False``, its ``uri``/``url``, sanitised content (``federation.parse``
-  sanitises; a title of an Article/Page/Video is put in front), content warning,
-  sensitivity, language, visibility from ``to``/``cc`` and the author's followers
+  sanitises; for an Article/Page/Video … — Mastodon's converted types — the title is put
+  in front and a link to the object at the end, and its ``summary`` is an excerpt, not a
+  content warning; a ``Link`` attachment that is not an image is shown as a link),
+  content warning, sensitivity, language, visibility from ``to``/``cc`` and the author's followers
   collection, ``created_at`` = ``published`` (never in the future, never before 1970)
   and a Snowflake id from it, so timelines keep the order the fediverse wrote them in.
   ``attributedTo`` must be the author and the note's id on the author's origin. Replies
@@ -418,21 +420,43 @@ def _quote_url(document: dict[str, Any]) -> str | None:
 
 
 def _content(note: RemoteNote, *, reject_media: bool, quote: str | None = None) -> str:
-    """The stored HTML: a title in front (Article, Page, Video …), a link to a quoted post
-    when the text does not already carry it ("RE: …", as Mastodon shows quotes it cannot
-    embed), the attachments as links at the end when the domain's media are rejected."""
+    """The stored HTML: a title in front (Article, Page, Video …); the content — for a
+    converted type without any, its summary (an excerpt); the note's ``Link`` attachments
+    that are not images (a Lemmy link post's link); for a converted type, a link to the
+    object itself (its ``url``, else its id), as Mastodon shows them, so the whole is
+    always one click away; a link to a quoted post ("RE: …", as Mastodon shows quotes it
+    cannot embed); the attachments as links at the end when the domain's media are
+    rejected. A link the content already carries is not repeated."""
     parts: list[str] = []
     if note.name and note.type != "Note":
         parts.append(f"<p><strong>{html.escape(note.name, quote=False)}</strong></p>")
     parts.append(note.content)
-    if note.type not in ("Note", "Question") and not note.content and note.url:
-        parts.append(_link(note.url, note.url))
-    if quote is not None and html.escape(quote, quote=True) not in note.content:
+    if note.is_converted and not note.content and note.summary:
+        parts.append(f"<p>{html.escape(note.summary, quote=False)}</p>")
+    links = [url for url in note.links if not _carries(note.content, url)]
+    if links:
+        parts.append("<p>" + "<br>".join(_link(url, url) for url in links) + "</p>")
+    page = note.url or note.id
+    if note.is_converted and page not in links and not _carries(note.content, page):
+        parts.append(f"<p>{_link(page, page)}</p>")
+    if quote is not None and not _carries(note.content, quote):
         parts.append(f"<p>RE: {_link(quote, quote)}</p>")
     if reject_media and note.attachments:
         parts.append("<p>" + "<br>".join(_link(a.url, a.description or a.url)
                                          for a in note.attachments) + "</p>")
     return sanitize_html("".join(parts))
+
+
+def _carries(content: str, url: str) -> bool:
+    """Whether sanitised ``content`` already shows ``url`` (as a link or as text)."""
+    return html.escape(url, quote=True) in content
+
+
+def _spoiler_text(note: RemoteNote) -> str:
+    """The content warning: a Note's or Question's ``summary``; a converted type's is an
+    excerpt (WordPress, Plume, Ghost, Friendica articles), never a warning (Mastodon's
+    ``spoiler_text: converted_object_type? ? ''``)."""
+    return "" if note.is_converted else note.summary
 
 
 def _link(url: str, text: str) -> str:
@@ -466,8 +490,8 @@ async def _create(session: AsyncSession, note: RemoteNote, author: Account,
     status = Status(
         id=new_id(created_at), account_id=author.id, uri=note.id, url=note.url or note.id,
         text=note.text, content=_content(note, reject_media=reject_media, quote=quote),
-        spoiler_text=note.summary, visibility=note.visibility,
-        sensitive=note.sensitive or bool(note.summary), language=_language(note),
+        spoiler_text=_spoiler_text(note), visibility=note.visibility,
+        sensitive=note.sensitive or bool(_spoiler_text(note)), language=_language(note),
         in_reply_to_id=parent.id if parent is not None else None,
         in_reply_to_account_id=parent.account_id if parent is not None else None,
         in_reply_to_uri=note.in_reply_to, local=False, published=True,
@@ -624,10 +648,11 @@ async def _update(session: AsyncSession, status: Status, note: RemoteNote, autho
         return
     changed = False
     content = _content(note, reject_media=reject_media, quote=quote)
-    sensitive = note.sensitive or bool(note.summary)
+    spoiler_text = _spoiler_text(note)
+    sensitive = note.sensitive or bool(spoiler_text)
     language = _language(note) or status.language
     for name, value in (("content", content), ("text", note.text),
-                        ("spoiler_text", note.summary), ("sensitive", sensitive),
+                        ("spoiler_text", spoiler_text), ("sensitive", sensitive),
                         ("language", language)):
         if getattr(status, name) != value:
             setattr(status, name, value)

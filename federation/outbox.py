@@ -25,9 +25,13 @@ Audiences, as Mastodon addresses them:
 
 ====================  ==============================================================
 Create/Update(Note)   public, unlisted, private: the author's remote followers and the
-                      mentioned accounts (public/unlisted: and the replied-to author);
+                      mentioned accounts (public/unlisted: and the replied-to author, and
+                      every account that boosted, favourited or replied to the status —
+                      Mastodon's StatusReachFinder: their servers hold a copy);
                       direct: the mentioned accounts only
-Delete(Note)          as the Create, from the audience captured at deletion
+Delete(Note)          as the Update, from the audience captured at deletion (the boosts
+                      and favourites go with the status: ``reached_ids`` in the payload;
+                      remote replies are still found by their ``in_reply_to_uri``)
 Announce              the booster's followers and the original's author (public and
                       unlisted originals only); Undo(Announce) the same
 Like, Undo(Like)      the liked status's author
@@ -50,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import Table, and_, or_, select, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -80,7 +84,18 @@ from federation.serialize import (
     update_actor_activity,
 )
 from server.ids import new_id, utcnow
-from server.models import Account, Activity, Delivery, Follow, Job, JobState, Mention, Status, Tag
+from server.models import (
+    Account,
+    Activity,
+    Delivery,
+    Favourite,
+    Follow,
+    Job,
+    JobState,
+    Mention,
+    Status,
+    Tag,
+)
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
 from server.urls import Urls
@@ -104,7 +119,8 @@ class Outgoing:
     document: dict[str, Any]                 # the activity as sent (with @context)
     recipients: Sequence[Account] = ()       # accounts addressed; local ones are skipped
     followers_of: Account | None = None      # also every remote follower of this local account
-    inboxes: Sequence[str] = ()              # explicit inbox urls (Flag to a server's shared inbox)
+    inboxes: Sequence[str] = ()              # explicit inbox urls (Flag to a server's shared
+                                             # inbox, the servers a status reached)
 
 
 Builder = Callable[[FederationContext, AsyncSession, Activity], Awaitable[Outgoing | None]]
@@ -311,6 +327,54 @@ async def _note_audience_accounts(session: AsyncSession, visibility: str,
     return list(await session.scalars(select(Account).where(Account.id.in_(set(ids)))))
 
 
+async def _inboxes_where(session: AsyncSession, *where: ColumnElement[bool]) -> list[str]:
+    """The inboxes (shared preferred) of the remote, unsuspended accounts matching
+    ``where``, each once."""
+    inbox = func.coalesce(func.nullif(Account.shared_inbox_url, ""), Account.inbox_url)
+    return list(await session.scalars(
+        select(inbox).where(Account.domain != "", Account.suspended_at.is_(None), *where)
+        .distinct().order_by(inbox)))
+
+
+async def _reached_inboxes(session: AsyncSession, status: Status) -> list[str]:
+    """Mastodon's StatusReachFinder for a public or unlisted status: the inboxes of the
+    remote accounts that boosted, favourited or replied to it — their servers hold a copy
+    (a boost, a reply in its thread) even when they follow nobody here. Nothing for other
+    visibilities: those interactions may come from accounts never addressed."""
+    if status.visibility not in SHARED_VISIBILITIES:
+        return []
+    reached = union(
+        select(Status.account_id).where(Status.reblog_of_id == status.id),
+        select(Favourite.account_id).where(Favourite.status_id == status.id),
+        select(Status.account_id).where(Status.in_reply_to_id == status.id))
+    return await _inboxes_where(session, Account.id.in_(reached))
+
+
+def reached_account_ids(payload: dict[str, Any] | None) -> list[int]:
+    """The ``reached_ids`` a Delete's payload captured: the accounts that had boosted,
+    favourited or replied to the status (``server.services.statuses._record_deletion``);
+    anything but a row id (a 64-bit integer) is skipped, each once."""
+    raw = (payload or {}).get("reached_ids")
+    if not isinstance(raw, list):
+        return []
+    return list(dict.fromkeys(i for i in raw if isinstance(i, int) and not isinstance(i, bool)
+                              and 0 < i < 2 ** 63))
+
+
+async def _deleted_reach_inboxes(session: AsyncSession, activity: Activity) -> list[str]:
+    """The reach of a deleted public or unlisted status: the accounts captured at its
+    deletion, and the authors of remote replies to it (still stored, their
+    ``in_reply_to_uri`` naming it)."""
+    ids = reached_account_ids(activity.payload)
+    inboxes: list[str] = []
+    for chunk in _chunks(ids):
+        inboxes.extend(await _inboxes_where(session, Account.id.in_(chunk)))
+    if activity.object_uri:
+        inboxes.extend(await _inboxes_where(session, Account.id.in_(
+            select(Status.account_id).where(Status.in_reply_to_uri == activity.object_uri))))
+    return list(dict.fromkeys(inboxes))
+
+
 async def _note_outgoing(fed: FederationContext, session: AsyncSession, activity: Activity,
                          wrap: Callable[[Document], Document]) -> Outgoing | None:
     status_id = _payload_int(activity, "status_id")
@@ -325,7 +389,8 @@ async def _note_outgoing(fed: FederationContext, session: AsyncSession, activity
     recipients = await _note_audience_accounts(session, status.visibility, mentioned,
                                                status.in_reply_to_account_id)
     return Outgoing(document=_with_id(wrap(note), activity), recipients=recipients,
-                    followers_of=None if status.visibility == "direct" else author)
+                    followers_of=None if status.visibility == "direct" else author,
+                    inboxes=await _reached_inboxes(session, status))
 
 
 @builds("Create", "Note")
@@ -344,7 +409,9 @@ async def update_note(fed: FederationContext, session: AsyncSession,
 @builds("Delete", "Note")
 async def delete_note(fed: FederationContext, session: AsyncSession,
                       activity: Activity) -> Outgoing | None:
-    """From the audience captured when the status was deleted (its rows are gone)."""
+    """From the audience captured when the status was deleted (its rows are gone): its
+    followers, mentioned accounts and replied-to author, and — public or unlisted — the
+    accounts it reached (:func:`_deleted_reach_inboxes`), whose servers hold its copy."""
     actor = await _actor(session, activity)
     visibility = _payload_str(activity, "visibility") or "public"
     mentioned_ids = [int(i) for i in (activity.payload or {}).get("mentioned_ids", [])]
@@ -354,8 +421,10 @@ async def delete_note(fed: FederationContext, session: AsyncSession,
     to, cc = note_audience(visibility, followers,
                            [a.uri for a in mentioned if a.id in set(mentioned_ids)])
     document = delete_activity(actor.uri, activity.object_uri, to=to, cc=cc)
+    reached = (await _deleted_reach_inboxes(session, activity)
+               if visibility in SHARED_VISIBILITIES else [])
     return Outgoing(document=_with_id(document, activity), recipients=mentioned,
-                    followers_of=None if visibility == "direct" else actor)
+                    followers_of=None if visibility == "direct" else actor, inboxes=reached)
 
 
 def _announce(boost_uri: str, visibility: str, published: datetime, booster: Account,

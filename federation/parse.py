@@ -4,7 +4,8 @@ Whatever another server sends — or whoever pretends to be one — reaches the 
 only through these functions. They read the shapes real servers send (Mastodon,
 GoToSocial, Pixelfed, Misskey, PeerTube, small hand-written servers): single values or
 lists, ids or embedded objects, ``Public``/``as:Public``/the full IRI, alt text in
-``name`` or ``summary``, ``url`` as a string, a Link or a list of Links. They treat
+``name`` or ``summary``, ``url`` as a string, a Link or a list of Links, attachments of
+type ``Link`` (Lemmy: an image by its mediaType or extension, else a link). They treat
 JSON-LD as plain JSON (no context is ever fetched or expanded) and ignore unknown fields.
 
 They never trust a shape: every value is type-checked, every URL must be absolute
@@ -71,7 +72,14 @@ MIN_WORK_YEAR, MAX_WORK_YEAR = portfolio.MIN_YEAR, 9999
 
 ACTOR_TYPES = frozenset({"Person", "Service", "Application", "Group", "Organization"})
 NOTE_TYPES = frozenset({"Note", "Article", "Page", "Question", "Image", "Video", "Audio", "Event"})
+# Mastodon's CONVERTED_TYPES: objects shown as a status though they are not one (a blog
+# post, a Lemmy post, a PeerTube video): their ``summary`` is an excerpt, not a content
+# warning, and the status links to the object itself.
+CONVERTED_TYPES = NOTE_TYPES - {"Note", "Question"}
 ATTACHMENT_TYPES = frozenset({"Document", "Image", "Video", "Audio"})
+# A ``Link`` attachment (Lemmy) without a mediaType is taken for an image by its extension.
+IMAGE_EXTENSIONS = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png",
+                    ".gif": "image/gif", ".webp": "image/webp", ".avif": "image/avif"}
 # Activities whose meaning needs an object; others (unknown types) may come without one.
 ACTIVITIES_WITH_OBJECT = frozenset({
     "Create", "Update", "Delete", "Follow", "Accept", "Reject", "Undo", "Like", "Announce",
@@ -208,7 +216,8 @@ class RemoteNote:
     attributed_to: str
     content: str                    # sanitised HTML
     name: str                       # plain title (Article, Video, …), "" when absent
-    summary: str                    # content warning, plain text
+    summary: str                    # plain text: a Note's or Question's content warning,
+                                    # the excerpt of a converted type (``is_converted``)
     sensitive: bool
     published: datetime | None
     updated: datetime | None
@@ -225,10 +234,16 @@ class RemoteNote:
     work: RemoteWork | None = None  # Easel's portfolio data, when sent
     robots: str | None = None       # FEP-5e53 xRobotsTag, sanitised
     data_mining: str | None = None  # a PLUS DataMining URI
+    links: tuple[str, ...] = ()     # ``Link`` attachments that are not images (Lemmy)
 
     @property
     def text(self) -> str:
         return html_to_text(self.content)
+
+    @property
+    def is_converted(self) -> bool:
+        """An Article, Page, Video … (:data:`CONVERTED_TYPES`), not a Note or Question."""
+        return self.type in CONVERTED_TYPES
 
 
 @dataclass(frozen=True)
@@ -638,6 +653,73 @@ def _focal_point(value: Any) -> tuple[float, float] | None:
     return float(x), float(y)
 
 
+def _image_type_of(url: str) -> str | None:
+    """The image media type a URL's path names by its extension, if any."""
+    try:
+        path = urlsplit(url).path.lower()
+    except ValueError:
+        return None
+    dot = path.rfind(".")
+    return IMAGE_EXTENSIONS.get(path[dot:]) if dot > path.rfind("/") else None
+
+
+def _link_attachment(item: dict[str, Any], image_url: str | None) -> RemoteAttachment | str | None:
+    """A ``Link`` attachment (Lemmy's post link): an image attachment when it is one —
+    its mediaType says so, else its extension, or it is the object's own ``image`` (a
+    Lemmy image post names the image in both) — else its URL, to be shown as a link;
+    None when it has no usable http(s) URL."""
+    url, declared = _link_url(item)
+    if url is None:
+        return None
+    if declared is None or not declared.startswith("image/"):
+        guessed = _image_type_of(url)
+        if declared is not None or (guessed is None and url != image_url):
+            return url
+        declared = guessed
+    return RemoteAttachment(type="Image", media_type=declared, url=url,
+                            description=_plain(item.get("name"), MAX_ALT_CHARS),
+                            blurhash=None, width=_int(item.get("width")),
+                            height=_int(item.get("height")), focal_point=None)
+
+
+def _image_attachment(value: Any) -> RemoteAttachment | None:
+    """An object's ``image`` (a Lemmy or blog post's picture) as an image attachment."""
+    url, declared = _link_url(value, prefer="image/")
+    if url is None:
+        return None
+    first = next(iter(_as_list(value, 1)), None)
+    alt = first.get("name") if isinstance(first, dict) else None
+    media_type = declared if declared and declared.startswith("image/") else _image_type_of(url)
+    return RemoteAttachment(type="Image", media_type=media_type, url=url,
+                            description=_plain(alt, MAX_ALT_CHARS), blurhash=None,
+                            width=None, height=None, focal_point=None)
+
+
+def _attachments(doc: dict[str, Any], converted: bool
+                 ) -> tuple[tuple[RemoteAttachment, ...], tuple[str, ...]]:
+    """``(attachments, links)``: the media attachments, in order, and the URLs of
+    ``Link`` attachments that are not images; a converted type with neither gets its
+    ``image`` as its one attachment."""
+    image_url, _ = _link_url(doc.get("image"), prefer="image/")
+    attachments: list[RemoteAttachment] = []
+    links: list[str] = []
+    for item in _as_list(doc.get("attachment"), MAX_ATTACHMENTS * 4):
+        if isinstance(item, dict) and _type_of(item) == "Link":
+            found = _link_attachment(item, image_url)
+        else:
+            found = _attachment(item)
+        if isinstance(found, str):
+            if found not in links and len(links) < MAX_ATTACHMENTS:
+                links.append(found)
+        elif found is not None and len(attachments) < MAX_ATTACHMENTS:
+            attachments.append(found)
+    if converted and not attachments and not links and image_url is not None:
+        image = _image_attachment(doc.get("image"))
+        if image is not None:
+            attachments.append(image)
+    return tuple(attachments), tuple(links)
+
+
 def _attachment(item: Any) -> RemoteAttachment | None:
     if not isinstance(item, dict):
         return None
@@ -782,13 +864,7 @@ def parse_note(doc: Any, *, followers_url: str | None = None) -> RemoteNote:
     to, cc = _addresses(doc.get("to")), _addresses(doc.get("cc"))
     language, raw_content = _language_and_content(doc)
     hashtags, mentions = _tags(doc.get("tag"))
-    attachments: list[RemoteAttachment] = []
-    for item in _as_list(doc.get("attachment"), MAX_ATTACHMENTS * 4):
-        attachment = _attachment(item)
-        if attachment is not None:
-            attachments.append(attachment)
-            if len(attachments) == MAX_ATTACHMENTS:
-                break
+    attachments, links = _attachments(doc, note_type in CONVERTED_TYPES)
     conversation = doc.get("conversation", doc.get("context"))
     return RemoteNote(
         id=note_id,
@@ -807,12 +883,13 @@ def parse_note(doc: Any, *, followers_url: str | None = None) -> RemoteNote:
         visibility=visibility_of(to, cc, followers_url),
         hashtags=hashtags,
         mentions=mentions,
-        attachments=tuple(attachments),
+        attachments=attachments,
         language=language,
         conversation=conversation[:MAX_URL_LENGTH] if isinstance(conversation, str) else None,
         work=parse_work(doc.get("portfolio")),
         robots=parse_robots_tag(doc.get("xRobotsTag")),
         data_mining=parse_data_mining(doc.get("dataMining")),
+        links=links,
     )
 
 

@@ -261,6 +261,100 @@ async def test_an_article_keeps_its_title_and_hostile_html_is_sanitised(
     assert "onclick" not in status.content
 
 
+async def test_an_articles_summary_is_an_excerpt_not_a_content_warning(
+        fed: FederationContext, db: Database) -> None:
+    # WordPress, Plume, Ghost, Friendica: ``summary`` is the excerpt (Mastodon: no warning).
+    article = {"id": "https://tiny.example/2024/05/painting", "type": "Article",
+               "attributedTo": TINY, "to": [PUBLIC], "name": "My new painting",
+               "summary": "<p>A short excerpt</p>", "content": "<p>The whole post.</p>",
+               "url": "https://tiny.example/2024/05/painting?lang=en&amp=1",
+               "published": "2024-05-01T00:00:00Z",
+               "attachment": [{"type": "Image", "mediaType": "image/jpeg",
+                               "url": "https://tiny.example/p.jpg", "name": "a fox"}]}
+    status = await store(fed, db, article)
+    assert status.spoiler_text == "" and status.sensitive is False
+    assert "excerpt" not in status.content and "The whole post." in status.content
+    assert status.content.endswith(
+        '<p><a href="https://tiny.example/2024/05/painting?lang=en&amp;amp=1" target="_blank" '
+        'rel="nofollow noopener noreferrer">'
+        "https://tiny.example/2024/05/painting?lang=en&amp;amp=1</a></p>")
+
+    edited = {**article, "summary": "Another excerpt", "sensitive": True,
+              "updated": "2024-05-02T00:00:00Z"}
+    status = await store(fed, db, edited)
+    assert status.spoiler_text == "" and status.sensitive is True  # said so: kept
+    # Without content, the excerpt is the text; a Note's summary stays a warning.
+    page = await store(fed, db, {"id": "https://tiny.example/pages/1", "type": "Page",
+                                 "attributedTo": TINY, "to": [PUBLIC], "name": "Notes",
+                                 "summary": "Only <b>an</b> excerpt"})
+    assert page.spoiler_text == "" and not page.sensitive
+    assert "<p>Only an excerpt</p>" in page.content
+    note = await store(fed, db, {"id": "https://tiny.example/notes/cw", "type": "Note",
+                                 "attributedTo": TINY, "to": [PUBLIC], "content": "boo",
+                                 "summary": "spiders"})
+    assert note.spoiler_text == "spiders" and note.sensitive
+
+
+def lemmy_post(number: int, **changes: Any) -> dict[str, Any]:
+    """A Lemmy post (its assets/lemmy/objects/page.json), written by TINY."""
+    doc: dict[str, Any] = {
+        "id": f"https://tiny.example/post/{number}", "type": "Page", "attributedTo": TINY,
+        "to": ["https://tiny.example/c/art", PUBLIC], "name": "Sketch of the day",
+        "content": "<p>pencil on paper</p>\n", "mediaType": "text/html",
+        "attachment": [{"type": "Link", "href": "https://tiny.example/pictrs/image/e.png"}],
+        "image": {"type": "Image", "url": "https://tiny.example/pictrs/image/e.png"},
+        "sensitive": False, "published": "2024-05-01T12:35:34.292626Z"}
+    doc.update(changes)
+    return doc
+
+
+async def test_a_lemmy_image_post_shows_its_image_and_links_to_the_post(
+        fed: FederationContext, db: Database, alice_api: httpx.AsyncClient) -> None:
+    status = await store(fed, db, lemmy_post(1))
+    [media] = await media_of(db, status.id)
+    assert (media.type, media.remote_url) == ("image", "https://tiny.example/pictrs/image/e.png")
+    entity = (await alice_api.get(f"/api/v1/statuses/{status.id}")).json()
+    assert entity["media_attachments"][0]["remote_url"] == media.remote_url
+    assert entity["content"].startswith("<p><strong>Sketch of the day</strong></p>"
+                                        "<p>pencil on paper</p>")
+    assert entity["content"].endswith('<a href="https://tiny.example/post/1" target="_blank" '
+                                      'rel="nofollow noopener noreferrer">'
+                                      "https://tiny.example/post/1</a></p>")
+
+    # A domain whose media are rejected: the image is a link, no media row.
+    async with db.session() as session:
+        session.add(DomainBlock(domain="tiny.example", severity="noop", reject_media=True))
+        await session.commit()
+    blocked = await store(fed, db, lemmy_post(2))
+    assert await media_of(db, blocked.id) == []
+    assert 'href="https://tiny.example/pictrs/image/e.png"' in blocked.content
+
+
+async def test_a_lemmy_link_post_and_a_video_link_to_what_they_are_about(
+        fed: FederationContext, db: Database) -> None:
+    link_post = await store(fed, db, lemmy_post(
+        3, content=None, attachment=[{"type": "Link", "href": "https://news.example/story"}],
+        image={"type": "Image", "url": "https://tiny.example/pictrs/image/thumb.jpg"}))
+    assert await media_of(db, link_post.id) == []
+    assert link_post.content.index('href="https://news.example/story"') \
+        < link_post.content.index('href="https://tiny.example/post/3"')
+    # A link the text already carries is not repeated.
+    carried = await store(fed, db, lemmy_post(
+        4, content='<p>read <a href="https://news.example/story">this</a></p>',
+        attachment=[{"type": "Link", "href": "https://news.example/story"}]))
+    assert carried.content.count("https://news.example/story") == 1
+
+    video = await store(fed, db, {
+        "id": "https://tiny.example/videos/watch/1", "type": "Video", "attributedTo": TINY,
+        "to": [PUBLIC], "name": "Timelapse", "content": "<p>Twelve minutes of gouache.</p>",
+        "url": [{"type": "Link", "mediaType": "text/html", "href": "https://tiny.example/w/1"},
+                {"type": "Link", "mediaType": "video/mp4", "href": "https://tiny.example/1.mp4"}]})
+    assert video.content.endswith('<p><a href="https://tiny.example/w/1" target="_blank" '
+                                  'rel="nofollow noopener noreferrer">'
+                                  "https://tiny.example/w/1</a></p>")
+    assert video.content.count("https://tiny.example/w/1") == 2  # the href and the text
+
+
 # ------------------------------------------------------------------ idempotency, edits
 
 async def test_storing_the_same_note_twice_changes_nothing(

@@ -11,7 +11,7 @@ accounts or to suspended domains, and a Delete addressed to the audience the sta
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +30,7 @@ from server.models import (
     Activity,
     Delivery,
     DomainBlock,
+    Favourite,
     Follow,
     FollowRequest,
     Job,
@@ -38,7 +39,7 @@ from server.models import (
     Tombstone,
     User,
 )
-from server.services import follows, statuses
+from server.services import edits, follows, statuses
 from server.services.profiles import ProfileChanges, update_profile
 from server.settings import Settings
 
@@ -364,6 +365,122 @@ async def test_a_delete_goes_to_the_audience_the_status_had_and_leaves_a_tombsto
     gone = await client.get(status.uri.removeprefix(settings.base_url),
                             headers={"Accept": "application/activity+json"})
     assert gone.status_code == 410 and gone.json()["type"] == "Tombstone"
+
+
+@pytest.fixture
+async def strangers(db: Database) -> dict[str, Account]:
+    """Remote accounts that follow nobody here: dave and gus share an inbox, erin and fay
+    have their own; gus is suspended."""
+    accounts = {
+        "dave": await remote_account(db, "dave", "boost.example", shared=True),
+        "gus": await remote_account(db, "gus", "boost.example", shared=True),
+        "erin": await remote_account(db, "erin", "fave.example"),
+        "fay": await remote_account(db, "fay", "reply.example"),
+    }
+    async with db.session() as session:
+        gus = await session.get(Account, accounts["gus"].id)
+        assert gus is not None
+        gus.suspended_at = utcnow()
+        await session.commit()
+    return accounts
+
+
+async def interact(db: Database, status: Status, *, boosters: Sequence[Account] = (),
+                   favouriters: Sequence[Account] = (), repliers: Sequence[Account] = ()) -> None:
+    """Boosts, favourites and replies of ``status``, as inbound activities leave them."""
+    async with db.session() as session:
+        for account in boosters:
+            session.add(Status(account_id=account.id, uri=f"{account.uri}/boosts/{status.id}",
+                               reblog_of_id=status.id, local=False, visibility="public"))
+        for account in favouriters:
+            session.add(Favourite(account_id=account.id, status_id=status.id))
+        for number, account in enumerate(repliers):
+            session.add(Status(account_id=account.id, uri=f"{account.uri}/replies/{status.id}/{number}",
+                               in_reply_to_id=status.id, in_reply_to_account_id=status.account_id,
+                               in_reply_to_uri=status.uri, local=False, content="nice",
+                               visibility="public"))
+        await session.commit()
+
+
+REACHED = ["https://boost.example/inbox", "https://fave.example/users/erin/inbox",
+           "https://reply.example/users/fay/inbox", "https://shared.example/inbox",
+           "https://solo.example/users/tom/inbox"]
+
+
+async def test_an_edit_reaches_the_servers_that_boosted_favourited_or_replied(
+    app: Starlette, db: Database, settings: Settings, alice: User, bob: User,
+    audience: dict[str, Account], strangers: dict[str, Account], remote: FakeFediverse
+) -> None:
+    # Mastodon's StatusReachFinder: their servers hold a copy, though they follow nobody
+    # here; once per inbox, never to a suspended or local account.
+    status = await post(db, settings, alice, "a new painting")
+    await run_federation(app)
+    remote.received.clear()
+    await interact(db, status, boosters=[strangers["dave"], strangers["gus"]],
+                   favouriters=[strangers["erin"], strangers["gus"], audience["rita"],
+                                await local(db, bob)],
+                   repliers=[strangers["fay"], strangers["fay"]])
+    async with db.session() as session:
+        await edits.edit_status(session, settings, await local(db, alice), status.id,
+                                text="a new painting, finished")
+    await run_federation(app)
+    assert remote.urls == REACHED
+    assert {item.document["type"] for item in remote.received} == {"Update"}
+
+    # Followers only: a favourite or reply may come from an account never addressed, so
+    # only the followers hear of the edit (as Mastodon: not distributable).
+    remote.received.clear()
+    private = await post(db, settings, alice, "for my followers", visibility="private")
+    await run_federation(app)
+    remote.received.clear()
+    await interact(db, private, favouriters=[strangers["erin"]], repliers=[strangers["fay"]])
+    async with db.session() as session:
+        await edits.edit_status(session, settings, await local(db, alice), private.id,
+                                text="for my followers, edited")
+    await run_federation(app)
+    assert remote.urls == ["https://shared.example/inbox", "https://solo.example/users/tom/inbox"]
+
+
+async def capture_reach(db: Database, status: Status, reached: list[Any]) -> None:
+    """The accounts a deleted status had reached, as its Delete's payload holds them
+    (``reached_ids``: its boosts and favourites are gone with it)."""
+    async with db.session() as session:
+        activity = await session.scalar(select(Activity).where(
+            Activity.type == "Delete", Activity.object_uri == status.uri))
+        assert activity is not None
+        activity.payload = {**activity.payload, "reached_ids": reached}
+        await session.commit()
+
+
+async def test_a_delete_reaches_the_servers_the_status_had_reached(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], strangers: dict[str, Account], remote: FakeFediverse
+) -> None:
+    status = await post(db, settings, alice, "a work I withdraw")
+    await run_federation(app)
+    remote.received.clear()
+    await interact(db, status, boosters=[strangers["dave"]], favouriters=[strangers["erin"]],
+                   repliers=[strangers["fay"]])
+    async with db.session() as session:
+        await statuses.delete_status(session, status)
+    # Captured at deletion; junk in a payload is skipped.
+    await capture_reach(db, status, [strangers["dave"].id, strangers["erin"].id,
+                                     strangers["gus"].id, "junk", True, None, 10**30])
+    await run_federation(app)
+    assert remote.urls == REACHED
+    assert {item.document["type"] for item in remote.received} == {"Delete"}
+
+    # A followers-only status's Delete goes to its followers only, whatever was captured.
+    remote.received.clear()
+    private = await post(db, settings, alice, "for my followers", visibility="private")
+    await run_federation(app)
+    remote.received.clear()
+    await interact(db, private, repliers=[strangers["fay"]])
+    async with db.session() as session:
+        await statuses.delete_status(session, private)
+    await capture_reach(db, private, [strangers["erin"].id])
+    await run_federation(app)
+    assert remote.urls == ["https://shared.example/inbox", "https://solo.example/users/tom/inbox"]
 
 
 async def test_deleting_an_unpublished_status_sends_nothing(

@@ -382,6 +382,85 @@ def test_alt_text_from_summary_when_name_is_absent_and_markup_is_removed() -> No
     assert [a.description for a in note.attachments] == ["old GoToSocial alt", "bold alt"]
 
 
+LEMMY_IMAGE = "https://lemmy.example/pictrs/image/eOtYb9iEiB.png"
+
+
+def lemmy_page(**changes: Any) -> dict[str, Any]:
+    """A Lemmy post (its assets/lemmy/objects/page.json): its link is a ``Link``
+    attachment, its image (the picture, or a link's thumbnail) in ``image``."""
+    doc: dict[str, Any] = {
+        "id": "https://lemmy.example/post/55143", "type": "Page",
+        "attributedTo": "https://lemmy.example/u/picard",
+        "to": ["https://lemmy.example/c/tenforward", PUBLIC], "name": "Post title",
+        "content": "<p>This is a post in the /c/tenforward community</p>\n",
+        "mediaType": "text/html",
+        "attachment": [{"type": "Link", "href": LEMMY_IMAGE}],
+        "image": {"type": "Image", "url": LEMMY_IMAGE}, "sensitive": False}
+    doc.update(changes)
+    return doc
+
+
+def test_a_lemmy_image_post_has_its_link_attachment_as_an_image() -> None:
+    note = parse_note(lemmy_page())
+    assert note.type == "Page" and note.is_converted
+    assert note.attachments == (RemoteAttachment(
+        type="Image", media_type="image/png", url=LEMMY_IMAGE, description="", blurhash=None,
+        width=None, height=None, focal_point=None),)
+    assert note.attachments[0].kind == "image" and note.links == ()
+    # An image link without an extension: by its mediaType, or because it is the image.
+    bare = "https://lemmy.example/pictrs/image/abc123"
+    for attachment, image in (({"type": "Link", "href": bare, "mediaType": "image/jpeg"}, None),
+                              ({"type": "Link", "href": bare}, {"type": "Image", "url": bare})):
+        [found] = parse_note(lemmy_page(attachment=[attachment], image=image)).attachments
+        assert found.url == bare and found.kind == "image"
+
+
+def test_a_lemmy_link_post_keeps_its_link_and_not_the_thumbnail() -> None:
+    note = parse_note(lemmy_page(
+        content=None,
+        attachment=[{"type": "Link", "href": "https://news.example/story"},
+                    {"type": "Link", "href": "https://news.example/page.html",
+                     "mediaType": "text/html"},
+                    {"type": "Link", "href": "https://news.example/story"}],   # a repeat
+        image={"type": "Image", "url": "https://lemmy.example/pictrs/image/thumb.jpg"}))
+    assert note.links == ("https://news.example/story", "https://news.example/page.html")
+    assert note.attachments == ()  # the thumbnail is the link's preview, not a picture
+
+
+def test_an_image_is_the_attachment_of_a_converted_object_without_any() -> None:
+    note = parse_note(lemmy_page(attachment=None, image=[
+        {"type": "Image", "url": "https://lemmy.example/pictrs/image/only.webp", "name": "a fox"}]))
+    assert [(a.url, a.media_type, a.description) for a in note.attachments] == [
+        ("https://lemmy.example/pictrs/image/only.webp", "image/webp", "a fox")]
+    # A Note's ``image`` is not one of its pictures.
+    assert parse_note(base_note(image={"type": "Image", "url": LEMMY_IMAGE})).attachments == ()
+
+
+@pytest.mark.parametrize("attachment", [
+    {"type": "Link"},                                   # no href
+    {"type": "Link", "href": None},
+    {"type": "Link", "href": ["not", "a", "link"]},
+    {"type": "Link", "href": "javascript:alert(1)"},
+    {"type": "Link", "href": "ftp://lemmy.example/a.png"},
+    {"type": "Link", "href": "/pictrs/image/relative.png"},
+    {"type": "Link", "href": "https://lemmy.example/a b.png"},
+    {"type": "Link", "href": {"type": "Link", "href": {"href": "https://x.example/deep.png"}}},
+])
+def test_unusable_link_attachments_and_images_are_dropped(attachment: dict[str, Any]) -> None:
+    for image in (None, {"type": "Image", "url": "data:image/png;base64,AAAA"},
+                  {"type": "Image", "url": "file:///etc/passwd"}, "javascript:alert(1)", 5):
+        note = parse_note(lemmy_page(attachment=[attachment], image=image))
+        assert note.attachments == () and note.links == ()
+
+
+def test_link_attachments_are_bounded() -> None:
+    links = [{"type": "Link", "href": f"https://news.example/{i}"} for i in range(10_000)]
+    images = [{"type": "Link", "href": f"https://lemmy.example/{i}.jpg"} for i in range(10_000)]
+    note = parse_note(lemmy_page(attachment=links))
+    assert len(note.links) == MAX_ATTACHMENTS and note.links[0] == "https://news.example/0"
+    assert len(parse_note(lemmy_page(attachment=images)).attachments) == MAX_ATTACHMENTS
+
+
 def test_tags_in_every_spelling() -> None:
     note = parse_note(base_note(tag=[
         {"type": "Hashtag", "name": "#Art", "href": "https://r.example/tags/art"},
