@@ -38,6 +38,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from protect.naming import DIFFUSERS_WEIGHTS, readable_name, unique_names
 from protect.perturb import PROFILES, STRENGTHS, Profile, as_encoder, device_of, latent_scaling
 from server.settings import Settings
 
@@ -62,7 +63,7 @@ log = logging.getLogger(__name__)
 KINDS = ("AutoencoderKL", "AutoencoderTiny")
 #: Prefixes a whole-model LDM checkpoint puts before its VAE keys.
 _LDM_PREFIXES = ("first_stage_model.", "vae.")
-_WEIGHTS = "diffusion_pytorch_model"
+_WEIGHTS = DIFFUSERS_WEIGHTS
 
 
 class ModelLoadError(Exception):
@@ -218,16 +219,6 @@ def _kind(config: Mapping[str, Any], config_path: Path, weights: Path) -> str:
     return str(kind)
 
 
-def _readable_name(path: Path) -> str:
-    if path.is_file():
-        if not path.name.startswith(_WEIGHTS):
-            return path.stem
-        path = path.parent  # .../sd-vae-ft-mse/diffusion_pytorch_model.safetensors
-    if path.name == "vae" and path.parent.name:
-        return path.parent.name  # .../stable-diffusion-v1-5/vae → the pipeline's name
-    return path.name or str(path)
-
-
 def _variant(folder: Path) -> str | None:
     """A folder holding only ``diffusion_pytorch_model.<variant>.safetensors`` (e.g. fp16)."""
     if any((folder / f"{_WEIGHTS}{ext}").is_file() for ext in (".safetensors", ".bin")):
@@ -357,7 +348,7 @@ def load_model(path: Path, device: torch.device) -> LoadedModel:
     if has_decoder:
         decoder = (KLDecoder(model) if kind == "AutoencoderKL" else TinyDecoder(model)).eval()
     encoder = as_encoder(model).eval()
-    return LoadedModel(name=_readable_name(path), path=path, kind=kind, encoder=encoder,
+    return LoadedModel(name=readable_name(path), path=path, kind=kind, encoder=encoder,
                        decoder=decoder, search_encoder=_bf16_copy(encoder) if device.type == "cuda" else None)
 
 
@@ -385,20 +376,9 @@ _lock = threading.Lock()
 
 
 def _unique_names(models: list[LoadedModel]) -> list[LoadedModel]:
-    seen: dict[str, int] = {}
-    out = []
-    for model in models:
-        count = seen.get(model.name, 0) + 1
-        seen[model.name] = count
-        if count > 1:
-            name = f"{model.name}-{count}"
-            while name in seen:
-                count += 1
-                name = f"{model.name}-{count}"
-            seen[name] = 1
-            model = replace(model, name=name)
-        out.append(model)
-    return out
+    names = unique_names(model.name for model in models)
+    return [model if model.name == name else replace(model, name=name)
+            for model, name in zip(models, names, strict=True)]
 
 
 def load_models(settings: Settings) -> ProtectionModels | None:

@@ -1,10 +1,12 @@
 """One place that turns errors into responses.
 
 API and federation paths answer ``{"error": "..."}`` with Mastodon's status codes; pages
-answer plain text. An unexpected exception is logged with its cause and answered with a
-500 that reveals nothing of it. The database unreachable (down, restarting, a connection
-cut) is not a bug: it is answered with a 503 and ``Retry-After``, so that clients retry
-instead of seeing a 500, and nothing of the driver's error is revealed either.
+answer plain text, except "not found": a browser asking for a page that is not there (an
+unknown URL, ``/@``) gets the site's own 404 page, with its headers (CSP, opt-out). An
+unexpected exception is logged with its cause and answered with a 500 that reveals nothing
+of it. The database unreachable (down, restarting, a connection cut) is not a bug: it is
+answered with a 503 and ``Retry-After``, so that clients retry instead of seeing a 500, and
+nothing of the driver's error is revealed either.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from server.db import database_unavailable
 from server.services.errors import ServiceError
+from server.state import easel
+from server.web.session import render
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +52,23 @@ def error_response(request: Request, status_code: int, message: str) -> Response
     return PlainTextResponse(message, status_code=status_code)
 
 
+def not_found_page(request: Request) -> Response:
+    """The HTML 404 page every public page answers for what is not there (uncached)."""
+    return render(request, easel(request), "error.html",
+                  {"heading": "Not found", "message": "There is nothing to see here."},
+                  status_code=404, headers={"Cache-Control": "no-store"})
+
+
 async def http_exception_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else "Error"
     if exc.status_code == 404 and message == "Not Found":
         message = "Record not found"
-    response = error_response(request, exc.status_code, message)
+    if (exc.status_code == 404 and request.scope["type"] == "http" and not _wants_json(request)
+            and hasattr(request.app.state, "easel")):
+        response = not_found_page(request)
+    else:
+        response = error_response(request, exc.status_code, message)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

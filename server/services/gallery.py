@@ -3,8 +3,9 @@
 The portfolio service (``server.services.portfolio``) decides *which* works a page lists
 (browse, an artist's portfolio, projects, pins) and the timelines service which statuses
 carry a hashtag; this module turns a list of statuses into what a page draws — the
-author, the public renditions of each image with their sizes and blurhash, the portfolio
-metadata, the hashtags — with one query per kind of thing, never one per work.
+author, the public renditions of each image with their sizes and blurhash, links to its
+other attachments (video, audio), the portfolio metadata, the hashtags — with one query
+per kind of thing, never one per work.
 
 Only public renditions are ever named here (``file_key``/``small_key`` of ready media,
 or a remote server's own URL): never an original, and nothing about whether an image was
@@ -14,6 +15,8 @@ Pages are public: every read here is what an anonymous visitor may see.
 
 from __future__ import annotations
 
+import html
+import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -42,6 +45,7 @@ from server.services import portfolio, timelines
 from server.services.accounts import listed_accounts
 from server.services.domain_blocks import domain_suspended
 from server.services.portfolio import WorkView, work_metadata
+from server.services.statuses import current_id
 from server.services.visibility import visible_to
 from server.storage import Storage
 from server.urls import source_of
@@ -50,7 +54,10 @@ T = TypeVar("T")
 
 # A project page shows at most this many of its works (in the project's order).
 MAX_PROJECT_WORKS_SHOWN = 120
-# The largest id a page accepts in a path or a cursor (ids are signed 64-bit).
+# Characters of a post's text a card shows (as plain text: a card is one link).
+CARD_TEXT_LIMIT = 200
+# What a non-image attachment is called on a page, by its type.
+ATTACHMENT_KINDS = {"video": "Video", "gifv": "Video", "audio": "Audio"}
 
 
 def parse_page_id(raw: str | None) -> int | None:
@@ -95,15 +102,40 @@ class ImageView:
         return ""
 
 
+@dataclass(frozen=True)
+class AttachmentLink:
+    """An attachment a page does not show as an image (a video, an audio file, a remote
+    file of unknown type): a link to where it lives."""
+
+    url: str
+    kind: str  # "Video", "Audio" or "Attachment"
+    description: str
+
+    @property
+    def text(self) -> str:
+        return self.description or self.url
+
+
+def text_of(content_html: str, limit: int = CARD_TEXT_LIMIT) -> str:
+    """Plain text of sanitised HTML, shortened to ``limit`` characters (descriptions,
+    ``og:description``, the text of a card)."""
+    spaced = re.sub(r"<(?:br|/p|/li|/h\d)\b[^>]*>", " ", content_html, flags=re.IGNORECASE)
+    text = html.unescape(re.sub(r"<[^>]+>", "", spaced))
+    text = re.sub(r"\s+", " ", text).strip()
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 @dataclass
 class WorkCard:
-    """A status as a page draws it: author, images, portfolio data, hashtags."""
+    """A status as a page draws it: author, images, other attachments (as links),
+    portfolio data, hashtags."""
 
     status: Status
     account: Account
     images: list[ImageView]
     work: WorkView | None
     hashtags: list[Tag] = field(default_factory=list)
+    links: list[AttachmentLink] = field(default_factory=list)
 
     @property
     def title(self) -> str:
@@ -116,6 +148,29 @@ class WorkCard:
     @property
     def ai_generated(self) -> bool:
         return self.work is not None and self.work.ai_generated
+
+    @property
+    def covered(self) -> bool:
+        """Whether its images open only with a click: marked sensitive, or behind a
+        content warning (which folds the whole post)."""
+        return bool(self.status.sensitive or self.status.spoiler_text)
+
+    @property
+    def excerpt(self) -> str:
+        """The post's text as a card shows it: plain and short (never its HTML, whose
+        links would nest inside the card's own link)."""
+        return text_of(self.status.content or "")
+
+    @property
+    def links_badge(self) -> str:
+        """``1 video``, ``2 audio files``, ``3 attachments``: what a card says of its links."""
+        if not self.links:
+            return ""
+        kinds = {link.kind for link in self.links}
+        word = {"Video": "video", "Audio": "audio file"}.get(kinds.pop(), "attachment") \
+            if len(kinds) == 1 else "attachment"
+        count = len(self.links)
+        return f"{count} {word}" + ("" if count == 1 else "s")
 
 
 def _size(meta: dict[str, Any], name: str) -> tuple[int | None, int | None]:
@@ -130,8 +185,9 @@ def _size(meta: dict[str, Any], name: str) -> tuple[int | None, int | None]:
 
 def image_view(media: MediaAttachment, storage: Storage) -> ImageView | None:
     """The public face of one attachment, or None when it has none (not ready, not an
-    image, or a local file without a rendition)."""
-    if media.state != MediaState.READY or media.type not in ("image", "gifv"):
+    image, or a local file without a rendition). A "gifv" is a video (Mastodon's looping
+    MP4), not something an ``<img>`` can show: it is one of the links."""
+    if media.state != MediaState.READY or media.type != "image":
         return None
     meta = media.meta or {}
     width, height = _size(meta, "original")
@@ -149,6 +205,22 @@ def image_view(media: MediaAttachment, storage: Storage) -> ImageView | None:
     return ImageView(id=media.id, description=media.description or "", url=url, width=width,
                      height=height, small_url=small_url, small_width=small_width,
                      small_height=small_height, blurhash=media.blurhash, remote=remote)
+
+
+def attachment_link(media: MediaAttachment, storage: Storage) -> AttachmentLink | None:
+    """A non-image attachment (video, gifv, audio, unknown) as a link to its origin (a
+    remote server's URL; a ready local file's public URL), or None when it has none. The
+    page links out rather than plays: a player would need the CSP's media-src."""
+    if media.type == "image":
+        return None
+    if media.remote_url and media.remote_url.startswith(("https://", "http://")):
+        url = media.remote_url
+    elif media.file_key and media.state == MediaState.READY:
+        url = storage.public_url(media.file_key)
+    else:
+        return None
+    return AttachmentLink(url=url, kind=ATTACHMENT_KINDS.get(media.type, "Attachment"),
+                          description=media.description or "")
 
 
 def image_origins(cards: Sequence[WorkCard], accounts: Sequence[Account] = ()) -> set[str]:
@@ -174,6 +246,7 @@ async def cards(session: AsyncSession, statuses: Sequence[Status], storage: Stor
     accounts = {a.id: a for a in await session.scalars(
         select(Account).where(Account.id.in_(account_ids), listed_accounts()))}
     images: dict[int, list[ImageView]] = defaultdict(list)
+    links: dict[int, list[AttachmentLink]] = defaultdict(list)
     for media in await session.scalars(
             select(MediaAttachment).where(MediaAttachment.status_id.in_(ids))
             .order_by(MediaAttachment.status_id, MediaAttachment.id)):
@@ -181,6 +254,8 @@ async def cards(session: AsyncSession, statuses: Sequence[Status], storage: Stor
         view = image_view(media, storage)
         if view is not None:
             images[media.status_id].append(view)
+        elif (link := attachment_link(media, storage)) is not None:
+            links[media.status_id].append(link)
     works = await work_metadata(session, ids)
     tags: dict[int, list[Tag]] = defaultdict(list)
     if with_hashtags:
@@ -189,16 +264,21 @@ async def cards(session: AsyncSession, statuses: Sequence[Status], storage: Stor
                 .where(StatusTag.status_id.in_(ids)).order_by(Tag.name))).all():
             tags[status_id].append(tag)
     return [WorkCard(status=s, account=accounts[s.account_id], images=images.get(s.id, []),
-                     work=works.get(s.id), hashtags=tags.get(s.id, []))
+                     work=works.get(s.id), hashtags=tags.get(s.id, []),
+                     links=links.get(s.id, []))
             for s in statuses if s.account_id in accounts]
 
 
-async def find_account_by_acct(session: AsyncSession, acct: str) -> Account | None:
-    """A listed account by ``name`` (local) or ``name@domain`` (remote, known here)."""
+async def find_account_by_acct(session: AsyncSession, acct: str,
+                               local_domain: str = "") -> Account | None:
+    """A listed account by ``name`` or ``name@local_domain`` (local: the handle its page
+    shows) or ``name@domain`` (remote, known here)."""
     acct = acct.strip().lstrip("@")
     username, _, domain = acct.partition("@")
     if not username or len(acct) > 512:
         return None
+    if local_domain and domain.lower() == local_domain.lower():
+        domain = ""
     query = select(Account).where(Account.username_key == username.lower(), listed_accounts())
     if domain:
         if await _suspended(session, domain.lower()):
@@ -224,6 +304,16 @@ async def public_work(session: AsyncSession, account: Account, status_id: int) -
         Status.id == status_id, Status.account_id == account.id, Status.reblog_of_id.is_(None),
         visible_to(None)))
     return found
+
+
+async def moved_work_id(session: AsyncSession, account: Account, status_id: int) -> int | None:
+    """The id ``account``'s work has now if ``status_id`` is its first id (a work posted
+    while its images were processing gets a new id when published) and anyone may see it
+    under the new one; None otherwise."""
+    moved = await current_id(session, status_id)
+    if moved == status_id or await public_work(session, account, moved) is None:
+        return None
+    return moved
 
 
 async def public_statuses(session: AsyncSession, ids: Sequence[int]) -> list[Status]:
@@ -301,10 +391,11 @@ class Portfolio:
 async def artist_portfolio(session: AsyncSession, storage: Storage, account: Account, *,
                            max_id: int | None, limit: int,
                            project_id: int | None = None) -> Portfolio | None:
-    """An artist's page: pinned works (first page), projects with their covers, and a page
-    of their other works — or, with ``project_id``, that project's works in its order
-    (None when the account has no such project anyone may see)."""
-    projects = await portfolio.projects_of(session, None, account.id)
+    """An artist's page: pinned works and projects with their covers (first page only),
+    and a page of their other works — or, with ``project_id``, that project's works in
+    its order (None when the account has no such project anyone may see)."""
+    later_page = max_id is not None and project_id is None
+    projects = [] if later_page else await portfolio.projects_of(session, None, account.id)
     chosen = next((p for p in projects if p.project.id == project_id), None)
     if project_id is not None and chosen is None:
         return None
@@ -418,16 +509,3 @@ async def link_card(session: AsyncSession, storage: Storage, status: Status) -> 
                         provider=card.provider_name or (urlsplit(card.url).hostname or ""),
                         image_url=image_url, image_description=card.image_description,
                         width=card.width, height=card.height)
-
-
-async def linked_attachments(session: AsyncSession, status: Status) -> list[dict[str, str]]:
-    """A remote status's attachments that are not shown as images (type ``unknown``:
-    not media, or rejected by a domain block), as links to their origin."""
-    if status.local:
-        return []
-    rows = await session.scalars(select(MediaAttachment).where(
-        MediaAttachment.status_id == status.id, MediaAttachment.type == "unknown",
-        MediaAttachment.remote_url.is_not(None)).order_by(MediaAttachment.id))
-    return [{"url": media.remote_url, "text": media.description or media.remote_url}
-            for media in rows
-            if media.remote_url and media.remote_url.startswith(("https://", "http://"))]

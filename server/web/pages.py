@@ -13,8 +13,6 @@ nobody may see are all the same 404 page.
 
 from __future__ import annotations
 
-import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,11 +25,11 @@ from starlette.routing import BaseRoute, Route
 from federation.content_types import accepts_activity_json
 from server.api.entities import account_note_html, fields_to_entities
 from server.api.params import Params
-from server.errors import ApiError
+from server.errors import ApiError, not_found_page
 from server.models import Account, Status
 from server.services import gallery, oauth, portfolio, user_ips
 from server.services.errors import ServiceError
-from server.services.gallery import ImageView, WorkCard, parse_page_id
+from server.services.gallery import ImageView, WorkCard, parse_page_id, text_of
 from server.state import EaselState, easel
 from server.web import optout
 from server.web.placeholders import placeholder_uri
@@ -71,9 +69,7 @@ DATA_MINING_TEXTS = {
 # ------------------------------------------------------------------------------ helpers
 
 def _not_found(request: Request, state: EaselState) -> Response:
-    return render(request, state, "error.html",
-                  {"heading": "Not found", "message": "There is nothing to see here."},
-                  status_code=404, headers={"Cache-Control": "no-store"})
+    return not_found_page(request)
 
 
 def _profile_path(account: Account) -> str:
@@ -82,14 +78,6 @@ def _profile_path(account: Account) -> str:
 
 def _work_path(card: WorkCard) -> str:
     return f"{_profile_path(card.account)}/{card.status.id}"
-
-
-def _text_of(content_html: str, limit: int = 200) -> str:
-    """Plain text of sanitised HTML, for descriptions (``og:description``)."""
-    spaced = re.sub(r"<(?:br|/p|/li|/h\d)\b[^>]*>", " ", content_html, flags=re.IGNORECASE)
-    text = html.unescape(re.sub(r"<[^>]+>", "", spaced))
-    text = re.sub(r"\s+", " ", text).strip()
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 def _avatar_url(state: EaselState, account: Account) -> str:
@@ -195,10 +183,13 @@ def _filter_groups(vocabulary: Mapping[str, list[portfolio.Suggestion]],
     return groups
 
 
-def _template_globals(state: EaselState) -> dict[str, Any]:
+def _template_globals(request: Request, state: EaselState) -> dict[str, Any]:
+    """What every public page's templates use; ``later_page``: a page past the first (its
+    projects are not repeated, and an empty grid says there are no more works)."""
     return {"kind_labels": KIND_LABELS, "placeholder": placeholder_uri,
             "work_path": _work_path, "profile_path": _profile_path,
-            "browse_url": _browse_url, "avatar_url": lambda a: _avatar_url(state, a)}
+            "browse_url": _browse_url, "avatar_url": lambda a: _avatar_url(state, a),
+            "later_page": _cursor(request) is not None}
 
 
 # -------------------------------------------------------------------------------- pages
@@ -211,11 +202,11 @@ async def home(request: Request) -> Response:
         listing = await gallery.recent_works(session, state.storage, max_id=_cursor(request),
                                              limit=PAGE_SIZE)
         vocabulary = await portfolio.vocabulary(session)
-    first = next((c for c in listing.cards if c.cover is not None and not c.status.sensitive), None)
+    first = next((c for c in listing.cards if c.cover is not None and not c.covered), None)
     og = _og(state, title=state.settings.title, description=f"Recent works on {state.settings.title}",
              url=state.urls.base + "/", image=_og_image(first.cover if first else None))
     return render(request, state, "home.html", {
-        **_template_globals(state), "listing": listing, "og": og,
+        **_template_globals(request, state), "listing": listing, "og": og,
         "groups": [g for g in _filter_groups(vocabulary, {}, None)
                    if g["kind"] in HOME_FILTER_KINDS],
         "next_url": _next_url(request, listing.next_max_id),
@@ -258,7 +249,7 @@ async def browse(request: Request) -> Response:
         vocabulary = await portfolio.vocabulary(session)
     chosen = [f"{name}" for kind in portfolio.KINDS for name in filters.get(kind, [])]
     heading = " · ".join(chosen) if chosen else "All works"
-    first = next((c for c in listing.cards if c.cover is not None and not c.status.sensitive), None)
+    first = next((c for c in listing.cards if c.cover is not None and not c.covered), None)
     og = _og(state, title=f"{heading} — {state.settings.title}",
              description=f"Works on {state.settings.title}" + (f": {heading}" if chosen else ""),
              url=state.urls.base + _browse_url(filters, local),
@@ -267,7 +258,7 @@ async def browse(request: Request) -> Response:
               ("This server", _browse_url(filters, True), local is True),
               ("Other servers", _browse_url(filters, False), local is False)]
     return render(request, state, "works.html", {
-        **_template_globals(state), "listing": listing, "og": og, "heading": heading,
+        **_template_globals(request, state), "listing": listing, "og": og, "heading": heading,
         "groups": _filter_groups(vocabulary, filters, local), "filters": filters,
         "scopes": scopes, "error": error, "next_url": _next_url(request, listing.next_max_id),
     }, status_code=422 if error else 200, image_origins=gallery.image_origins(listing.cards))
@@ -281,7 +272,7 @@ async def profile_page(request: Request) -> Response:
     project_id = parse_page_id(project_raw) if project_raw is not None else None
     async with state.db.session() as session:
         await current_user(request, session, state)
-        account = await gallery.find_account_by_acct(session, acct)
+        account = await gallery.find_account_by_acct(session, acct, state.settings.domain)
         if account is None:
             return _not_found(request, state)
         if accepts_activity_json(request):
@@ -299,12 +290,12 @@ async def profile_page(request: Request) -> Response:
     handle = f"{account.username}@{account.domain or state.settings.domain}"
     avatar = _avatar_url(state, account)
     og = _og(state, title=f"{name} (@{handle})",
-             description=_text_of(account_note_html(account)) or f"{name}'s portfolio",
+             description=text_of(account_note_html(account)) or f"{name}'s portfolio",
              url=state.urls.base + _profile_path(account), kind="profile",
              image={"url": avatar, "width": None, "height": None, "alt": f"{name}'s avatar"})
     all_cards = [*page.pinned, *page.works.cards, *(p.cover for p in page.projects if p.cover)]
     return render(request, state, "portfolio.html", {
-        **_template_globals(state), "account": account, "page": page, "handle": handle,
+        **_template_globals(request, state), "account": account, "page": page, "handle": handle,
         "name": name, "og": og, "avatar": avatar, "header": _header_url(state, account),
         "note_html": account_note_html(account), "fields": fields_to_entities(account),
         "opt_out": None if account.is_local else _stated_opt_out(account.robots,
@@ -316,17 +307,26 @@ async def profile_page(request: Request) -> Response:
 
 
 async def work_page(request: Request) -> Response:
-    """A work: every image large, its metadata as links; ActivityPub readers get the Note."""
+    """A work: every image large, its metadata as links; ActivityPub readers get the Note.
+    A work's first id (it was posted while its images were processing, and published
+    under a new one) is a permanent redirect to the page it has now."""
     state = easel(request)
     status_id = parse_page_id(request.path_params["id"])
+    moved_to = None
     async with state.db.session() as session:
         await current_user(request, session, state)
-        account = await gallery.find_account_by_acct(session, request.path_params["username"])
+        account = await gallery.find_account_by_acct(session, request.path_params["username"],
+                                                     state.settings.domain)
         card = (await gallery.work_card(session, state.storage, account, status_id)
                 if account is not None and status_id is not None else None)
-        links = await gallery.linked_attachments(session, card.status) if card is not None else []
+        if card is None and account is not None and status_id is not None:
+            moved_to = await gallery.moved_work_id(session, account, status_id)
         link_card = (await gallery.link_card(session, state.storage, card.status)
                      if card is not None and state.settings.link_cards else None)
+    if moved_to is not None:
+        assert account is not None
+        return RedirectResponse(f"{_profile_path(account)}/{moved_to}", status_code=301,
+                                headers=page_headers(state, {"Vary": "Accept"}))
     if card is None:
         if accepts_activity_json(request):
             raise ApiError(404, "Record not found")
@@ -336,13 +336,13 @@ async def work_page(request: Request) -> Response:
         return RedirectResponse(status.uri, status_code=302, headers={"Vary": "Accept"})
     account = card.account
     name = account.display_name or account.username
-    title = card.title or (_text_of(status.spoiler_text, 80) if status.spoiler_text else "") \
+    title = card.title or (text_of(status.spoiler_text, 80) if status.spoiler_text else "") \
         or f"A work by {name}"
     description = (card.work.description if card.work and card.work.description
-                   else _text_of(status.content))
-    if status.sensitive and status.spoiler_text:
+                   else text_of(status.content))
+    if status.spoiler_text:  # a content warning folds the text too
         description = status.spoiler_text
-    image = None if status.sensitive else _og_image(card.cover)
+    image = None if card.covered else _og_image(card.cover)
     og = _og(state, title=f"{title} — {name}", description=description,
              url=state.urls.base + _work_path(card), kind="article", image=image)
     remote_opt_out = None
@@ -350,10 +350,10 @@ async def work_page(request: Request) -> Response:
         remote_opt_out = (_stated_opt_out(status.robots, status.data_mining)
                           or _stated_opt_out(account.robots, account.data_mining))
     return render(request, state, "work.html", {
-        **_template_globals(state), "card": card, "status": status, "account": account,
+        **_template_globals(request, state), "card": card, "status": status, "account": account,
         "name": name, "work_title": title, "og": og, "alternate": status.uri,
         "handle": f"{account.username}@{account.domain or state.settings.domain}",
-        "opt_out": remote_opt_out, "attachment_links": links, "link_card": link_card,
+        "opt_out": remote_opt_out, "link_card": link_card,
         **_artist_opt_out(account),
     }, image_origins=gallery.image_origins([card], [account]), opt_out=_artist_headers(account))
 
@@ -369,7 +369,7 @@ async def tag_page(request: Request) -> Response:
         await current_user(request, session, state)
         page = await gallery.tag_page(session, state.storage, name, max_id=_cursor(request),
                                       limit=PAGE_SIZE)
-    first = next((c for c in page.listing.cards if c.cover is not None and not c.status.sensitive),
+    first = next((c for c in page.listing.cards if c.cover is not None and not c.covered),
                  None)
     og = _og(state, title=f"#{name} — {state.settings.title}",
              description=f"Works and posts tagged #{name}",
@@ -377,7 +377,7 @@ async def tag_page(request: Request) -> Response:
     terms = [{"label": KIND_LABELS[t.kind], "name": t.name,
               "url": _browse_url({t.kind: [t.name]})} for t in page.terms]
     return render(request, state, "tag.html", {
-        **_template_globals(state), "name": name, "listing": page.listing, "og": og,
+        **_template_globals(request, state), "name": name, "listing": page.listing, "og": og,
         "terms": terms, "next_url": _next_url(request, page.listing.next_max_id),
     }, image_origins=gallery.image_origins(page.listing.cards))
 

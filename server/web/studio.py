@@ -39,6 +39,7 @@ from starlette.types import Message
 
 from protect import document as doc
 from protect import optout_metadata
+from protect.naming import model_names
 from server import limits
 from server.errors import BodyTooLarge
 from server.ids import parse_id, utcnow
@@ -649,8 +650,15 @@ async def save_settings(visit: Visit) -> Response:
 
 # --------------------------------------------------------------------- checking an image
 
+def _check_page(visit: Visit, check: Any, *, error: str | None = None,
+                status_code: int = 200) -> Response:
+    return visit.page("studio_check.html", {
+        "check": check, "error": error, "models": model_names(visit.state.settings.vae_paths),
+    }, status_code=status_code)
+
+
 async def check_form(visit: Visit) -> Response:
-    return visit.page("studio_check.html", {"check": None})
+    return _check_page(visit, None)
 
 
 async def start_check(visit: Visit) -> Response:
@@ -661,15 +669,14 @@ async def start_check(visit: Visit) -> Response:
         token = await checks.create_check(visit.session, visit.state.storage, visit.account,
                                           image or b"", original)
     except ServiceError as exc:
-        return visit.page("studio_check.html", {"check": None, "error": exc.message},
-                          status_code=422)
+        return _check_page(visit, None, error=exc.message, status_code=422)
     return _redirect(f"/studio/check/{token}")
 
 
 async def check_result(visit: Visit) -> Response:
     found = await checks.get_check(visit.session, visit.state.storage, visit.account,
                                    visit.request.path_params["token"])
-    return visit.page("studio_check.html", {"check": found})
+    return _check_page(visit, found)
 
 
 async def export_page(visit: Visit) -> Response:

@@ -8,10 +8,22 @@ import re
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server.db import Database
-from server.models import Account, Project, ProjectWork, StatusPin, User
+from server.models import (
+    Account,
+    MediaAttachment,
+    MediaState,
+    PreviewCard,
+    Project,
+    ProjectWork,
+    Status,
+    StatusPin,
+    StatusPreviewCard,
+    User,
+)
+from server.services.statuses import create_status, current_id, publish_if_ready
 from server.settings import Settings
 from tests.server.web.works import BLURHASH, Image, NewWork, add_work, remote_account, suggest
 
@@ -203,6 +215,134 @@ async def test_remote_work_page_and_its_opt_out(client: httpx.AsyncClient, db: D
     assert 'class="optout"' not in (await client.get(f"/@quinn@remote.example/{silent.id}")).text
 
 
+async def add_link_card(db: Database, status_id: int, url: str = "https://blog.example/heron") -> None:
+    """The card ``federation.link_cards`` would have fetched for the status's first link."""
+    async with db.session() as session:
+        card = PreviewCard(url=url, title="Notes on the heron", description="A long read",
+                           provider_name="Blog")
+        session.add(card)
+        await session.flush()
+        session.add(StatusPreviewCard(status_id=status_id, preview_card_id=card.id, url=url))
+        await session.commit()
+
+
+def folded(page: httpx.Response) -> str:
+    """Everything inside the page's content-warning folds (``<details>``)."""
+    return "".join(re.findall(r"<details class=\"sensitive\">(.*?)</details>", page.text, re.S))
+
+
+@pytest.mark.parametrize("images", [[Image()], []], ids=["with-images", "text-only"])
+async def test_a_content_warning_folds_the_text_and_the_link_card_too(
+        client: httpx.AsyncClient, db: Database, settings: Settings, alice: User,
+        images: list[Image]) -> None:
+    status = await add_work(db, settings, await account_of(db, alice), NewWork(
+        text="SECRET-BODY https://blog.example/heron", title="Study", sensitive=True,
+        spoiler_text="Gore", images=images))
+    await add_link_card(db, status.id)
+    page = await client.get(f"/@alice/{status.id}")
+    assert page.status_code == 200
+    inside = folded(page)
+    assert "SECRET-BODY" in inside and "Notes on the heron" in inside
+    assert page.text.count("SECRET-BODY") == 1 and page.text.count("Notes on the heron") == 1
+    assert "SECRET-BODY" not in (meta(page, "og:description") or "")
+    if images:  # the images have their own fold; the text's says what it opens
+        assert "<summary>Gore — show image</summary>" in page.text
+        assert "<summary>Gore — show text</summary>" in page.text
+        assert page.text.count('<img class="image"') == 1 and '<img class="image"' in inside
+
+
+async def test_a_content_warning_without_the_sensitive_flag_folds_everything(
+        client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    # Other servers send a warning without marking the media sensitive: it still folds.
+    rita = await remote_account(db)
+    status = await add_work(db, settings, rita, NewWork(text="SECRET-BODY", title="Harbour",
+                                                        spoiler_text="Spoilers"))
+    page = await client.get(f"/@rita@remote.example/{status.id}")
+    inside = folded(page)
+    assert "SECRET-BODY" in inside and '<img class="image"' in inside
+    assert page.text.count("SECRET-BODY") == 1 and page.text.count('<img class="image"') == 1
+    assert meta(page, "og:image") is None and meta(page, "og:description") == "Spoilers"
+    # Its card in the artist's grid shows the warning over a blurred placeholder.
+    portfolio = await client.get("/@rita@remote.example")
+    card = re.search(rf'<a class="card-link" href="/@rita@remote.example/{status.id}">(.*?)</a>',
+                     portfolio.text, re.S)
+    assert card and "Spoilers" in card.group(1) and '<img class="image"' not in card.group(1)
+
+
+async def test_a_works_alt_text_is_read_once_and_its_text_has_its_language(
+        client: httpx.AsyncClient, db: Database, settings: Settings, alice: User) -> None:
+    status = await add_work(db, settings, await account_of(db, alice), NewWork(
+        text="Un héron à l'aube", title="Héron", images=[Image("Un héron gris")]))
+    async with db.session() as session:
+        row = await session.get(Status, status.id)
+        assert row is not None
+        row.language = "fr"
+        await session.commit()
+    page = await client.get(f"/@alice/{status.id}")
+    # The alt is the image's name; the caption showing it is hidden from screen readers.
+    assert 'alt="Un héron gris"' in page.text
+    assert '<figcaption aria-hidden="true">Un héron gris</figcaption>' in page.text
+    assert '<div class="content" lang="fr">' in page.text
+
+
+async def test_a_works_first_id_is_a_permanent_redirect_to_its_page(
+        client: httpx.AsyncClient, db: Database, settings: Settings, alice: User) -> None:
+    # Posted while its image was processing, the status is published under a new id.
+    async with db.session() as session:
+        account = await session.get(Account, alice.account_id)
+        assert account is not None
+        media = MediaAttachment(account_id=account.id, state=MediaState.PROCESSING.value)
+        session.add(media)
+        await session.commit()
+        status = await create_status(session, settings, account, None, text="A new heron",
+                                     media_ids=[media.id])
+        first_id = status.id
+    async with db.session() as session:
+        await session.execute(update(MediaAttachment).values(state=MediaState.READY.value))
+        assert await publish_if_ready(session, first_id)
+        await session.commit()
+        published = await current_id(session, first_id)
+    assert published != first_id
+    assert (await client.get(f"/@alice/{published}")).status_code == 200
+    moved = await client.get(f"/@alice/{first_id}")
+    assert moved.status_code == 301 and moved.headers["location"] == f"/@alice/{published}"
+    assert "content-security-policy" in moved.headers
+    # Only under its own author's name, and not for a work nobody may see any more.
+    assert (await client.get(f"/@bob/{first_id}")).status_code == 404
+    async with db.session() as session:
+        await session.execute(update(Status).where(Status.id == published)
+                              .values(visibility="private"))
+        await session.commit()
+    assert (await client.get(f"/@alice/{first_id}")).status_code == 404
+
+
+async def test_remote_video_and_audio_are_links_to_their_origin(
+        client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    rita = await remote_account(db)
+    status = await add_work(db, settings, rita, NewWork(text="My animation #inktober", images=[]))
+    async with db.session() as session:
+        for kind, url in (("video", "https://cdn.remote.example/clip.mp4"),
+                          ("gifv", "https://cdn.remote.example/loop.mp4"),
+                          ("audio", "https://cdn.remote.example/song.mp3"),
+                          ("unknown", "https://cdn.remote.example/file.bin")):
+            session.add(MediaAttachment(account_id=rita.id, status_id=status.id, type=kind,
+                                        state=MediaState.READY.value, remote_url=url,
+                                        description=f"The {kind}" if kind != "unknown" else ""))
+        await session.commit()
+    page = await client.get(f"/@rita@remote.example/{status.id}")
+    links = re.search(r'<ul class="attachment-links">(.*?)</ul>', page.text, re.S)
+    assert links, page.text
+    assert re.findall(r'<li>(\w+): <a href="([^"]+)"[^>]*>([^<]+)</a></li>', links.group(1)) == [
+        ("Video", "https://cdn.remote.example/clip.mp4", "The video"),
+        ("Video", "https://cdn.remote.example/loop.mp4", "The gifv"),  # an MP4, not an <img>
+        ("Audio", "https://cdn.remote.example/song.mp3", "The audio"),
+        ("Attachment", "https://cdn.remote.example/file.bin", "https://cdn.remote.example/file.bin")]
+    assert '<img class="image"' not in page.text
+    # The card says there is more than its text.
+    tag = await client.get("/tags/inktober")
+    assert '<span class="badge">4 attachments</span>' in tag.text
+
+
 # ------------------------------------------------------------------------------ home
 
 async def test_home_lists_recent_local_works_newest_first_and_pages(
@@ -325,6 +465,38 @@ async def test_portfolio_page(client: httpx.AsyncClient, db: Database, settings:
     assert (await client.get("/@alice?project=12345")).status_code == 404
 
 
+async def test_the_handle_a_profile_shows_finds_it(client: httpx.AsyncClient, db: Database,
+                                                   settings: Settings, alice: User) -> None:
+    status = await add_work(db, settings, await account_of(db, alice), NewWork(title="Mine"))
+    for handle in ("alice@easel.test", "ALICE@Easel.Test", "@alice@easel.test"):
+        page = await client.get(f"/@{handle}")
+        assert page.status_code == 200 and "@alice@easel.test" in page.text, handle
+        assert (await client.get(f"/@{handle}/{status.id}")).status_code == 200, handle
+    assert (await client.get("/@alice@elsewhere.example")).status_code == 404
+
+
+async def test_later_portfolio_pages_have_no_projects_and_say_when_works_run_out(
+        client: httpx.AsyncClient, db: Database, settings: Settings, alice: User) -> None:
+    account = await account_of(db, alice)
+    oldest = await add_work(db, settings, account, NewWork(title="Oldest"))
+    newest = await add_work(db, settings, account, NewWork(title="Newest"))
+    async with db.session() as session:
+        project = Project(account_id=account.id, title="Birds", cover_status_id=newest.id)
+        session.add(project)
+        await session.flush()
+        session.add(ProjectWork(project_id=project.id, status_id=newest.id, position=0))
+        await session.commit()
+    first = await client.get("/@alice")
+    assert 'id="projects-heading"' in first.text and "No works yet." not in first.text
+    later = await client.get(f"/@alice?max_id={newest.id}")
+    assert later.status_code == 200
+    assert 'id="projects-heading"' not in later.text and "Birds" not in later.text
+    assert work_links(later) == [f"/@alice/{oldest.id}"]
+    past_the_end = await client.get(f"/@alice?max_id={oldest.id}")
+    assert "No more works." in past_the_end.text and "No works yet." not in past_the_end.text
+    assert "No more works." in (await client.get(f"/?max_id={oldest.id}")).text
+
+
 async def test_portfolio_content_negotiation_and_unknown_names(client: httpx.AsyncClient,
                                                                alice: User) -> None:
     negotiated = await client.get("/@alice", headers={"Accept": AP})
@@ -368,6 +540,24 @@ async def test_tag_page_local_and_remote_and_terms(client: httpx.AsyncClient, db
     assert (await client.get("/tags/" + "x" * 300)).status_code == 404
 
 
+async def test_cards_show_a_warning_instead_of_the_text_and_text_without_links(
+        client: httpx.AsyncClient, db: Database, settings: Settings) -> None:
+    rita = await remote_account(db)
+    warned = await add_work(db, settings, rita, NewWork(
+        text="SECRET-BODY #inktober", images=[], sensitive=True, spoiler_text="Spoilers ahead"))
+    linked = await add_work(db, settings, rita, NewWork(
+        text="See my #inktober piece &amp; more", images=[]))
+    page = await client.get("/tags/inktober")
+    cards = dict(re.findall(r'<a class="card-link" href="/@rita@remote.example/(\d+)">(.*?)</a>\s*</li>',
+                            page.text, re.S))
+    assert set(cards) == {str(warned.id), str(linked.id)}
+    assert "SECRET-BODY" not in page.text
+    assert "Spoilers ahead" in cards[str(warned.id)]
+    # The text is plain (a hashtag's link would nest in the card's own and split it).
+    assert "<a " not in cards[str(linked.id)]
+    assert '<p class="card-text">See my #inktober piece &amp; more</p>' in cards[str(linked.id)]
+
+
 # -------------------------------------------------------------------- HEAD and caching
 
 async def test_head_and_cache_headers(client: httpx.AsyncClient, heron: int) -> None:
@@ -379,6 +569,26 @@ async def test_head_and_cache_headers(client: httpx.AsyncClient, heron: int) -> 
     assert anonymous.headers["cache-control"].startswith("public")
     assert "set-cookie" not in anonymous.headers  # no form, no CSRF cookie
     assert "Cookie" in anonymous.headers["vary"]
+
+
+async def test_unknown_urls_get_the_html_not_found_page(client: httpx.AsyncClient) -> None:
+    for path in ("/nonexistent", "/@", "/no/such/page"):
+        page = await client.get(path, headers={"Accept": "text/html"})
+        assert page.status_code == 404, path
+        assert page.headers["content-type"].startswith("text/html"), path
+        assert "<h1>Not found</h1>" in page.text and "There is nothing to see here." in page.text
+        assert "default-src 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-robots-tag"] == "noai, noimageai"
+        assert page.headers["cache-control"] == "no-store"
+    # Whatever the client asks for, outside the API.
+    assert (await client.get("/nonexistent")).headers["content-type"].startswith("text/html")
+    # The API, ActivityPub paths and JSON clients keep their JSON answer.
+    for path, accept in (("/api/v1/nonexistent", "text/html"), ("/api/v2/nonexistent", "*/*"),
+                         ("/users/nobody", "text/html"), ("/nonexistent", AP),
+                         ("/nonexistent", "application/json")):
+        answer = await client.get(path, headers={"Accept": accept})
+        assert answer.status_code == 404, path
+        assert answer.json() == {"error": "Record not found"}, (path, accept)
 
 
 async def test_pages_query_in_batches(client: httpx.AsyncClient, db: Database, settings: Settings,

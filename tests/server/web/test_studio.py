@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -23,12 +24,14 @@ from starlette.responses import Response
 
 from protect import document as doc
 from protect import optout_metadata
+from protect.naming import model_names
 from server.models import Account, MediaAttachment, Project, Status, StatusPin, User
 from server.services import portfolio
 from server.web.session import CSRF_FIELD, SESSION_COOKIE, log_in
 from tests.protect import ai_images as ai
 from tests.protect import images
 from tests.protect.conftest import activities, media_row, run_protect
+from tests.server.web.works import NewWork, add_work
 
 TOKEN = re.compile(rf'name="{CSRF_FIELD}" value="([^"]+)"')
 
@@ -635,3 +638,88 @@ async def test_a_bad_check_upload_is_refused_on_the_form(alice_web: httpx.AsyncC
         refused = await post_check(alice_web, image, original)
         assert refused.status_code == 422 and message in refused.text, message
     assert not (app.state.easel.storage.root / "private" / "checks").exists()
+
+
+async def test_the_check_page_names_the_configured_models(
+        app: Starlette, alice_web: httpx.AsyncClient, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert "(none is configured yet)" in (await alice_web.get("/studio/check")).text
+    single = tmp_path / "vae-ft-mse-840000-ema-pruned.safetensors"
+    single.write_bytes(b"")
+    pipeline = tmp_path / "stable-diffusion-v1-5" / "vae"
+    pipeline.mkdir(parents=True)
+    weights = tmp_path / "sd-vae-ft-ema" / "diffusion_pytorch_model.safetensors"
+    weights.parent.mkdir()
+    weights.write_bytes(b"")
+    again = tmp_path / "again" / "vae-ft-mse-840000-ema-pruned.safetensors"
+    again.parent.mkdir()
+    again.write_bytes(b"")
+    state = app.state.easel
+    monkeypatch.setattr(state, "settings", state.settings.with_changes(
+        vae_paths=(single, pipeline, weights, again)))
+    # The names the protect worker gives them (protect.naming), without importing torch.
+    assert model_names(state.settings.vae_paths) == [
+        "vae-ft-mse-840000-ema-pruned", "stable-diffusion-v1-5", "sd-vae-ft-ema",
+        "vae-ft-mse-840000-ema-pruned-2"]
+    page = await alice_web.get("/studio/check")
+    assert ("with the models configured on this server (vae-ft-mse-840000-ema-pruned, "
+            "stable-diffusion-v1-5, sd-vae-ft-ema, vae-ft-mse-840000-ema-pruned-2)") in page.text
+
+
+# ------------------------------------------------------------------------ public pages
+
+async def test_only_public_and_unlisted_works_link_to_a_public_page(
+        app: Starlette, alice_web: httpx.AsyncClient, alice: User) -> None:
+    state = app.state.easel
+    async with state.db.session() as session:
+        account = await session.get(Account, alice.account_id)
+        assert account is not None
+    works = {visibility: await add_work(state.db, state.settings, account, NewWork(
+        title=f"A {visibility} sketch", visibility=visibility))
+        for visibility in ("public", "unlisted", "private", "direct")}
+    listing = await alice_web.get("/studio")
+    linked = re.findall(r'<a href="https://easel.test/@alice/(\d+)">Public page</a>', listing.text)
+    assert sorted(linked) == sorted(str(works[v].id) for v in ("public", "unlisted"))
+    assert "Followers only: not on your public pages" in listing.text
+    assert "Direct: not on your public pages" in listing.text
+    for visibility, status in works.items():
+        page = await alice_web.get(f"/studio/works/{status.id}")
+        public = visibility in ("public", "unlisted")
+        assert ('id="public-link"' in page.text) is public, visibility
+        assert ("see the public page" in page.text) is public, visibility
+        assert ("not on your public pages" in page.text) is not public, visibility
+        # The link goes to a page that is there; the others' page would be a 404.
+        answer = await alice_web.get(f"/@alice/{status.id}")
+        assert answer.status_code == (200 if public else 404), visibility
+    followers = await alice_web.get(f"/studio/works/{works['private'].id}")
+    assert "— followers only, not on your public pages." in followers.text
+    assert "Published: followers only, not on your public pages." in followers.text  # the script's notice
+
+
+# ---------------------------------------------------------------------------- messages
+
+@pytest.mark.parametrize(("page", "path", "form", "message"), [
+    ("/studio/account", "/studio/account/password",
+     {"current_password": "wrong", "password": "new long password 123",
+      "password_confirmation": "new long password 123"}, "Current password is invalid"),
+    ("/studio/move", "/studio/move", {"action": "move", "handle": "x@y.example", "password": "wrong"},
+     "That is not your password."),
+    ("/studio/move", "/studio/move", {"action": "aliases", "aliases": ""}, "Aliases saved."),
+    ("/studio/standing", "/studio/standing", {"action": "delete", "password": "a guess"},
+     "That is not your password."),
+])
+async def test_a_studio_message_is_shown_once(alice_web: httpx.AsyncClient, page: str, path: str,
+                                             form: dict[str, str], message: str) -> None:
+    answer = await alice_web.post(path, data={CSRF_FIELD: await token(alice_web, page), **form})
+    assert answer.text.count(message) == 1, answer.text
+    assert answer.text.count('role="alert"') + answer.text.count('role="status"') == 1
+    assert answer.text.count('id="form-error"') <= 1
+
+
+async def test_an_import_error_is_shown_once(alice_web: httpx.AsyncClient) -> None:
+    answer = await alice_web.post("/studio/import", data={
+        CSRF_FIELD: await token(alice_web, "/studio/import"), "type": "following", "mode": "bad"},
+        files={"file": ("", b"", "text/csv")})
+    assert answer.status_code == 422
+    assert answer.text.count("Choose merge or overwrite.") == 1
+    assert answer.text.count('role="alert"') == 1
