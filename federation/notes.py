@@ -835,6 +835,7 @@ async def _remove(session: AsyncSession, status: Status) -> None:
         if published:
             await _decrement(session, Account, booster_id, Account.statuses_count)
     await _undo_local_boosts(session, status)
+    await events.status_deleted(session, status)  # before its mentions go with it
     gone = [status.id, *(row[0] for row in boosts)]
     await session.execute(delete(Notification).where(Notification.status_id.in_(gone)))
     await session.execute(delete(MediaAttachment).where(MediaAttachment.status_id == status.id)
@@ -843,6 +844,5 @@ async def _remove(session: AsyncSession, status: Status) -> None:
                           .execution_options(synchronize_session=False))
     await session.execute(delete(Status).where(Status.id == status.id)
                           .execution_options(synchronize_session=False))
-    events.status_deleted(session, status.id, status.account_id)
     if status in session:
         session.expunge(status)

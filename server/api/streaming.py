@@ -20,8 +20,19 @@ The access token comes as ``Authorization: Bearer``, ``?access_token=`` or (WebS
 the ``Sec-WebSocket-Protocol`` header, as Mastodon's streaming server takes it. Public
 channels are open to anonymous clients, as in Mastodon.
 
-What it must never do: hold a database session while waiting for events, or send an
-event to a viewer the channel rules refuse (``channels.Rendering``).
+A stream opened with a token ends once that token no longer authenticates: revoked
+(``POST /oauth/revoke``, a refresh, the user's own deletion …), or its login disabled,
+suspended or deleted. Each stream looks its token up again every ``LOGIN_CHECK_SECONDS``
+(one indexed query), before it sends anything further, so wherever the revocation was
+committed and whichever process holds the stream, the stream ends — and carries nothing
+more — within that time. Streams of the user's other tokens go on; reconnecting with the
+revoked one is a 401, as any request with it. (Mastodon kills the token's streams at
+once through Redis; a periodic check also covers every way a login can end, and needs
+no broker.)
+
+What it must never do: hold a database session while waiting for events, send an event
+to a viewer the channel rules refuse (``channels.Rendering``), or keep serving a token
+that no longer authenticates past ``LOGIN_CHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -29,8 +40,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
+import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from starlette.requests import HTTPConnection, Request
@@ -55,7 +68,14 @@ from server.streaming.channels import (
     may_carry,
 )
 
+log = logging.getLogger(__name__)
+
 HEARTBEAT_SECONDS = 15.0
+# How often an open stream looks its token up again (at most one query a minute each): a
+# token revoked, or a login disabled, suspended or deleted, ends its streams within this.
+LOGIN_CHECK_SECONDS = 60.0
+# Where ``server.api.auth.authenticate`` keeps a connection's answer.
+AUTH_CACHE_KEY = "easel.auth"
 
 # SSE path (after /api/v1/streaming/) → Mastodon's channel name.
 SSE_CHANNELS = {
@@ -75,6 +95,36 @@ SSE_CHANNELS = {
 class Viewer:
     account: Account | None
     scopes: list[str] | None  # None: no token at all
+    # The connection that presented the token (None: anonymous), to check it again.
+    login: HTTPConnection | None = None
+    checked_at: float = field(default_factory=time.monotonic)
+
+    def wait_seconds(self) -> float:
+        """How long the stream may wait for its next event: a heartbeat, or less when its
+        token is due to be checked again."""
+        if self.login is None:
+            return HEARTBEAT_SECONDS
+        due = self.checked_at + LOGIN_CHECK_SECONDS - time.monotonic()
+        return max(0.0, min(HEARTBEAT_SECONDS, due))
+
+    async def still_signed_in(self) -> bool:
+        """Whether the token still authenticates (True without one): looked up again once
+        ``LOGIN_CHECK_SECONDS`` have passed since the last look, by the very check every
+        request passes (``authenticate``). A look that fails ends the stream too: the
+        client reconnects, and is answered as any request."""
+        if self.login is None or time.monotonic() - self.checked_at < LOGIN_CHECK_SECONDS:
+            return True
+        self.checked_at = time.monotonic()
+        again = HTTPConnection({key: value for key, value in self.login.scope.items()
+                                if key != AUTH_CACHE_KEY})
+        try:
+            return await authenticate(cast(Request, again)) is not None
+        except ApiError:  # revoked, deleted, disabled, suspended …
+            return False
+        except Exception:
+            log.warning("could not check a stream's access token; ending the stream",
+                        exc_info=True)
+            return False
 
 
 def _state(connection: HTTPConnection) -> EaselState:
@@ -97,7 +147,7 @@ async def _viewer(connection: HTTPConnection) -> Viewer:
         raise ChannelError(exc.status_code, message) from exc
     if auth is None:
         return Viewer(None, None)
-    return Viewer(auth.account, auth.scopes)
+    return Viewer(auth.account, auth.scopes, login=connection)
 
 
 def _flag(raw: str | None) -> bool:
@@ -169,7 +219,9 @@ async def _sse(state: EaselState, bus: StreamBus, subscription: Subscription, vi
     try:
         yield ":)\n"
         while not subscription.closed:
-            message = await subscription.next(HEARTBEAT_SECONDS)
+            message = await subscription.next(viewer.wait_seconds())
+            if not await viewer.still_signed_in():
+                return  # the response ends: the client sees its stream close
             if message is None:
                 if not subscription.closed:
                     yield ":thump\n"
@@ -255,8 +307,12 @@ class _Connection:
             await self.handle(raw)
 
     async def write(self, subscription: Subscription) -> None:
+        """Send the events the channels carry; return once the stream is to end (the bus
+        closed it, or the token no longer authenticates)."""
         while not subscription.closed:
-            message = await subscription.next(HEARTBEAT_SECONDS)
+            message = await subscription.next(self.viewer.wait_seconds())
+            if not await self.viewer.still_signed_in():
+                return
             if message is None or not self.channels:
                 continue
             for channel, event, payload in await _render(
@@ -288,11 +344,13 @@ async def stream_websocket(websocket: WebSocket) -> None:
         return
     # Subscribed before the handshake completes: a connected client misses nothing.
     subscription = bus.subscribe()
+    ended = False  # by the server: the bus closed, or the token no longer authenticates
     try:
         await websocket.accept(subprotocol=protocol_token)
         reader = asyncio.create_task(connection.read())
         writer = asyncio.create_task(connection.write(subscription))
         done, pending = await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
+        ended = writer in done
         for task in pending:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect):
@@ -302,7 +360,7 @@ async def stream_websocket(websocket: WebSocket) -> None:
                 task.result()
     finally:
         bus.unsubscribe(subscription)
-    if subscription.closed:
+    if ended:
         with contextlib.suppress(RuntimeError):
             await websocket.close()
 

@@ -16,7 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.models import Account, Mention, Status
 
 EVENTS_KEY = "easel_stream_events"
 
@@ -55,9 +58,23 @@ def status_edited(session: AsyncSession, status_id: int) -> None:
     note_event(session, StreamEvent("status.edited", {"status_id": status_id}))
 
 
-def status_deleted(session: AsyncSession, status_id: int, account_id: int) -> None:
-    note_event(session, StreamEvent("status.deleted",
-                                    {"status_id": status_id, "account_id": account_id}))
+async def status_deleted(session: AsyncSession, status: Status) -> None:
+    """``status`` is being deleted: noted before its rows go, with the facts that route
+    its ``delete`` to only the streams that could have shown it (``server.streaming.
+    channels``, as Mastodon's RemoveStatusService) — its visibility, whether it was
+    published (never: its author alone saw it), local (the ``:local``/``:remote``
+    streams) or a boost (in no public stream), and the local accounts a private or direct
+    one mentioned (its mentions go with it)."""
+    mentioned: list[int] = []
+    if status.visibility in ("private", "direct"):
+        mentioned = list(await session.scalars(
+            select(Mention.account_id).join(Account, Account.id == Mention.account_id)
+            .where(Mention.status_id == status.id, Account.domain == "")))
+    note_event(session, StreamEvent("status.deleted", {
+        "status_id": status.id, "account_id": status.account_id,
+        "visibility": status.visibility, "published": bool(status.published),
+        "local": bool(status.local), "reblog": status.reblog_of_id is not None,
+        "mentioned_ids": mentioned}))
 
 
 def notification_created(session: AsyncSession, notification: Any) -> None:

@@ -24,7 +24,8 @@ Streaming is best effort, as Mastodon's: an event that cannot be carried is drop
 logged, never retried and never allowed to fail the commit that raised it.
 
 What it must never do: block the event loop, raise into the committing code, or carry
-anything but ids (``server.services.events.event_message``).
+anything but ids and the few facts that route an event (``server.services.events``;
+a deleted status's visibility and mentions, ``events.status_deleted``).
 """
 
 from __future__ import annotations

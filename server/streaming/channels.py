@@ -16,8 +16,18 @@ Channels and events are Mastodon's (``streaming/index.js``): ``user`` (home: ``u
 ``status.update``, ``delete``), and ``direct`` (``conversation``). Payloads are the JSON of the entity the
 REST API returns for the same viewer, as a string (the deleted status's id for ``delete``).
 
+A ``delete`` goes only where the status could have been shown, as Mastodon's
+RemoveStatusService sends it (the event carries the facts, ``events.status_deleted``): a published
+``public`` status's (not a boost's) to the public and hashtag streams (``:local`` or
+``:remote`` as it was); any status's to its author's ``user`` and ``list`` streams; a
+published public or unlisted one's to every ``user`` and ``list`` stream (it may be there
+through a boost or a followed hashtag); a private one's to its followers' and mentioned
+accounts'; a direct one's to the accounts it mentioned. Its id (which tells when it was
+written) reaches no one else; without the facts, only its author's streams.
+
 What it must never do: send a status or notification its viewer could not read through
-the REST API, or write to the database.
+the REST API, the id of a deleted status to a stream that could not have shown it, or
+write to the database.
 """
 
 from __future__ import annotations
@@ -27,12 +37,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import Select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 import server.api.entities as entities
-from server.models import Account
+from server.models import Account, Follow
 from server.services import announcements, timelines
 from server.services.conversations import own_conversation
 from server.services.errors import NotFound
@@ -89,8 +99,10 @@ def may_carry(channel: Channel, viewer_id: int | None, message: dict[str, Any]) 
     """Whether ``channel`` could carry ``message`` at all, before any query: events about
     one account go only to that account's streams, status events only to timelines."""
     kind = message.get("kind")
-    if kind in ("status.published", "status.edited", "status.deleted"):
+    if kind in ("status.published", "status.edited"):
         return channel.name in STATUS_CHANNELS
+    if kind == "status.deleted":
+        return deletion_reaches(channel, viewer_id, message) is not False
     if kind in ANNOUNCEMENT_EVENTS:  # for everyone signed in
         return channel.name == "user" and viewer_id is not None
     targets = {"notification": ("user", "user:notification"), "conversation": ("direct",),
@@ -98,6 +110,33 @@ def may_carry(channel: Channel, viewer_id: int | None, message: dict[str, Any]) 
                "notifications_merged": ("user", "user:notification")}.get(str(kind), ())
     return (channel.name in targets and viewer_id is not None
             and message.get("account_id") == viewer_id)
+
+
+def deletion_reaches(channel: Channel, viewer_id: int | None,
+                     message: dict[str, Any]) -> bool | None:
+    """Whether a ``status.deleted`` event's ``delete`` goes to ``channel`` (see the module
+    docstring); None when that depends on whether the viewer follows the author (a private
+    status), which ``Rendering`` asks the database."""
+    if channel.name not in STATUS_CHANNELS:
+        return False
+    visibility, published = message.get("visibility"), message.get("published") is True
+    if channel.name in PUBLIC_CHANNELS:
+        if not (published and visibility == "public") or message.get("reblog") is not False:
+            return False
+        local = message.get("local") is True
+        return not ((":local" in channel.name and not local)
+                    or (":remote" in channel.name and local))
+    if viewer_id is None:
+        return False
+    if viewer_id == message.get("account_id"):
+        return True
+    if not published:
+        return False
+    if visibility in ("public", "unlisted"):
+        return True
+    if visibility in ("private", "direct") and viewer_id in message.get("mentioned_ids", ()):
+        return True
+    return None if visibility == "private" else False
 
 
 def channel_named(name: str, *, tag: str | None = None, list_id: str | None = None,
@@ -195,6 +234,7 @@ class Rendering:
     message: dict[str, Any]
     # The status as rendered per filter context ("home", "public"); None: a filter hides it.
     _status_payloads: dict[str, str | None] = field(default_factory=dict)
+    _follows: bool | None = None  # whether the viewer follows the status's author
 
     async def for_channel(self, channel: Channel) -> tuple[str, str | None] | None:
         """``(event, payload)`` for ``channel``, or None when it does not carry it."""
@@ -217,9 +257,10 @@ class Rendering:
                 return None
             return "update" if kind == "status.published" else "status.update", payload
         if kind == "status.deleted":
-            if channel.name not in STATUS_CHANNELS:
-                return None
-            return "delete", str(self.message["status_id"])
+            reaches = deletion_reaches(channel, viewer_id, self.message)
+            if reaches is None:
+                reaches = await self._follows_author()
+            return ("delete", str(self.message["status_id"])) if reaches else None
         if kind == "notification":
             if channel.name not in ("user", "user:notification") or viewer_id is None \
                     or self.message.get("account_id") != viewer_id:
@@ -244,6 +285,15 @@ class Rendering:
                 return None
             return await self._announcement(str(kind))
         return None
+
+    async def _follows_author(self) -> bool:
+        """Whether the viewer follows the author of the event's status (asked once)."""
+        if self._follows is None:
+            assert self.viewer is not None
+            self._follows = await self.session.scalar(select(Follow.id).where(
+                Follow.account_id == self.viewer.id,
+                Follow.target_account_id == self.message.get("account_id")).limit(1)) is not None
+        return self._follows
 
     async def _announcement(self, kind: str) -> tuple[str, str | None] | None:
         """Mastodon's payloads: the Announcement as this viewer sees it; ``{name, count,

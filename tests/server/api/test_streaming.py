@@ -8,6 +8,9 @@ one), users and tokens made in its database, I expect:
   mention as ``notification`` and the deletion as ``delete``, in Mastodon's payloads;
 - the ``public`` stream to leave out a blocked and a muted account's posts, and private
   posts; ``hashtag`` and ``list`` streams to carry only theirs;
+- a deletion to reach only the streams that could have shown the post: the public and
+  hashtag streams a public post's, a private one's its followers, a direct one's those
+  it mentions, an unlisted one's the signed-in streams, each its author;
 - a WebSocket client (``websockets``) to subscribe and unsubscribe on one connection,
   get ``{"stream", "event", "payload"}`` messages, and errors for bad requests; a token
   offered as the subprotocol to work;
@@ -396,6 +399,45 @@ def test_public_stream_leaves_out_blocked_muted_and_private_posts(
     carol.post("/api/v1/statuses", status="Still blocked")
     ours = alice.post("/api/v1/statuses", status="Alice's own")
     assert public.next_update()["id"] == ours["id"]
+
+
+def test_a_deletion_reaches_only_the_streams_that_could_have_shown_the_post(
+    server: Server, people: dict[str, Person], open_sse: Callable[..., SSE],
+) -> None:
+    """As Mastodon's RemoveStatusService: a deleted post's id (which tells when it was
+    written) is no news for streams that never showed it."""
+    alice, bob, carol = people["alice"], people["bob"], people["carol"]
+    alice.post(f"/api/v1/accounts/{bob.account_id}/follow")
+    anonymous = open_sse(server, "public")
+    tagged = open_sse(server, "hashtag", tag="ink")
+    follower = open_sse(server, "user", alice.token)  # and mentioned in the direct post
+    stranger = open_sse(server, "user", carol.token)
+    author = open_sse(server, "user", bob.token)
+
+    private = bob.post("/api/v1/statuses", status="For followers #ink", visibility="private")
+    direct = bob.post("/api/v1/statuses", status="@alice between us #ink", visibility="direct")
+    unlisted = bob.post("/api/v1/statuses", status="Quietly #ink", visibility="unlisted")
+    public = bob.post("/api/v1/statuses", status="For everyone #ink")
+    posted = [private, direct, unlisted, public]
+    for status in posted:
+        assert bob.api.delete(f"/api/v1/statuses/{status['id']}").status_code == 200
+
+    for stream in (anonymous, tagged):
+        assert stream.next_update()["id"] == public["id"]
+        assert stream.next() == ("delete", public["id"])  # nothing came before it
+    assert stranger.next() == ("delete", unlisted["id"])
+    assert stranger.next() == ("delete", public["id"])
+
+    def deletions(stream: SSE) -> list[str]:
+        found: list[str] = []
+        while len(found) < len(posted):
+            event, data = stream.next()
+            if event == "delete":
+                found.append(data)
+        return found
+
+    assert deletions(follower) == [status["id"] for status in posted]
+    assert deletions(author) == [status["id"] for status in posted]
 
 
 def test_hashtag_and_list_streams(

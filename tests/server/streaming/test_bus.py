@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import text
 
 from server.db import Database
+from server.models import Status
 from server.services import events
 from server.settings import Settings
 from server.streaming.bus import StreamBus, pass_jobs, redis_channel, send_to_siblings
@@ -46,14 +47,17 @@ async def test_committed_events_arrive_in_order_and_rolled_back_ones_never(
             notification = FakeNotification(account_id=5)
             events.notification_created(session, notification)
             notification.id = 77
-            events.status_deleted(session, 2, 9)
+            await events.status_deleted(session, Status(
+                id=2, account_id=9, visibility="unlisted", published=True, local=False))
             await session.commit()
         first = await subscription.next(WAIT_SECONDS)
         assert first == {"kind": "status.published", "status_id": 2}
         assert await subscription.next(WAIT_SECONDS) == {
             "kind": "notification", "account_id": 5, "notification_id": 77}
         assert await subscription.next(WAIT_SECONDS) == {
-            "kind": "status.deleted", "status_id": 2, "account_id": 9}
+            "kind": "status.deleted", "status_id": 2, "account_id": 9,
+            "visibility": "unlisted", "published": True, "local": False, "reblog": False,
+            "mentioned_ids": []}
         assert subscription.queue.empty()
     finally:
         await bus.close()
