@@ -54,7 +54,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from typing import cast as type_cast
 
-from sqlalchemy import ColumnElement, Table, and_, func, or_, select, union, update
+from sqlalchemy import ColumnElement, Table, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -88,7 +88,6 @@ from server.models import (
     Account,
     Activity,
     Delivery,
-    Favourite,
     Follow,
     Job,
     JobState,
@@ -98,6 +97,7 @@ from server.models import (
 )
 from server.queue.kinds import job_kind
 from server.queue.runner import JobContext
+from server.services.statuses import reached_by
 from server.urls import Urls
 
 log = logging.getLogger(__name__)
@@ -343,11 +343,7 @@ async def _reached_inboxes(session: AsyncSession, status: Status) -> list[str]:
     visibilities: those interactions may come from accounts never addressed."""
     if status.visibility not in SHARED_VISIBILITIES:
         return []
-    reached = union(
-        select(Status.account_id).where(Status.reblog_of_id == status.id),
-        select(Favourite.account_id).where(Favourite.status_id == status.id),
-        select(Status.account_id).where(Status.in_reply_to_id == status.id))
-    return await _inboxes_where(session, Account.id.in_(reached))
+    return await _inboxes_where(session, Account.id.in_(reached_by(status)))
 
 
 def reached_account_ids(payload: dict[str, Any] | None) -> list[int]:

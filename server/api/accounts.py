@@ -46,7 +46,6 @@ from server.services.profiles import (
     remove_profile_image,
     update_profile,
 )
-from server.services.visibility import visible_to
 from server.state import easel
 
 # GET /api/v1/accounts?id[]= takes at most this many ids (Mastodon's accounts limit).
@@ -240,7 +239,7 @@ async def account_statuses(request: Request) -> JSONResponse:
             return _json(await statuses_to_entities(session, statuses, EntityContext.of(state), me,
                                                     filter_context="account"))
         query = account_service.account_statuses_query(
-            account, visible_to(me), only_media=only_media, exclude_replies=exclude_replies,
+            account, me, only_media=only_media, exclude_replies=exclude_replies,
             exclude_reblogs=exclude_reblogs, tagged=tagged or None)
         statuses = page.arrange(list(await session.scalars(page.apply(query, Status.id))))
         entities = await statuses_to_entities(session, statuses, EntityContext.of(state), me,
@@ -262,23 +261,24 @@ async def _account_list(request: Request, query: Select[int, Account],
                  link=link_header(request, [relation_id for relation_id, _ in rows], page))
 
 
-async def _existing_account_id(request: Request) -> int:
+async def _listed_account(request: Request) -> Account:
     account_id = parse_id(request.path_params["id"])
     async with easel(request).db.session() as session:
-        await account_service.find_account(session, account_id)
-    return account_id
+        return await account_service.find_account(session, account_id)
 
 
 async def account_followers(request: Request) -> JSONResponse:
     await optional(request, "read:accounts")
-    account_id = await _existing_account_id(request)
-    return await _account_list(request, follow_service.followers_query(account_id), Follow.id)
+    account = await _listed_account(request)
+    query = account_service.profile_relations(account, follow_service.followers_query(account.id))
+    return await _account_list(request, query, Follow.id)
 
 
 async def account_following(request: Request) -> JSONResponse:
     await optional(request, "read:accounts")
-    account_id = await _existing_account_id(request)
-    return await _account_list(request, follow_service.following_query(account_id), Follow.id)
+    account = await _listed_account(request)
+    query = account_service.profile_relations(account, follow_service.following_query(account.id))
+    return await _account_list(request, query, Follow.id)
 
 
 async def relationships(request: Request) -> JSONResponse:

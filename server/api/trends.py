@@ -47,7 +47,8 @@ async def statuses(request: Request) -> JSONResponse:
     state = easel(request)
     viewer = auth.account if auth else None
     async with state.db.session() as session:
-        found = await trends.trending_statuses(session, limit=limit, offset=offset)
+        found = await trends.trending_statuses(session, viewer=viewer, limit=limit,
+                                               offset=offset)
         body = await statuses_to_entities(session, found, EntityContext.of(state), viewer)
     return JSONResponse(body)
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, exists, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, not_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from server.ids import utcnow
 from server.models import Account, Follow, MediaAttachment, Status, StatusTag, Tag, User
@@ -211,6 +212,17 @@ async def find_accounts(session: AsyncSession, account_ids: list[int]) -> list[A
     return list(ordered.values())
 
 
+def profile_relations(owner: Account, query: Select[int, Account]) -> Select[int, Account]:
+    """``owner``'s followers or following as its profile lists them, from
+    ``follows.followers_query`` or ``following_query`` ((relation id, Account) rows):
+    suspended accounts left out (Mastodon's ``without_suspended``), and nobody at all while
+    ``owner`` is suspended, whose profile is shown bare (``api.entities``; Mastodon's
+    ``hide_results?``). The follows themselves are kept, for a suspension can be lifted."""
+    if owner.suspended_at is not None:
+        return query.where(false())
+    return query.where(Account.suspended_at.is_(None))
+
+
 def _split_acct(acct: str, local_domain: str) -> tuple[str, str | None]:
     """``@name@host`` → (name, domain): "" for this server, None when no domain is given."""
     text = acct.strip()
@@ -277,16 +289,31 @@ def normalize_tag_name(name: str) -> str:
 
 
 def account_statuses_query(
-    account: Account, visibility: ColumnElement[bool], *, only_media: bool = False,
+    account: Account, viewer: Account | None, *, only_media: bool = False,
     exclude_replies: bool = False, exclude_reblogs: bool = False, tagged: str | None = None,
 ) -> Select[Any]:
-    """The statuses on ``account``'s profile that pass ``visibility`` (from
-    ``visibility.visible_to(viewer)``), for the API to page by ``Status.id``.
+    """The statuses on ``account``'s profile that ``viewer`` may see
+    (``visibility.visible_to``), for the API to page by ``Status.id``.
 
+    A boost is shown only with its original (``timelines.original_visible_to``: not when its
+    author is suspended or blocks ``viewer``), and, to others than the profile's owner, not
+    when ``viewer`` has hidden the original's author — blocked, muted, on a blocked domain
+    (Mastodon's ``filtered_reblogs_scope``); the owner's own statuses stay, muted or not.
     As Mastodon: ``exclude_replies`` keeps replies to oneself (threads), ``only_media``
     keeps statuses with attachments (so no boosts), ``tagged`` one hashtag.
     """
-    query = select(Status).where(Status.account_id == account.id, visibility)
+    # timelines (through blocks) imports this module: load them on use.
+    from server.services.blocks import hidden_accounts
+    from server.services.timelines import original_visible_to
+    from server.services.visibility import visible_to
+
+    query = select(Status).where(Status.account_id == account.id, visible_to(viewer),
+                                 original_visible_to(viewer))
+    if viewer is not None and viewer.id != account.id:
+        original = aliased(Status)
+        query = query.where(not_(exists().where(
+            original.id == Status.reblog_of_id,
+            original.account_id.in_(hidden_accounts(viewer.id)))))
     if only_media:
         query = query.where(exists().where(MediaAttachment.status_id == Status.id))
     if exclude_replies:

@@ -43,6 +43,7 @@ from sqlalchemy import ColumnElement, case, delete, false, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.ids import utcnow
 from server.models import Account, DomainAllow, DomainBlock, DomainBlockSeverity, Follow, FollowRequest
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
@@ -53,6 +54,8 @@ MAX_DOMAIN_LENGTH = 253
 MAX_COMMENT_LENGTH = 5000
 _LABEL_RE = re.compile(r"\A[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 _HIDING = (DomainBlockSeverity.SILENCE.value, DomainBlockSeverity.SUSPEND.value)
+# ``Account.suspension_origin`` of an account suspended because its domain is.
+DOMAIN_SUSPENSION = "domain"
 # The job (federation.media_cache) that clears the stored media of a block's domain.
 CLEAR_DOMAIN_MEDIA_JOB = "clear_domain_media"
 
@@ -236,6 +239,7 @@ async def block_domain(
     follows = requests = 0
     if level == DomainBlockSeverity.SUSPEND:
         follows, requests = await _sever(session, name)
+    await sync_domain_suspensions(session)
     clearing = rejects_media(block) and not rejected_before
     if clearing:  # again: the domain may have been blocked, unblocked and blocked anew
         await enqueue(session, kind_named(CLEAR_DOMAIN_MEDIA_JOB), name, again=True)
@@ -252,6 +256,8 @@ async def unblock_domain(session: AsyncSession, domain: str) -> DomainBlock:
     if block is None:
         raise NotFound(f"No domain block for {name}")
     await session.delete(block)
+    await session.flush()
+    await sync_domain_suspensions(session)
     await session.commit()
     return block
 
@@ -339,6 +345,8 @@ async def update_domain_block(
 async def remove_domain_block(session: AsyncSession, block_id: int) -> None:
     block = await get_domain_block(session, block_id)
     await session.delete(block)
+    await session.flush()
+    await sync_domain_suspensions(session)
     await session.commit()
 
 
@@ -524,6 +532,31 @@ async def _sever(session: AsyncSession, block_domain: str) -> tuple[int, int]:
             .values({column_name: case((column - count < 0, 0), else_=column - count)})
             .execution_options(synchronize_session=False))
     return follows, requests
+
+
+async def sync_domain_suspensions(session: AsyncSession) -> None:
+    """Make the stored accounts' suspensions follow the domain blocks, as Mastodon's
+    BlockDomainService and UnblockDomainService do (not committed): the accounts a
+    suspension now covers are suspended (``suspension_origin`` "domain"), and those it
+    suspended that no suspension covers any more are unsuspended — a suspension of an
+    account's own (its moderators', its server's, its deletion's) is left as it is. So
+    every read path hides a suspended domain's accounts and posts by the one rule for
+    suspended accounts (``server.services.visibility.not_suspended_author``), at no cost
+    to reads. Allowlist mode's domains not allowed are hidden by read-time rules instead
+    (the mode is a setting, not an admin action)."""
+    blocks = (await read_hiding(session)).blocks
+    covered = Hiding(blocks, None).clause(only_suspended=True)
+    remote = Account.domain != ""
+    if covered is not None:
+        await session.execute(
+            update(Account).where(remote, Account.suspended_at.is_(None), covered)
+            .values(suspended_at=utcnow(), suspension_origin=DOMAIN_SUSPENSION)
+            .execution_options(synchronize_session=False))
+    lifted = Account.suspension_origin == DOMAIN_SUSPENSION
+    await session.execute(
+        update(Account).where(remote, lifted, *(() if covered is None else (~covered,)))
+        .values(suspended_at=None, suspension_origin=None)
+        .execution_options(synchronize_session=False))
 
 
 # ------------------------------------------------------------------------ reading blocks

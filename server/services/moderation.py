@@ -48,6 +48,7 @@ from server.models import (
 from server.queue.jobs import enqueue
 from server.queue.kinds import job_kind
 from server.services import follows, statuses, user_ips
+from server.services.domain_blocks import DOMAIN_SUSPENSION
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.notifications import notify_moderation_warning
 from server.services.outbox import record_activity
@@ -218,9 +219,11 @@ async def _suspend(session: AsyncSession, account: Account, now: Any, *,
                    origin: str = "local") -> None:
     """Suspend (``origin``: "local" for a moderator, "deletion" for the person's own
     deletion, which its cancelling lifts); an existing suspension is kept as it is."""
-    if not account.is_local and origin == "local" and account.suspension_origin == "remote":
-        # Suspended by its own server already: ours now too, which that server's lifting
-        # does not undo (``federation.actors``).
+    if not account.is_local and origin == "local" \
+            and account.suspension_origin in ("remote", DOMAIN_SUSPENSION):
+        # Suspended by its own server, or with its domain, already: ours now too, which
+        # that server's lifting (``federation.actors``) or the domain's unblocking does
+        # not undo.
         account.suspension_origin = "local"
         await _cut_local_follows(session, account)
         return

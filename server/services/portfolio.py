@@ -50,12 +50,11 @@ from server.models import (
     Work,
     WorkTag,
 )
-from server.services.domain_blocks import not_allowed_accounts
 from server.services.errors import NotFound, ValidationFailed, get_or_404
 from server.services.outbox import record_activity
 from server.services.tags import tags_for
 from server.services.text import extract_hashtags, normalize_tag, render_status
-from server.services.visibility import limited_account_ids, visible_to
+from server.services.visibility import limited_account_ids, limited_by_domain, visible_to
 
 KINDS = TAG_KINDS  # ("field", "medium", "project_type", "category", "software")
 # The name of each kind in query strings and JSON bodies.
@@ -488,8 +487,10 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
     newest first (``min_id``: the oldest after it, still returned newest first), as
     Mastodon pages. Unknown kinds are a 422; a term nobody used matches nothing.
 
-    Four queries whatever the filters: the terms, their counts (none when recent counts
-    of those terms are kept, see ``_COUNT_TTL_S``), the page, the statuses.
+    Six queries whatever the filters: the accounts and the domain blocks that leave works
+    out (``visibility.limited_account_ids``, ``visibility.limited_by_domain``; the allows
+    too in allowlist mode), the terms, their counts (none when recent counts of those
+    terms are kept, see ``_COUNT_TTL_S``), the page, the statuses.
     The page walks the tag rows of the rarest kind's terms in status order on
     ``ix_work_tags_browse`` (one index range per term, merged) and checks the other kinds
     with EXISTS on the primary key (status_id, tag_id).
@@ -509,10 +510,11 @@ async def browse(session: AsyncSession, viewer: Account | None, filters: dict[st
         return []
     ascending = min_id is not None
     hidden = await limited_account_ids(session, viewer)  # silenced, suspended: usually none
-    # Allowlist mode: stored accounts of domains not allowed are out, as if suspended.
-    not_allowed = await not_allowed_accounts(session)
-    barred = (None if not_allowed is None
-              else Work.account_id.not_in(select(Account.id).where(not_allowed)))
+    # Accounts of silenced and suspended domains (in allowlist mode, of every domain not
+    # allowed, as if suspended): usually none either.
+    by_domain = await limited_by_domain(session, viewer)
+    barred = (None if by_domain is None
+              else Work.account_id.not_in(select(Account.id).where(by_domain)))
 
     def bounded(column: Any, query: Any) -> Any:
         if max_id is not None:
@@ -857,10 +859,16 @@ async def _project_work_ids(session: AsyncSession, project_id: int,
 
 
 async def get_project(session: AsyncSession, viewer: Account | None, project_id: int) -> ProjectView:
-    """One project with the works the viewer may see (its owner sees them all)."""
+    """One project with the works the viewer may see (its owner sees them all). Others
+    do not find a project none of whose works they may see, as :func:`projects_of` leaves
+    it out: its title and description say what they may not see (a commission's private
+    works), and a suspended artist's works are seen by nobody."""
     found = await get_or_404(session, Project, project_id)
     owner = viewer is not None and viewer.id == found.account_id
-    return ProjectView(found, await _project_work_ids(session, found.id, viewer, owner=owner))
+    work_ids = await _project_work_ids(session, found.id, viewer, owner=owner)
+    if not owner and not work_ids:
+        raise NotFound("Record not found")
+    return ProjectView(found, work_ids)
 
 
 async def projects_of(session: AsyncSession, viewer: Account | None, account_id: int) -> list[ProjectView]:

@@ -21,7 +21,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    and_,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    union,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
@@ -55,6 +67,7 @@ from server.models.scheduled import not_scheduled
 from server.queue.jobs import enqueue
 from server.queue.kinds import kind_named
 from server.services import events, portfolio, thread_mutes
+from server.services.accounts import listed_accounts
 from server.services.conversations import record_direct_status
 from server.services.errors import NotFound, ServiceError, ValidationFailed
 from server.services.languages import normalize_language
@@ -81,6 +94,7 @@ from server.services.text import (
     mention_key,
     render_status,
 )
+from server.services.timelines import not_hidden_from, original_visible_to
 from server.services.visibility import visible_to
 from server.settings import Settings
 
@@ -137,10 +151,19 @@ async def _status_or_404(session: AsyncSession, status_id: int) -> Status:
     return status
 
 
+def _readable_by(viewer: Account | None) -> ColumnElement[bool]:
+    """A WHERE clause on ``Status``: what ``viewer`` may read by id. A boost only with its
+    original (``timelines.original_visible_to``): its entity carries the original whole, so
+    a boost must not show what its author's suspension or block now hides."""
+    return and_(visible_to(viewer), original_visible_to(viewer))
+
+
 async def visible_status(session: AsyncSession, viewer: Account | None, status_id: int) -> Status:
-    """The status ``viewer`` may see, or NotFound (Mastodon answers 404 for both)."""
+    """The status ``viewer`` may see, or NotFound (Mastodon answers 404 for both); a boost
+    whose original it may not see is not found either."""
     status_id = await current_id(session, status_id)
-    status = await session.scalar(select(Status).where(Status.id == status_id, visible_to(viewer)))
+    status = await session.scalar(select(Status).where(Status.id == status_id,
+                                                       _readable_by(viewer)))
     if status is None:
         raise NotFound("Record not found")
     return status
@@ -156,11 +179,18 @@ async def _visible_original(session: AsyncSession, viewer: Account, status_id: i
 
 async def visible_statuses(session: AsyncSession, viewer: Account | None,
                            ids: Sequence[int]) -> list[Status]:
-    """The statuses among ``ids`` that ``viewer`` may see, in the order asked for."""
+    """The statuses among ``ids`` that ``viewer`` may see (a boost only with its original),
+    in the order asked for."""
+    return await _in_order(session, ids, _readable_by(viewer))
+
+
+async def _in_order(session: AsyncSession, ids: Sequence[int],
+                    where: ColumnElement[bool]) -> list[Status]:
+    """The statuses among ``ids`` that pass ``where``, in the order of ``ids``, each once."""
     if not ids:
         return []
     found = {s.id: s for s in await session.scalars(
-        select(Status).where(Status.id.in_(set(ids)), visible_to(viewer)))}
+        select(Status).where(Status.id.in_(set(ids)), where))}
     seen: set[int] = set()
     result = []
     for status_id in ids:
@@ -621,9 +651,9 @@ async def delete_status(session: AsyncSession, status: Status) -> None:
     if media_ids and current.local:  # kept a day for a redraft, then deleted with their files
         await enqueue(session, kind_named(PURGE_DETACHED_JOB), " ".join(map(str, media_ids)),
                       delay=DETACHED_MEDIA_TTL)
+    await events.status_deleted(session, current)  # before its mentions go with it
     await session.execute(delete(Status).where(Status.id == current.id)
                           .execution_options(synchronize_session=False))
-    events.status_deleted(session, current.id, current.account_id)
     await session.commit()
 
 
@@ -656,7 +686,27 @@ async def _record_deletion(session: AsyncSession, status: Status) -> None:
     await record_activity(
         session, author, "Delete", object_uri=status.uri, uri=f"{status.uri}#delete",
         object_type="Note", visibility=status.visibility, mentioned_ids=mentioned,
-        parent_author_id=status.in_reply_to_account_id)
+        parent_author_id=status.in_reply_to_account_id,
+        reached_ids=await _reached_account_ids(session, status))
+
+
+def reached_by(status: Status) -> CompoundSelect[tuple[int]]:
+    """The accounts that boosted, favourited or replied to ``status`` (ids): their servers
+    hold a copy (a boost, a reply in its thread), so a public or unlisted status's Update
+    and Delete go to them too, Mastodon's StatusReachFinder (``federation.outbox``)."""
+    return union(
+        select(Status.account_id).where(Status.reblog_of_id == status.id),
+        select(Favourite.account_id).where(Favourite.status_id == status.id),
+        select(Status.account_id).where(Status.in_reply_to_id == status.id))
+
+
+async def _reached_account_ids(session: AsyncSession, status: Status) -> list[int]:
+    """The remote accounts a public or unlisted status reached (:func:`reached_by`): its
+    boosts and favourites go with it, so the Delete's payload keeps them."""
+    if status.visibility not in ("public", "unlisted"):
+        return []
+    return list(await session.scalars(select(Account.id).where(
+        Account.domain != "", Account.id.in_(reached_by(status))).order_by(Account.id)))
 
 
 async def _decrement(session: AsyncSession, model: Any, row_id: int,
@@ -846,22 +896,31 @@ class PageLike(Protocol):
     def arrange(self, rows: Sequence[Any]) -> list[Any]: ...
 
 
+def _listed_and_active() -> ColumnElement[bool]:
+    """A WHERE clause on ``Account``: whom a list of accounts shows — those whose profile
+    the API shows (``accounts.listed_accounts``) and that are not suspended (Mastodon's
+    ``without_suspended``; a suspended account's profile is bare, ``api.entities``)."""
+    return and_(listed_accounts(), Account.suspended_at.is_(None))
+
+
 async def favourited_by(session: AsyncSession, viewer: Account | None, status_id: int,
                         page: PageLike) -> list[tuple[int, Account]]:
-    """(favourite id, account) of a visible status's favouriters, newest first."""
+    """(favourite id, account) of a visible status's favouriters, newest first; suspended
+    and unlisted accounts left out (their favourites stay, and count)."""
     status = await visible_status(session, viewer, status_id)
     query = select(Favourite.id, Account).join(Account, Account.id == Favourite.account_id) \
-        .where(Favourite.status_id == status.id)
+        .where(Favourite.status_id == status.id, _listed_and_active())
     rows = (await session.execute(page.apply(query, Favourite.id))).all()
     return [(row[0], row[1]) for row in page.arrange(rows)]
 
 
 async def reblogged_by(session: AsyncSession, viewer: Account | None, status_id: int,
                        page: PageLike) -> list[tuple[int, Account]]:
-    """(boost id, account) of the boosts of a visible status the viewer may see."""
+    """(boost id, account) of the boosts of a visible status the viewer may see, by
+    accounts neither suspended nor unlisted."""
     status = await visible_status(session, viewer, status_id)
     query = select(Status.id, Account).join(Account, Account.id == Status.account_id) \
-        .where(Status.reblog_of_id == status.id, visible_to(viewer))
+        .where(Status.reblog_of_id == status.id, visible_to(viewer), _listed_and_active())
     rows = (await session.execute(page.apply(query, Status.id))).all()
     return [(row[0], row[1]) for row in page.arrange(rows)]
 
@@ -874,7 +933,13 @@ class Context:
 
 async def context(session: AsyncSession, viewer: Account | None, status_id: int) -> Context:
     """A visible status's thread: ancestors oldest first, descendants in reading order
-    (depth first, oldest reply first), each filtered by what ``viewer`` may see."""
+    (depth first, oldest reply first), each filtered by what ``viewer`` may see.
+
+    The statuses of accounts ``viewer`` has hidden — blocked, muted, on a blocked domain
+    (``timelines.not_hidden_from``) — are left out too, as Mastodon's ``StatusFilter``
+    does. Each status is judged alone: the replies under a hidden one stay when their own
+    authors are not hidden, so a thread is not cut short by someone else's reply. The
+    status asked for is shown whoever wrote it (``visible_status``)."""
     status = await visible_status(session, viewer, status_id)
 
     ancestor_ids: list[int] = []
@@ -909,8 +974,9 @@ async def context(session: AsyncSession, viewer: Account | None, status_id: int)
         descendant_ids.append(current)
         stack.extend(reversed(children.get(current, [])))
 
-    ancestors = await visible_statuses(session, viewer, ancestor_ids)
-    descendants = await visible_statuses(session, viewer, descendant_ids[:limit])
+    shown = and_(_readable_by(viewer), not_hidden_from(viewer))
+    ancestors = await _in_order(session, ancestor_ids, shown)
+    descendants = await _in_order(session, descendant_ids[:limit], shown)
     return Context(ancestors, descendants)
 
 

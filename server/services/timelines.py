@@ -20,7 +20,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Protocol, TypeVar, TypeVarTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -36,6 +36,7 @@ from sqlalchemy import (
     exists,
     false,
     func,
+    inspect,
     literal_column,
     not_,
     or_,
@@ -45,6 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute, aliased
+from sqlalchemy.sql.util import ClauseAdapter
 
 from server.db import bound_list, json_lists, list_value
 from server.ids import utcnow
@@ -78,6 +80,7 @@ from server.services.visibility import BOUND_VIEWER, Viewer, not_suspended_autho
 from server.sqlite_driver import INLINE
 
 T = TypeVar("T")
+Columns = TypeVarTuple("Columns")
 
 # Mastodon's TagFeed::LIMIT_PER_MODE: at most this many extra tags in any[], all[], none[].
 TAGS_PER_MODE = 4
@@ -116,9 +119,13 @@ def tag_name(raw: str) -> str:
 
 def original_visible_to(viewer: Viewer | None) -> ColumnElement[bool]:
     """A boost is shown only if its original is visible too (an original that went private
-    or unpublished must not leak through an older boost)."""
-    originals = select(Status.id).where(visible_to(viewer)).correlate(None)
-    return or_(Status.reblog_of_id.is_(None), Status.reblog_of_id.in_(originals))
+    or unpublished must not leak through an older boost). Correlated, the original looked
+    up by its key for each boost: an ``IN`` over every visible status made PostgreSQL
+    build that whole set for each query (a second per home page at 100,000 statuses)."""
+    original = aliased(Status)
+    seen = ClauseAdapter(inspect(original).selectable).traverse(visible_to(viewer))
+    return or_(Status.reblog_of_id.is_(None),
+               exists().where(original.id == Status.reblog_of_id, seen))
 
 
 def is_reply() -> ColumnElement[bool]:
@@ -140,14 +147,16 @@ def where_local_or_remote(query: Select[Any], *, local: bool, remote: bool) -> S
     return query
 
 
-async def without_silenced(session: AsyncSession, query: Select[Any],
-                           viewer: Viewer | None) -> Select[Any]:
+async def without_silenced(session: AsyncSession, query: Select[*Columns],
+                           viewer: Viewer | None) -> Select[*Columns]:
     """Leave out statuses by accounts of silenced or suspended domains, unless ``viewer``
-    follows their author (Mastodon's silence: out of public timelines, not out of sight)."""
+    follows their author (Mastodon's silence: out of public timelines, not out of sight).
+    ``query`` may select any columns of ``Status`` (the trends count them)."""
     return _without_silenced(query, viewer, await read_hiding(session))
 
 
-def _without_silenced(query: Select[Any], viewer: Viewer | None, hiding: Hiding) -> Select[Any]:
+def _without_silenced(query: Select[*Columns], viewer: Viewer | None,
+                      hiding: Hiding) -> Select[*Columns]:
     hidden = hiding.clause()
     # Accounts silenced by our moderators too (``server.services.moderation``).
     hidden = (Account.silenced_at.is_not(None) if hidden is None

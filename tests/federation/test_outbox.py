@@ -483,6 +483,24 @@ async def test_a_delete_reaches_the_servers_the_status_had_reached(
     assert remote.urls == ["https://shared.example/inbox", "https://solo.example/users/tom/inbox"]
 
 
+async def test_deleting_a_status_captures_whom_it_had_reached(
+    app: Starlette, db: Database, settings: Settings, alice: User,
+    audience: dict[str, Account], strangers: dict[str, Account], remote: FakeFediverse
+) -> None:
+    # Its boosts and favourites go with it: the Delete's payload keeps their accounts.
+    status = await post(db, settings, alice, "a work I withdraw")
+    await run_federation(app)
+    remote.received.clear()
+    await interact(db, status, boosters=[strangers["dave"]],
+                   favouriters=[strangers["erin"], strangers["gus"]],
+                   repliers=[strangers["fay"]])
+    async with db.session() as session:
+        await statuses.delete_status(session, status)
+    await run_federation(app)
+    assert remote.urls == REACHED
+    assert {item.document["type"] for item in remote.received} == {"Delete"}
+
+
 async def test_deleting_an_unpublished_status_sends_nothing(
     app: Starlette, db: Database, settings: Settings, alice: User,
     audience: dict[str, Account], remote: FakeFediverse

@@ -16,7 +16,7 @@ from sqlalchemy import func, select, update
 from server.cli import main
 from server.db import Database
 from server.models import Account, DomainBlock, Follow, FollowRequest, User
-from server.services import domain_blocks
+from server.services import domain_blocks, moderation
 from server.services.errors import NotFound, ValidationFailed
 from server.settings import Settings
 from tests.server.api.test_timelines import Factory
@@ -136,6 +136,43 @@ async def test_a_silence_or_a_noop_keeps_follows_and_a_more_specific_block_is_sp
     async with db.session() as session:
         targets = set(await session.scalars(select(Follow.target_account_id)))
     assert targets == {quiet.id, spared.id}
+
+
+async def test_a_suspension_suspends_the_domains_accounts_until_it_is_lifted(
+    db: Database, make: Factory, settings: Settings
+) -> None:
+    # As Mastodon's BlockDomainService: every read path then hides them by the one rule.
+    doomed = await make.remote_account("doomed", "bad.example")
+    deep = await make.remote_account("deep", "art.bad.example:8443")
+    spared = await make.remote_account("spared", "good.bad.example")
+    other = await make.remote_account("other", "fine.example")
+    moderated = await make.remote_account("moderated", "bad.example")
+    async with db.session() as session:
+        await moderation.take_action(session, settings, moderator=None,
+                                     account_id=moderated.id, action="suspend")
+
+    async def origins() -> list[str | None]:
+        async with db.session() as session:
+            return [(await session.get(Account, a.id, populate_existing=True)).suspension_origin
+                    for a in (doomed, deep, spared, other, moderated)]
+
+    async with db.session() as session:
+        await domain_blocks.block_domain(session, "good.bad.example", own_domain="easel.test",
+                                         severity="noop")
+        result = await domain_blocks.block_domain(session, "bad.example", own_domain="easel.test")
+    assert await origins() == ["domain", "domain", None, None, "local"]
+    async with db.session() as session:  # our moderators' suspension outlives the domain's
+        await moderation.take_action(session, settings, moderator=None,
+                                     account_id=doomed.id, action="suspend")
+        await domain_blocks.update_domain_block(session, result.block.id,
+                                                own_domain="easel.test", severity="silence")
+    assert await origins() == ["local", None, None, None, "local"]
+    async with db.session() as session:
+        await domain_blocks.block_domain(session, "bad.example", own_domain="easel.test")
+    assert await origins() == ["local", "domain", None, None, "local"]
+    async with db.session() as session:
+        await domain_blocks.unblock_domain(session, "bad.example")
+    assert await origins() == ["local", None, None, None, "local"]
 
 
 async def test_adding_again_changes_the_block_and_keeps_comments_unless_given(db: Database) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -104,3 +107,55 @@ async def test_web_processes_starting_together_on_postgresql_migrate_once() -> N
     finally:
         await first.dispose()
         await second.dispose()
+
+
+async def test_domain_suspensions_made_before_0033_suspend_their_stored_accounts(
+        tmp_path: Path) -> None:
+    """0033 applies the suspensions already made to the accounts already stored (the most
+    specific block decides), and its downgrade lifts exactly those."""
+    from alembic import command
+    from sqlalchemy import select
+
+    from server.ids import utcnow
+    from server.migrate import alembic_config
+    from server.models import Account, DomainBlock
+
+    def downgrade(connection: Any, revision: str) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, revision)
+
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'old.sqlite3'}")
+    try:
+        await upgrade(db.engine, "0032")
+        moderated = utcnow()
+        async with db.session() as session:
+            session.add_all([
+                DomainBlock(domain="bad.example", severity="suspend"),
+                DomainBlock(domain="ok.bad.example", severity="noop"),
+                DomainBlock(domain="loud.example", severity="silence")])
+            for name, domain in (("a", "bad.example"), ("b", "art.bad.example:8443"),
+                                 ("c", "ok.bad.example"), ("d", "loud.example"),
+                                 ("e", "good.example"), ("f", "bad.example")):
+                session.add(Account(username=name, username_key=name, domain=domain,
+                                    uri=f"https://{domain}/users/{name}"))
+            await session.commit()
+            mod = await session.scalar(select(Account).where(Account.username == "f"))
+            assert mod is not None
+            mod.suspended_at, mod.suspension_origin = moderated, "local"
+            await session.commit()
+
+        async def standing() -> dict[str, str | None]:
+            async with db.session() as session:
+                return {a.username: a.suspension_origin
+                        for a in await session.scalars(select(Account).order_by(Account.username))}
+
+        await upgrade(db.engine)
+        assert await standing() == {"a": "domain", "b": "domain", "c": None, "d": None,
+                                    "e": None, "f": "local"}
+        async with db.engine.begin() as conn:
+            await conn.run_sync(downgrade, "0032")
+        assert await standing() == {"a": None, "b": None, "c": None, "d": None, "e": None,
+                                    "f": "local"}
+    finally:
+        await db.dispose()

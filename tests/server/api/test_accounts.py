@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 from PIL import Image
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from server.db import Database
-from server.ids import new_id
+from server.ids import new_id, utcnow
 from server.models import (
     Account,
     Follow,
@@ -647,6 +647,38 @@ async def test_followers_and_following_page_by_follow(
         alice.account_id)
     assert (await client.get("/api/v1/accounts/777/followers")).status_code == 404
     assert (await client.get("/api/v1/accounts/x/following")).status_code == 404
+
+
+async def test_followers_and_following_leave_out_suspended_accounts(
+    client: httpx.AsyncClient, alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient,
+    carol_api: httpx.AsyncClient, db: Database, alice: User, bob: User, carol: User
+) -> None:
+    for follower, target in ((bob_api, alice), (carol_api, alice), (alice_api, bob),
+                             (alice_api, carol), (carol_api, bob)):
+        assert (await follower.post(f"/api/v1/accounts/{target.account_id}/follow")).status_code == 200
+    async with db.session() as session:
+        await session.execute(update(Account).where(Account.id == bob.account_id)
+                              .values(suspended_at=utcnow()))
+        await session.commit()
+    # Others' lists leave bob out (Mastodon's without_suspended)...
+    assert ids(await client.get(f"/api/v1/accounts/{alice.account_id}/followers")) == [
+        str(carol.account_id)]
+    assert ids(await client.get(f"/api/v1/accounts/{alice.account_id}/following")) == [
+        str(carol.account_id)]
+    # ...and his own are empty: his profile is shown bare, as Mastodon's hide_results?.
+    profile = await client.get(f"/api/v1/accounts/{bob.account_id}")
+    assert (profile.status_code, profile.json()["suspended"]) == (200, True)
+    for listing in ("followers", "following"):
+        response = await carol_api.get(f"/api/v1/accounts/{bob.account_id}/{listing}")
+        assert (response.status_code, response.json()) == (200, []), listing
+        assert "link" not in response.headers
+    # The rows are kept: lifting the suspension shows them again.
+    async with db.session() as session:
+        await session.execute(update(Account).where(Account.id == bob.account_id)
+                              .values(suspended_at=None))
+        await session.commit()
+    assert ids(await client.get(f"/api/v1/accounts/{bob.account_id}/followers")) == [
+        str(carol.account_id), str(alice.account_id)]
 
 
 async def test_followers_see_private_statuses(

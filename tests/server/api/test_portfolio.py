@@ -8,10 +8,11 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from server.db import Database
-from server.models import Activity, MediaAttachment, User
+from server.ids import utcnow
+from server.models import Account, Activity, MediaAttachment, User
 from server.services import portfolio
 from server.services.accounts import create_user
 from server.settings import Settings
@@ -266,6 +267,42 @@ async def test_projects_from_creation_to_deletion(
 
     assert (await alice_api.delete(url)).status_code == 200
     error(await client.get(url), 404)
+
+
+async def test_a_project_none_of_whose_works_the_reader_may_see_is_not_found(
+    alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, client: httpx.AsyncClient,
+    db: Database, alice: User, bob: User
+) -> None:
+    # As the list of an artist's projects: its title and description are the artist's
+    # too, and say nothing to a reader who may see none of its works.
+    private = await post_work(alice_api, db, alice, visibility="private")
+    public = await post_work(alice_api, db, alice)
+    secret = (await alice_api.post("/api/v1/easel/projects", json={
+        "title": "A commission", "description": "notes", "work_ids": [private["id"]]})).json()
+    empty = (await alice_api.post("/api/v1/easel/projects", json={"title": "Later"})).json()
+    shown = (await alice_api.post("/api/v1/easel/projects", json={
+        "title": "Harbours", "work_ids": [private["id"], public["id"]]})).json()
+    projects = f"/api/v1/easel/accounts/{alice.account.id}/projects"
+    for api in (client, bob_api):
+        for project in (secret, empty):
+            error(await api.get(f"/api/v1/easel/projects/{project['id']}"), 404)
+        assert ids(await api.get(projects)) == [shown["id"]]
+        assert (await api.get(f"/api/v1/easel/projects/{shown['id']}")).json()["work_ids"] == [
+            public["id"]]
+    await bob_api.post(f"/api/v1/accounts/{alice.account.id}/follow")
+    assert (await bob_api.get(f"/api/v1/easel/projects/{secret['id']}")).json()["work_ids"] == [
+        private["id"]]
+    for project in (secret, empty, shown):
+        assert (await alice_api.get(f"/api/v1/easel/projects/{project['id']}")).status_code == 200
+
+    # A suspended artist's projects are found by nobody else.
+    async with db.session() as session:
+        await session.execute(update(Account).where(Account.id == alice.account.id)
+                              .values(suspended_at=utcnow()))
+        await session.commit()
+    for api in (client, bob_api):
+        for project in (secret, shown):
+            error(await api.get(f"/api/v1/easel/projects/{project['id']}"), 404)
 
 
 # ------------------------------------------------------------------ vocabulary

@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from server.db import Database
+from server.ids import utcnow
 from server.models import (
     Account,
     Bookmark,
@@ -350,6 +351,43 @@ async def test_the_context_lists_the_visible_thread_around_a_status(
     assert (await client.get(f"/api/v1/statuses/{secret['id']}/context")).status_code == 404
 
 
+async def test_the_context_leaves_out_the_statuses_of_accounts_the_viewer_hides(
+    client: httpx.AsyncClient, db: Database, alice_api: httpx.AsyncClient,
+    bob_api: httpx.AsyncClient, carol_api: httpx.AsyncClient, alice: User, bob: User,
+    carol: User, dave: User
+) -> None:
+    root = await post(alice_api, status="root")
+    reply = await post(bob_api, status="bob's reply", in_reply_to_id=root["id"])
+    under_bobs = await post(alice_api, status="alice answers bob", in_reply_to_id=reply["id"])
+    carols = await post(carol_api, status="carol's own", in_reply_to_id=under_bobs["id"])
+    path = f"/api/v1/statuses/{root['id']}/context"
+
+    def thread_ids(response: httpx.Response, part: str) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()[part]]
+
+    everyone = [reply["id"], under_bobs["id"], carols["id"]]
+    assert thread_ids(await carol_api.get(path), "descendants") == everyone
+    # Muting or blocking bob takes his reply out of carol's view of the thread; the replies
+    # under it stay, each status being judged on its own author (as Mastodon's StatusFilter).
+    assert (await carol_api.post(f"/api/v1/accounts/{bob.account_id}/mute")).status_code == 200
+    assert thread_ids(await carol_api.get(path), "descendants") == [under_bobs["id"], carols["id"]]
+    await carol_api.post(f"/api/v1/accounts/{bob.account_id}/unmute")
+    await carol_api.post(f"/api/v1/accounts/{bob.account_id}/block")
+    assert thread_ids(await carol_api.get(path), "descendants") == [under_bobs["id"], carols["id"]]
+    # Ancestors too; the status asked for is still shown (a block does not hide it by id).
+    below = f"/api/v1/statuses/{under_bobs['id']}/context"
+    assert thread_ids(await carol_api.get(below), "ancestors") == [root["id"]]
+    assert (await carol_api.get(f"/api/v1/statuses/{reply['id']}/context")).status_code == 200
+    # Only the viewer's own choices count: others, and anyone signed out, see it all.
+    assert thread_ids(await client.get(path), "descendants") == everyone
+    assert thread_ids(await client.get(below), "ancestors") == [root["id"], reply["id"]]
+    async with authorized(client, await make_token(db, dave)) as dave_api:
+        assert thread_ids(await dave_api.get(path), "descendants") == everyone
+        # A block by an author hides its statuses from the account it blocks, as before.
+        assert thread_ids(await bob_api.get(path), "descendants") == [reply["id"], under_bobs["id"]]
+
+
 # -------------------------------------------------------- favourites, boosts, bookmarks
 
 async def test_favourites_are_idempotent_and_counted(
@@ -497,6 +535,26 @@ async def test_favourited_by_and_reblogged_by_are_paginated_with_links(
     secret = await post(alice_api, status="dm", visibility="direct")
     assert (await client.get(f"/api/v1/statuses/{secret['id']}/favourited_by")).status_code == 404
     assert (await client.get("/api/v1/statuses/abc/reblogged_by")).status_code == 404
+
+
+async def test_favourited_by_and_reblogged_by_leave_out_suspended_accounts(
+    client: httpx.AsyncClient, db: Database, alice_api: httpx.AsyncClient,
+    bob_api: httpx.AsyncClient, carol_api: httpx.AsyncClient, bob: User, carol: User
+) -> None:
+    status = await post(alice_api, status="liked")
+    for fan in (bob_api, carol_api):
+        assert (await fan.post(f"/api/v1/statuses/{status['id']}/favourite")).status_code == 200
+        assert (await fan.post(f"/api/v1/statuses/{status['id']}/reblog")).status_code == 200
+    async with db.session() as session:
+        await session.execute(update(Account).where(Account.id == bob.account_id)
+                              .values(suspended_at=utcnow()))
+        await session.execute(update(User).where(User.id == carol.id).values(disabled=True))
+        await session.commit()
+    # As Mastodon's without_suspended; a disabled login's account, whose profile is not
+    # found, is not listed either.
+    for endpoint in ("favourited_by", "reblogged_by"):
+        response = await client.get(f"/api/v1/statuses/{status['id']}/{endpoint}")
+        assert (response.status_code, response.json()) == (200, []), endpoint
 
 
 # -------------------------------------------------------------- delete and redraft

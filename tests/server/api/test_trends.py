@@ -9,7 +9,7 @@ from sqlalchemy import update
 
 from server.db import Database
 from server.ids import utcnow
-from server.models import Status, User
+from server.models import Account, Status, User
 from tests.conftest import authorized, make_token
 
 
@@ -87,3 +87,47 @@ async def test_trends_need_no_scope_as_in_mastodon(
             assert response.status_code == 200 and response.json() == [], path
     async with authorized(client, "not-a-token") as stranger:
         assert (await stranger.get("/api/v1/trends/tags")).status_code == 401
+
+
+async def test_a_suspended_or_silenced_author_stops_trending(
+        alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, carol_api: httpx.AsyncClient,
+        client: httpx.AsyncClient, db: Database, alice: User, bob: User) -> None:
+    # Mastodon: no suspended or silenced account in trends, tags and statuses alike.
+    alices = await post(alice_api, "#Art of the day")
+    bobs = await post(bob_api, "#Ink of the day")
+    for status in (alices, bobs):
+        await carol_api.post(f"/api/v1/statuses/{status}/favourite")
+
+    async def trending() -> tuple[list[str], list[str]]:
+        tags = sorted(t["name"] for t in (await client.get("/api/v1/trends/tags")).json())
+        return tags, [s["id"] for s in (await client.get("/api/v1/trends/statuses")).json()]
+
+    assert await trending() == (["Art", "Ink"], [bobs, alices])
+    async with db.session() as session:
+        await session.execute(update(Account).where(Account.id == alice.account_id)
+                              .values(suspended_at=utcnow()))
+        await session.execute(update(Account).where(Account.id == bob.account_id)
+                              .values(silenced_at=utcnow()))
+        await session.commit()
+    assert await trending() == ([], [])
+
+
+async def test_a_reader_is_not_shown_trending_statuses_of_accounts_it_blocks_or_is_blocked_by(
+        alice_api: httpx.AsyncClient, bob_api: httpx.AsyncClient, carol_api: httpx.AsyncClient,
+        client: httpx.AsyncClient, bob: User, carol: User) -> None:
+    alices = await post(alice_api, "a study in ochre")
+    await bob_api.post(f"/api/v1/statuses/{alices}/favourite")
+    blocked = await alice_api.post(f"/api/v1/accounts/{carol.account_id}/block")
+    assert blocked.status_code == 200
+
+    def ids(response: httpx.Response) -> list[str]:
+        assert response.status_code == 200, response.text
+        return [s["id"] for s in response.json()]
+
+    assert ids(await carol_api.get("/api/v1/trends/statuses")) == []  # alice blocks carol
+    assert ids(await bob_api.get("/api/v1/trends/statuses")) == [alices]
+    assert ids(await client.get("/api/v1/trends/statuses")) == [alices]
+    muted = await bob_api.post("/api/v1/accounts/{}/mute".format(
+        (await alice_api.get("/api/v1/accounts/verify_credentials")).json()["id"]))
+    assert muted.status_code == 200
+    assert ids(await bob_api.get("/api/v1/trends/statuses")) == []

@@ -59,7 +59,8 @@ async def test_a_published_post_records_its_create_and_its_deletion_the_audience
     assert (delete.type, delete.uri, delete.object_uri) == ("Delete", status.uri + "#delete",
                                                             status.uri)
     assert delete.payload == {"object_type": "Note", "visibility": "private",
-                              "mentioned_ids": [zoe.id], "parent_author_id": None}
+                              "mentioned_ids": [zoe.id], "parent_author_id": None,
+                              "reached_ids": []}
     async with db.session() as session:
         assert await session.scalar(select(Tombstone.uri)) == status.uri
 
