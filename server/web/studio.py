@@ -399,10 +399,16 @@ async def _work_page(visit: Visit, found: studio.StudioWork, *, values: dict[str
     if values is None:
         values = {**_meta_values(found.work), "content_warning": found.status.spoiler_text or "",
                   "sensitive": "on" if found.status.sensitive else ""}
+    # Its projects, and those it may join: from here any work, however old, can be added
+    # (the projects page offers only the newest page of works).
+    mine = await portfolio.projects_of(visit.session, visit.account, visit.account.id)
     return visit.page("studio_work.html", {
         "work": found, "media": _media_views(visit, found), "values": values,
         "error": error, "notice": notice, "vocabulary": await _vocabulary(visit.session),
         "kinds": portfolio.KINDS,
+        "in_projects": [view.project for view in mine if found.status.id in view.work_ids],
+        "other_projects": [view.project for view in mine
+                           if found.status.id not in view.work_ids],
     }, status_code=status_code)
 
 

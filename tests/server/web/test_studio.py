@@ -523,6 +523,30 @@ async def test_projects_are_made_filled_ordered_and_removed(app: Starlette, alic
     assert await _count(app, Status) == 2
 
 
+async def test_any_work_is_added_to_a_project_from_its_own_page(
+        app: Starlette, alice_web: httpx.AsyncClient) -> None:
+    # The projects page lists only the newest works; a work's page reaches every project.
+    work = await upload_work(alice_web, title="An old one")
+    page = await alice_web.get(f"/studio/works/{work}")
+    assert "In no project." in page.text and 'id="add-to-project"' not in page.text
+    csrf = await token(alice_web, "/studio/projects")
+    for title in ("Birds", "Trees"):
+        await alice_web.post("/studio/projects",
+                             data={CSRF_FIELD: csrf, "action": "create", "title": title})
+    async with app.state.easel.db.session() as session:
+        ids = {p.title: p.id for p in await session.scalars(select(Project))}
+    page = await alice_web.get(f"/studio/works/{work}")
+    form = page.text[page.text.index('<select id="add-to-project"'):]
+    assert f'value="{ids["Birds"]}">Birds' in form and f'value="{ids["Trees"]}">Trees' in form
+    added = await alice_web.post("/studio/projects", data={
+        CSRF_FIELD: csrf, "action": "add", "project": ids["Trees"], "work": work})
+    assert added.status_code == 303
+    page = await alice_web.get(f"/studio/works/{work}")
+    assert f'<a href="/studio/projects#project-{ids["Trees"]}">Trees</a>' in page.text
+    form = page.text[page.text.index('<select id="add-to-project"'):page.text.index("</select>")]
+    assert "Birds" in form and "Trees" not in form
+
+
 async def test_another_artists_project_is_not_found(app: Starlette, alice_web: httpx.AsyncClient,
                                                     bob_web: httpx.AsyncClient) -> None:
     csrf = await token(alice_web, "/studio/projects")
