@@ -35,7 +35,9 @@ stored it (``federation.signatures``: twelve hours at most after its date, an ho
 clock skew either side; plus an hour's margin) — so:
 
 * ``Follow``, ``Undo``, ``Accept``, ``Reject`` and ``Block`` (:data:`REDELIVERABLE`) are
-  never replays: their handlers are idempotent (a repeated Follow is accepted again, an
+  replays only when they are the very request stored under that key — the same signature
+  (``signature_digest``: a captured request replayed as it was) — and otherwise never:
+  their handlers are idempotent (a repeated Follow is accepted again, an
   Undo of nothing is ignored), as Mastodon, which does not dedupe by id at all, relies on.
   A stored item that is done is re-taken; one still pending gets a new item, so the order
   Follow → Undo → Follow is kept even before the queue runs;
@@ -76,7 +78,17 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, insert, literal_column, select, union_all, update
+from sqlalchemy import (
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal_column,
+    select,
+    union_all,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -203,10 +215,11 @@ class InboxIntake:
     async def _write(self, batch: list[_Waiting]) -> list[str]:
         async with self.db.session() as session:
             cutoff = utcnow() - REPLAY_WINDOW
-            suspended, barred, known = await _batch_facts(session, batch, cutoff)
+            suspended, barred, known, signed = await _batch_facts(session, batch, cutoff)
             results: list[str] = []
             actions: dict[int, str] = {}
             taken: set[str] = set()  # keys stored or re-taken earlier in this batch
+            replayed: set[tuple[str, str]] = set()  # (key, signature) of those
             for index, waiting in enumerate(batch):
                 uri = waiting.row["activity_uri"]
                 if (suspended and any(domain_of(d) in suspended for d in waiting.domains)) or (
@@ -215,8 +228,11 @@ class InboxIntake:
                     results.append(SUSPENDED)
                     continue
                 direct = waiting.direct_id
+                digest = waiting.row.get("signature_digest")
                 if direct is not None and (direct in known or direct in taken):
                     action = None  # forwarded, and its actor's own copy is stored
+                elif digest and (signed.get(uri) == digest or (uri, digest) in replayed):
+                    action = None  # the very request stored before, replayed as it was
                 else:
                     action = _action(_PENDING if uri in taken else known.get(uri),
                                      _type_of(waiting.row) in REDELIVERABLE)
@@ -224,6 +240,8 @@ class InboxIntake:
                 if action is not None:
                     actions[index] = action
                     taken.add(uri)
+                    if digest:
+                        replayed.add((uri, digest))
             kind = kind_named(PROCESS_INBOX)
             inserts: list[tuple[int, bool]] = []  # (batch index, under a redelivered key)
             for index, action in actions.items():
@@ -295,7 +313,7 @@ def _type_of(row: dict[str, Any]) -> object:
 # on SQLite is several thread hops): the domain blocks covering its actors and signers,
 # which of its actors our moderators suspended, and which of its keys and forwarded
 # activities' own ids are stored already, in which state. Each row is (what, name, value).
-_BLOCK, _ALLOW, _BARRED, _KNOWN = "block", "allow", "barred", "known"
+_BLOCK, _ALLOW, _BARRED, _KNOWN, _SIGNED = "block", "allow", "barred", "known", "signed"
 _BATCH_FACTS: CompoundSelect[Any] = union_all(
     select(literal_column(f"'{_BLOCK}'"), DomainBlock.domain, DomainBlock.severity)
     .where(DomainBlock.domain.in_(bindparam("domains", expanding=True))),
@@ -313,13 +331,19 @@ _BATCH_FACTS: CompoundSelect[Any] = union_all(
         (InboxItem.received_at >= bindparam("cutoff"), literal_column(f"'{_RECENT}'")),
         else_=literal_column(f"'{_DONE}'")))
     .where(InboxItem.activity_uri.in_(bindparam("uris", expanding=True))),
+    # Their deliveries' signatures (what tells a captured request replayed from a new
+    # delivery of a reused id).
+    select(literal_column(f"'{_SIGNED}'"), InboxItem.activity_uri,
+           func.coalesce(InboxItem.signature_digest, ""))
+    .where(InboxItem.activity_uri.in_(bindparam("uris", expanding=True))),
 )
 
 
 async def _batch_facts(session: AsyncSession, batch: list[_Waiting], cutoff: datetime,
-                       ) -> tuple[set[str], set[str], dict[str, str]]:
+                       ) -> tuple[set[str], set[str], dict[str, str], dict[str, str]]:
     """(the batch's suspended domains, its actors suspended here, {key or forwarded row's
-    activity id stored already: its state}). A domain is suspended when the most specific
+    activity id stored already: its state}, {such a key: its delivery's signature digest,
+    "" when unknown}). A domain is suspended when the most specific
     block covering it suspends, or, in allowlist mode, when no allow covers it, as in
     :func:`federation.domains.domain_policy`. An item not pending is ``_RECENT`` when
     received at ``cutoff`` or later, else ``_DONE``."""
@@ -331,6 +355,7 @@ async def _batch_facts(session: AsyncSession, batch: list[_Waiting], cutoff: dat
     blocks: dict[str, str] = {}
     barred: set[str] = set()
     known: dict[str, str] = {}
+    signed: dict[str, str] = {}
     rows = await session.execute(_BATCH_FACTS, {
         "domains": sorted({name for candidates in names.values() for name in candidates}),
         "actors": sorted(actors), "uris": sorted(uris), "cutoff": cutoff})
@@ -342,6 +367,8 @@ async def _batch_facts(session: AsyncSession, batch: list[_Waiting], cutoff: dat
             allowed.add(name)
         elif what == _BARRED:
             barred.add(name)
+        elif what == _SIGNED:
+            signed[name] = value
         else:
             known[name] = value
     suspended = set()
@@ -353,7 +380,7 @@ async def _batch_facts(session: AsyncSession, batch: list[_Waiting], cutoff: dat
         decisive = next((blocks[name] for name in candidates if name in blocks), None)
         if decisive == DomainBlockSeverity.SUSPEND:
             suspended.add(domain)
-    return suspended, barred, known
+    return suspended, barred, known, signed
 
 
 # Core statements on the tables, built once: the ORM's bulk-insert path would inspect every

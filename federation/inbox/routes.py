@@ -52,6 +52,7 @@ answer 500 to a malformed request.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections import OrderedDict
@@ -325,6 +326,7 @@ async def receive(request: Request, recipient: Account | None) -> Response:
             "forwarded": forwarded, "recipient_id": recipient.id if recipient else None,
             "body": document, "outcome": InboxOutcome.PENDING.value, "note": "",
             "received_at": utcnow(), "processed_at": None,
+            "signature_digest": signature_digest(request),
         }
         try:
             await inbox_intake(fed.extras, state.db).store(
@@ -337,6 +339,15 @@ async def receive(request: Request, recipient: Account | None) -> Response:
     except InboxRefusal as refusal:
         return refusal.response()
     return Response(status_code=202)
+
+
+def signature_digest(request: Request) -> str:
+    """SHA-256 of the request's signature headers (draft-cavage ``Signature``, or RFC
+    9421's ``Signature-Input`` and ``Signature``): the same for a captured request replayed,
+    never for a new delivery (a new signing time, so a new signature)."""
+    parts = [request.headers.get(name, "") for name in
+             ("signature", "signature-input")]
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 
 async def _verify(request: Request, fed: FederationContext, body: bytes,

@@ -86,6 +86,9 @@ class InboxItem(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None] = mapped_column(default=None)
+    # SHA-256 of the delivery's signature headers: the same request replayed carries the
+    # same, a new delivery of a reused id another (the intake's replay rule).
+    signature_digest: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
 class DomainBlockSeverity(enum.StrEnum):

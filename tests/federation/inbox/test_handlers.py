@@ -9,9 +9,12 @@ not be applied to be recorded as ignored or rejected, changing nothing.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 from starlette.applications import Starlette
 
+from federation.signatures import utc_now
 from server.db import Database
 from server.models import Account, DomainBlock, InboxOutcome, Job, Status, User
 from tests.federation.inbox.conftest import (
@@ -42,9 +45,11 @@ async def test_a_follow_of_an_open_account_is_accepted_and_notified(
     accepts = [a for a in fediverse.posted() if a["type"] == "Accept"]
     assert [a["object"]["id"] if isinstance(a["object"], dict) else a["object"]
             for a in accepts] == [follow["id"]]
-    # The same Follow again (a redelivery: Follows are never dropped as replays) changes
-    # nothing but a second Accept.
-    assert (await deliver(inbox_app, remote_carol, follow)).status_code == 202
+    # The same Follow delivered again (signed anew: Follows with a known id are not
+    # dropped as replays, only the very request replayed) changes nothing but a second
+    # Accept.
+    later = remote_carol.signer(clock=lambda: utc_now() + timedelta(seconds=1))
+    assert (await deliver(inbox_app, remote_carol, follow, signer=later)).status_code == 202
     await process(inbox_app)
     assert (await alice_app.account(alice.account.id))["followers_count"] == 1
     assert len(await alice_app.notifications()) == 1

@@ -6,11 +6,13 @@ Given remote actors on servers that reuse activity ids for the same pair — Pix
 — when they follow, unfollow and follow again, or accept a second request of ours, I expect
 every step applied, as Mastodon (which does not dedupe by id) would. And given a ``Create``
 delivered twice, I expect it applied once while its signature could still be replayed
-(the intake's replay window), and stored and processed again only after it.
+(the intake's replay window), and stored and processed again only after it. Each delivery
+is signed anew (a later signing time), as real ones are.
 """
 
 from __future__ import annotations
 
+import itertools
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +21,7 @@ from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 
 from federation.inbox.intake import REPLAY_WINDOW
+from federation.signatures import CavageSigner, utc_now
 from server.db import Database
 from server.ids import utcnow
 from server.models import InboxItem, InboxOutcome, Job, Status, User
@@ -34,6 +37,21 @@ from tests.federation.inbox.conftest import (
     stored,
 )
 from tests.federation.inbox.test_create import mastodon_note
+
+_SECONDS = itertools.count(1)
+
+
+def anew(actor: FakeActor) -> CavageSigner:
+    """A new delivery, signed a second after the last one: a new signature, as every real
+    delivery has (the same request sent again — one signature — is a captured replay, and
+    dropped: ``tests/attacks/test_signature_attacks.py``)."""
+    later = timedelta(seconds=next(_SECONDS))
+    return actor.signer(clock=lambda: utc_now() + later)
+
+
+async def send(app: Starlette, actor: FakeActor, activity: dict[str, Any]) -> int:
+    """Deliver ``activity`` from ``actor``, signed anew; the answer's status code."""
+    return (await deliver(app, actor, activity, signer=anew(actor))).status_code
 
 
 def pixelfed_ids(actor: FakeActor) -> tuple[str, str]:
@@ -70,7 +88,7 @@ async def test_follow_undo_follow_with_reused_ids_follows_again(
         pixelfed_frank: FakeActor, fediverse: Fediverse, ids: Any) -> None:
     follow, undo = follow_and_undo(pixelfed_frank, ids(pixelfed_frank))
     for activity, expected in [(follow, 1), (undo, 0), (follow, 1), (undo, 0), (follow, 1)]:
-        assert (await deliver(inbox_app, pixelfed_frank, activity)).status_code == 202
+        assert await send(inbox_app, pixelfed_frank, activity) == 202
         await process(inbox_app)
         item = await item_for(app_db, activity["id"])
         assert item is not None and item.outcome == InboxOutcome.PROCESSED, item and item.note
@@ -87,7 +105,7 @@ async def test_follow_undo_follow_before_the_queue_runs_ends_following(
         pixelfed_frank: FakeActor) -> None:
     follow, undo = follow_and_undo(pixelfed_frank, pixelfed_ids(pixelfed_frank))
     for activity in (follow, undo, follow):
-        assert (await deliver(inbox_app, pixelfed_frank, activity)).status_code == 202
+        assert await send(inbox_app, pixelfed_frank, activity) == 202
     # The second Follow came while the first was pending: an item of its own, after the Undo.
     assert await stored(app_db) == (3, 3)
     await process(inbox_app)
@@ -109,7 +127,7 @@ async def test_an_accept_with_a_reused_id_accepts_our_new_request(
                            "object": pixelfed_frank.uri}}
 
     frank_id, first = await alice_asks_to_follow(inbox_app, alice_app, pixelfed_frank, fediverse)
-    assert (await deliver(inbox_app, pixelfed_frank, accept(first))).status_code == 202
+    assert await send(inbox_app, pixelfed_frank, accept(first)) == 202
     await process(inbox_app)
     assert (await alice_app.relationship(frank_id))["following"] is True
 
@@ -118,7 +136,7 @@ async def test_an_accept_with_a_reused_id_accepts_our_new_request(
     fediverse.requests.clear()
     _, second = await alice_asks_to_follow(inbox_app, alice_app, pixelfed_frank, fediverse)
     assert second["id"] != first["id"]
-    assert (await deliver(inbox_app, pixelfed_frank, accept(second))).status_code == 202
+    assert await send(inbox_app, pixelfed_frank, accept(second)) == 202
     await process(inbox_app)
     relationship = await alice_app.relationship(frank_id)
     assert (relationship["following"], relationship["requested"]) == (True, False)
@@ -129,10 +147,10 @@ async def test_a_create_is_applied_once_within_the_replay_window_and_again_after
         remote_carol: FakeActor) -> None:
     note = mastodon_note(remote_carol)
     create = remote_carol.activity("Create", note, to=note["to"], cc=note["cc"])
-    assert (await deliver(inbox_app, remote_carol, create)).status_code == 202
-    assert (await deliver(inbox_app, remote_carol, create)).status_code == 202  # still pending
+    assert await send(inbox_app, remote_carol, create) == 202
+    assert await send(inbox_app, remote_carol, create) == 202  # still pending
     await process(inbox_app)
-    assert (await deliver(inbox_app, remote_carol, create)).status_code == 202  # done, recent
+    assert await send(inbox_app, remote_carol, create) == 202  # done, recent
     assert await process(inbox_app) == 0  # nothing was queued again
     assert await stored(app_db) == (1, 1)
     item = await item_for(app_db, create["id"])
@@ -143,7 +161,7 @@ async def test_a_create_is_applied_once_within_the_replay_window_and_again_after
         await session.execute(update(InboxItem).where(InboxItem.id == item.id).values(
             received_at=utcnow() - REPLAY_WINDOW - timedelta(minutes=1)))
         await session.commit()
-    assert (await deliver(inbox_app, remote_carol, create)).status_code == 202
+    assert await send(inbox_app, remote_carol, create) == 202
     retaken = await item_for(app_db, create["id"])
     assert retaken is not None
     assert (retaken.id, retaken.outcome) == (item.id, InboxOutcome.PENDING)
